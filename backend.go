@@ -1,0 +1,181 @@
+package lowrank
+
+import (
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/lowrank-go/lowrank/cpu"
+	"github.com/lowrank-go/lowrank/gpu"
+	"github.com/lowrank-go/lowrank/la"
+)
+
+// Backend computes lowrank's linear algebra on one kind of hardware. The
+// interface uses only plain Go types and the leaf package la, so that
+// implementations (lowrank/cpu, lowrank/gpu) satisfy it without importing
+// this package.
+type Backend interface {
+	// Name is the backend's short name: "cpu" or "cuda".
+	Name() string
+	// Init prepares the backend on first use (loading libraries, finding
+	// a device) and returns why it cannot run, or nil. It is safe to call
+	// many times; the answer does not change.
+	Init() error
+	// Describe lists what the backend runs on (device, library versions
+	// and paths), one fact per line, once Init has succeeded.
+	Describe() []string
+	// Float32 and Float64 return the typed engines.
+	Float32() la.Engine[float32]
+	Float64() la.Engine[float64]
+}
+
+var (
+	_ Backend = (*cpu.Backend)(nil)
+	_ Backend = (*gpu.Backend)(nil)
+)
+
+// BackendEnv is the environment variable that overrides the run-time
+// choice: "auto" (the default), "cpu" or "cuda".
+const BackendEnv = "LOWRANK_BACKEND"
+
+// The registry is built on first use, never in init(): importing lowrank
+// loads no library and touches no device.
+var registry struct {
+	once sync.Once
+	all  []Backend // in order of preference: cuda, then cpu
+
+	choice     sync.Once
+	chosen     Backend
+	chosenErr  error
+	autoReason string // why auto did not pick the preferred backend
+}
+
+func backends() []Backend {
+	registry.once.Do(func() {
+		registry.all = []Backend{gpu.New(), cpu.New()}
+	})
+	return registry.all
+}
+
+// BackendInfo describes one backend for Backends.
+type BackendInfo struct {
+	Name      string
+	Available bool
+	// Reason says why the backend is not available ("libcuda.so.1 not
+	// found: no NVIDIA driver visible ..."); empty when it is.
+	Reason string
+	// Details lists what an available backend runs on.
+	Details []string
+	// Default marks the backend the default choice resolves to.
+	Default bool
+}
+
+// Backends reports every backend lowrank knows, in order of preference,
+// whether it can run here and, if not, why. It initializes each backend.
+func Backends() []BackendInfo {
+	def, _ := DefaultBackend()
+	var out []BackendInfo
+	for _, b := range backends() {
+		info := BackendInfo{Name: b.Name(), Default: def == b}
+		if err := b.Init(); err != nil {
+			info.Reason = err.Error()
+		} else {
+			info.Available = true
+			info.Details = b.Describe()
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// LookupBackend returns the backend called name ("cpu" or "cuda"), or an
+// error wrapping ErrBackend that says why it cannot run. "auto" returns
+// the automatic choice.
+func LookupBackend(name string) (Backend, error) {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "auto" || name == "" {
+		b, _ := autoBackend()
+		return b, nil
+	}
+	for _, b := range backends() {
+		if b.Name() == name {
+			if err := b.Init(); err != nil {
+				return nil, errorf(ErrBackend, "backend %s: %v", name, err)
+			}
+			return b, nil
+		}
+	}
+	return nil, errorf(ErrBackend, "unknown backend %q; expected auto, cpu or cuda", name)
+}
+
+// autoBackend returns the first backend that can run, and the reasons the
+// ones before it could not.
+func autoBackend() (Backend, string) {
+	var why []string
+	for _, b := range backends() {
+		if err := b.Init(); err != nil {
+			why = append(why, b.Name()+": "+err.Error())
+			continue
+		}
+		return b, strings.Join(why, "; ")
+	}
+	// Unreachable: the CPU backend always initializes.
+	return cpu.New(), strings.Join(why, "; ")
+}
+
+// DefaultBackend returns the backend used when no WithBackend option is
+// given. It is chosen once, on first use: LOWRANK_BACKEND=cpu or cuda
+// forces one (and cuda fails with the reason when no usable GPU is
+// present); unset or "auto" takes cuda when a usable device exists and the
+// CPU otherwise.
+func DefaultBackend() (Backend, error) {
+	registry.choice.Do(func() {
+		name := os.Getenv(BackendEnv)
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "", "auto":
+			registry.chosen, registry.autoReason = autoBackend()
+		case "cpu", "cuda":
+			registry.chosen, registry.chosenErr = LookupBackend(name)
+		default:
+			registry.chosenErr = errorf(ErrBackend, "%s=%q; expected auto, cpu or cuda", BackendEnv, name)
+		}
+	})
+	return registry.chosen, registry.chosenErr
+}
+
+// AutoReason returns why the automatic choice passed over the backends it
+// prefers (for instance why the GPU was not used), or "".
+func AutoReason() string {
+	DefaultBackend()
+	return registry.autoReason
+}
+
+// backendFor returns the backend a call with config c runs on.
+func (c *config) backendFor() (Backend, error) {
+	if c.backend != nil {
+		if err := c.backend.Init(); err != nil {
+			return nil, errorf(ErrBackend, "backend %s: %v", c.backend.Name(), err)
+		}
+		return c.backend, nil
+	}
+	return DefaultBackend()
+}
+
+// engineOf returns b's engine for T.
+func engineOf[T Float](b Backend) la.Engine[T] {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return any(b.Float32()).(la.Engine[T])
+	}
+	return any(b.Float64()).(la.Engine[T])
+}
+
+// cpuBackend returns the registered CPU backend.
+func cpuBackend() Backend {
+	for _, b := range backends() {
+		if b.Name() == "cpu" {
+			return b
+		}
+	}
+	return cpu.New()
+}

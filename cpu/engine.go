@@ -1,0 +1,273 @@
+package cpu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/lowrank-go/lowrank/la"
+)
+
+// dense is the engine's Mat: a row-major matrix in host memory with a row
+// stride, so that a View shares storage with its parent.
+type dense[T float32 | float64] struct {
+	rows, cols, stride int
+	data               []T
+}
+
+func (m *dense[T]) Dims() (int, int) { return m.rows, m.cols }
+
+// row returns row i of m.
+func (m *dense[T]) row(i int) []T { return m.data[i*m.stride : i*m.stride+m.cols] }
+
+// engine implements la.Engine[T] on host memory.
+type engine[T float32 | float64] struct {
+	k kernels[T]
+}
+
+var (
+	_ la.Engine[float64] = engine[float64]{}
+	_ la.Engine[float32] = engine[float32]{}
+)
+
+func (e engine[T]) mat(m la.Mat) (*dense[T], error) {
+	d, ok := m.(*dense[T])
+	if !ok || d == nil {
+		return nil, fmt.Errorf("%w: got %T, want a cpu matrix", la.ErrForeign, m)
+	}
+	return d, nil
+}
+
+func (e engine[T]) Upload(rows, cols int, data []T) (la.Mat, error) {
+	if rows < 0 || cols < 0 || len(data) < rows*cols {
+		return nil, fmt.Errorf("%w: upload of %d×%d from %d values", la.ErrShape, rows, cols, len(data))
+	}
+	return &dense[T]{rows: rows, cols: cols, stride: cols, data: append([]T(nil), data[:rows*cols]...)}, nil
+}
+
+func (e engine[T]) Zeros(rows, cols int) (la.Mat, error) {
+	if rows < 0 || cols < 0 {
+		return nil, fmt.Errorf("%w: %d×%d", la.ErrShape, rows, cols)
+	}
+	return &dense[T]{rows: rows, cols: cols, stride: cols, data: make([]T, rows*cols)}, nil
+}
+
+func (e engine[T]) Download(dst []T, m la.Mat) error {
+	a, err := e.mat(m)
+	if err != nil {
+		return err
+	}
+	if len(dst) < a.rows*a.cols {
+		return fmt.Errorf("%w: download of %d×%d into %d values", la.ErrShape, a.rows, a.cols, len(dst))
+	}
+	for i := range a.rows {
+		copy(dst[i*a.cols:(i+1)*a.cols], a.row(i))
+	}
+	return nil
+}
+
+// Free drops the reference; the garbage collector reclaims host memory.
+func (e engine[T]) Free(la.Mat) {}
+
+func (e engine[T]) View(m la.Mat, i0, i1, j0, j1 int) (la.Mat, error) {
+	a, err := e.mat(m)
+	if err != nil {
+		return nil, err
+	}
+	if i0 < 0 || i1 < i0 || i1 > a.rows || j0 < 0 || j1 < j0 || j1 > a.cols {
+		return nil, fmt.Errorf("%w: view [%d:%d, %d:%d] of %d×%d", la.ErrShape, i0, i1, j0, j1, a.rows, a.cols)
+	}
+	v := &dense[T]{rows: i1 - i0, cols: j1 - j0, stride: a.stride}
+	if v.rows > 0 && v.cols > 0 {
+		v.data = a.data[i0*a.stride+j0 : (i1-1)*a.stride+j1]
+	}
+	return v, nil
+}
+
+func (e engine[T]) Copy(dst, src la.Mat) error {
+	d, err := e.mat(dst)
+	if err != nil {
+		return err
+	}
+	s, err := e.mat(src)
+	if err != nil {
+		return err
+	}
+	if d.rows != s.rows || d.cols != s.cols {
+		return fmt.Errorf("%w: copy of %d×%d into %d×%d", la.ErrShape, s.rows, s.cols, d.rows, d.cols)
+	}
+	for i := range d.rows {
+		copy(d.row(i), s.row(i))
+	}
+	return nil
+}
+
+func (e engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat) error {
+	a, err := e.mat(am)
+	if err != nil {
+		return err
+	}
+	b, err := e.mat(bm)
+	if err != nil {
+		return err
+	}
+	c, err := e.mat(cm)
+	if err != nil {
+		return err
+	}
+	m, ka := a.rows, a.cols
+	if tA {
+		m, ka = ka, m
+	}
+	kb, n := b.rows, b.cols
+	if tB {
+		kb, n = n, kb
+	}
+	if ka != kb || c.rows != m || c.cols != n {
+		return fmt.Errorf("%w: gemm of %d×%d by %d×%d into %d×%d", la.ErrShape, m, ka, kb, n, c.rows, c.cols)
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if ka == 0 {
+		// op(a)·op(b) is the zero matrix; BLAS would reject lda = 0.
+		for i := range m {
+			row := c.row(i)
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+		return nil
+	}
+	e.k.gemm(tA, tB, m, n, ka, alpha, a.data, a.stride, b.data, b.stride, beta, c.data, c.stride)
+	return nil
+}
+
+func (e engine[T]) Orthonormalize(m la.Mat) error {
+	a, err := e.mat(m)
+	if err != nil {
+		return err
+	}
+	if a.rows < a.cols {
+		return fmt.Errorf("%w: orthonormalize needs rows ≥ cols, got %d×%d", la.ErrShape, a.rows, a.cols)
+	}
+	if a.cols == 0 {
+		return nil
+	}
+	return e.k.qr(a.rows, a.cols, a.data, a.stride)
+}
+
+func (e engine[T]) SVD(m la.Mat) (la.Mat, []float64, la.Mat, error) {
+	a, err := e.mat(m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p := min(a.rows, a.cols)
+	u := &dense[T]{rows: a.rows, cols: p, stride: p, data: make([]T, a.rows*p)}
+	vt := &dense[T]{rows: p, cols: a.cols, stride: a.cols, data: make([]T, p*a.cols)}
+	s := make([]float64, p)
+	if p == 0 {
+		return u, s, vt, nil
+	}
+	if err := e.k.svd(a.rows, a.cols, a.data, a.stride, s, u.data, u.stride, vt.data, vt.stride); err != nil {
+		return nil, nil, nil, err
+	}
+	return u, s, vt, nil
+}
+
+func (e engine[T]) ScaleColumns(m la.Mat, d []T) error {
+	a, err := e.mat(m)
+	if err != nil {
+		return err
+	}
+	if len(d) != a.cols {
+		return fmt.Errorf("%w: %d column scales for %d columns", la.ErrShape, len(d), a.cols)
+	}
+	for i := range a.rows {
+		row := a.row(i)
+		for j := range row {
+			row[j] *= d[j]
+		}
+	}
+	return nil
+}
+
+func (e engine[T]) ScaleRows(m la.Mat, d []T) error {
+	a, err := e.mat(m)
+	if err != nil {
+		return err
+	}
+	if len(d) != a.rows {
+		return fmt.Errorf("%w: %d row scales for %d rows", la.ErrShape, len(d), a.rows)
+	}
+	for i := range a.rows {
+		row := a.row(i)
+		for j := range row {
+			row[j] *= d[i]
+		}
+	}
+	return nil
+}
+
+func (e engine[T]) SumSquares(m la.Mat) (float64, error) {
+	a, err := e.mat(m)
+	if err != nil {
+		return 0, err
+	}
+	var ss la.SumSq
+	for i := range a.rows {
+		for _, v := range a.row(i) {
+			ss.Add(float64(v))
+		}
+	}
+	return ss.Value(), nil
+}
+
+// applier evaluates y = B·(A·x) + bias on the host.
+type applier[T float32 | float64] struct {
+	k        kernels[T]
+	d, r, k_ int
+	b, a     []T
+	scratch  sync.Pool // *[]T of at least r·n values
+}
+
+func (e engine[T]) NewApplier(d, r, k int, b, a []T) (la.Applier[T], error) {
+	if d < 1 || r < 1 || k < 1 || len(b) != d*r || len(a) != r*k {
+		return nil, fmt.Errorf("%w: factors B %d values for %d×%d, A %d values for %d×%d", la.ErrShape, len(b), d, r, len(a), r, k)
+	}
+	return &applier[T]{k: e.k, d: d, r: r, k_: k, b: b, a: a}, nil
+}
+
+func (p *applier[T]) Apply(y, x []T, n int, bias []T) error {
+	if n < 0 || len(x) != n*p.k_ || len(y) != n*p.d || (bias != nil && len(bias) != p.d) {
+		return fmt.Errorf("%w: apply to %d inputs", la.ErrShape, n)
+	}
+	if n == 0 {
+		return nil
+	}
+	need := n * p.r
+	tp, _ := p.scratch.Get().(*[]T)
+	if tp == nil || cap(*tp) < need {
+		t := make([]T, need)
+		tp = &t
+	}
+	t := (*tp)[:need]
+	var beta T
+	if bias != nil {
+		beta = 1
+		for i := range n {
+			copy(y[i*p.d:(i+1)*p.d], bias)
+		}
+	}
+	if n == 1 {
+		p.k.gemv(false, p.r, p.k_, 1, p.a, p.k_, x, 0, t)
+		p.k.gemv(false, p.d, p.r, 1, p.b, p.r, t, beta, y)
+	} else {
+		// T = X·Aᵀ (n×r), then Y = T·Bᵀ + Y.
+		p.k.gemm(false, true, n, p.r, p.k_, 1, x, p.k_, p.a, p.k_, 0, t, p.r)
+		p.k.gemm(false, true, n, p.d, p.r, 1, t, p.r, p.b, p.r, beta, y, p.d)
+	}
+	p.scratch.Put(tp)
+	return nil
+}
+
+func (p *applier[T]) Close() error { return nil }

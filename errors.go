@@ -1,0 +1,58 @@
+package lowrank
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error lowrank returns for bad input wraps one of
+// these, so callers can test with errors.Is; the message itself says what
+// was wrong and what was expected.
+var (
+	// ErrEmpty: a matrix or vector with no elements, or a nil input.
+	ErrEmpty = errors.New("lowrank: empty input")
+	// ErrShape: dimensions or lengths that do not fit together.
+	ErrShape = errors.New("lowrank: shape mismatch")
+	// ErrNonFinite: a NaN or ±Inf in a matrix or vector.
+	ErrNonFinite = errors.New("lowrank: non-finite value")
+	// ErrRank: a rank outside [1, min(d, k)].
+	ErrRank = errors.New("lowrank: invalid rank")
+	// ErrPolicy: a rank policy parameter outside its domain.
+	ErrPolicy = errors.New("lowrank: invalid rank policy")
+	// ErrOption: an option with an invalid value.
+	ErrOption = errors.New("lowrank: invalid option")
+	// ErrBackend: the requested backend cannot run here.
+	ErrBackend = errors.New("lowrank: backend not available")
+)
+
+// inputError is an error about the caller's input: its text starts with
+// "lowrank: " and it wraps one of the sentinels.
+type inputError struct {
+	kind error
+	msg  string
+}
+
+func (e *inputError) Error() string { return "lowrank: " + e.msg }
+func (e *inputError) Unwrap() error { return e.kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &inputError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// backendError wraps a failure inside a backend (a device error, a solver
+// that did not converge) so that its text starts with "lowrank: " while
+// errors.Is and errors.As still reach the backend's own typed error.
+type backendError struct {
+	op  string
+	err error
+}
+
+func (e *backendError) Error() string { return "lowrank: " + e.op + ": " + e.err.Error() }
+func (e *backendError) Unwrap() error { return e.err }
+
+func wrapBackend(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &backendError{op: op, err: err}
+}

@@ -1,0 +1,97 @@
+// Package la holds the small types shared by lowrank and its backends: the
+// Engine interface a backend implements once per float type, and the
+// opaque matrices it hands out.
+//
+// It is a leaf package (it imports nothing from lowrank) so that backends
+// such as lowrank/cpu and lowrank/gpu satisfy lowrank.Backend without
+// importing the root package, in the way gonum's lapack/gonum satisfies
+// lapack.Float64.
+//
+// All matrices are row-major from the caller's point of view: element (i, j)
+// of an r×c matrix built from host data d is d[i*c+j]. How an engine stores a
+// Mat internally (row-major host memory, column-major device memory) is its
+// own business.
+package la
+
+import "errors"
+
+// Float is the set of element types lowrank computes in.
+type Float interface {
+	float32 | float64
+}
+
+// Mat is a matrix owned by an Engine. It may live in host or device memory;
+// only the Engine that created it can read or operate on it. A Mat returned
+// by Engine.View shares storage with its parent and must not be freed.
+type Mat interface {
+	Dims() (rows, cols int)
+}
+
+// Engine is the dense linear algebra lowrank's algorithms are written
+// against. Every method is safe for concurrent use by several goroutines as
+// long as they do not write the same Mat.
+//
+// Methods return an error for device failures (out of memory, a failed
+// library call). Shape mismatches are programming errors of the caller
+// (the lowrank package checks shapes before calling) and also return an
+// error, never a panic.
+type Engine[T Float] interface {
+	// Upload copies the row-major rows×cols host matrix data into a new Mat.
+	Upload(rows, cols int, data []T) (Mat, error)
+	// Zeros returns a new rows×cols Mat filled with zeros.
+	Zeros(rows, cols int) (Mat, error)
+	// Download copies m into dst (row-major, len(dst) ≥ rows·cols).
+	Download(dst []T, m Mat) error
+	// Free releases m. Freeing nil or a view is a no-op.
+	Free(m Mat)
+	// View returns the sub-matrix of rows [i0, i1) and columns [j0, j1)
+	// of m, sharing its storage.
+	View(m Mat, i0, i1, j0, j1 int) (Mat, error)
+	// Copy copies src into dst; both must have the same shape.
+	Copy(dst, src Mat) error
+
+	// Gemm computes c = alpha·op(a)·op(b) + beta·c, where op(x) is x or xᵀ.
+	Gemm(transA, transB bool, alpha T, a, b Mat, beta T, c Mat) error
+	// Orthonormalize replaces the m×n matrix a (m ≥ n) with the Q factor
+	// of its thin QR decomposition, so that its columns are orthonormal and
+	// span the columns of a.
+	Orthonormalize(a Mat) error
+	// SVD computes the thin singular value decomposition a = U·diag(s)·Vt
+	// of the m×n matrix a, p = min(m, n): U is m×p, Vt is p×n, s holds the
+	// p singular values in decreasing order (returned to the host in
+	// float64 because rank decisions are made there). a is destroyed.
+	SVD(a Mat) (u Mat, s []float64, vt Mat, err error)
+	// ScaleColumns multiplies column j of a by d[j] (len(d) = cols).
+	ScaleColumns(a Mat, d []T) error
+	// ScaleRows multiplies row i of a by d[i] (len(d) = rows).
+	ScaleRows(a Mat, d []T) error
+	// SumSquares returns the sum of the squares of the elements of a,
+	// accumulated in float64 so that it neither overflows nor underflows
+	// for float32 data.
+	SumSquares(a Mat) (float64, error)
+
+	// NewApplier prepares y = B·(A·x) + bias for repeated use, with B
+	// (d×r) and A (r×k) given row-major on the host. The engine may keep
+	// its own copy (device-resident factors); the caller may reuse b and a
+	// afterwards.
+	NewApplier(d, r, k int, b, a []T) (Applier[T], error)
+}
+
+// Applier evaluates a factorized linear layer many times. It is safe for
+// concurrent use by several goroutines.
+type Applier[T Float] interface {
+	// Apply computes y = B·(A·x) + bias for n vectors at once. x holds the
+	// n input vectors as the rows of an n×k row-major matrix, y receives
+	// the n outputs as the rows of an n×d matrix (the convention of
+	// PyTorch's Linear: Y = X·Wᵀ + b). bias has length d or is nil.
+	Apply(y, x []T, n int, bias []T) error
+	// Close releases the resources (device memory) held by the Applier.
+	Close() error
+}
+
+// ErrShape is returned (wrapped) by engines for operands whose shapes do
+// not fit together.
+var ErrShape = errors.New("la: shape mismatch")
+
+// ErrForeign is returned when a Mat made by one engine is given to another.
+var ErrForeign = errors.New("la: matrix belongs to another engine")

@@ -1,0 +1,104 @@
+package lowrank
+
+import (
+	"math"
+
+	"github.com/lowrank-go/lowrank/la"
+)
+
+// Float is the set of element types lowrank works in: float32 and float64.
+type Float = la.Float
+
+// Matrix is a dense row-major matrix: element (i, j) is Data[i*Cols+j].
+// It is the layout of Go slices, of gonum's mat.Dense and of safetensors
+// files, so weights can be handed over without copying.
+type Matrix[T Float] struct {
+	Rows, Cols int
+	Data       []T
+}
+
+// NewMatrix returns the rows×cols matrix backed by data, which is used,
+// not copied. It returns an error wrapping ErrEmpty or ErrShape when a
+// dimension is less than 1 or len(data) != rows·cols. A nil data allocates
+// a zero matrix.
+func NewMatrix[T Float](rows, cols int, data []T) (Matrix[T], error) {
+	if rows < 1 || cols < 1 {
+		return Matrix[T]{}, errorf(ErrEmpty, "matrix is %d×%d; expected at least 1×1", rows, cols)
+	}
+	if rows > math.MaxInt/cols {
+		return Matrix[T]{}, errorf(ErrShape, "matrix %d×%d has more elements than an int can count", rows, cols)
+	}
+	if data == nil {
+		data = make([]T, rows*cols)
+	}
+	if len(data) != rows*cols {
+		return Matrix[T]{}, errorf(ErrShape, "matrix data has %d values; expected rows·cols = %d·%d = %d", len(data), rows, cols, rows*cols)
+	}
+	return Matrix[T]{Rows: rows, Cols: cols, Data: data}, nil
+}
+
+// At returns element (i, j).
+func (m Matrix[T]) At(i, j int) T { return m.Data[i*m.Cols+j] }
+
+// Set sets element (i, j) to v.
+func (m Matrix[T]) Set(i, j int, v T) { m.Data[i*m.Cols+j] = v }
+
+// Row returns row i, sharing m's storage.
+func (m Matrix[T]) Row(i int) []T { return m.Data[i*m.Cols : (i+1)*m.Cols] }
+
+// T returns a new matrix holding the transpose of m.
+func (m Matrix[T]) T() Matrix[T] {
+	t := Matrix[T]{Rows: m.Cols, Cols: m.Rows, Data: make([]T, len(m.Data))}
+	for i := range m.Rows {
+		for j := range m.Cols {
+			t.Data[j*m.Rows+i] = m.Data[i*m.Cols+j]
+		}
+	}
+	return t
+}
+
+// validate checks that m is a usable, finite matrix; name is how errors
+// call it ("W", "X").
+func (m Matrix[T]) validate(name string) error {
+	if m.Rows < 1 || m.Cols < 1 || m.Data == nil {
+		return errorf(ErrEmpty, "%s is %d×%d with %d values; expected a non-empty matrix", name, m.Rows, m.Cols, len(m.Data))
+	}
+	if m.Rows > math.MaxInt/m.Cols || len(m.Data) != m.Rows*m.Cols {
+		return errorf(ErrShape, "%s has %d values; expected rows·cols = %d·%d", name, len(m.Data), m.Rows, m.Cols)
+	}
+	if i := firstNonFinite(m.Data); i >= 0 {
+		return errorf(ErrNonFinite, "%s[%d,%d] is %v; expected finite values", name, i/m.Cols, i%m.Cols, m.Data[i])
+	}
+	return nil
+}
+
+// firstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
+func firstNonFinite[T Float](v []T) int {
+	for i, x := range v {
+		// x-x is 0 for finite x and NaN for NaN and ±Inf.
+		if x-x != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkVector validates a vector argument of the expected length.
+func checkVector[T Float](name string, v []T, want int) error {
+	if len(v) != want {
+		return errorf(ErrShape, "%s has length %d; expected %d", name, len(v), want)
+	}
+	if i := firstNonFinite(v); i >= 0 {
+		return errorf(ErrNonFinite, "%s[%d] is %v; expected finite values", name, i, v[i])
+	}
+	return nil
+}
+
+// frobenius returns ‖v‖₂ computed without overflow in float64.
+func frobenius[T Float](v []T) float64 {
+	var s la.SumSq
+	for _, x := range v {
+		s.Add(float64(x))
+	}
+	return s.Norm()
+}

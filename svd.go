@@ -1,0 +1,64 @@
+package lowrank
+
+// SVDResult is a thin singular value decomposition W = U·diag(S)·Vt of a
+// d×k matrix, p = min(d, k).
+type SVDResult[T Float] struct {
+	// U is d×p with orthonormal columns.
+	U Matrix[T]
+	// S holds the p singular values in decreasing order.
+	S []T
+	// Vt is p×k with orthonormal rows (Vᵀ; V = Vtᵀ).
+	Vt Matrix[T]
+}
+
+// SVD computes the thin singular value decomposition of W:
+//
+//	W = U·diag(S)·Vᵀ,   U (d×p), S (p), Vᵀ (p×k),   p = min(d, k)
+//
+// This is the step torch.svd(W, some=True) and numpy.linalg.svd(W,
+// full_matrices=False) perform. Each singular vector pair is signed so that
+// the largest entry of the column of U is positive, which makes results
+// reproducible across backends. Only WithBackend among the options has an
+// effect. SVD returns an error wrapping ErrEmpty, ErrShape or ErrNonFinite
+// for bad input.
+func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	if err := w.validate("W"); err != nil {
+		return nil, err
+	}
+	b, err := cfg.backendFor()
+	if err != nil {
+		return nil, err
+	}
+	e := engineOf[T](b)
+	j := &job[T]{e: e, cfg: &cfg, w: w, d: w.Rows, k: w.Cols}
+	defer j.release()
+	a, err := j.upload(w.Rows, w.Cols, w.Data)
+	if err != nil {
+		return nil, err
+	}
+	u, s, vt, err := j.svd(a)
+	if err != nil {
+		return nil, err
+	}
+	p := len(s)
+	res := &SVDResult[T]{
+		U:  Matrix[T]{Rows: w.Rows, Cols: p, Data: make([]T, w.Rows*p)},
+		S:  make([]T, p),
+		Vt: Matrix[T]{Rows: p, Cols: w.Cols, Data: make([]T, p*w.Cols)},
+	}
+	for i, v := range s {
+		res.S[i] = T(v)
+	}
+	if err := wrapBackend("download", e.Download(res.U.Data, u)); err != nil {
+		return nil, err
+	}
+	if err := wrapBackend("download", e.Download(res.Vt.Data, vt)); err != nil {
+		return nil, err
+	}
+	fixSigns(res.U, res.Vt)
+	return res, nil
+}
