@@ -22,7 +22,7 @@ func (b *Backend) Name() string { return "cuda" }
 
 // Init reports why the backend cannot run.
 func (b *Backend) Init() error {
-	return errors.New("not available: this build has no CUDA implementation yet")
+	return errors.New("this build has no CUDA implementation yet")
 }
 
 // Describe returns nothing until the backend can run.

@@ -1,0 +1,158 @@
+// Command lowrank factorizes weight matrices into low-rank factors and
+// applies them, on a GPU when one is usable and on the CPU otherwise.
+//
+// Usage:
+//
+//	lowrank demo [--d 10 --k 10 --rank 2 --seed 42]
+//	lowrank backends
+//	lowrank help [command]
+//
+// Every error is printed as one line starting with "lowrank:" on stderr,
+// and the exit code is 1 (2 for a usage error).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand of the tool.
+type command struct {
+	summary string
+	// run executes the command with its arguments (after the command
+	// name), writing results to stdout and diagnostics to stderr.
+	run func(args []string, stdout, stderr io.Writer) error
+}
+
+// commands is the tool's command table; each command lives in its own
+// file.
+var commands = map[string]command{
+	"demo":     {summary: "factorize a small rank-r matrix step by step, as the notebook does", run: runDemo},
+	"backends": {summary: "list the compute backends, whether each is usable, and why not", run: runBackends},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks an error in the command line itself (exit code 2).
+var errUsage = errors.New("usage")
+
+// usageError is a command-line error; its text starts with "lowrank:".
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return "lowrank: " + e.msg }
+func (e *usageError) Is(t error) bool { return t == errUsage }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// run executes the command line args and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 2
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
+		if len(args) > 1 {
+			if _, ok := commands[args[1]]; ok {
+				_ = commands[args[1]].run([]string{"-h"}, stdout, stdout)
+				return 0
+			}
+		}
+		printUsage(stdout)
+		return 0
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "lowrank: unknown command %q; expected one of %s (see lowrank help)\n", name, strings.Join(commandNames(), ", "))
+		return 2
+	}
+	err := cmd.run(args[1:], stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, oneLine(err))
+		return 2
+	default:
+		fmt.Fprintln(stderr, oneLine(err))
+		return 1
+	}
+}
+
+// oneLine returns err's text on one line, starting with "lowrank:".
+func oneLine(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if !strings.HasPrefix(s, "lowrank:") {
+		s = "lowrank: " + s
+	}
+	return s
+}
+
+func commandNames() []string {
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "lowrank turns weight matrices into low-rank factors W ≈ B·A and applies them.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: lowrank <command> [arguments]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, n := range commandNames() {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'lowrank <command> -h' for the flags of a command.")
+	fmt.Fprintln(w, "LOWRANK_BACKEND=auto|cpu|cuda overrides the backend choice.")
+}
+
+// newFlags returns a FlagSet for a command whose usage goes to w.
+func newFlags(name, synopsis string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprintf(w, "Usage: lowrank %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args with fs, allowing positional arguments before,
+// between and after flags (lowrank factorize IN -o OUT), and returns the
+// positional ones. A "--" ends flag parsing.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
