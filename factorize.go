@@ -1,6 +1,8 @@
 package lowrank
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -74,11 +76,19 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 		return nil, err
 	}
 	f, err := factorize(engineOf[T](b), w, p, &cfg)
+	fallback := ""
+	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
+		fallback = fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
+		logger().Warn("lowrank: falling back to the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d", w.Rows, w.Cols), "reason", err)
+		b = cpuBackend()
+		f, err = factorize(engineOf[T](b), w, p, &cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
 	f.backend = b
 	f.Backend = b.Name()
+	f.Fallback = fallback
 	return f, nil
 }
 

@@ -40,6 +40,9 @@ type Factors[T Float] struct {
 	Split Split
 	// Backend names the backend that computed the factors.
 	Backend string
+	// Fallback says why the factors were computed on the CPU instead of
+	// the backend asked for (the device ran out of memory); "" otherwise.
+	Fallback string
 
 	backend Backend
 	mu      sync.Mutex

@@ -95,3 +95,9 @@ var ErrShape = errors.New("la: shape mismatch")
 
 // ErrForeign is returned when a Mat made by one engine is given to another.
 var ErrForeign = errors.New("la: matrix belongs to another engine")
+
+// ErrDeviceMemory is wrapped by an engine's error when an operation does
+// not fit in the device's memory (its workspace plan, or an allocation,
+// failed). lowrank then reruns the computation on the CPU backend and
+// logs why, instead of failing.
+var ErrDeviceMemory = errors.New("la: not enough device memory")
