@@ -46,7 +46,7 @@ var errUsage = errors.New("usage")
 // usageError is a command-line error; its text starts with "lowrank:".
 type usageError struct{ msg string }
 
-func (e *usageError) Error() string { return "lowrank: " + e.msg }
+func (e *usageError) Error() string   { return "lowrank: " + e.msg }
 func (e *usageError) Is(t error) bool { return t == errUsage }
 
 func usagef(format string, args ...any) error {
