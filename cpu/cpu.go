@@ -1,41 +1,123 @@
-// Package cpu is lowrank's portable backend: dense linear algebra on the
-// host through gonum (blas/gonum and lapack/gonum). It needs no cgo and is
-// always available.
-//
-// gonum implements LAPACK in float64 only, so float32 QR and SVD are
-// computed in float64 and rounded back; float32 products stay in float32.
+// Package cpu is lowrank's host backend. On first use it loads a system
+// BLAS/LAPACK when one is installed (OpenBLAS, MKL, or Debian's
+// libblas.so.3 with liblapack.so.3; see internal/blas and LOWRANK_BLAS)
+// and computes with it, float32 in float32 (sgemm, sgeqrf family,
+// sgesdd). Without one, or with LOWRANK_BLAS=gonum, or in a binary built
+// with CGO_ENABLED=0, it runs on gonum's pure-Go BLAS and LAPACK, which
+// implements LAPACK in float64 only: float32 QR and SVD are then computed
+// in float64 and rounded back, while float32 products stay in float32.
+// Either way the backend is always available.
 package cpu
 
-import "github.com/lowrank-go/lowrank/la"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/lowrank-go/lowrank/internal/blas"
+	"github.com/lowrank-go/lowrank/la"
+)
 
 // Backend is the CPU backend. The zero value is not usable; call New.
 type Backend struct {
-	f64 engine[float64]
-	f32 engine[float32]
+	once    sync.Once
+	gonum   bool // never load a system library
+	f64     engine[float64]
+	f32     engine[float32]
+	lib     *blas.Lib
+	why     string // why gonum is used
+	details []string
 }
 
-// New returns the CPU backend on gonum's pure-Go BLAS and LAPACK.
-func New() *Backend {
-	k64 := newGonum64()
-	return &Backend{
-		f64: engine[float64]{k: k64},
-		f32: engine[float32]{k: newGonum32(k64)},
-	}
+// New returns the CPU backend. The BLAS it runs on is chosen on first use
+// (Init, Describe, Float32, Float64): a system BLAS/LAPACK when one loads,
+// gonum otherwise.
+func New() *Backend { return &Backend{} }
+
+// NewGonum returns a CPU backend that always runs on gonum's pure-Go BLAS
+// and LAPACK, whatever is installed (for comparisons and tests).
+func NewGonum() *Backend { return &Backend{gonum: true} }
+
+func (b *Backend) load() {
+	b.once.Do(func() {
+		if !b.gonum {
+			lib, err := blas.Load()
+			if err == nil {
+				b.lib = lib
+				b.f64 = engine[float64]{k: system[float64]{l: lib}}
+				b.f32 = engine[float32]{k: system[float32]{l: lib}}
+				return
+			}
+			b.why = err.Error()
+			if errors.Is(err, blas.ErrDisabled) {
+				b.why = blas.Env + "=gonum"
+			}
+		} else {
+			b.why = "requested (cpu.NewGonum)"
+		}
+		k64 := newGonum64()
+		b.f64 = engine[float64]{k: k64}
+		b.f32 = engine[float32]{k: newGonum32(k64)}
+	})
 }
 
 // Name returns "cpu".
 func (b *Backend) Name() string { return "cpu" }
 
 // Init reports whether the backend can run; the CPU backend always can.
-func (b *Backend) Init() error { return nil }
+// It chooses the BLAS the backend runs on.
+func (b *Backend) Init() error {
+	b.load()
+	return nil
+}
 
-// Describe returns what the backend runs on.
+// System reports whether the backend runs on a system BLAS/LAPACK.
+func (b *Backend) System() bool {
+	b.load()
+	return b.lib != nil
+}
+
+// Describe returns what the backend runs on: the BLAS/LAPACK library, its
+// version, path and threads, or why the pure-Go gonum is used.
 func (b *Backend) Describe() []string {
-	return []string{"BLAS/LAPACK: gonum (pure Go)"}
+	b.load()
+	l := b.lib
+	if l == nil {
+		why := strings.TrimPrefix(b.why, "lowrank: ")
+		return []string{"BLAS/LAPACK: gonum (pure Go; float32 QR and SVD in float64): " + why}
+	}
+	name := l.Vendor
+	if l.Version != "" {
+		name = l.Version
+	}
+	var extra []string
+	if l.Core != "" && !strings.Contains(name, l.Core) {
+		extra = append(extra, l.Core+" kernels")
+	}
+	if l.Threads > 0 {
+		extra = append(extra, fmt.Sprintf("%d threads", l.Threads))
+	}
+	lines := []string{"BLAS/LAPACK: " + name}
+	if len(extra) > 0 {
+		lines[0] += " (" + strings.Join(extra, ", ") + ")"
+	}
+	lines = append(lines, "library: "+strings.Join(l.Paths, ", "))
+	if l.CoreSet != "" {
+		lines = append(lines, fmt.Sprintf("%s=%s set by lowrank from the CPU flags (set it to override)", blas.CoreTypeEnv, l.CoreSet))
+	}
+	lines = append(lines, "float32 computed in float32 (sgemm, sgeqrf family, sgesdd); "+blas.Env+"=gonum forces pure Go")
+	return lines
 }
 
 // Float64 returns the float64 engine.
-func (b *Backend) Float64() la.Engine[float64] { return b.f64 }
+func (b *Backend) Float64() la.Engine[float64] {
+	b.load()
+	return b.f64
+}
 
 // Float32 returns the float32 engine.
-func (b *Backend) Float32() la.Engine[float32] { return b.f32 }
+func (b *Backend) Float32() la.Engine[float32] {
+	b.load()
+	return b.f32
+}

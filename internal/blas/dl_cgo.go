@@ -1,0 +1,474 @@
+//go:build cgo && (linux || freebsd)
+
+package blas
+
+/*
+#cgo LDFLAGS: -ldl
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <stdlib.h>
+
+// Our own function-pointer types: no BLAS or LAPACK header is needed.
+// CBLAS enums: CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112.
+typedef void (*lr_sgemm_t)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+typedef void (*lr_dgemm_t)(int, int, int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
+typedef void (*lr_sgemv_t)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+typedef void (*lr_dgemv_t)(int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
+// Fortran LAPACK: every argument by pointer, then one hidden length per
+// character argument (size_t with gfortran ≥ 8; ignored by the others).
+typedef void (*lr_sgesdd_t)(const char *, const int *, const int *, float *, const int *, float *, float *, const int *, float *, const int *, float *, const int *, int *, int *, size_t);
+typedef void (*lr_dgesdd_t)(const char *, const int *, const int *, double *, const int *, double *, double *, const int *, double *, const int *, double *, const int *, int *, int *, size_t);
+typedef void (*lr_sqrf_t)(const int *, const int *, float *, const int *, float *, float *, const int *, int *);
+typedef void (*lr_dqrf_t)(const int *, const int *, double *, const int *, double *, double *, const int *, int *);
+typedef void (*lr_sorg_t)(const int *, const int *, const int *, float *, const int *, const float *, float *, const int *, int *);
+typedef void (*lr_dorg_t)(const int *, const int *, const int *, double *, const int *, const double *, double *, const int *, int *);
+typedef char *(*lr_cfg_t)(void);
+typedef int (*lr_int_t)(void);
+typedef void (*lr_mklver_t)(char *, int);
+
+static void *lr_open(const char *name, char *err, size_t errlen) {
+	dlerror();
+	void *h = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
+	if (h == NULL) {
+		const char *e = dlerror();
+		strncpy(err, e ? e : "dlopen failed", errlen - 1);
+		err[errlen - 1] = 0;
+	}
+	return h;
+}
+
+static void *lr_sym(void *h, const char *name) {
+	dlerror();
+	return dlsym(h, name);
+}
+
+static void lr_close(void *h) { dlclose(h); }
+
+// lr_where copies the path of the object that holds fn into buf.
+static void lr_where(void *fn, char *buf, size_t len) {
+	Dl_info info;
+	buf[0] = 0;
+	if (dladdr(fn, &info) && info.dli_fname) {
+		strncpy(buf, info.dli_fname, len - 1);
+		buf[len - 1] = 0;
+	}
+}
+
+static void lr_sgemm(void *fn, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+	((lr_sgemm_t)fn)(101, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static void lr_dgemm(void *fn, int ta, int tb, int m, int n, int k, double alpha, const double *a, int lda, const double *b, int ldb, double beta, double *c, int ldc) {
+	((lr_dgemm_t)fn)(101, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static void lr_sgemv(void *fn, int ta, int m, int n, float alpha, const float *a, int lda, const float *x, float beta, float *y) {
+	((lr_sgemv_t)fn)(101, ta, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}
+static void lr_dgemv(void *fn, int ta, int m, int n, double alpha, const double *a, int lda, const double *x, double beta, double *y) {
+	((lr_dgemv_t)fn)(101, ta, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}
+static int lr_sgesdd(void *fn, int m, int n, float *a, int lda, float *s, float *u, int ldu, float *vt, int ldvt, float *work, int lwork, int *iwork) {
+	char jobz = 'S';
+	int info = 0;
+	((lr_sgesdd_t)fn)(&jobz, &m, &n, a, &lda, s, u, &ldu, vt, &ldvt, work, &lwork, iwork, &info, 1);
+	return info;
+}
+static int lr_dgesdd(void *fn, int m, int n, double *a, int lda, double *s, double *u, int ldu, double *vt, int ldvt, double *work, int lwork, int *iwork) {
+	char jobz = 'S';
+	int info = 0;
+	((lr_dgesdd_t)fn)(&jobz, &m, &n, a, &lda, s, u, &ldu, vt, &ldvt, work, &lwork, iwork, &info, 1);
+	return info;
+}
+static int lr_sqrf(void *fn, int m, int n, float *a, int lda, float *tau, float *work, int lwork) {
+	int info = 0;
+	((lr_sqrf_t)fn)(&m, &n, a, &lda, tau, work, &lwork, &info);
+	return info;
+}
+static int lr_dqrf(void *fn, int m, int n, double *a, int lda, double *tau, double *work, int lwork) {
+	int info = 0;
+	((lr_dqrf_t)fn)(&m, &n, a, &lda, tau, work, &lwork, &info);
+	return info;
+}
+static int lr_sorg(void *fn, int m, int n, int k, float *a, int lda, const float *tau, float *work, int lwork) {
+	int info = 0;
+	((lr_sorg_t)fn)(&m, &n, &k, a, &lda, tau, work, &lwork, &info);
+	return info;
+}
+static int lr_dorg(void *fn, int m, int n, int k, double *a, int lda, const double *tau, double *work, int lwork) {
+	int info = 0;
+	((lr_dorg_t)fn)(&m, &n, &k, a, &lda, tau, work, &lwork, &info);
+	return info;
+}
+static void lr_cfg(void *fn, char *buf, size_t len) {
+	const char *s = ((lr_cfg_t)fn)();
+	buf[0] = 0;
+	if (s) {
+		strncpy(buf, s, len - 1);
+		buf[len - 1] = 0;
+	}
+}
+static int lr_int(void *fn) { return ((lr_int_t)fn)(); }
+static void lr_mklver(void *fn, char *buf, int len) { buf[0] = 0; ((lr_mklver_t)fn)(buf, len); buf[len - 1] = 0; }
+*/
+import "C"
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// Indices into symbols.fn.
+const (
+	sSgemm = iota
+	sDgemm
+	sSgemv
+	sDgemv
+	sSgesdd
+	sDgesdd
+	sSgeqrf
+	sDgeqrf
+	sSorgqr
+	sDorgqr
+	sSgelqf
+	sDgelqf
+	sSorglq
+	sDorglq
+	nRequired
+)
+
+var required = [nRequired]string{
+	"cblas_sgemm", "cblas_dgemm", "cblas_sgemv", "cblas_dgemv",
+	"sgesdd_", "dgesdd_", "sgeqrf_", "dgeqrf_", "sorgqr_", "dorgqr_",
+	"sgelqf_", "dgelqf_", "sorglq_", "dorglq_",
+}
+
+type symbols struct {
+	fn      [nRequired]unsafe.Pointer
+	handles []unsafe.Pointer
+}
+
+var loaded struct {
+	once sync.Once
+	lib  *Lib
+	err  error
+}
+
+// Load opens the system BLAS/LAPACK chosen by LOWRANK_BLAS on its first
+// call and returns it, or why none can be used: ErrDisabled, a *LoadError
+// listing every candidate tried and why it failed, or an error for a
+// malformed LOWRANK_BLAS. Later calls return the same answer.
+func Load() (*Lib, error) {
+	loaded.once.Do(func() {
+		loaded.lib, loaded.err = load(getenv())
+	})
+	return loaded.lib, loaded.err
+}
+
+func load(env string) (*Lib, error) {
+	sets, err := candidates(env)
+	if err != nil {
+		return nil, err
+	}
+	// Before anything is opened: OpenBLAS reads the variable when loaded.
+	core := chooseCore()
+	le := &LoadError{}
+	for _, set := range sets {
+		lib, err := open(set)
+		if err != nil {
+			le.Tried = append(le.Tried, err.Error())
+			continue
+		}
+		if lib.Vendor == "OpenBLAS" {
+			lib.CoreSet = core
+		}
+		return lib, nil
+	}
+	if core != "" {
+		os.Unsetenv(CoreTypeEnv)
+	}
+	return nil, le
+}
+
+// open loads one set of libraries and looks every symbol up in them, in
+// order; it closes them again on any failure.
+func open(set []string) (_ *Lib, err error) {
+	name := strings.Join(set, "+")
+	var hs []unsafe.Pointer
+	defer func() {
+		if err != nil {
+			for _, h := range hs {
+				C.lr_close(h)
+			}
+		}
+	}()
+	errbuf := make([]byte, 512)
+	for _, path := range set {
+		cs := C.CString(path)
+		h := C.lr_open(cs, (*C.char)(unsafe.Pointer(&errbuf[0])), C.size_t(len(errbuf)))
+		C.free(unsafe.Pointer(cs))
+		if h == nil {
+			return nil, fmt.Errorf("%s: %s", path, cstr(errbuf))
+		}
+		hs = append(hs, h)
+	}
+	lookup := func(sym string) unsafe.Pointer {
+		cs := C.CString(sym)
+		defer C.free(unsafe.Pointer(cs))
+		for _, h := range hs {
+			if p := C.lr_sym(h, cs); p != nil {
+				return p
+			}
+		}
+		return nil
+	}
+	lib := &Lib{Vendor: "BLAS/LAPACK"}
+	lib.sym.handles = hs
+	var missing []string
+	for i, s := range required {
+		if lib.sym.fn[i] = lookup(s); lib.sym.fn[i] == nil {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s: lacks %s", name, strings.Join(missing, ", "))
+	}
+	seen := map[string]bool{}
+	for _, i := range []int{sSgemm, sSgesdd} {
+		buf := make([]byte, 4096)
+		C.lr_where(lib.sym.fn[i], (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+		p := cstr(buf)
+		if p == "" {
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		if !seen[p] {
+			seen[p] = true
+			lib.Paths = append(lib.Paths, p)
+		}
+	}
+	if p := lookup("openblas_get_config"); p != nil {
+		buf := make([]byte, 512)
+		C.lr_cfg(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+		lib.Vendor, lib.Version = "OpenBLAS", strings.TrimSpace(cstr(buf))
+		if p := lookup("openblas_get_corename"); p != nil {
+			C.lr_cfg(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+			lib.Core = cstr(buf)
+		}
+		if p := lookup("openblas_get_num_threads"); p != nil {
+			lib.Threads = int(C.lr_int(p))
+		}
+	} else if p := lookup("MKL_Get_Version_String"); p != nil {
+		buf := make([]byte, 512)
+		C.lr_mklver(p, (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
+		lib.Vendor, lib.Version = "MKL", strings.TrimSpace(cstr(buf))
+		if p := lookup("mkl_get_max_threads"); p != nil {
+			lib.Threads = int(C.lr_int(p))
+		}
+	}
+	if err := lib.selfTest(); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return lib, nil
+}
+
+func cstr(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// selfTest checks a tiny product and QR so that a library with another
+// integer width or a broken build is rejected instead of used.
+func (l *Lib) selfTest() error {
+	a := []float32{1, 2, 3, 4, 5, 6} // 2×3
+	x := []float32{1, 1, 1}
+	y := []float32{0, 0}
+	l.Sgemv(false, 2, 3, 1, a, 3, x, 0, y)
+	c := make([]float64, 4)
+	l.Dgemm(false, true, 2, 2, 3, 1, []float64{1, 2, 3, 4, 5, 6}, 3, []float64{1, 2, 3, 4, 5, 6}, 3, 0, c, 2)
+	if y[0] != 6 || y[1] != 15 || c[0] != 14 || c[1] != 32 || c[3] != 77 {
+		return fmt.Errorf("self-test gave %v and %v, want [6 15] and [14 32 32 77]", y, c)
+	}
+	q := []float64{3, 4, 0, 5} // column-major 2×2, first column (3, 4)
+	if err := l.OrthQR(2, 2, q, 2); err != nil {
+		return err
+	}
+	if d := q[0]*q[0] + q[1]*q[1]; d < 0.999999 || d > 1.000001 || q[0]*q[2]+q[1]*q[3] > 1e-12 || q[0]*q[2]+q[1]*q[3] < -1e-12 {
+		return fmt.Errorf("self-test QR gave %v", q)
+	}
+	return nil
+}
+
+func cbool(t bool) C.int {
+	if t {
+		return 112
+	}
+	return 111
+}
+
+// Sgemm computes c = alpha·op(a)·op(b) + beta·c on row-major matrices,
+// op(a) m×k and op(b) k×n.
+func (l *Lib) Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	C.lr_sgemm(l.sym.fn[sSgemm], cbool(tA), cbool(tB), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		(*C.float)(unsafe.SliceData(a)), C.int(lda), (*C.float)(unsafe.SliceData(b)), C.int(ldb), C.float(beta), (*C.float)(unsafe.SliceData(c)), C.int(ldc))
+}
+
+// Dgemm is Sgemm in float64.
+func (l *Lib) Dgemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	C.lr_dgemm(l.sym.fn[sDgemm], cbool(tA), cbool(tB), C.int(m), C.int(n), C.int(k), C.double(alpha),
+		(*C.double)(unsafe.SliceData(a)), C.int(lda), (*C.double)(unsafe.SliceData(b)), C.int(ldb), C.double(beta), (*C.double)(unsafe.SliceData(c)), C.int(ldc))
+}
+
+// Sgemv computes y = alpha·op(a)·x + beta·y for the row-major m×n a.
+func (l *Lib) Sgemv(tA bool, m, n int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
+	C.lr_sgemv(l.sym.fn[sSgemv], cbool(tA), C.int(m), C.int(n), C.float(alpha), (*C.float)(unsafe.SliceData(a)), C.int(lda),
+		(*C.float)(unsafe.SliceData(x)), C.float(beta), (*C.float)(unsafe.SliceData(y)))
+}
+
+// Dgemv is Sgemv in float64.
+func (l *Lib) Dgemv(tA bool, m, n int, alpha float64, a []float64, lda int, x []float64, beta float64, y []float64) {
+	C.lr_dgemv(l.sym.fn[sDgemv], cbool(tA), C.int(m), C.int(n), C.double(alpha), (*C.double)(unsafe.SliceData(a)), C.int(lda),
+		(*C.double)(unsafe.SliceData(x)), C.double(beta), (*C.double)(unsafe.SliceData(y)))
+}
+
+// Gesdd computes the thin SVD a = u·diag(s)·vt of the column-major m×n
+// matrix a (destroyed) with LAPACK ?gesdd (JOBZ='S', divide and conquer):
+// u is m×p, vt is p×n, s has p = min(m, n) values.
+func Gesdd[T float32 | float64](l *Lib, m, n int, a []T, lda int, s, u []T, ldu int, vt []T, ldvt int) error {
+	p := min(m, n)
+	if !fits(m, n, lda, ldu, ldvt, 8*p) {
+		return ErrTooLarge
+	}
+	name := prefix[T]() + "gesdd_"
+	if bad := checkArgs(
+		lda < max(1, m), 5, len(a) < need(m, n, lda), 4,
+		len(s) < p, 6, ldu < max(1, m), 8, len(u) < need(m, p, ldu), 7,
+		ldvt < max(1, p), 10, len(vt) < need(p, n, ldvt), 9,
+	); bad != 0 {
+		return &Error{Routine: name, Info: -bad, M: m, N: n}
+	}
+	iwork := make([]C.int, max(8*p, 1))
+	var q [1]T
+	call := func(work []T, lw int) int {
+		switch any(q[0]).(type) {
+		case float32:
+			f := func(x []T) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(x))) }
+			return int(C.lr_sgesdd(l.sym.fn[sSgesdd], C.int(m), C.int(n), f(a), C.int(lda), f(s), f(u), C.int(ldu), f(vt), C.int(ldvt), f(work), C.int(lw), &iwork[0]))
+		default:
+			f := func(x []T) *C.double { return (*C.double)(unsafe.Pointer(unsafe.SliceData(x))) }
+			return int(C.lr_dgesdd(l.sym.fn[sDgesdd], C.int(m), C.int(n), f(a), C.int(lda), f(s), f(u), C.int(ldu), f(vt), C.int(ldvt), f(work), C.int(lw), &iwork[0]))
+		}
+	}
+	if info := call(q[:], -1); info != 0 {
+		return &Error{Routine: name, Info: info, M: m, N: n}
+	}
+	lw := lwork(float64(q[0]))
+	if !fits(lw) {
+		return ErrTooLarge
+	}
+	if info := call(make([]T, lw), lw); info != 0 {
+		return &Error{Routine: name, Info: info, M: m, N: n}
+	}
+	return nil
+}
+
+func prefix[T float32 | float64]() string {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return "s"
+	}
+	return "d"
+}
+
+// OrthQR overwrites the column-major m×n matrix a (m ≥ n) with the Q
+// factor of its thin QR decomposition (?geqrf, ?orgqr).
+func OrthQR[T float32 | float64](l *Lib, m, n int, a []T, lda int) error {
+	return orth(l, true, m, n, a, lda)
+}
+
+// OrthLQ overwrites the column-major m×n matrix a (m ≤ n) with the Q
+// factor of its LQ decomposition a = L·Q (?gelqf, ?orglq): its rows become
+// orthonormal and span the rows of a. On a row-major n×m matrix, which is
+// the same memory, this is the thin QR.
+func OrthLQ[T float32 | float64](l *Lib, m, n int, a []T, lda int) error {
+	return orth(l, false, m, n, a, lda)
+}
+
+// OrthQR on a float64 matrix, for the self-test.
+func (l *Lib) OrthQR(m, n int, a []float64, lda int) error { return OrthQR(l, m, n, a, lda) }
+
+func orth[T float32 | float64](l *Lib, qr bool, m, n int, a []T, lda int) error {
+	k := min(m, n)
+	if k == 0 {
+		return nil
+	}
+	if !fits(m, n, lda) {
+		return ErrTooLarge
+	}
+	if (qr && m < n) || (!qr && m > n) || lda < max(1, m) || len(a) < need(m, n, lda) {
+		r := "geqrf_"
+		if !qr {
+			r = "gelqf_"
+		}
+		return &Error{Routine: prefix[T]() + r, Info: -4, M: m, N: n}
+	}
+	fac, gen := sSgeqrf, sSorgqr
+	names := [2]string{"geqrf_", "orgqr_"}
+	if !qr {
+		fac, gen = sSgelqf, sSorglq
+		names = [2]string{"gelqf_", "orglq_"}
+	}
+	var z T
+	_, single := any(z).(float32)
+	if !single {
+		fac, gen = fac+1, gen+1
+	}
+	tau := make([]T, k)
+	factor := func(work []T, lw int) int {
+		if single {
+			f := func(x []T) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(x))) }
+			return int(C.lr_sqrf(l.sym.fn[fac], C.int(m), C.int(n), f(a), C.int(lda), f(tau), f(work), C.int(lw)))
+		}
+		f := func(x []T) *C.double { return (*C.double)(unsafe.Pointer(unsafe.SliceData(x))) }
+		return int(C.lr_dqrf(l.sym.fn[fac], C.int(m), C.int(n), f(a), C.int(lda), f(tau), f(work), C.int(lw)))
+	}
+	generate := func(work []T, lw int) int {
+		if single {
+			f := func(x []T) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(x))) }
+			return int(C.lr_sorg(l.sym.fn[gen], C.int(m), C.int(n), C.int(k), f(a), C.int(lda), f(tau), f(work), C.int(lw)))
+		}
+		f := func(x []T) *C.double { return (*C.double)(unsafe.Pointer(unsafe.SliceData(x))) }
+		return int(C.lr_dorg(l.sym.fn[gen], C.int(m), C.int(n), C.int(k), f(a), C.int(lda), f(tau), f(work), C.int(lw)))
+	}
+	p := prefix[T]()
+	var q [1]T
+	if info := factor(q[:], -1); info != 0 {
+		return &Error{Routine: p + names[0], Info: info, M: m, N: n}
+	}
+	lw := lwork(float64(q[0]))
+	if info := generate(q[:], -1); info != 0 {
+		return &Error{Routine: p + names[1], Info: info, M: m, N: n}
+	}
+	lw = max(lw, lwork(float64(q[0])))
+	if !fits(lw) {
+		return ErrTooLarge
+	}
+	work := make([]T, lw)
+	if info := factor(work, lw); info != 0 {
+		return &Error{Routine: p + names[0], Info: info, M: m, N: n}
+	}
+	if info := generate(work, lw); info != 0 {
+		return &Error{Routine: p + names[1], Info: info, M: m, N: n}
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+//go:build cgo && (linux || freebsd)
+
+package blas
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// requireLib skips when no system BLAS/LAPACK is installed, with the reason.
+func requireLib(t *testing.T) *Lib {
+	t.Helper()
+	l, err := Load()
+	if err != nil {
+		t.Skipf("no system BLAS: %v", err)
+	}
+	return l
+}
+
+func TestLoadMissing(t *testing.T) {
+	_, err := load("/nonexistent/libnothing.so")
+	var le *LoadError
+	if !errors.As(err, &le) || len(le.Tried) != 1 {
+		t.Fatalf("got %v, want a LoadError", err)
+	}
+	t.Log(err)
+}
+
+func TestDescribe(t *testing.T) {
+	l := requireLib(t)
+	t.Logf("%s %q paths=%v threads=%d", l.Vendor, l.Version, l.Paths, l.Threads)
+	if len(l.Paths) == 0 {
+		t.Error("no library path found")
+	}
+}
+
+func TestGemm(t *testing.T) {
+	l := requireLib(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct{ tA, tB bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		m, n, k := 7, 5, 9
+		a := make([]float64, (m+3)*(k+3)) // room for lda = k+3 or m+3
+		b := make([]float64, (k+3)*(n+3))
+		for i := range a {
+			a[i] = rng.NormFloat64()
+		}
+		for i := range b {
+			b[i] = rng.NormFloat64()
+		}
+		lda, ldb := k+3, n+2
+		if tc.tA {
+			lda = m + 3
+		}
+		if tc.tB {
+			ldb = k + 2
+		}
+		at := func(i, p int) float64 {
+			if tc.tA {
+				return a[p*lda+i]
+			}
+			return a[i*lda+p]
+		}
+		bt := func(p, j int) float64 {
+			if tc.tB {
+				return b[j*ldb+p]
+			}
+			return b[p*ldb+j]
+		}
+		c := make([]float64, m*n)
+		l.Dgemm(tc.tA, tc.tB, m, n, k, 2, a, lda, b, ldb, 0, c, n)
+		c32 := make([]float32, m*n)
+		a32, b32 := narrow(a), narrow(b)
+		l.Sgemm(tc.tA, tc.tB, m, n, k, 2, a32, lda, b32, ldb, 0, c32, n)
+		for i := range m {
+			for j := range n {
+				var want float64
+				for p := range k {
+					want += 2 * at(i, p) * bt(p, j)
+				}
+				if math.Abs(c[i*n+j]-want) > 1e-12*10 || math.Abs(float64(c32[i*n+j])-want) > 1e-4 {
+					t.Fatalf("%+v: c[%d,%d] = %v / %v, want %v", tc, i, j, c[i*n+j], c32[i*n+j], want)
+				}
+			}
+		}
+	}
+}
+
+func narrow(v []float64) []float32 {
+	w := make([]float32, len(v))
+	for i, x := range v {
+		w[i] = float32(x)
+	}
+	return w
+}
+
+func TestGesdd(t *testing.T) {
+	l := requireLib(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, sh := range [][2]int{{6, 4}, {4, 6}, {5, 5}} {
+		m, n := sh[0], sh[1]
+		p := min(m, n)
+		a := make([]float32, m*n)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64())
+		}
+		w := append([]float32(nil), a...)
+		s := make([]float32, p)
+		u := make([]float32, m*p)
+		vt := make([]float32, p*n)
+		if err := Gesdd(l, m, n, w, m, s, u, m, vt, p); err != nil {
+			t.Fatal(err)
+		}
+		for i := range m {
+			for j := range n {
+				var r float64
+				for q := range p {
+					r += float64(u[q*m+i]) * float64(s[q]) * float64(vt[j*p+q])
+				}
+				if math.Abs(r-float64(a[j*m+i])) > 1e-4 {
+					t.Fatalf("%d×%d: reconstruction (%d,%d) = %v, want %v", m, n, i, j, r, a[j*m+i])
+				}
+			}
+		}
+		for q := 1; q < p; q++ {
+			if s[q] > s[q-1] {
+				t.Fatalf("singular values not decreasing: %v", s)
+			}
+		}
+	}
+	// Bad arguments are caught before LAPACK sees them.
+	err := Gesdd(l, 4, 4, make([]float64, 16), 2, make([]float64, 4), make([]float64, 16), 4, make([]float64, 16), 4)
+	var le *Error
+	if !errors.As(err, &le) || le.Routine != "dgesdd_" || le.Info != -5 {
+		t.Fatalf("lda too small: got %v", err)
+	}
+}
+
+func TestOrth(t *testing.T) {
+	l := requireLib(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	m, n := 50, 7
+	a := make([]float64, m*n)
+	for i := range a {
+		a[i] = rng.NormFloat64()
+	}
+	orig := append([]float64(nil), a...)
+	// Column-major m×n: QR. The same memory as a row-major n×m: LQ of
+	// the column-major n×m matrix with lda = n.
+	q := append([]float64(nil), a...)
+	if err := OrthQR(l, m, n, q, m); err != nil {
+		t.Fatal(err)
+	}
+	checkOrth(t, "QR", n, func(i, c int) float64 { return q[c*m+i] }, m)
+	// The span of Q contains every column of a: ‖a − QQᵀa‖ ≈ 0.
+	for c := range n {
+		res := append([]float64(nil), orig[c*m:(c+1)*m]...)
+		for j := range n {
+			var d float64
+			for i := range m {
+				d += q[j*m+i] * orig[c*m+i]
+			}
+			for i := range m {
+				res[i] -= d * q[j*m+i]
+			}
+		}
+		for _, v := range res {
+			if math.Abs(v) > 1e-10 {
+				t.Fatalf("column %d not in span(Q): residual %v", c, v)
+			}
+		}
+	}
+	lq := narrow(orig) // column-major n×m (rows are the m-vectors)… use as row-major m×n
+	if err := OrthLQ(l, n, m, lq, n); err != nil {
+		t.Fatal(err)
+	}
+	checkOrth(t, "LQ", n, func(i, c int) float64 { return float64(lq[i*n+c]) }, m)
+	if err := OrthQR(l, 3, 5, make([]float32, 15), 3); err == nil {
+		t.Error("QR of a wide matrix: no error")
+	}
+}
+
+// checkOrth checks that the n columns (of length m) given by at are
+// orthonormal.
+func checkOrth(t *testing.T, name string, n int, at func(i, c int) float64, m int) {
+	t.Helper()
+	for c1 := range n {
+		for c2 := range n {
+			var d float64
+			for i := range m {
+				d += at(i, c1) * at(i, c2)
+			}
+			want := 0.0
+			if c1 == c2 {
+				want = 1
+			}
+			if math.Abs(d-want) > 1e-5 {
+				t.Fatalf("%s: column %d·column %d = %v, want %v", name, c1, c2, d, want)
+			}
+		}
+	}
+}
