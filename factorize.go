@@ -327,7 +327,7 @@ type sketch[T Float] struct {
 }
 
 func (j *job[T]) newSketch() (*sketch[T], error) {
-	w, err := j.upload(j.d, j.k, j.w.Data)
+	w, err := j.borrow(j.d, j.k, j.w.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +408,7 @@ func (s *sketch[T]) grow(c int) error {
 	if err := s.reserve(s.l + c); err != nil {
 		return err
 	}
-	omega, err := j.upload(j.k, c, s.gaussian(j.k, c))
+	omega, err := j.borrow(j.k, c, s.gaussian(j.k, c))
 	if err != nil {
 		return err
 	}

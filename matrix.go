@@ -73,15 +73,7 @@ func (m Matrix[T]) validate(name string) error {
 }
 
 // firstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
-func firstNonFinite[T Float](v []T) int {
-	for i, x := range v {
-		// x-x is 0 for finite x and NaN for NaN and ±Inf.
-		if x-x != 0 {
-			return i
-		}
-	}
-	return -1
-}
+func firstNonFinite[T Float](v []T) int { return firstNonFiniteFast(v) }
 
 // checkVector validates a vector argument of the expected length.
 func checkVector[T Float](name string, v []T, want int) error {
@@ -95,10 +87,4 @@ func checkVector[T Float](name string, v []T, want int) error {
 }
 
 // frobenius returns ‖v‖₂ computed without overflow in float64.
-func frobenius[T Float](v []T) float64 {
-	var s la.SumSq
-	for _, x := range v {
-		s.Add(float64(x))
-	}
-	return s.Norm()
-}
+func frobenius[T Float](v []T) float64 { return frobeniusFast(v) }

@@ -44,6 +44,17 @@ func (e engine[T]) Upload(rows, cols int, data []T) (la.Mat, error) {
 	return &dense[T]{rows: rows, cols: cols, stride: cols, data: append([]T(nil), data[:rows*cols]...)}, nil
 }
 
+// Borrow returns a rows×cols Mat over data without copying it. The Mat
+// shares data: it must be used only as an input (lowrank's randomized
+// path borrows W and its Gaussian sketch), and data must not change while
+// it is in use.
+func (e engine[T]) Borrow(rows, cols int, data []T) (la.Mat, error) {
+	if rows < 0 || cols < 0 || len(data) < rows*cols {
+		return nil, fmt.Errorf("%w: borrow of %d×%d from %d values", la.ErrShape, rows, cols, len(data))
+	}
+	return &dense[T]{rows: rows, cols: cols, stride: cols, data: data[:rows*cols:rows*cols]}, nil
+}
+
 func (e engine[T]) Zeros(rows, cols int) (la.Mat, error) {
 	if rows < 0 || cols < 0 {
 		return nil, fmt.Errorf("%w: %d×%d", la.ErrShape, rows, cols)

@@ -11,9 +11,15 @@ import (
 // m×n matrix with row stride ld is the column-major n×m matrix with
 // leading dimension ld over the same memory, so no routine copies:
 //
-//	QR of A (m×n)   = LQ of Aᵀ (n×m):  ?gelqf + ?orglq on Aᵀ
 //	SVD A = U·S·Vᵀ  ⇔  Aᵀ = V·S·Uᵀ:     ?gesdd on Aᵀ writes Uᵀ into our
 //	                                    Vᵀ buffer and V into our U buffer
+//
+// The one exception is QR. The thin QR of a row-major A is the LQ of the
+// column-major Aᵀ (?gelqf, ?orglq), but LAPACK's LQ runs 2–3.5× slower
+// than its QR on the tall, thin sketches of the randomized method
+// (measured with OpenBLAS 0.3.21: 4096×74 float32 20 ms against 8.5 ms,
+// 11008×74 158 ms against 46 ms, including the copies), so qr transposes
+// into a column-major scratch, runs ?geqrf + ?orgqr, and transposes back.
 type system[T float32 | float64] struct {
 	l *blas.Lib
 }
@@ -37,7 +43,45 @@ func (s system[T]) gemv(tA bool, m, n int, alpha T, a []T, lda int, x []T, beta 
 }
 
 func (s system[T]) qr(m, n int, a []T, lda int) error {
-	return blas.OrthLQ(s.l, n, m, a, lda)
+	t := make([]T, m*n)
+	transposeInto(t, m, a, m, n, lda)
+	if err := blas.OrthQR(s.l, m, n, t, m); err != nil {
+		return err
+	}
+	transposeFrom(a, lda, t, m, n, m)
+	return nil
+}
+
+// transposeInto writes the row-major m×n a (stride lda) into the
+// column-major t (leading dimension ldt), in cache-sized tiles.
+func transposeInto[T float32 | float64](t []T, ldt int, a []T, m, n, lda int) {
+	const tile = 32
+	for i0 := 0; i0 < m; i0 += tile {
+		for j0 := 0; j0 < n; j0 += tile {
+			for i := i0; i < min(i0+tile, m); i++ {
+				row := a[i*lda : i*lda+n]
+				for j := j0; j < min(j0+tile, n); j++ {
+					t[j*ldt+i] = row[j]
+				}
+			}
+		}
+	}
+}
+
+// transposeFrom writes the column-major m×n t (leading dimension ldt)
+// into the row-major a (stride lda).
+func transposeFrom[T float32 | float64](a []T, lda int, t []T, m, n, ldt int) {
+	const tile = 32
+	for i0 := 0; i0 < m; i0 += tile {
+		for j0 := 0; j0 < n; j0 += tile {
+			for i := i0; i < min(i0+tile, m); i++ {
+				row := a[i*lda : i*lda+n]
+				for j := j0; j < min(j0+tile, n); j++ {
+					row[j] = t[j*ldt+i]
+				}
+			}
+		}
+	}
 }
 
 func (s system[T]) svd(m, n int, a []T, lda int, sv []float64, u []T, ldu int, vt []T, ldvt int) error {
