@@ -2,6 +2,8 @@ package lowrank
 
 import (
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/lowrank-go/lowrank/la"
 )
@@ -14,10 +16,54 @@ import (
 // scanBlock is the number of elements checked per branch.
 const scanBlock = 256
 
+// parallelMin is the length from which a scan is split across cores: a
+// pass over a 64 MB matrix is limited by one core's loads, not by memory.
+const parallelMin = 1 << 20
+
+// chunks splits [0, n) into one contiguous range per core (one range for
+// short slices) and runs f on each concurrently; f must only write its
+// own result slot.
+func chunks(n int, f func(part, lo, hi int)) int {
+	parts := 1
+	if n >= parallelMin {
+		parts = min(runtime.GOMAXPROCS(0), n/(parallelMin/2))
+	}
+	if parts <= 1 {
+		f(0, 0, n)
+		return 1
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(p, p*n/parts, (p+1)*n/parts)
+		}()
+	}
+	wg.Wait()
+	return parts
+}
+
 // firstNonFiniteFast returns the index of the first NaN or ±Inf in v, or
 // -1. x·0 is 0 for finite x and NaN otherwise, so a block sum of x·0 tells
 // whether a block holds a non-finite value without a branch per element.
 func firstNonFiniteFast[T Float](v []T) int {
+	first := make([]int, runtime.GOMAXPROCS(0))
+	parts := chunks(len(v), func(p, lo, hi int) {
+		first[p] = -1
+		if i := firstNonFiniteSeq(v[lo:hi]); i >= 0 {
+			first[p] = lo + i
+		}
+	})
+	for _, i := range first[:parts] {
+		if i >= 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func firstNonFiniteSeq[T Float](v []T) int {
 	for start := 0; start < len(v); start += scanBlock {
 		blk := v[start:min(start+scanBlock, len(v))]
 		var a0, a1, a2, a3 T
@@ -48,6 +94,25 @@ func firstNonFiniteFast[T Float](v []T) int {
 // the sum leaves [2⁻⁹⁰⁰, 2⁹⁰⁰]; then it falls back to la.SumSq's scaled
 // sum.
 func frobeniusFast[T Float](v []T) float64 {
+	sums := make([]float64, runtime.GOMAXPROCS(0))
+	parts := chunks(len(v), func(p, lo, hi int) { sums[p] = sumSquares(v[lo:hi]) })
+	var s float64
+	for _, x := range sums[:parts] {
+		s += x
+	}
+	var z T
+	if _, single := any(z).(float32); single || s == 0 && allZero(v) || s > 0x1p-900 && s < 0x1p900 {
+		return math.Sqrt(s)
+	}
+	var ss la.SumSq
+	for _, x := range v {
+		ss.Add(float64(x))
+	}
+	return ss.Norm()
+}
+
+// sumSquares returns Σ v[i]² accumulated in float64.
+func sumSquares[T Float](v []T) float64 {
 	var a0, a1, a2, a3 float64
 	i := 0
 	for ; i+4 <= len(v); i += 4 {
@@ -61,16 +126,7 @@ func frobeniusFast[T Float](v []T) float64 {
 		x := float64(v[i])
 		a0 += x * x
 	}
-	s := (a0 + a1) + (a2 + a3)
-	var z T
-	if _, single := any(z).(float32); single || s == 0 && allZero(v) || s > 0x1p-900 && s < 0x1p900 {
-		return math.Sqrt(s)
-	}
-	var ss la.SumSq
-	for _, x := range v {
-		ss.Add(float64(x))
-	}
-	return ss.Norm()
+	return (a0 + a1) + (a2 + a3)
 }
 
 func allZero[T Float](v []T) bool {

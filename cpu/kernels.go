@@ -123,13 +123,18 @@ func (g gonum32) svd(m, n int, a []float32, lda int, s []float64, u []float32, l
 // widen copies the m×n float32 matrix a into a new dense float64 slice.
 func widen(m, n int, a []float32, lda int) []float64 {
 	w := make([]float64, m*n)
+	widenInto(w, m, n, a, lda)
+	return w
+}
+
+// widenInto copies the m×n float32 matrix a into the dense float64 w.
+func widenInto(w []float64, m, n int, a []float32, lda int) {
 	for i := range m {
 		row := a[i*lda : i*lda+n]
 		for j, v := range row {
 			w[i*n+j] = float64(v)
 		}
 	}
-	return w
 }
 
 // narrow copies the dense m×n float64 matrix w into a.
