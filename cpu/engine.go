@@ -52,7 +52,7 @@ func (e engine[T]) Borrow(rows, cols int, data []T) (la.Mat, error) {
 	if rows < 0 || cols < 0 || len(data) < rows*cols {
 		return nil, fmt.Errorf("%w: borrow of %d×%d from %d values", la.ErrShape, rows, cols, len(data))
 	}
-	return &dense[T]{rows: rows, cols: cols, stride: cols, data: data[:rows*cols:rows*cols]}, nil
+	return &dense[T]{rows: rows, cols: cols, stride: cols, data: data[: rows*cols : rows*cols]}, nil
 }
 
 func (e engine[T]) Zeros(rows, cols int) (la.Mat, error) {
