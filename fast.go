@@ -18,7 +18,7 @@ const scanBlock = 256
 
 // parallelMin is the length from which a scan is split across cores: a
 // pass over a 64 MB matrix is limited by one core's loads, not by memory.
-const parallelMin = 1 << 20
+const parallelMin = 1 << 16
 
 // chunks splits [0, n) into one contiguous range per core (one range for
 // short slices) and runs f on each concurrently; f must only write its

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lowrank-go/lowrank/internal/gemm32"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 	"gonum.org/v1/gonum/lapack"
@@ -79,7 +80,8 @@ func (g gonum64) svd(m, n int, a []float64, lda int, s []float64, u []float64, l
 	return nil
 }
 
-// gonum32 runs float32 products on gonum's float32 BLAS and widens to
+// gonum32 runs float32 products on internal/gemm32's AVX2 kernel (gonum's
+// float32 BLAS on CPUs without AVX2 and for tiny products) and widens to
 // float64 for QR and SVD, which gonum implements in float64 only.
 type gonum32 struct {
 	b   blas.Float32
@@ -91,6 +93,10 @@ func newGonum32(f64 kernels[float64]) gonum32 {
 }
 
 func (g gonum32) gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if gemm32.Worth(m, n, k) {
+		gemm32.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	g.b.Sgemm(trans(tA), trans(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 

@@ -1,0 +1,108 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func kernel6x16(kc int, a *float32, rs, ps int, b *float32, ldb int, c *float32, ldc int, alpha float32)
+//
+// C[0:6, 0:16] += alpha · Σ_{p<kc} A[:, p] ⊗ B[p, 0:16], with element
+// (r, p) of A at a + r·rs + p·ps bytes, row p of B at b + p·ldb bytes and
+// row r of C at c + r·ldc bytes. AVX2 + FMA: twelve YMM accumulators.
+TEXT ·kernel6x16(SB), NOSPLIT, $0-68
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ rs+16(FP), R9
+	MOVQ ps+24(FP), R11
+	MOVQ b+32(FP), DI
+	MOVQ ldb+40(FP), R13
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R14
+	LEAQ (R9)(R9*2), R10 // 3·rs
+	LEAQ (R9)(R9*4), R12 // 5·rs
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+	TESTQ CX, CX
+	JLE   store
+
+loop:
+	VMOVUPS      (DI), Y12
+	VMOVUPS      32(DI), Y13
+	VBROADCASTSS (SI), Y14
+	VBROADCASTSS (SI)(R9*1), Y15
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VFMADD231PS  Y12, Y15, Y2
+	VFMADD231PS  Y13, Y15, Y3
+	VBROADCASTSS (SI)(R9*2), Y14
+	VBROADCASTSS (SI)(R10*1), Y15
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VBROADCASTSS (SI)(R9*4), Y14
+	VBROADCASTSS (SI)(R12*1), Y15
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VFMADD231PS  Y12, Y15, Y10
+	VFMADD231PS  Y13, Y15, Y11
+	ADDQ         R11, SI
+	ADDQ         R13, DI
+	DECQ         CX
+	JNZ          loop
+
+store:
+	VBROADCASTSS alpha+64(FP), Y15
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VFMADD231PS  Y0, Y15, Y12
+	VFMADD231PS  Y1, Y15, Y13
+	VMOVUPS      Y12, (DX)
+	VMOVUPS      Y13, 32(DX)
+	ADDQ         R14, DX
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VFMADD231PS  Y2, Y15, Y12
+	VFMADD231PS  Y3, Y15, Y13
+	VMOVUPS      Y12, (DX)
+	VMOVUPS      Y13, 32(DX)
+	ADDQ         R14, DX
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VFMADD231PS  Y4, Y15, Y12
+	VFMADD231PS  Y5, Y15, Y13
+	VMOVUPS      Y12, (DX)
+	VMOVUPS      Y13, 32(DX)
+	ADDQ         R14, DX
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VFMADD231PS  Y6, Y15, Y12
+	VFMADD231PS  Y7, Y15, Y13
+	VMOVUPS      Y12, (DX)
+	VMOVUPS      Y13, 32(DX)
+	ADDQ         R14, DX
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VFMADD231PS  Y8, Y15, Y12
+	VFMADD231PS  Y9, Y15, Y13
+	VMOVUPS      Y12, (DX)
+	VMOVUPS      Y13, 32(DX)
+	ADDQ         R14, DX
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VFMADD231PS  Y10, Y15, Y12
+	VFMADD231PS  Y11, Y15, Y13
+	VMOVUPS      Y12, (DX)
+	VMOVUPS      Y13, 32(DX)
+	VZEROUPPER
+	RET
