@@ -105,6 +105,9 @@ func (g gonum32) gemv(tA bool, m, n int, alpha float32, a []float32, lda int, x 
 }
 
 func (g gonum32) qr(m, n int, a []float32, lda int) error {
+	if useCholQR(m, n) && cholQR2(m, n, a, lda) {
+		return nil
+	}
 	w := widen(m, n, a, lda)
 	if err := g.f64.qr(m, n, w, n); err != nil {
 		return err
