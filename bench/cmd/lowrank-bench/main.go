@@ -179,7 +179,7 @@ func workloads(quick, skipF64, gonum bool, reps, modelMiB int) []workload {
 				r = min(reps, 3)
 			}
 			ws = append(ws, workload{Name: fmt.Sprintf("exact %d×%d %s", n, n, dt), Kind: "exact", D: n, K: n, DType: dt, Reps: r,
-				refs: []string{"numpy", "torch"}, gonum: gonum && n <= 2048})
+				refs: []string{"numpy", "scipy", "torch"}, gonum: gonum && n <= 1024})
 		}
 	}
 	for _, sh := range shapes {
