@@ -119,7 +119,7 @@ func TestChooseArch(t *testing.T) {
 		fail      bool
 	}{
 		{90, []int{75, 80, 86, 89, 90, 100, 120}, "sm_90", true, false},
-		{89, []int{75, 80, 86, 90}, "sm_86", true, false},    // same major, lower minor: cubin runs
+		{89, []int{75, 80, 86, 90}, "sm_86", true, false},        // same major, lower minor: cubin runs
 		{120, []int{75, 80, 86, 90}, "compute_90", false, false}, // newer major: PTX for the driver to JIT
 		{61, []int{75, 80}, "", false, true},
 		{90, nil, "sm_90", true, false},
