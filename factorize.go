@@ -95,13 +95,40 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 // job is one factorization in progress: every Mat it allocates is freed by
 // release, on success and failure alike.
 type job[T Float] struct {
-	e     la.Engine[T]
-	cfg   *config
-	w     Matrix[T]
-	d, k  int
+	e    la.Engine[T]
+	cfg  *config
+	w    Matrix[T]
+	d, k int
+	// W is computed on as W·2^-shift, a power of two (exact) that brings
+	// ‖W‖_F near 1, so that neither the SVD nor the sums of squares
+	// overflow or underflow for matrices near the limits of the float
+	// type; norm is ‖W‖_F·2^-shift and results are scaled back at the end.
+	shift int
 	norm  float64
 	mats  []la.Mat
-	check func(error) error
+}
+
+func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T]) *job[T] {
+	j := &job[T]{e: e, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: frobenius(w.Data)}
+	if j.norm > 0 && !math.IsInf(j.norm, 0) {
+		_, exp := math.Frexp(j.norm)
+		j.shift = exp &^ 1 // even, so that √(2^shift) is a power of two
+		j.norm = math.Ldexp(j.norm, -j.shift)
+	}
+	return j
+}
+
+// uploadW uploads W scaled by 2^-shift.
+func (j *job[T]) uploadW() (la.Mat, error) {
+	m, err := j.upload(j.d, j.k, j.w.Data)
+	if err != nil || j.shift == 0 {
+		return m, err
+	}
+	f := make([]T, j.d)
+	for i := range f {
+		f[i] = T(math.Ldexp(1, -j.shift))
+	}
+	return m, wrapBackend("scale", j.e.ScaleRows(m, f))
 }
 
 func (j *job[T]) keep(m la.Mat) la.Mat {
@@ -161,7 +188,7 @@ func (j *job[T]) svd(a la.Mat) (la.Mat, []float64, la.Mat, error) {
 func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Factors[T], error) {
 	d, k := w.Rows, w.Cols
 	n := min(d, k)
-	j := &job[T]{e: e, cfg: cfg, w: w, d: d, k: k, norm: frobenius(w.Data)}
+	j := newJob(e, cfg, w)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
@@ -222,7 +249,7 @@ func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Fa
 
 // exact computes the thin SVD of W and truncates it by the policy.
 func (j *job[T]) exact(p Policy) (u, vt la.Mat, sp *spectrum, r int, err error) {
-	a, err := j.upload(j.d, j.k, j.w.Data)
+	a, err := j.uploadW()
 	if err != nil {
 		return
 	}
@@ -257,7 +284,7 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 	} else {
 		target := p.energyTarget()
 		block := adaptiveFirstBlock
-		for sk.captured < target-energySlack && sk.l < limit {
+		for sk.l == 0 || sk.captured < target-energySlack && sk.l < limit {
 			if err = sk.grow(min(block, limit-sk.l)); err != nil {
 				return
 			}
@@ -327,7 +354,7 @@ type sketch[T Float] struct {
 }
 
 func (j *job[T]) newSketch() (*sketch[T], error) {
-	w, err := j.upload(j.d, j.k, j.w.Data)
+	w, err := j.uploadW()
 	if err != nil {
 		return nil, err
 	}
@@ -495,16 +522,19 @@ func (s *sketch[T]) orth(y la.Mat) error {
 // finish scales U_r and V_rᵀ by the split, brings them to the host and
 // fixes the signs of the singular vectors.
 func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) {
-	s := sp.s[:r]
+	s := make([]float64, r)
+	for i, v := range sp.s[:r] {
+		s[i] = math.Ldexp(v, j.shift) // the singular values of W itself
+	}
 	left := make([]T, r)
 	right := make([]T, r)
-	for i, v := range s {
+	for i, v := range sp.s[:r] {
 		switch j.cfg.split {
 		case SplitSqrt:
-			left[i] = T(math.Sqrt(v))
+			left[i] = T(math.Ldexp(math.Sqrt(v), j.shift/2))
 			right[i] = left[i]
 		default:
-			left[i] = T(v)
+			left[i] = T(s[i])
 			right[i] = 1
 		}
 	}
@@ -519,19 +549,22 @@ func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) 
 	f := &Factors[T]{
 		B:        Matrix[T]{Rows: j.d, Cols: r, Data: make([]T, j.d*r)},
 		A:        Matrix[T]{Rows: r, Cols: j.k, Data: make([]T, r*j.k)},
-		S:        make([]T, r),
+		S:        s,
 		Rank:     r,
 		RelError: sp.relError(r),
 		Energy:   sp.energyKept(r),
-	}
-	for i, v := range s {
-		f.S[i] = T(v)
 	}
 	if err := wrapBackend("download", j.e.Download(f.B.Data, u)); err != nil {
 		return nil, err
 	}
 	if err := wrapBackend("download", j.e.Download(f.A.Data, vt)); err != nil {
 		return nil, err
+	}
+	for _, m := range []Matrix[T]{f.B, f.A} {
+		if firstNonFinite(m.Data) >= 0 {
+			return nil, errorf(ErrNonFinite, "the factors of this %d×%d matrix (‖W‖_F = %.3g) overflow %T; expected a matrix whose singular values fit the float type (try SplitSqrt or float64)",
+				j.d, j.k, math.Ldexp(j.norm, j.shift), T(0))
+		}
 	}
 	fixSigns(f.B, f.A)
 	return f, nil

@@ -1,5 +1,7 @@
 package lowrank
 
+import "math"
+
 // SVDResult is a thin singular value decomposition W = U·diag(S)·Vt of a
 // d×k matrix, p = min(d, k).
 type SVDResult[T Float] struct {
@@ -34,9 +36,12 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 		return nil, err
 	}
 	e := engineOf[T](b)
-	j := &job[T]{e: e, cfg: &cfg, w: w, d: w.Rows, k: w.Cols}
+	j := newJob(e, &cfg, w)
 	defer j.release()
-	a, err := j.upload(w.Rows, w.Cols, w.Data)
+	if math.IsInf(j.norm, 0) {
+		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
+	}
+	a, err := j.uploadW()
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +56,10 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 		Vt: Matrix[T]{Rows: p, Cols: w.Cols, Data: make([]T, p*w.Cols)},
 	}
 	for i, v := range s {
-		res.S[i] = T(v)
+		res.S[i] = T(math.Ldexp(v, j.shift))
+	}
+	if firstNonFinite(res.S) >= 0 {
+		return nil, errorf(ErrNonFinite, "the singular values of this %d×%d matrix overflow %T; expected a matrix whose norm fits the float type", w.Rows, w.Cols, T(0))
 	}
 	if err := wrapBackend("download", e.Download(res.U.Data, u)); err != nil {
 		return nil, err
