@@ -1,8 +1,6 @@
 package lowrank
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -27,70 +25,6 @@ const (
 	adaptiveFirstBlock = 32
 	adaptiveMaxBlock   = 512
 )
-
-// Factorize returns the rank-r factors B (d×r) and A (r×k) of the d×k
-// matrix W, with r chosen by the policy:
-//
-//	W ≈ B·A,   B = U_r·S_r,   A = V_rᵀ      (SplitUS, the default)
-//	           B = U_r·√S_r,  A = √S_r·V_rᵀ  (SplitSqrt)
-//
-// where W = U·S·Vᵀ is the singular value decomposition. By Eckart–Young
-// this is the best rank-r approximation in the Frobenius norm, and its
-// relative error is known from the singular values alone:
-//
-//	‖W − B·A‖_F / ‖W‖_F = sqrt(σ_{r+1}² + … + σ_n²) / ‖W‖_F
-//
-// Options select the method (WithMethod), the randomized sketch
-// (WithOversampling, WithPowerIters, WithSeed), the split (WithSplit),
-// rank rounding (WithRoundTo) and the backend (WithBackend).
-//
-// With Auto (the default), matrices with min(d,k) < 256 use the exact SVD.
-// Larger ones use the randomized method when r + p ≤ min(d,k)/4; for the
-// Energy and Tolerance policies the adaptive sketch is grown up to that
-// size and the exact SVD is used when the target needs more.
-//
-// The randomized method never computes a full SVD: for Energy and
-// Tolerance it grows its sketch block by block until the captured energy
-// ‖Qᵀ·W‖_F² reaches the target fraction of ‖W‖_F², so the reported error
-// is exact for the factors returned. When r + p ≥ min(d,k) it computes the
-// exact SVD instead, which is then both cheaper and exact; Factors.Method
-// says which method ran.
-//
-// Factorize returns an error wrapping ErrEmpty, ErrShape, ErrNonFinite,
-// ErrRank, ErrPolicy or ErrOption for bad input, ErrBackend when the
-// requested backend cannot run, and the backend's error (wrapped) when a
-// computation fails on the device.
-func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], error) {
-	cfg := newConfig(opts)
-	if cfg.err != nil {
-		return nil, cfg.err
-	}
-	if err := w.validate("W"); err != nil {
-		return nil, err
-	}
-	if err := p.validate(w.Rows, w.Cols); err != nil {
-		return nil, err
-	}
-	b, err := cfg.backendFor()
-	if err != nil {
-		return nil, err
-	}
-	f, err := factorize(engineOf[T](b), w, p, &cfg)
-	fallback := ""
-	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
-		fallback = fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
-		logger().Warn("lowrank: falling back to the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d", w.Rows, w.Cols), "reason", err)
-		b = cpuBackend()
-		f, err = factorize(engineOf[T](b), w, p, &cfg)
-	}
-	if err != nil {
-		return nil, err
-	}
-	f.backend = b
-	f.Backend = b.Name()
-	f.Fallback = fallback
-	return f, nil
-}
 
 // job is one factorization in progress: every Mat it allocates is freed by
 // release, on success and failure alike.
