@@ -52,17 +52,29 @@ func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T]) *job[T] {
 	return j
 }
 
-// uploadW uploads W scaled by 2^-shift.
+// uploadW uploads W scaled by 2^-shift, in steps whose factor the float
+// type can hold.
 func (j *job[T]) uploadW() (la.Mat, error) {
 	m, err := j.upload(j.d, j.k, j.w.Data)
-	if err != nil || j.shift == 0 {
-		return m, err
+	if err != nil {
+		return nil, err
+	}
+	step := 1000
+	if _, ok := any(T(0)).(float32); ok {
+		step = 120
 	}
 	f := make([]T, j.d)
-	for i := range f {
-		f[i] = T(math.Ldexp(1, -j.shift))
+	for left := -j.shift; left != 0; {
+		e := max(-step, min(step, left))
+		left -= e
+		for i := range f {
+			f[i] = T(math.Ldexp(1, e))
+		}
+		if err := j.e.ScaleRows(m, f); err != nil {
+			return nil, wrapBackend("scale", err)
+		}
 	}
-	return m, wrapBackend("scale", j.e.ScaleRows(m, f))
+	return m, nil
 }
 
 func (j *job[T]) keep(m la.Mat) la.Mat {
@@ -142,7 +154,9 @@ func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Fa
 			method = Randomized
 		}
 	}
-	if method == Randomized && !p.adaptive() && fixed+cfg.oversample >= n {
+	// A sketch that would span all of W's columns is slower than the
+	// exact SVD and no more accurate.
+	if method == Randomized && (!p.adaptive() && fixed+cfg.oversample >= n || p.adaptive() && n <= adaptiveFirstBlock) {
 		method = Exact
 	}
 

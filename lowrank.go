@@ -33,8 +33,9 @@ import (
 // Tolerance it grows its sketch block by block until the captured energy
 // ‖Qᵀ·W‖_F² reaches the target fraction of ‖W‖_F², so the reported error
 // is exact for the factors returned. When r + p ≥ min(d,k) it computes the
-// exact SVD instead, which is then both cheaper and exact; Factors.Method
-// says which method ran.
+// exact SVD instead, which is then both cheaper and exact (likewise for
+// Energy and Tolerance when min(d,k) ≤ 32); Factors.Method says which
+// method ran.
 //
 // Factorize returns an error wrapping ErrEmpty, ErrShape, ErrNonFinite,
 // ErrRank, ErrPolicy or ErrOption for bad input, ErrBackend when the
