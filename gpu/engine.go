@@ -258,6 +258,10 @@ func (a *arena) add(bytes int) int {
 	return off
 }
 
+// memLimit, when set by a test, caps the free memory fits sees, so that
+// the out-of-memory paths can run on a large GPU.
+var memLimit uint64
+
 // fits checks that bytes more of device memory are free, keeping a margin
 // for the libraries' own allocations; the error matches la.ErrDeviceMemory.
 func fits(c *cuda.Ctx, what string, bytes int) error {
@@ -266,6 +270,9 @@ func fits(c *cuda.Ctx, what string, bytes int) error {
 		return err
 	}
 	const margin = 64 << 20
+	if memLimit > 0 {
+		free = min(free, memLimit)
+	}
 	if uint64(bytes)+margin > free {
 		return fmt.Errorf("%w: %s needs %.1f MiB of device memory, %.1f MiB free", la.ErrDeviceMemory, what,
 			float64(bytes)/(1<<20), float64(free)/(1<<20))

@@ -11,9 +11,6 @@ import (
 	"github.com/lowrank-go/lowrank/la"
 )
 
-// errNoConvergence marks a solver that reported devInfo > 0.
-var errNoConvergence = errors.New("did not converge")
-
 // SVD computes the thin SVD of a with cuSOLVER; see the package
 // documentation for the layout and the choice of solver. a itself is not
 // modified (the solver works on a copy), which the la contract allows.
@@ -41,7 +38,7 @@ func (e *engine[T]) SVD(am la.Mat) (la.Mat, []float64, la.Mat, error) {
 		req := Solver(e.cfg.solver.Load())
 		solver := ChooseSolver(req, m, n, c.HasGesvdp())
 		err = e.svdOn(c, a, solver, u, s, vt)
-		if solver != SolverGesvd && (errors.Is(err, errNoConvergence) || errors.Is(err, la.ErrDeviceMemory)) {
+		if solver != SolverGesvd && (errors.Is(err, la.ErrNoConvergence) || errors.Is(err, la.ErrDeviceMemory)) {
 			// gesvd needs the least workspace and always converges in
 			// practice; a is intact, so start again.
 			err2 := e.svdOn(c, a, SolverGesvd, u, s, vt)
@@ -204,7 +201,7 @@ func (e *engine[T]) svdOn(c *cuda.Ctx, a *dmat[T], solver Solver, u *dmat[T], s 
 		return fmt.Errorf("cuda: %s: devInfo = %d (parameter %d is wrong)", name, devInfo, -devInfo)
 	}
 	if devInfo > 0 {
-		return fmt.Errorf("cuda: %s on %d×%d: devInfo = %d: %w", name, m, n, devInfo, errNoConvergence)
+		return fmt.Errorf("cuda: %s on %d×%d: devInfo = %d: %w", name, m, n, devInfo, la.ErrNoConvergence)
 	}
 	if dt == cuda.F32 {
 		for i := range s {
