@@ -26,9 +26,19 @@ type applier[T la.Float] struct {
 	scratchN int
 	onesN    int // how many leading ones are initialized
 
-	mu       sync.Mutex // guards closed against a concurrent Close
-	closed   bool
-	fusedErr error // why the fused kernel could not be used, once tried
+	fusedErr error           // why the fused kernel could not be used, once tried
+	fusedFn  *cuda.Function // the compiled kernel, once fetched
+
+	// One Apply at a time prepares its arguments in call and runs the
+	// prepared job, so that Apply allocates nothing.
+	mu     sync.Mutex
+	closed bool
+	job    *cuda.Job
+	call   struct {
+		y, x, bias []T
+		n          int
+		fused      bool
+	}
 }
 
 func (e *engine[T]) NewApplier(d, r, k int, b, a []T) (la.Applier[T], error) {
@@ -55,7 +65,17 @@ func (e *engine[T]) NewApplier(d, r, k int, b, a []T) (la.Applier[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	p.job = cuda.NewJob(p.run)
 	return p, nil
+}
+
+// run is the prepared job of Apply.
+func (p *applier[T]) run(c *cuda.Ctx) error {
+	if p.factors == 0 {
+		return errClosedApplier
+	}
+	a := &p.call
+	return p.apply(c, a.y, a.x, a.n, a.bias, a.fused)
 }
 
 var errClosedApplier = errors.New("lowrank: apply on a closed Applier")
@@ -97,18 +117,15 @@ func (p *applier[T]) Apply(y, x []T, n int, bias []T) error {
 		return nil
 	}
 	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	defer p.mu.Unlock()
+	if p.closed {
 		return errClosedApplier
 	}
-	fused := p.e.cfg.fused.Load()
-	return p.e.dev.Do(func(c *cuda.Ctx) error {
-		if p.factors == 0 {
-			return errClosedApplier
-		}
-		return p.apply(c, y, x, n, bias, fused)
-	})
+	p.call.y, p.call.x, p.call.n, p.call.bias = y, x, n, bias
+	p.call.fused = p.e.cfg.fused.Load()
+	err := p.e.dev.Run(p.job)
+	p.call.y, p.call.x, p.call.bias = nil, nil, nil
+	return err
 }
 
 func (p *applier[T]) apply(c *cuda.Ctx, y, x []T, n int, bias []T, fused bool) error {
@@ -245,11 +262,15 @@ func (p *applier[T]) fused(c *cuda.Ctx, dx cuda.DevPtr, hasBias bool, dbias, dy 
 	if shmem > fusedSharedMax || p.fusedErr != nil {
 		return false, nil
 	}
-	f, err := fusedKernel(c, e.dt)
-	if err != nil {
-		p.fusedErr = err
-		return false, nil
+	if p.fusedFn == nil {
+		f, err := fusedKernel(c, e.dt)
+		if err != nil {
+			p.fusedErr = err
+			return false, nil
+		}
+		p.fusedFn = f
 	}
+	f := p.fusedFn
 	// One block per 64 rows of Y, at most one per SM: each block
 	// recomputes A·X, so more blocks cost more than they save.
 	grid := min((p.d+63)/64, max(c.Info().SMs, 1))
@@ -257,7 +278,7 @@ func (p *applier[T]) fused(c *cuda.Ctx, dx cuda.DevPtr, hasBias bool, dbias, dy 
 	if hasBias {
 		bias = dbias
 	}
-	err = c.Launch(f, [3]uint32{uint32(grid), 1, 1}, [3]uint32{fusedBlock, 1, 1}, uint32(shmem),
+	err := c.Launch(f, [3]uint32{uint32(grid), 1, 1}, [3]uint32{fusedBlock, 1, 1}, uint32(shmem),
 		p.a, p.b, dx, bias, dy, int32(p.d), int32(p.r), int32(p.k), int32(n))
 	return err == nil, err
 }

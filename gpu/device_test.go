@@ -394,3 +394,23 @@ func TestStridedViews(t *testing.T) {
 		t.Errorf("SumSquares near the float32 limit = %v, %v; want %v", got, err, want)
 	}
 }
+
+// TestApplyAllocationFree checks that a warm Apply (cuBLAS path) allocates
+// nothing on the Go heap, as lowrank's ApplyTo promises.
+func TestApplyAllocationFree(t *testing.T) {
+	b := requireGPU(t)
+	app, err := b.Float32().NewApplier(64, 8, 48, randMatrix[float32](64, 8, 1).Data, randMatrix[float32](8, 48, 2).Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	for _, n := range []int{1, 16} {
+		x, y, bias := make([]float32, n*48), make([]float32, n*64), make([]float32, 64)
+		if err := app.Apply(y, x, n, bias); err != nil {
+			t.Fatal(err)
+		}
+		if a := testing.AllocsPerRun(100, func() { _ = app.Apply(y, x, n, bias) }); a != 0 {
+			t.Errorf("n=%d: Apply allocates %v times per call", n, a)
+		}
+	}
+}

@@ -315,7 +315,10 @@ func (c *Ctx) Gemm(t DType, ta, tb bool, m, n, k int, alpha float64, a DevPtr, l
 		r = C.lrc_cublasDgemm_v2(c.s.blas.dgemm, c.blas, op(ta), op(tb), C.int(m), C.int(n), C.int(k), C.double(alpha),
 			C.ulonglong(a), C.int(lda), C.ulonglong(b), C.int(ldb), C.double(beta), C.ulonglong(cc), C.int(ldc))
 	}
-	return blasErr("cublas"+t.prefix()+"gemm_v2", r)
+	if r != 0 {
+		return blasErr("cublas"+t.prefix()+"gemm_v2", r)
+	}
+	return nil
 }
 
 // Gemv computes y = alpha·op(A)·x + beta·y for the column-major m×n A.
@@ -328,7 +331,10 @@ func (c *Ctx) Gemv(t DType, trans bool, m, n int, alpha float64, a DevPtr, lda i
 		r = C.lrc_cublasDgemv_v2(c.s.blas.dgemv, c.blas, op(trans), C.int(m), C.int(n), C.double(alpha), C.ulonglong(a), C.int(lda),
 			C.ulonglong(x), C.int(incx), C.double(beta), C.ulonglong(y), C.int(incy))
 	}
-	return blasErr("cublas"+t.prefix()+"gemv_v2", r)
+	if r != 0 {
+		return blasErr("cublas"+t.prefix()+"gemv_v2", r)
+	}
+	return nil
 }
 
 // Geam computes C = alpha·op(A) + beta·op(B) (m×n, column-major). With
@@ -343,7 +349,10 @@ func (c *Ctx) Geam(t DType, ta, tb bool, m, n int, alpha float64, a DevPtr, lda 
 		r = C.lrc_cublasDgeam(c.s.blas.dgeam, c.blas, op(ta), op(tb), C.int(m), C.int(n), C.double(alpha), C.ulonglong(a), C.int(lda),
 			C.double(beta), C.ulonglong(b), C.int(ldb), C.ulonglong(cc), C.int(ldc))
 	}
-	return blasErr("cublas"+t.prefix()+"geam", r)
+	if r != 0 {
+		return blasErr("cublas"+t.prefix()+"geam", r)
+	}
+	return nil
 }
 
 // Dgmm computes C = diag(x)·A (right false) or A·diag(x) (right true) for
@@ -359,7 +368,10 @@ func (c *Ctx) Dgmm(t DType, right bool, m, n int, a DevPtr, lda int, x DevPtr, i
 	} else {
 		r = C.lrc_cublasDdgmm(c.s.blas.ddgmm, c.blas, side, C.int(m), C.int(n), C.ulonglong(a), C.int(lda), C.ulonglong(x), C.int(incx), C.ulonglong(cc), C.int(ldc))
 	}
-	return blasErr("cublas"+t.prefix()+"dgmm", r)
+	if r != 0 {
+		return blasErr("cublas"+t.prefix()+"dgmm", r)
+	}
+	return nil
 }
 
 // Nrm2s queues, for each i < count, the Euclidean norm of the n elements
@@ -386,7 +398,10 @@ func (c *Ctx) Nrm2s(t DType, count, n int, x DevPtr, stride, incx int, result De
 			r = C.lrc_cublasDnrm2_v2(c.s.blas.dnrm2, c.blas, C.int(n), C.ulonglong(xi), C.int(incx), C.ulonglong(ri))
 		}
 		if r != 0 {
-			return blasErr("cublas"+t.prefix()+"nrm2_v2", r)
+			if r != 0 {
+				return blasErr("cublas"+t.prefix()+"nrm2_v2", r)
+			}
+			return nil
 		}
 	}
 	return nil
@@ -403,7 +418,10 @@ func (c *Ctx) GeqrfBufferSize(t DType, m, n int, a DevPtr, lda int) (int, error)
 	} else {
 		r = C.lrc_cusolverDnDgeqrf_bufferSize(c.s.solver.dgeqrfBuf, c.solver, C.int(m), C.int(n), C.ulonglong(a), C.int(lda), &lw)
 	}
-	return int(lw), solverErr("cusolverDn"+t.prefix()+"geqrf_bufferSize", r)
+	if r != 0 {
+		return 0, solverErr("cusolverDn"+t.prefix()+"geqrf_bufferSize", r)
+	}
+	return int(lw), nil
 }
 
 // Geqrf computes the QR factorization of the column-major m×n A in place.
@@ -414,7 +432,10 @@ func (c *Ctx) Geqrf(t DType, m, n int, a DevPtr, lda int, tau, work DevPtr, lwor
 	} else {
 		r = C.lrc_cusolverDnDgeqrf(c.s.solver.dgeqrf, c.solver, C.int(m), C.int(n), C.ulonglong(a), C.int(lda), C.ulonglong(tau), C.ulonglong(work), C.int(lwork), C.ulonglong(info))
 	}
-	return solverErr("cusolverDn"+t.prefix()+"geqrf", r)
+	if r != 0 {
+		return solverErr("cusolverDn"+t.prefix()+"geqrf", r)
+	}
+	return nil
 }
 
 // OrgqrBufferSize returns orgqr's workspace in elements.
@@ -426,7 +447,10 @@ func (c *Ctx) OrgqrBufferSize(t DType, m, n, k int, a DevPtr, lda int, tau DevPt
 	} else {
 		r = C.lrc_cusolverDnDorgqr_bufferSize(c.s.solver.dorgqrBuf, c.solver, C.int(m), C.int(n), C.int(k), C.ulonglong(a), C.int(lda), C.ulonglong(tau), &lw)
 	}
-	return int(lw), solverErr("cusolverDn"+t.prefix()+"orgqr_bufferSize", r)
+	if r != 0 {
+		return 0, solverErr("cusolverDn"+t.prefix()+"orgqr_bufferSize", r)
+	}
+	return int(lw), nil
 }
 
 // Orgqr overwrites the geqrf output A with the m×n matrix Q.
@@ -437,7 +461,10 @@ func (c *Ctx) Orgqr(t DType, m, n, k int, a DevPtr, lda int, tau, work DevPtr, l
 	} else {
 		r = C.lrc_cusolverDnDorgqr(c.s.solver.dorgqr, c.solver, C.int(m), C.int(n), C.int(k), C.ulonglong(a), C.int(lda), C.ulonglong(tau), C.ulonglong(work), C.int(lwork), C.ulonglong(info))
 	}
-	return solverErr("cusolverDn"+t.prefix()+"orgqr", r)
+	if r != 0 {
+		return solverErr("cusolverDn"+t.prefix()+"orgqr", r)
+	}
+	return nil
 }
 
 // GesvdBufferSize returns gesvd's workspace in elements.
@@ -449,7 +476,10 @@ func (c *Ctx) GesvdBufferSize(t DType, m, n int) (int, error) {
 	} else {
 		r = C.lrc_cusolverDnDgesvd_bufferSize(c.s.solver.dgesvdBuf, c.solver, C.int(m), C.int(n), &lw)
 	}
-	return int(lw), solverErr("cusolverDn"+t.prefix()+"gesvd_bufferSize", r)
+	if r != 0 {
+		return 0, solverErr("cusolverDn"+t.prefix()+"gesvd_bufferSize", r)
+	}
+	return int(lw), nil
 }
 
 // Gesvd computes the SVD of the column-major m×n A (m ≥ n) with cuSOLVER's
@@ -464,7 +494,10 @@ func (c *Ctx) Gesvd(t DType, jobu, jobvt byte, m, n int, a DevPtr, lda int, s, u
 		r = C.lrc_cusolverDnDgesvd(c.s.solver.dgesvd, c.solver, C.int(jobu), C.int(jobvt), C.int(m), C.int(n), C.ulonglong(a), C.int(lda),
 			C.ulonglong(s), C.ulonglong(u), C.int(ldu), C.ulonglong(vt), C.int(ldvt), C.ulonglong(work), C.int(lwork), C.ulonglong(info))
 	}
-	return solverErr("cusolverDn"+t.prefix()+"gesvd", r)
+	if r != 0 {
+		return solverErr("cusolverDn"+t.prefix()+"gesvd", r)
+	}
+	return nil
 }
 
 // gesvdjParams returns the (shared) gesvdj parameters: tolerance machine
@@ -503,7 +536,10 @@ func (c *Ctx) GesvdjBufferSize(t DType, m, n int, a DevPtr, lda int, s, u DevPtr
 		r = C.lrc_cusolverDnDgesvdj_bufferSize(c.s.solver.dgesvdjBuf, c.solver, 1, 1, C.int(m), C.int(n), C.ulonglong(a), C.int(lda),
 			C.ulonglong(s), C.ulonglong(u), C.int(ldu), C.ulonglong(v), C.int(ldv), &lw, p)
 	}
-	return int(lw), solverErr("cusolverDn"+t.prefix()+"gesvdj_bufferSize", r)
+	if r != 0 {
+		return 0, solverErr("cusolverDn"+t.prefix()+"gesvdj_bufferSize", r)
+	}
+	return int(lw), nil
 }
 
 // Gesvdj computes the economy SVD of the column-major m×n A with the
@@ -521,7 +557,10 @@ func (c *Ctx) Gesvdj(t DType, m, n int, a DevPtr, lda int, s, u DevPtr, ldu int,
 		r = C.lrc_cusolverDnDgesvdj(c.s.solver.dgesvdj, c.solver, 1, 1, C.int(m), C.int(n), C.ulonglong(a), C.int(lda),
 			C.ulonglong(s), C.ulonglong(u), C.int(ldu), C.ulonglong(v), C.int(ldv), C.ulonglong(work), C.int(lwork), C.ulonglong(info), p)
 	}
-	return solverErr("cusolverDn"+t.prefix()+"gesvdj", r)
+	if r != 0 {
+		return solverErr("cusolverDn"+t.prefix()+"gesvdj", r)
+	}
+	return nil
 }
 
 // HasGesvdp reports whether cusolverDnXgesvdp is available.

@@ -44,7 +44,7 @@ type Device struct {
 	info Info
 	dev  C.int
 
-	jobs    chan job
+	jobs    chan *Job
 	quit    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
@@ -52,10 +52,16 @@ type Device struct {
 	ctx *Ctx // owned by the worker goroutine
 }
 
-type job struct {
+// Job is a reusable unit of work for Device.Run: running a prepared Job
+// allocates nothing, which keeps lowrank's Apply allocation-free.
+type Job struct {
 	f    func(*Ctx) error
 	done chan error
 }
+
+// NewJob prepares f to be run, possibly many times, with Device.Run. A Job
+// must not be run by two goroutines at once.
+func NewJob(f func(*Ctx) error) *Job { return &Job{f: f, done: make(chan error, 1)} }
 
 // Open loads libcuda.so.1, initializes the driver, loads cuBLAS, cuSOLVER
 // and NVRTC (see the package documentation for the search), and starts the
@@ -78,7 +84,7 @@ func Open(cfg Config) (*Device, error) {
 	}
 	d := &Device{
 		libs: s, info: info, dev: dev,
-		jobs:    make(chan job),
+		jobs:    make(chan *Job),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -96,8 +102,10 @@ func (d *Device) Info() Info { return d.info }
 // Do runs f on the device's worker thread and returns its error. f must
 // not call Do (it would wait for itself). A panic in f is returned as an
 // error.
-func (d *Device) Do(f func(*Ctx) error) error {
-	j := job{f: f, done: make(chan error, 1)}
+func (d *Device) Do(f func(*Ctx) error) error { return d.Run(NewJob(f)) }
+
+// Run runs the prepared job j on the device's worker thread, like Do.
+func (d *Device) Run(j *Job) error {
 	select {
 	case d.jobs <- j:
 	case <-d.quit:
