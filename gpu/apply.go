@@ -26,7 +26,7 @@ type applier[T la.Float] struct {
 	scratchN int
 	onesN    int // how many leading ones are initialized
 
-	fusedErr error           // why the fused kernel could not be used, once tried
+	fusedErr error          // why the fused kernel could not be used, once tried
 	fusedFn  *cuda.Function // the compiled kernel, once fetched
 
 	// One Apply at a time prepares its arguments in call and runs the
