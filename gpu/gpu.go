@@ -145,8 +145,8 @@ func (b *Backend) Float32() la.Engine[float32] {
 // (SolverAuto restores the rule). It overrides LOWRANK_CUDA_SVD.
 func (b *Backend) SetSolver(s Solver) { b.cfg.solver.Store(int32(s)) }
 
-// SetFusedApply turns the fused apply kernel on or off for Appliers this
-// backend's engines create from now on. It overrides LOWRANK_CUDA_FUSED.
+// SetFusedApply turns the fused apply kernel on or off for the following
+// Apply calls of this backend's Appliers. It overrides LOWRANK_CUDA_FUSED.
 func (b *Backend) SetFusedApply(on bool) { b.cfg.fused.Store(on) }
 
 // LiveAllocations returns the number of device allocations not yet freed,
