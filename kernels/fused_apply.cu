@@ -43,7 +43,7 @@ extern "C" __global__ void fused_apply(const REAL *__restrict__ A, const REAL *_
 
 	const int per = (d + gridDim.x - 1) / gridDim.x;
 	const int i0 = blockIdx.x * per;
-	const int i1 = min(d, i0 + per);
+	const int i1 = i0 + per < d ? i0 + per : d;
 	for (int i = i0 + warp; i < i1; i += nwarps) {
 		const REAL *brow = B + (unsigned long long)i * r;
 		const REAL b = bias ? bias[i] : (REAL)0;
