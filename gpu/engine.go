@@ -394,7 +394,17 @@ func (e *engine[T]) scale(am la.Mat, d []T, columns bool) error {
 		if err := e.uploadVec(c, x, d); err != nil {
 			return err
 		}
-		return c.Dgmm(e.dt, !columns, a.cols, a.rows, a.ptr, a.ld, x, 1, a.ptr, a.ld)
+		// Out of place into a packed buffer, then back: the cuBLAS docs
+		// this project could read do not promise that dgmm works in place.
+		tmp, err := e.alloc(c, a.rows, a.cols)
+		if err != nil {
+			return err
+		}
+		defer e.freeOn(c, tmp)
+		if err := c.Dgmm(e.dt, !columns, a.cols, a.rows, a.ptr, a.ld, x, 1, tmp.ptr, tmp.ld); err != nil {
+			return err
+		}
+		return e.copyOn(c, a, tmp)
 	})
 }
 
