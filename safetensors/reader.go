@@ -344,6 +344,23 @@ func validate(ts []TensorInfo, dataLen int64, name string) error {
 // Path returns the name the file was opened with.
 func (f *File) Path() string { return f.path }
 
+// HeaderEstimate returns about how many bytes of header JSON the file's
+// tensors and metadata take, padding excluded: a guide for the
+// WriterOptions.HeaderReserve of a file derived from this one.
+func (f *File) HeaderEstimate() int {
+	n := 64
+	for k, v := range f.meta {
+		n += len(k) + len(v) + 8
+	}
+	for _, t := range f.tensors {
+		n += len(t.Name) + 80 + 12*len(t.Shape)
+	}
+	return n
+}
+
+// HeaderSize returns the length of the file's JSON header in bytes.
+func (f *File) HeaderSize() int64 { return f.dataStart - 8 }
+
 // Size returns the file's size in bytes.
 func (f *File) Size() int64 { return f.size }
 

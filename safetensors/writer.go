@@ -276,10 +276,10 @@ func (w *Writer) Close() (err error) {
 	if err != nil {
 		return err
 	}
-	n := int64(len(hdr))
-	if n > w.reserve {
-		// Move the data forward to make room for the header.
-		need := (n + 7) &^ 7
+	need := (int64(len(hdr)) + 7) &^ 7
+	// Move the data forward when the header does not fit the reserve, and
+	// back when the reserve wastes more than 4 KiB of a small file.
+	if need > w.reserve || (w.reserve-need > 4<<10 && w.pos <= 64<<20) {
 		if err := shift(w.f, 8+w.reserve, 8+need, w.pos); err != nil {
 			return w.fail(err)
 		}
@@ -310,20 +310,37 @@ func (w *Writer) Close() (err error) {
 	return nil
 }
 
-// shift moves n bytes at offset from to offset to (> from) within f,
-// copying backwards in bounded chunks.
+// shift moves n bytes at offset from to offset to within f, in bounded
+// chunks, copying from the end when moving forward and from the start when
+// moving back so that no byte is overwritten before it is read.
 func shift(f *os.File, from, to, n int64) error {
+	if from == to || n == 0 {
+		return nil
+	}
 	buf := make([]byte, min(n, 4<<20))
-	for end := n; end > 0; {
-		c := min(int64(len(buf)), end)
-		start := end - c
+	move := func(start, c int64) error {
 		if _, err := f.ReadAt(buf[:c], from+start); err != nil {
 			return err
 		}
-		if _, err := f.WriteAt(buf[:c], to+start); err != nil {
+		_, err := f.WriteAt(buf[:c], to+start)
+		return err
+	}
+	if to > from {
+		for end := n; end > 0; {
+			c := min(int64(len(buf)), end)
+			if err := move(end-c, c); err != nil {
+				return err
+			}
+			end -= c
+		}
+		return nil
+	}
+	for start := int64(0); start < n; {
+		c := min(int64(len(buf)), n-start)
+		if err := move(start, c); err != nil {
 			return err
 		}
-		end = start
+		start += c
 	}
 	return nil
 }
