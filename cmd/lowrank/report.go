@@ -148,7 +148,7 @@ func printTable(w io.Writer, rows []row) {
 	fmt.Fprintf(w, "total: %s; params %d → %d (%.1f%%); bytes %s → %s, saved %s\n",
 		strings.Join(parts, ", "), t.ParamsBefore, t.ParamsAfter, pct, humanBytes(t.BytesBefore), humanBytes(t.BytesAfter), humanBytes(t.BytesSaved))
 	if hidden > 0 {
-		fmt.Fprintf(w, "(%d tensors copied unchanged are not listed)\n", hidden)
+		fmt.Fprintf(w, "(%d more tensors, copied or unchanged, not listed)\n", hidden)
 	}
 }
 
