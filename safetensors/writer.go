@@ -70,6 +70,12 @@ func Create(path string, opts WriterOptions) (*Writer, error) {
 	if err != nil {
 		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
 	}
+	// CreateTemp makes the file private (0600); outputs are ordinary files.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
+	}
 	reserve := int64(opts.HeaderReserve)
 	if reserve <= 0 {
 		reserve = 64 << 10

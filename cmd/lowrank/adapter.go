@@ -543,6 +543,10 @@ func createDir(path string, force bool) (*dirWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lowrank: %s: cannot create the output folder: %w", path, unwrapPathErr(err))
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("lowrank: %s: cannot create the output folder: %w", path, unwrapPathErr(err))
+	}
 	return &dirWriter{final: clean, tmp: tmp, force: force}, nil
 }
 

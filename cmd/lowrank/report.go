@@ -225,7 +225,10 @@ func writeFileAtomic(path string, data []byte, force bool) error {
 		return fmt.Errorf("lowrank: %s: cannot create the output: %w", path, unwrapPathErr(err))
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
