@@ -97,6 +97,12 @@ func TestFactorizeThenMergeBack(t *testing.T) {
 			}
 		}
 	}
+	if info := mustCLI(t, "info", out); !strings.Contains(info, "factorized tensor") || !strings.Contains(info, "layers.0.attn.weight.A") || !strings.Contains(info, "break-even") {
+		t.Errorf("info of a factorized file:\n%s", info)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("output mode %v, %v; want 0644", st.Mode(), err)
+	}
 	// Merge back: densify and compare with the original.
 	mustCLI(t, "merge", out, "-o", dense, "--quiet")
 	dvals, _, dmeta := readST(t, dense)
