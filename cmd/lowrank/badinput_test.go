@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"math"
 	"os"
@@ -126,4 +127,21 @@ func TestBadInputs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ad, "keep.txt")); err != nil {
 		t.Error("existing adapter folder was clobbered")
 	}
+}
+
+// An interrupt (SIGINT/SIGTERM cancel cmdContext) stops the work, reports
+// it on one line and leaves no output or temporary file.
+func TestInterruptLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "m.safetensors")
+	modelFile(t, in)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	saved := cmdContext
+	cmdContext = ctx
+	defer func() { cmdContext = saved }()
+	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "out.safetensors")}, "interrupted")
+	p := makePair(t, t.TempDir(), safetensors.F32)
+	adDir := filepath.Dir(p.base)
+	assertFails(t, adDir, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", filepath.Join(adDir, "ad")}, "interrupted")
 }
