@@ -152,10 +152,19 @@ func newFlags(name, synopsis string, w io.Writer) *flag.FlagSet {
 // between and after flags (lowrank factorize IN -o OUT), and returns the
 // positional ones. A "--" ends flag parsing.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package prints the error and the usage on every parse
+	// error; we want one "lowrank:" line instead, and the usage only for
+	// -h.
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(out)
+				usage()
 				return nil, err
 			}
 			return nil, usagef("%s: %v", fs.Name(), err)
