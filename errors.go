@@ -3,6 +3,7 @@ package lowrank
 import (
 	"errors"
 	"fmt"
+	"github.com/lowrank-go/lowrank/la"
 )
 
 // Sentinel errors. Every error lowrank returns for bad input wraps one of
@@ -23,6 +24,9 @@ var (
 	ErrOption = errors.New("lowrank: invalid option")
 	// ErrBackend: the requested backend cannot run here.
 	ErrBackend = errors.New("lowrank: backend not available")
+	// ErrNoConvergence: the SVD solver did not converge (wrapped in the
+	// backend's error).
+	ErrNoConvergence = la.ErrNoConvergence
 )
 
 // inputError is an error about the caller's input: its text starts with

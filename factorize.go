@@ -1,8 +1,6 @@
 package lowrank
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -28,80 +26,55 @@ const (
 	adaptiveMaxBlock   = 512
 )
 
-// Factorize returns the rank-r factors B (d×r) and A (r×k) of the d×k
-// matrix W, with r chosen by the policy:
-//
-//	W ≈ B·A,   B = U_r·S_r,   A = V_rᵀ      (SplitUS, the default)
-//	           B = U_r·√S_r,  A = √S_r·V_rᵀ  (SplitSqrt)
-//
-// where W = U·S·Vᵀ is the singular value decomposition. By Eckart–Young
-// this is the best rank-r approximation in the Frobenius norm, and its
-// relative error is known from the singular values alone:
-//
-//	‖W − B·A‖_F / ‖W‖_F = sqrt(σ_{r+1}² + … + σ_n²) / ‖W‖_F
-//
-// Options select the method (WithMethod), the randomized sketch
-// (WithOversampling, WithPowerIters, WithSeed), the split (WithSplit),
-// rank rounding (WithRoundTo) and the backend (WithBackend).
-//
-// With Auto (the default), matrices with min(d,k) < 256 use the exact SVD.
-// Larger ones use the randomized method when r + p ≤ min(d,k)/4; for the
-// Energy and Tolerance policies the adaptive sketch is grown up to that
-// size and the exact SVD is used when the target needs more.
-//
-// The randomized method never computes a full SVD: for Energy and
-// Tolerance it grows its sketch block by block until the captured energy
-// ‖Qᵀ·W‖_F² reaches the target fraction of ‖W‖_F², so the reported error
-// is exact for the factors returned. When r + p ≥ min(d,k) it computes the
-// exact SVD instead, which is then both cheaper and exact; Factors.Method
-// says which method ran.
-//
-// Factorize returns an error wrapping ErrEmpty, ErrShape, ErrNonFinite,
-// ErrRank, ErrPolicy or ErrOption for bad input, ErrBackend when the
-// requested backend cannot run, and the backend's error (wrapped) when a
-// computation fails on the device.
-func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], error) {
-	cfg := newConfig(opts)
-	if cfg.err != nil {
-		return nil, cfg.err
-	}
-	if err := w.validate("W"); err != nil {
-		return nil, err
-	}
-	if err := p.validate(w.Rows, w.Cols); err != nil {
-		return nil, err
-	}
-	b, err := cfg.backendFor()
-	if err != nil {
-		return nil, err
-	}
-	f, err := factorize(engineOf[T](b), w, p, &cfg)
-	fallback := ""
-	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
-		fallback = fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
-		logger().Warn("lowrank: falling back to the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d", w.Rows, w.Cols), "reason", err)
-		b = cpuBackend()
-		f, err = factorize(engineOf[T](b), w, p, &cfg)
-	}
-	if err != nil {
-		return nil, err
-	}
-	f.backend = b
-	f.Backend = b.Name()
-	f.Fallback = fallback
-	return f, nil
-}
-
 // job is one factorization in progress: every Mat it allocates is freed by
 // release, on success and failure alike.
 type job[T Float] struct {
-	e     la.Engine[T]
-	cfg   *config
-	w     Matrix[T]
-	d, k  int
+	e    la.Engine[T]
+	cfg  *config
+	w    Matrix[T]
+	d, k int
+	// W is computed on as W·2^-shift, a power of two (exact) that brings
+	// ‖W‖_F near 1, so that neither the SVD nor the sums of squares
+	// overflow or underflow for matrices near the limits of the float
+	// type; norm is ‖W‖_F·2^-shift and results are scaled back at the end.
+	shift int
 	norm  float64
 	mats  []la.Mat
-	check func(error) error
+}
+
+func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T]) *job[T] {
+	j := &job[T]{e: e, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: frobenius(w.Data)}
+	if j.norm > 0 && !math.IsInf(j.norm, 0) {
+		_, exp := math.Frexp(j.norm)
+		j.shift = exp &^ 1 // even, so that √(2^shift) is a power of two
+		j.norm = math.Ldexp(j.norm, -j.shift)
+	}
+	return j
+}
+
+// uploadW uploads W scaled by 2^-shift, in steps whose factor the float
+// type can hold.
+func (j *job[T]) uploadW() (la.Mat, error) {
+	m, err := j.upload(j.d, j.k, j.w.Data)
+	if err != nil {
+		return nil, err
+	}
+	step := 1000
+	if _, ok := any(T(0)).(float32); ok {
+		step = 120
+	}
+	f := make([]T, j.d)
+	for left := -j.shift; left != 0; {
+		e := max(-step, min(step, left))
+		left -= e
+		for i := range f {
+			f[i] = T(math.Ldexp(1, e))
+		}
+		if err := j.e.ScaleRows(m, f); err != nil {
+			return nil, wrapBackend("scale", err)
+		}
+	}
+	return m, nil
 }
 
 func (j *job[T]) keep(m la.Mat) la.Mat {
@@ -161,7 +134,7 @@ func (j *job[T]) svd(a la.Mat) (la.Mat, []float64, la.Mat, error) {
 func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Factors[T], error) {
 	d, k := w.Rows, w.Cols
 	n := min(d, k)
-	j := &job[T]{e: e, cfg: cfg, w: w, d: d, k: k, norm: frobenius(w.Data)}
+	j := newJob(e, cfg, w)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
@@ -181,7 +154,9 @@ func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Fa
 			method = Randomized
 		}
 	}
-	if method == Randomized && !p.adaptive() && fixed+cfg.oversample >= n {
+	// A sketch that would span all of W's columns is slower than the
+	// exact SVD and no more accurate.
+	if method == Randomized && (!p.adaptive() && fixed+cfg.oversample >= n || p.adaptive() && n <= adaptiveFirstBlock) {
 		method = Exact
 	}
 
@@ -222,7 +197,7 @@ func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Fa
 
 // exact computes the thin SVD of W and truncates it by the policy.
 func (j *job[T]) exact(p Policy) (u, vt la.Mat, sp *spectrum, r int, err error) {
-	a, err := j.upload(j.d, j.k, j.w.Data)
+	a, err := j.uploadW()
 	if err != nil {
 		return
 	}
@@ -257,7 +232,7 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 	} else {
 		target := p.energyTarget()
 		block := adaptiveFirstBlock
-		for sk.captured < target-energySlack && sk.l < limit {
+		for sk.l == 0 || sk.captured < target-energySlack && sk.l < limit {
 			if err = sk.grow(min(block, limit-sk.l)); err != nil {
 				return
 			}
@@ -319,7 +294,8 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 // the projection B = Qᵀ·W (l×k), stored with spare capacity.
 type sketch[T Float] struct {
 	j        *job[T]
-	w        la.Mat // W on the engine
+	w        la.Mat // W·alpha on the engine (alpha = 2^-shift)
+	alpha    T      // 1 when w holds W·2^-shift, 2^-shift when w is W itself (borrowed)
 	q, b     la.Mat // d×cap and cap×k
 	l, cap   int
 	rng      *rand.Rand
@@ -327,11 +303,17 @@ type sketch[T Float] struct {
 }
 
 func (j *job[T]) newSketch() (*sketch[T], error) {
-	w, err := j.borrow(j.d, j.k, j.w.Data)
+	w, alpha, err := j.borrowW()
 	if err != nil {
 		return nil, err
 	}
-	return &sketch[T]{j: j, w: w, rng: rand.New(rand.NewPCG(j.cfg.seed, sketchStream))}, nil
+	if w == nil {
+		if w, err = j.uploadW(); err != nil {
+			return nil, err
+		}
+		alpha = 1
+	}
+	return &sketch[T]{j: j, w: w, alpha: alpha, rng: rand.New(rand.NewPCG(j.cfg.seed, sketchStream))}, nil
 }
 
 // sketchStream is the second PCG word: fixed, so that the seed alone
@@ -420,7 +402,7 @@ func (s *sketch[T]) grow(c int) error {
 	if err != nil {
 		return err
 	}
-	if err := wrapBackend("gemm", e.Gemm(false, false, 1, s.w, omega, 0, y)); err != nil {
+	if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, omega, 0, y)); err != nil {
 		return err
 	}
 	j.free(omega)
@@ -428,13 +410,13 @@ func (s *sketch[T]) grow(c int) error {
 		return err
 	}
 	for range j.cfg.powerIters {
-		if err := wrapBackend("gemm", e.Gemm(true, false, 1, s.w, y, 0, z)); err != nil {
+		if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, s.w, y, 0, z)); err != nil {
 			return err
 		}
 		if err := wrapBackend("qr", e.Orthonormalize(z)); err != nil {
 			return err
 		}
-		if err := wrapBackend("gemm", e.Gemm(false, false, 1, s.w, z, 0, y)); err != nil {
+		if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, z, 0, y)); err != nil {
 			return err
 		}
 		if err := s.orth(y); err != nil {
@@ -451,7 +433,7 @@ func (s *sketch[T]) grow(c int) error {
 	if err != nil {
 		return err
 	}
-	if err := wrapBackend("gemm", e.Gemm(true, false, 1, y, s.w, 0, bj)); err != nil {
+	if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, y, s.w, 0, bj)); err != nil {
 		return err
 	}
 	ss, err := e.SumSquares(bj)
@@ -495,16 +477,19 @@ func (s *sketch[T]) orth(y la.Mat) error {
 // finish scales U_r and V_rᵀ by the split, brings them to the host and
 // fixes the signs of the singular vectors.
 func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) {
-	s := sp.s[:r]
+	s := make([]float64, r)
+	for i, v := range sp.s[:r] {
+		s[i] = math.Ldexp(v, j.shift) // the singular values of W itself
+	}
 	left := make([]T, r)
 	right := make([]T, r)
-	for i, v := range s {
+	for i, v := range sp.s[:r] {
 		switch j.cfg.split {
 		case SplitSqrt:
-			left[i] = T(math.Sqrt(v))
+			left[i] = T(math.Ldexp(math.Sqrt(v), j.shift/2))
 			right[i] = left[i]
 		default:
-			left[i] = T(v)
+			left[i] = T(s[i])
 			right[i] = 1
 		}
 	}
@@ -519,19 +504,22 @@ func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) 
 	f := &Factors[T]{
 		B:        Matrix[T]{Rows: j.d, Cols: r, Data: make([]T, j.d*r)},
 		A:        Matrix[T]{Rows: r, Cols: j.k, Data: make([]T, r*j.k)},
-		S:        make([]T, r),
+		S:        s,
 		Rank:     r,
 		RelError: sp.relError(r),
 		Energy:   sp.energyKept(r),
-	}
-	for i, v := range s {
-		f.S[i] = T(v)
 	}
 	if err := wrapBackend("download", j.e.Download(f.B.Data, u)); err != nil {
 		return nil, err
 	}
 	if err := wrapBackend("download", j.e.Download(f.A.Data, vt)); err != nil {
 		return nil, err
+	}
+	for _, m := range []Matrix[T]{f.B, f.A} {
+		if firstNonFinite(m.Data) >= 0 {
+			return nil, errorf(ErrNonFinite, "the factors of this %d×%d matrix (‖W‖_F = %.3g) overflow %T; expected a matrix whose singular values fit the float type (try SplitSqrt or float64)",
+				j.d, j.k, math.Ldexp(j.norm, j.shift), T(0))
+		}
 	}
 	fixSigns(f.B, f.A)
 	return f, nil

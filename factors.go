@@ -22,8 +22,10 @@ import (
 type Factors[T Float] struct {
 	// B is d×r and A is r×k.
 	B, A Matrix[T]
-	// S holds the r kept singular values, largest first.
-	S []T
+	// S holds the r kept singular values, largest first, in float64 for
+	// every T (the singular values of a float32 matrix can exceed the
+	// float32 range even when balanced factors do not).
+	S []float64
 	// Rank is r.
 	Rank int
 	// RelError is ‖W − B·A‖_F / ‖W‖_F, computed from the singular values

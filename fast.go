@@ -16,9 +16,10 @@ import (
 // scanBlock is the number of elements checked per branch.
 const scanBlock = 256
 
-// parallelMin is the length from which a scan is split across cores: a
-// pass over a 64 MB matrix is limited by one core's loads, not by memory.
-const parallelMin = 1 << 16
+// parallelMin is the length from which the norm of W is computed on all
+// cores: a pass over a 64 MB matrix is limited by one core's arithmetic,
+// not by memory.
+const parallelMin = 1 << 20
 
 // chunks splits [0, n) into one contiguous range per core (one range for
 // short slices) and runs f on each concurrently; f must only write its
@@ -47,23 +48,9 @@ func chunks(n int, f func(part, lo, hi int)) int {
 // firstNonFiniteFast returns the index of the first NaN or ±Inf in v, or
 // -1. x·0 is 0 for finite x and NaN otherwise, so a block sum of x·0 tells
 // whether a block holds a non-finite value without a branch per element.
+// It runs on one goroutine and never allocates: Apply validates its input
+// with it and promises not to allocate.
 func firstNonFiniteFast[T Float](v []T) int {
-	first := make([]int, runtime.GOMAXPROCS(0))
-	parts := chunks(len(v), func(p, lo, hi int) {
-		first[p] = -1
-		if i := firstNonFiniteSeq(v[lo:hi]); i >= 0 {
-			first[p] = lo + i
-		}
-	})
-	for _, i := range first[:parts] {
-		if i >= 0 {
-			return i
-		}
-	}
-	return -1
-}
-
-func firstNonFiniteSeq[T Float](v []T) int {
 	for start := 0; start < len(v); start += scanBlock {
 		blk := v[start:min(start+scanBlock, len(v))]
 		var a0, a1, a2, a3 T
@@ -94,11 +81,15 @@ func firstNonFiniteSeq[T Float](v []T) int {
 // the sum leaves [2⁻⁹⁰⁰, 2⁹⁰⁰]; then it falls back to la.SumSq's scaled
 // sum.
 func frobeniusFast[T Float](v []T) float64 {
-	sums := make([]float64, runtime.GOMAXPROCS(0))
-	parts := chunks(len(v), func(p, lo, hi int) { sums[p] = sumSquares(v[lo:hi]) })
 	var s float64
-	for _, x := range sums[:parts] {
-		s += x
+	if len(v) < parallelMin {
+		s = sumSquares(v)
+	} else {
+		sums := make([]float64, runtime.GOMAXPROCS(0))
+		parts := chunks(len(v), func(p, lo, hi int) { sums[p] = sumSquares(v[lo:hi]) })
+		for _, x := range sums[:parts] {
+			s += x
+		}
 	}
 	var z T
 	if _, single := any(z).(float32); single || s == 0 && allZero(v) || s > 0x1p-900 && s < 0x1p900 {
@@ -139,22 +130,41 @@ func allZero[T Float](v []T) bool {
 }
 
 // borrower is implemented by engines that can wrap host memory in a Mat
-// without copying it (the CPU engine). The randomized path uses it for W
-// and the Gaussian sketch, which it only reads: copying a 4096×11008
-// float32 W costs ≈ 30 ms and 180 MB of fresh pages per call.
+// without copying it (the CPU engine).
 type borrower[T Float] interface {
 	Borrow(rows, cols int, data []T) (la.Mat, error)
 }
 
-// borrow returns a read-only Mat over data: shared when the engine can
-// borrow host memory, an uploaded copy otherwise.
+// borrowW returns W itself as a read-only Mat, with alpha = 2^-shift, when
+// the engine can borrow host memory and W's norm is in a range where
+// products with unscaled W cannot overflow; otherwise nil, and the caller
+// uploads W·2^-shift (uploadW). The randomized path then scales every
+// product with W by alpha, which gives the same numbers as products with
+// W·2^-shift (a power of two commutes with rounding), without copying W:
+// on a 4096×11008 float32 W the copy and scaling cost ≈ 40 ms and 180 MB
+// of fresh pages per call.
+func (j *job[T]) borrowW() (la.Mat, T, error) {
+	b, ok := j.e.(borrower[T])
+	limit := 500 // float64: products stay far inside 2^±1000
+	if _, single := any(T(0)).(float32); single {
+		limit = 60 // float32: |W·Ω| ≤ 2^60·‖Ω‖ stays far inside 2^±126
+	}
+	if !ok || j.shift < -limit || j.shift > limit {
+		return nil, 0, nil
+	}
+	m, err := b.Borrow(j.d, j.k, j.w.Data)
+	if err != nil {
+		return nil, 0, wrapBackend("upload", err)
+	}
+	return m, T(math.Ldexp(1, -j.shift)), nil
+}
+
+// borrow returns a read-only Mat over host data: shared when the engine
+// can borrow host memory, an uploaded copy otherwise.
 func (j *job[T]) borrow(r, c int, data []T) (la.Mat, error) {
 	if b, ok := j.e.(borrower[T]); ok {
 		m, err := b.Borrow(r, c, data)
-		if err != nil {
-			return nil, wrapBackend("upload", err)
-		}
-		return m, nil
+		return m, wrapBackend("upload", err)
 	}
 	return j.upload(r, c, data)
 }

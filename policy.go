@@ -95,8 +95,13 @@ func (p Policy) validate(d, k int) error {
 			return errorf(ErrPolicy, "ratio %v; expected a value in (0, 1]", p.value)
 		}
 		if ratioRank(p.value, d, k) < 1 {
+			need := float64(d+k) / (float64(d) * float64(k))
+			if need > 1 {
+				return errorf(ErrPolicy, "ratio %v: no rank of a %d×%d matrix saves parameters (rank 1 needs %d, the dense matrix has %d); keep it dense",
+					p.value, d, k, d+k, d*k)
+			}
 			return errorf(ErrPolicy, "ratio %v is too small for a %d×%d matrix: rank 1 needs %d parameters, more than %v·%d·%d; expected ratio ≥ %.3g",
-				p.value, d, k, d+k, p.value, d, k, float64(d+k)/(float64(d)*float64(k)))
+				p.value, d, k, d+k, p.value, d, k, need)
 		}
 	default:
 		return errorf(ErrPolicy, "no rank policy given; expected Rank, Energy, Tolerance or Ratio")

@@ -1,8 +1,8 @@
 package cpu
 
 import (
-	"errors"
 	"fmt"
+	"github.com/lowrank-go/lowrank/la"
 
 	"github.com/lowrank-go/lowrank/internal/gemm32"
 	"gonum.org/v1/gonum/blas"
@@ -24,9 +24,6 @@ type kernels[T float32 | float64] interface {
 	// m×p, vt is p×n, s has p entries, p = min(m, n).
 	svd(m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt int) error
 }
-
-// errNoConvergence is returned when the SVD iteration did not converge.
-var errNoConvergence = errors.New("cpu: SVD did not converge")
 
 func trans(t bool) blas.Transpose {
 	if t {
@@ -75,7 +72,7 @@ func (g gonum64) svd(m, n int, a []float64, lda int, s []float64, u []float64, l
 	lw := max(int(work[0]), 1)
 	work = make([]float64, lw)
 	if !g.l.Dgesvd(lapack.SVDStore, lapack.SVDStore, m, n, a, lda, s, u, ldu, vt, ldvt, work, lw) {
-		return fmt.Errorf("%w (dgesvd, %d×%d)", errNoConvergence, m, n)
+		return fmt.Errorf("%w (dgesvd, %d×%d)", la.ErrNoConvergence, m, n)
 	}
 	return nil
 }

@@ -1,18 +1,67 @@
-// Package gpu is lowrank's CUDA backend.
+// Package gpu is lowrank's CUDA backend: dense linear algebra on an NVIDIA
+// GPU through cuBLAS, cuSOLVER and NVRTC, which lowrank/internal/cuda loads
+// at run time. This package itself is plain Go.
 //
-// This first version only reserves the name: the CUDA implementation
-// (cuSOLVER, cuBLAS and NVRTC loaded at run time) lands separately, and
-// until then Init reports why the backend cannot be used.
+// # Storage
+//
+// A matrix lives in device memory in the caller's row-major layout with a
+// row stride (leading dimension), so that uploads and downloads are plain
+// copies and a View shares storage. cuBLAS, being column-major, sees a
+// row-major r×c matrix as the column-major c×r matrix of its transpose;
+// every call is mapped accordingly:
+//
+//	C = op(A)·op(B)   (row-major)   ⇔   Cᵀ = op(B)ᵀ·op(A)ᵀ   (column-major)
+//
+// Transfers go through pinned host buffers; nothing but small vectors
+// (scales, norms, singular values) crosses to the host inside the
+// algorithms, so the randomized SVD, truncation and the split run on the
+// device.
+//
+// # Exact SVD
+//
+// cuSOLVER's gesvd needs rows ≥ columns; the matrix is copied into a
+// column-major work buffer of that shape (transposed when tall), so the
+// caller's matrix is kept and any solver can be retried. The solver is
+// chosen by ChooseSolver (provisional rule: gesvdj up to 1024, gesvd
+// above; gesvdp on request), overridable with LOWRANK_CUDA_SVD. Before
+// the call the workspace is sized with *_bufferSize and compared with
+// cuMemGetInfo: when it does not fit, gesvd is tried; when nothing fits the
+// error matches la.ErrDeviceMemory and lowrank reruns on the CPU.
+//
+// # Apply
+//
+// NewApplier uploads B and A once. Apply sends x (and the bias) in one
+// pinned copy, computes A·x then B·(A·x) with cublas?gemv (one vector) or
+// ?gemm (a batch), adds the bias on the device, and copies y back. With
+// LOWRANK_CUDA_FUSED=1 a fused NVRTC kernel (kernels/fused_apply.cu) does
+// both products and the bias in one launch for up to FusedMaxBatch vectors;
+// it is off by default until measured faster on a GPU
+// (scripts/gpu-check.sh benchmarks both).
+//
+// # Threads
+//
+// All work runs on the one locked OS thread of internal/cuda's Device, so
+// the engines are safe for concurrent use.
 package gpu
 
 import (
-	"errors"
+	"fmt"
+	"sync"
 
+	"github.com/lowrank-go/lowrank/internal/cuda"
 	"github.com/lowrank-go/lowrank/la"
 )
 
-// Backend is the CUDA backend.
-type Backend struct{}
+// Backend is the CUDA backend. Create it with New; Init loads the
+// libraries on first use.
+type Backend struct {
+	once sync.Once
+	err  error
+	dev  *cuda.Device
+	cfg  settings
+	f32  la.Engine[float32]
+	f64  la.Engine[float64]
+}
 
 // New returns the CUDA backend. It loads nothing; Init does.
 func New() *Backend { return &Backend{} }
@@ -20,16 +69,86 @@ func New() *Backend { return &Backend{} }
 // Name returns "cuda".
 func (b *Backend) Name() string { return "cuda" }
 
-// Init reports why the backend cannot run.
-func (b *Backend) Init() error {
-	return errors.New("this build has no CUDA implementation yet")
+// The device is opened once per process and shared by every Backend.
+var shared struct {
+	once sync.Once
+	dev  *cuda.Device
+	err  error
 }
 
-// Describe returns nothing until the backend can run.
-func (b *Backend) Describe() []string { return nil }
+func openDevice() (*cuda.Device, error) {
+	shared.once.Do(func() {
+		shared.dev, shared.err = cuda.Open(cuda.Config{})
+	})
+	return shared.dev, shared.err
+}
 
-// Float64 returns nil: the backend cannot run.
-func (b *Backend) Float64() la.Engine[float64] { return nil }
+// Init loads libcuda, cuBLAS, cuSOLVER and NVRTC and opens device 0 (after
+// CUDA_VISIBLE_DEVICES) the first time it is called, and returns why the
+// backend cannot run, or nil. Later calls return the same answer.
+func (b *Backend) Init() error {
+	b.once.Do(func() {
+		if err := b.cfg.fromEnv(); err != nil {
+			b.err = err
+			return
+		}
+		dev, err := openDevice()
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.dev = dev
+		b.f32, b.f64 = newEngines(dev, &b.cfg)
+	})
+	return b.err
+}
 
-// Float32 returns nil: the backend cannot run.
-func (b *Backend) Float32() la.Engine[float32] { return nil }
+// Describe lists the device, its memory, compute capability, the driver
+// and each library's version and path, and the backend's choices.
+func (b *Backend) Describe() []string {
+	if b.Init() != nil {
+		return nil
+	}
+	lines := b.dev.Info().Lines()
+	solver := Solver(b.cfg.solver.Load())
+	if solver == SolverAuto {
+		lines = append(lines, fmt.Sprintf("exact SVD: gesvdj for max(m,n) ≤ %d, gesvd above (provisional rule; %s overrides)", JacobiMaxDim, SolverEnv))
+	} else {
+		lines = append(lines, fmt.Sprintf("exact SVD: %s (%s)", solver, SolverEnv))
+	}
+	if b.cfg.fused.Load() {
+		lines = append(lines, fmt.Sprintf("apply: fused NVRTC kernel for batches ≤ %d, cuBLAS above (%s=1)", FusedMaxBatch, FusedEnv))
+	} else {
+		lines = append(lines, fmt.Sprintf("apply: cuBLAS gemv/gemm (%s=1 selects the fused kernel)", FusedEnv))
+	}
+	lines = append(lines, "threads: one locked OS thread owns the context, stream and handles")
+	return lines
+}
+
+// Float64 returns the float64 engine, or nil when Init fails.
+func (b *Backend) Float64() la.Engine[float64] {
+	if b.Init() != nil {
+		return nil
+	}
+	return b.f64
+}
+
+// Float32 returns the float32 engine, or nil when Init fails.
+func (b *Backend) Float32() la.Engine[float32] {
+	if b.Init() != nil {
+		return nil
+	}
+	return b.f32
+}
+
+// SetSolver selects the exact SVD solver for this backend's engines
+// (SolverAuto restores the rule). It overrides LOWRANK_CUDA_SVD.
+func (b *Backend) SetSolver(s Solver) { b.cfg.solver.Store(int32(s)) }
+
+// SetFusedApply turns the fused apply kernel on or off for the following
+// Apply calls of this backend's Appliers. It overrides LOWRANK_CUDA_FUSED.
+func (b *Backend) SetFusedApply(on bool) { b.cfg.fused.Store(on) }
+
+// LiveAllocations returns the number of device allocations not yet freed,
+// over the whole process (for leak tests).
+func LiveAllocations() int64 { return cuda.LiveAllocations() }

@@ -101,3 +101,7 @@ var ErrForeign = errors.New("la: matrix belongs to another engine")
 // failed). lowrank then reruns the computation on the CPU backend and
 // logs why, instead of failing.
 var ErrDeviceMemory = errors.New("la: not enough device memory")
+
+// ErrNoConvergence is wrapped by an engine's error when an iterative
+// solver (the SVD's QR or Jacobi sweeps) did not converge.
+var ErrNoConvergence = errors.New("the SVD did not converge")

@@ -3,6 +3,10 @@
 //
 // Usage:
 //
+//	lowrank factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R]
+//	lowrank extract --base BASE.safetensors --tuned TUNED.safetensors -o ADAPTER_DIR
+//	lowrank merge --base BASE.safetensors --adapter ADAPTER_DIR -o OUT.safetensors [--unmerge]
+//	lowrank info FILE.safetensors|ADAPTER_DIR
 //	lowrank demo [--d 10 --k 10 --rank 2 --seed 42]
 //	lowrank backends
 //	lowrank help [command]
@@ -12,13 +16,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // command is one subcommand of the tool.
@@ -32,12 +39,20 @@ type command struct {
 // commands is the tool's command table; each command lives in its own
 // file.
 var commands = map[string]command{
-	"demo":     {summary: "factorize a small rank-r matrix step by step, as the notebook does", run: runDemo},
-	"backends": {summary: "list the compute backends, whether each is usable, and why not", run: runBackends},
+	"demo":      {summary: "factorize a small rank-r matrix step by step, as the notebook does", run: runDemo},
+	"backends":  {summary: "list the compute backends, whether each is usable, and why not", run: runBackends},
+	"factorize": {summary: "replace each weight matrix W of a .safetensors file by factors NAME.A, NAME.B", run: runFactorize},
+	"extract":   {summary: "extract a LoRA adapter (PEFT or kohya) from a base and a fine-tuned model", run: runExtract},
+	"merge":     {summary: "merge a LoRA adapter into a base model (or back out of it), or densify a factorized file", run: runMerge},
+	"info":      {summary: "show the tensors and metadata of a .safetensors file or an adapter folder", run: runInfo},
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cmdContext = ctx
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // errUsage marks an error in the command line itself (exit code 2).
@@ -137,10 +152,19 @@ func newFlags(name, synopsis string, w io.Writer) *flag.FlagSet {
 // between and after flags (lowrank factorize IN -o OUT), and returns the
 // positional ones. A "--" ends flag parsing.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package prints the error and the usage on every parse
+	// error; we want one "lowrank:" line instead, and the usage only for
+	// -h.
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(out)
+				usage()
 				return nil, err
 			}
 			return nil, usagef("%s: %v", fs.Name(), err)

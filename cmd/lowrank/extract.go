@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// negligible is the threshold below which a change is not extracted:
+// ‖tuned − base‖_F ≤ negligible·‖tuned‖_F.
+const negligible = 1e-6
+
+// maxCompareBytes bounds the tensors extract compares byte for byte only
+// to warn that a change cannot go into the adapter.
+const maxCompareBytes = 64 << 20
+
+// adapterMeta is stored under metaKey in the adapter's safetensors file.
+type adapterMeta struct {
+	Version int                   `json:"version"`
+	Policy  string                `json:"policy"`
+	Split   string                `json:"split"`
+	Format  string                `json:"format"`
+	Modules map[string]tensorMeta `json:"modules"`
+}
+
+func runExtract(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("extract", "extract --base BASE.safetensors --tuned TUNED.safetensors -o ADAPTER_DIR [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
+	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
+	tuned := fs.String("tuned", "", "the fine-tuned model (`FILE`.safetensors)")
+	format := fs.String("format", "peft", "adapter format: peft (a folder) or kohya (one .safetensors file)")
+	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …)")
+	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json")
+	rf := addRankFlags(fs, "sqrt", "how S is shared: sqrt (B = U·√S, A = √S·Vᵀ, balanced, the default) or us")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("extract: unexpected arguments %q; expected --base, --tuned and -o", pos)
+	}
+	if *base == "" || *tuned == "" {
+		return usagef("extract: expected --base BASE.safetensors and --tuned TUNED.safetensors")
+	}
+	kohya := false
+	switch strings.ToLower(*format) {
+	case "peft":
+	case "kohya":
+		kohya = true
+		if *prefix == "" {
+			return usagef("extract: --kohya-prefix is empty; expected a prefix such as lora, lora_unet or lora_te")
+		}
+	default:
+		return usagef("extract: --format %q; expected peft or kohya", *format)
+	}
+	s, err := rf.settings("extract")
+	if err != nil {
+		return err
+	}
+	if err := checkNew(s.output, s.force); err != nil {
+		return err
+	}
+	if err := checkNew(s.report, s.force); err != nil {
+		return err
+	}
+	fb, err := safetensors.Open(*base)
+	if err != nil {
+		return err
+	}
+	defer fb.Close()
+	ft, err := safetensors.Open(*tuned)
+	if err != nil {
+		return err
+	}
+	defer ft.Close()
+
+	// Plan: which tensors to extract, which to report.
+	type item struct {
+		t        safetensors.TensorInfo
+		module   string
+		extract  bool
+		compare  bool // not extractable: only check whether it changed
+		preRow   *row // decided without reading
+		outDType safetensors.DType
+	}
+	var items []item
+	for _, t := range ft.Tensors() {
+		b, inBase := fb.Tensor(t.Name)
+		n := int64(t.NumElements())
+		skip := func(why string) {
+			items = append(items, item{t: t, preRow: &row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stSkipped + ": " + why, ParamsBefore: n, BytesBefore: t.Size(), listed: true}})
+		}
+		if !inBase {
+			skip("only in " + *tuned)
+			continue
+		}
+		if !s.selected(t) {
+			if b.DType == t.DType && equalShape(b.Shape, t.Shape) && t.Size() <= maxCompareBytes {
+				items = append(items, item{t: t, compare: true})
+			}
+			continue
+		}
+		if _, _, ok := b.Matrix(); !ok || !equalShape(b.Shape, t.Shape) {
+			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but %s has it as %s %s; expected equal shapes in base and tuned models",
+				*tuned, t.Name, t.DType, shapeString(t.Shape), *base, b.DType, shapeString(b.Shape))
+		}
+		module, ok := moduleOf(t.Name)
+		if !ok {
+			skip("not a <module>.weight tensor; LoRA adapters hold module weights")
+			continue
+		}
+		items = append(items, item{t: t, module: module, extract: true, outDType: s.outDType(t)})
+	}
+	for _, b := range fb.Tensors() {
+		if _, ok := ft.Tensor(b.Name); !ok {
+			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, DType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
+		}
+	}
+	// Write by decreasing element size so that the data stays aligned.
+	sort.SliceStable(items, func(i, j int) bool { return items[i].outDType.Bits() > items[j].outDType.Bits() })
+	// kohya names must not collide.
+	if kohya {
+		seen := map[string]string{}
+		for _, it := range items {
+			if !it.extract {
+				continue
+			}
+			k := kohyaName(*prefix, it.module)
+			if other, dup := seen[k]; dup {
+				return fmt.Errorf("lowrank: %s: tensors %q and %q both map to kohya name %q; expected names that stay distinct when dots become underscores", *tuned, other, it.t.Name, k)
+			}
+			seen[k] = it.t.Name
+		}
+	}
+
+	// Output: a folder (PEFT) or one file (kohya).
+	var dir *dirWriter
+	weights := s.output
+	if !kohya {
+		if dir, err = createDir(s.output, s.force); err != nil {
+			return err
+		}
+		defer dir.abort()
+		weights = dir.path(peftWeightsName)
+	}
+	w, err := safetensors.Create(weights, safetensors.WriterOptions{Overwrite: s.force || !kohya, HeaderReserve: 64 << 10})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+
+	meta := adapterMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Format: strings.ToLower(*format), Modules: map[string]tensorMeta{}}
+	var rows []row
+	var mods []peftModule
+	prog := newProgress(stderr, s.quiet, len(items), "extract")
+	err = pipeline(len(items), s.jobs, func(i int) (extracted, error) {
+		it := items[i]
+		switch {
+		case it.preRow != nil:
+			return extracted{row: *it.preRow}, nil
+		case it.compare:
+			return compareOnly(fb, ft, it.t)
+		case computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType):
+			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya)
+		default:
+			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya)
+		}
+	}, func(i int, e extracted) error {
+		it := items[i]
+		if e.row.Status == stAdapter {
+			a, b, alpha := peftKey(it.module, "A"), peftKey(it.module, "B"), ""
+			if kohya {
+				k := kohyaName(*prefix, it.module)
+				a, b, alpha = k+".lora_down.weight", k+".lora_up.weight", k+".alpha"
+			}
+			if err := e.write(w, a, b, alpha); err != nil {
+				return err
+			}
+			mods = append(mods, peftModule{name: it.module, rank: e.row.Rank})
+			meta.Modules[it.module] = *e.meta
+		}
+		rows = append(rows, e.row)
+		prog.step(e.row.Name)
+		return nil
+	})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	if len(mods) == 0 {
+		return fmt.Errorf("lowrank: %s: no 2-D tensor%s differs from %s by more than %g relative; no adapter written", *tuned, includeHint(s), *base, negligible)
+	}
+	mj, _ := json.Marshal(meta)
+	w.SetMetadata(map[string]string{"format": "pt", metaKey: string(mj)})
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if !kohya {
+		cfg, err := peftConfigJSON(mods, *baseName)
+		if err != nil {
+			return err
+		}
+		if err := writeFileSync(dir.path(peftConfigName), cfg); err != nil {
+			return fmt.Errorf("lowrank: %s: writing %s: %w", s.output, peftConfigName, unwrapPathErr(err))
+		}
+		if err := dir.commit(); err != nil {
+			return err
+		}
+	}
+	return finish(stdout, s, reportFile{Command: "extract", Inputs: []string{*base, *tuned}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func mustTensor(f *safetensors.File, name string) safetensors.TensorInfo {
+	t, _ := f.Tensor(name)
+	return t
+}
+
+// extracted is the outcome of one tensor of extract.
+type extracted struct {
+	row  row
+	meta *tensorMeta
+	// write writes lora A (down) and B (up) under the given keys, and
+	// kohya's alpha when alphaKey is not "".
+	write func(w *safetensors.Writer, aKey, bKey, alphaKey string) error
+}
+
+// compareOnly reports a tensor that cannot go into the adapter (not a
+// selected 2-D matrix) when it nevertheless changed.
+func compareOnly(fb, ft *safetensors.File, t safetensors.TensorInfo) (extracted, error) {
+	a, err := fb.ReadRaw(t.Name)
+	if err != nil {
+		return extracted{}, err
+	}
+	b, err := ft.ReadRaw(t.Name)
+	if err != nil {
+		return extracted{}, err
+	}
+	r := row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stSkipped + ": unchanged", ParamsBefore: int64(t.NumElements()), BytesBefore: t.Size()}
+	if !bytes.Equal(a, b) {
+		r.Status = stSkipped + ": CHANGED but not a selected 2-D matrix, so not in the adapter"
+		r.listed = true
+	}
+	return extracted{row: r}, nil
+}
+
+// extractOne computes the low-rank factors of ΔW = tuned − base for one
+// tensor.
+func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool) (extracted, error) {
+	Wb, err := readMatrix[T](fb, t.Name)
+	if err != nil {
+		return extracted{}, err
+	}
+	D, err := readMatrix[T](ft, t.Name)
+	if err != nil {
+		return extracted{}, err
+	}
+	d, k := D.Rows, D.Cols
+	normTuned := frob(D.Data)
+	for i := range D.Data {
+		D.Data[i] -= Wb.Data[i]
+	}
+	Wb = lowrank.Matrix[T]{}
+	normDelta := frob(D.Data)
+	e := extracted{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
+		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
+	if normDelta == 0 || normDelta <= negligible*normTuned {
+		e.row.Status = fmt.Sprintf("%s: unchanged (‖ΔW‖ ≤ %g·‖W‖)", stSkipped, negligible)
+		e.row.listed = normDelta != 0
+		return e, nil
+	}
+	fac, err := lowrank.Factorize(D, s.policy, s.opts...)
+	if err != nil {
+		hint := ""
+		if errors.Is(err, lowrank.ErrRank) || errors.Is(err, lowrank.ErrPolicy) {
+			hint = "; leave it out with --include or choose a smaller rank"
+		}
+		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s%s", d, k, strip(err), hint)
+	}
+	r := fac.Rank
+	A, B := fac.A, fac.B
+	alpha := float64(r)
+	if kohya && narrower[float64](out) {
+		// kohya stores alpha in the adapter's dtype; fold any rounding of
+		// r into B so that (alpha/r)·B·A stays ΔW.
+		v := []float64{alpha}
+		quantize(v, out)
+		if v[0] != alpha {
+			for i := range B.Data {
+				B.Data[i] *= T(alpha / v[0])
+			}
+			alpha = v[0]
+		}
+	}
+	rel := fac.RelError
+	if narrower[T](out) {
+		if i, ok := quantize(B.Data, out); !ok {
+			return extracted{}, tensorErr(ft.Path(), t.Name, "factor B[%d, %d] exceeds the range of %s; expected --dtype f32 (or bf16)", i/r, i%r, out)
+		}
+		if i, ok := quantize(A.Data, out); !ok {
+			return extracted{}, tensorErr(ft.Path(), t.Name, "factor A[%d, %d] exceeds the range of %s; expected --dtype f32 (or bf16)", i/k, i%k, out)
+		}
+		scaled := B
+		if alpha != float64(r) {
+			scaled = lowrank.Matrix[T]{Rows: d, Cols: r, Data: make([]T, len(B.Data))}
+			for i, v := range B.Data {
+				scaled.Data[i] = v * T(alpha/float64(r))
+			}
+		}
+		rel = relResidual(D, scaled, A)
+	}
+	e.row.Status = stAdapter
+	e.row.Rank = r
+	e.row.RelError = f64p(rel)
+	e.row.Energy = f64p(fac.Energy)
+	e.row.Method = fac.Method.String()
+	e.row.Backend = fac.Backend
+	e.row.ParamsAfter = int64(r) * int64(d+k)
+	e.row.BytesAfter = e.row.ParamsAfter * int64(out.Size())
+	e.row.BytesSaved = e.row.BytesBefore - e.row.BytesAfter
+	e.meta = &tensorMeta{Shape: []int{d, k}, Rank: r, RelError: rel, Energy: fac.Energy, DType: string(out)}
+	e.write = func(w *safetensors.Writer, aKey, bKey, alphaKey string) error {
+		if alphaKey != "" {
+			if err := w.WriteFloat64(alphaKey, out, []int{}, []float64{alpha}); err != nil {
+				return err
+			}
+		}
+		if err := writeMatrix(w, aKey, out, A); err != nil {
+			return err
+		}
+		return writeMatrix(w, bKey, out, B)
+	}
+	return e, nil
+}

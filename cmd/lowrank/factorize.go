@@ -1,0 +1,247 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// metaKey is the __metadata__ key under which factorize records, as one
+// JSON string, the rank and error of every factorized tensor.
+const metaKey = "lowrank"
+
+// factMeta is the JSON stored under metaKey.
+type factMeta struct {
+	Version int                   `json:"version"`
+	Policy  string                `json:"policy"`
+	Split   string                `json:"split"`
+	Tensors map[string]tensorMeta `json:"tensors"`
+	// Dense lists the selected tensors kept dense, with the reason.
+	Dense map[string]string `json:"dense,omitempty"`
+}
+
+type tensorMeta struct {
+	Shape    []int   `json:"shape"`
+	Rank     int     `json:"rank"`
+	RelError float64 `json:"rel_error"`
+	Energy   float64 `json:"energy"`
+	DType    string  `json:"dtype"`
+}
+
+// outcome is what the pipeline computed for one tensor: its report row and
+// how to write it.
+type outcome struct {
+	row   row
+	meta  *tensorMeta // factorized tensors
+	dense string      // reason a selected tensor was kept dense
+	write func(w *safetensors.Writer) error
+}
+
+func runFactorize(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("factorize", "factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
+	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("factorize: expected one input file, got %d arguments %q", len(pos), pos)
+	}
+	s, err := rf.settings("factorize")
+	if err != nil {
+		return err
+	}
+	in := pos[0]
+	if err := checkNew(s.output, s.force); err != nil {
+		return err
+	}
+	if err := checkNew(s.report, s.force); err != nil {
+		return err
+	}
+	f, err := safetensors.Open(in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+
+	// Write tensors by decreasing element size, keeping the file's order
+	// within a size, so that every tensor's data stays aligned.
+	type item struct {
+		t   safetensors.TensorInfo
+		sel bool
+		out safetensors.DType
+	}
+	var items []item
+	nsel := 0
+	for _, t := range f.Tensors() {
+		it := item{t: t, out: t.DType}
+		if s.selected(t) {
+			it.sel, it.out = true, s.outDType(t)
+			nsel++
+		}
+		items = append(items, it)
+	}
+	if nsel == 0 {
+		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+
+	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: 2*f.HeaderEstimate() + 256*nsel})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
+	var rows []row
+	prog := newProgress(stderr, s.quiet, len(items), "factorize")
+	err = pipeline(len(items), s.jobs, func(i int) (outcome, error) {
+		it := items[i]
+		if !it.sel {
+			return copyOutcome(f, it.t), nil
+		}
+		if computesIn64(it.t.DType) {
+			return factorizeOne[float64](f, it.t, it.out, s)
+		}
+		return factorizeOne[float32](f, it.t, it.out, s)
+	}, func(i int, o outcome) error {
+		if err := o.write(w); err != nil {
+			return err
+		}
+		rows = append(rows, o.row)
+		if o.meta != nil {
+			meta.Tensors[o.row.Name] = *o.meta
+		}
+		if o.dense != "" {
+			meta.Dense[o.row.Name] = o.dense
+		}
+		prog.step(o.row.Name)
+		return nil
+	})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	md := map[string]string{}
+	for k, v := range f.Metadata() {
+		md[k] = v
+	}
+	mj, _ := json.Marshal(meta)
+	md[metaKey] = string(mj)
+	w.SetMetadata(md)
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
+}
+
+func includeHint(s *settings) string {
+	if s.include != nil {
+		return fmt.Sprintf(" matching --include %q", s.include.String())
+	}
+	return ""
+}
+
+// finish prints the table and writes the report.
+func finish(stdout io.Writer, s *settings, rep reportFile) error {
+	if !s.quiet {
+		printTable(stdout, rep.Tensors)
+	}
+	if s.report != "" {
+		return writeReport(s.report, s.force, rep)
+	}
+	return nil
+}
+
+// copyOutcome copies tensor t unchanged.
+func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
+	n := int64(t.NumElements())
+	return outcome{
+		row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stCopied,
+			ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()},
+		write: func(w *safetensors.Writer) error {
+			sec, err := f.Section(t.Name)
+			if err != nil {
+				return err
+			}
+			return w.WriteFrom(t.Name, t.DType, t.Shape, sec)
+		},
+	}
+}
+
+// factorizeOne factorizes tensor t of f in precision T and returns how to
+// write NAME.A and NAME.B in dtype out, or the tensor itself (in dtype out)
+// when factors would save nothing.
+func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings) (outcome, error) {
+	W, err := readMatrix[T](f, t.Name)
+	if err != nil {
+		return outcome{}, err
+	}
+	d, k := W.Rows, W.Cols
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
+		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
+	fac, err := lowrank.Factorize(W, s.policy, s.opts...)
+	switch {
+	case errors.Is(err, lowrank.ErrRank):
+		return denseOutcome(f, t, W, out, o, fmt.Sprintf("rank above min(d,k) = %d", min(d, k)))
+	case errors.Is(err, lowrank.ErrPolicy):
+		return denseOutcome(f, t, W, out, o, "ratio too small for rank 1")
+	case err != nil:
+		return outcome{}, tensorErr(f.Path(), t.Name, "%s", strip(err))
+	case fac.BreakEven():
+		return denseOutcome(f, t, W, out, o, fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", fac.Rank))
+	}
+	r := fac.Rank
+	rel := fac.RelError
+	if narrower[T](out) {
+		// What is stored is rounded: report the error of the stored factors.
+		if i, ok := quantize(fac.B.Data, out); !ok {
+			return outcome{}, tensorErr(f.Path(), t.Name, "factor B[%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/r, i%r, fac.B.Data[i], out)
+		}
+		if i, ok := quantize(fac.A.Data, out); !ok {
+			return outcome{}, tensorErr(f.Path(), t.Name, "factor A[%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/k, i%k, fac.A.Data[i], out)
+		}
+		rel = relResidual(W, fac.B, fac.A)
+	}
+	o.row.Status = stFactorized
+	o.row.Rank = r
+	o.row.RelError = f64p(rel)
+	o.row.Energy = f64p(fac.Energy)
+	o.row.Method = fac.Method.String()
+	o.row.Backend = fac.Backend
+	o.row.ParamsAfter = int64(r) * int64(d+k)
+	o.row.BytesAfter = o.row.ParamsAfter * int64(out.Size())
+	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
+	o.meta = &tensorMeta{Shape: []int{d, k}, Rank: r, RelError: rel, Energy: fac.Energy, DType: string(out)}
+	A, B := fac.A, fac.B
+	o.write = func(w *safetensors.Writer) error {
+		if err := writeMatrix(w, t.Name+".A", out, A); err != nil {
+			return err
+		}
+		return writeMatrix(w, t.Name+".B", out, B)
+	}
+	return o, nil
+}
+
+// denseOutcome keeps a selected tensor dense, converted to out.
+func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string) (outcome, error) {
+	o.row.Status = stDense + ": " + why
+	o.dense = why
+	o.row.ParamsAfter = o.row.ParamsBefore
+	o.row.BytesAfter = o.row.ParamsBefore * int64(out.Size())
+	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
+	if out == t.DType {
+		c := copyOutcome(f, t)
+		o.write = c.write
+		return o, nil
+	}
+	if i, ok := quantize(W.Data, out); !ok {
+		return outcome{}, tensorErr(f.Path(), t.Name, "element [%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/W.Cols, i%W.Cols, W.Data[i], out)
+	}
+	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, out, W) }
+	return o, nil
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// cmdContext is cancelled by SIGINT/SIGTERM (see main); the file commands
+// check it between tensors and then discard their partial outputs.
+var cmdContext = context.Background()
+
+// errInterrupted is returned when cmdContext is cancelled.
+var errInterrupted = errors.New("lowrank: interrupted; no output was written")
+
+// rankFlags are the flags factorize and extract share.
+type rankFlags struct {
+	fs                            *flag.FlagSet
+	rank                          *int
+	energy, tol, ratio            *float64
+	round, oversample, powerIters *int
+	seed                          *uint64
+	method, split, backend        *string
+	include, dtype, report        *string
+	output                        *string
+	force, quiet                  *bool
+	jobs                          *int
+}
+
+func addRankFlags(fs *flag.FlagSet, defaultSplit, splitHelp string) *rankFlags {
+	return &rankFlags{
+		fs:         fs,
+		rank:       fs.Int("rank", 0, "keep exactly `N` singular values per tensor"),
+		energy:     fs.Float64("energy", 0.99, "keep the smallest rank holding the fraction `E` of ‖W‖_F² (default policy)"),
+		tol:        fs.Float64("tol", 0, "keep the smallest rank with relative error ‖W−B·A‖_F/‖W‖_F ≤ `T`"),
+		ratio:      fs.Float64("ratio", 0, "keep the largest rank with r·(d+k) ≤ `R`·d·k"),
+		round:      fs.Int("round", 0, "round each rank up to a multiple of `M` (0: no rounding)"),
+		method:     fs.String("method", "auto", "SVD method: auto, exact or randomized"),
+		oversample: fs.Int("oversample", lowrank.DefaultOversampling, "randomized SVD: extra sketch columns `P`"),
+		powerIters: fs.Int("power-iters", lowrank.DefaultPowerIters, "randomized SVD: power iterations `Q`"),
+		seed:       fs.Uint64("seed", 0, "randomized SVD: seed `S`"),
+		split:      fs.String("split", defaultSplit, splitHelp),
+		include:    fs.String("include", "", "only tensors whose name matches `REGEX` (default: every 2-D F16/BF16/F32/F64 tensor)"),
+		backend:    fs.String("backend", "auto", "compute backend: auto, cpu or cuda"),
+		dtype:      fs.String("dtype", "keep", "dtype of the tensors written for the selected tensors: keep, f32, f16 or bf16"),
+		report:     fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv"),
+		output:     fs.String("o", "", "output `PATH`"),
+		force:      fs.Bool("force", false, "overwrite existing outputs"),
+		quiet:      fs.Bool("quiet", false, "no progress bar and no table"),
+		jobs:       fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N` (about N tensors and their factors at once)"),
+	}
+}
+
+// settings are the parsed and checked rank flags.
+type settings struct {
+	policy  lowrank.Policy
+	opts    []lowrank.Option
+	include *regexp.Regexp
+	dtype   safetensors.DType // "" for keep
+	report  string
+	output  string
+	force   bool
+	quiet   bool
+	jobs    int
+	split   lowrank.Split
+}
+
+func (rf *rankFlags) settings(cmd string) (*settings, error) {
+	set := map[string]bool{}
+	rf.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var chosen []string
+	for _, n := range []string{"rank", "energy", "tol", "ratio"} {
+		if set[n] {
+			chosen = append(chosen, "--"+n)
+		}
+	}
+	if len(chosen) > 1 {
+		return nil, usagef("%s: %s given; expected at most one of --rank, --energy, --tol, --ratio", cmd, strings.Join(chosen, " and "))
+	}
+	s := &settings{report: *rf.report, output: *rf.output, force: *rf.force, quiet: *rf.quiet, jobs: *rf.jobs}
+	unit := func(name string, v float64) error {
+		if !(v > 0 && v <= 1) {
+			return usagef("%s: --%s %v; expected a value in (0, 1]", cmd, name, v)
+		}
+		return nil
+	}
+	switch {
+	case set["rank"]:
+		if *rf.rank < 1 {
+			return nil, usagef("%s: --rank %d; expected ≥ 1", cmd, *rf.rank)
+		}
+		s.policy = lowrank.Rank(*rf.rank)
+	case set["tol"]:
+		if err := unit("tol", *rf.tol); err != nil {
+			return nil, err
+		}
+		s.policy = lowrank.Tolerance(*rf.tol)
+	case set["ratio"]:
+		if err := unit("ratio", *rf.ratio); err != nil {
+			return nil, err
+		}
+		s.policy = lowrank.Ratio(*rf.ratio)
+	default:
+		if err := unit("energy", *rf.energy); err != nil {
+			return nil, err
+		}
+		s.policy = lowrank.Energy(*rf.energy)
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"round", *rf.round}, {"oversample", *rf.oversample}, {"power-iters", *rf.powerIters}} {
+		if c.v < 0 {
+			return nil, usagef("%s: --%s %d; expected ≥ 0", cmd, c.name, c.v)
+		}
+	}
+	if s.jobs < 1 {
+		return nil, usagef("%s: --jobs %d; expected ≥ 1", cmd, s.jobs)
+	}
+	m, err := lowrank.ParseMethod(*rf.method)
+	if err != nil {
+		return nil, usagef("%s: --method %q; expected auto, exact or randomized", cmd, *rf.method)
+	}
+	sp, err := lowrank.ParseSplit(*rf.split)
+	if err != nil {
+		return nil, usagef("%s: --split %q; expected us or sqrt", cmd, *rf.split)
+	}
+	s.split = sp
+	if s.dtype, err = parseOutDType(*rf.dtype); err != nil {
+		return nil, usagef("%s: %v", cmd, err)
+	}
+	if *rf.include != "" {
+		if s.include, err = regexp.Compile(*rf.include); err != nil {
+			return nil, usagef("%s: --include %q: %v", cmd, *rf.include, err)
+		}
+	}
+	if s.report != "" {
+		if ext := strings.ToLower(filepath.Ext(s.report)); ext != ".json" && ext != ".csv" {
+			return nil, usagef("%s: --report %q; expected a file name ending in .json or .csv", cmd, s.report)
+		}
+	}
+	if s.output == "" {
+		return nil, usagef("%s: no output given; expected -o PATH", cmd)
+	}
+	s.opts = []lowrank.Option{
+		lowrank.WithMethod(m), lowrank.WithOversampling(*rf.oversample), lowrank.WithPowerIters(*rf.powerIters),
+		lowrank.WithSeed(*rf.seed), lowrank.WithSplit(sp), lowrank.WithRoundTo(*rf.round),
+	}
+	b, err := lowrank.LookupBackend(*rf.backend)
+	if err != nil {
+		return nil, err
+	}
+	s.opts = append(s.opts, lowrank.WithBackend(b))
+	return s, nil
+}
+
+func parseOutDType(s string) (safetensors.DType, error) {
+	switch strings.ToLower(s) {
+	case "keep", "":
+		return "", nil
+	case "f32", "float32":
+		return safetensors.F32, nil
+	case "f16", "float16":
+		return safetensors.F16, nil
+	case "bf16", "bfloat16":
+		return safetensors.BF16, nil
+	}
+	return "", fmt.Errorf("--dtype %q; expected keep, f32, f16 or bf16", s)
+}
+
+// selected reports whether a tensor is one the command works on: a 2-D
+// floating-point tensor matching --include.
+func (s *settings) selected(t safetensors.TensorInfo) bool {
+	if _, _, ok := t.Matrix(); !ok {
+		return false
+	}
+	return s.include == nil || s.include.MatchString(t.Name)
+}
+
+// outDType is the dtype the selected tensor t is written in.
+func (s *settings) outDType(t safetensors.TensorInfo) safetensors.DType {
+	if s.dtype == "" {
+		return t.DType
+	}
+	return s.dtype
+}
+
+// strip removes a leading "lowrank: " so that an error can be quoted inside
+// another one.
+func strip(err error) string {
+	return strings.TrimPrefix(err.Error(), "lowrank: ")
+}
+
+// tensorErr is an error about one tensor of one file.
+func tensorErr(file, tensor, format string, args ...any) error {
+	return fmt.Errorf("lowrank: %s: tensor %s: %s", file, strconv.Quote(tensor), fmt.Sprintf(format, args...))
+}
+
+// readMatrix reads the 2-D tensor name of f as a matrix of T and checks
+// that every value is finite.
+func readMatrix[T lowrank.Float](f *safetensors.File, name string) (lowrank.Matrix[T], error) {
+	t, _ := f.Tensor(name)
+	d, k, ok := t.Matrix()
+	if !ok {
+		return lowrank.Matrix[T]{}, tensorErr(f.Path(), name, "%s %v; expected a 2-D F16, BF16, F32 or F64 tensor", t.DType, t.Shape)
+	}
+	var data []T
+	var err error
+	var z T
+	if _, is32 := any(z).(float32); is32 {
+		var v []float32
+		v, err = f.Float32s(name)
+		data = any(v).([]T)
+	} else {
+		var v []float64
+		v, err = f.Float64s(name)
+		data = any(v).([]T)
+	}
+	if err != nil {
+		return lowrank.Matrix[T]{}, err
+	}
+	for i, x := range data {
+		if x-x != 0 {
+			return lowrank.Matrix[T]{}, tensorErr(f.Path(), name, "element [%d, %d] is %v; expected finite values", i/k, i%k, x)
+		}
+	}
+	return lowrank.Matrix[T]{Rows: d, Cols: k, Data: data}, nil
+}
+
+// computesIn64 reports whether tensors of these dtypes are computed in
+// float64 (any F64) rather than float32.
+func computesIn64(dts ...safetensors.DType) bool {
+	for _, d := range dts {
+		if d == safetensors.F64 {
+			return true
+		}
+	}
+	return false
+}
+
+// quantize rounds v in place to the values dtype dt can hold, as writing
+// them would, and reports the first finite value that overflowed to ±Inf.
+func quantize[T lowrank.Float](v []T, dt safetensors.DType) (int, bool) {
+	for i, x := range v {
+		var q float64
+		switch dt {
+		case safetensors.F16:
+			q = float64(safetensors.F16ToFloat32(safetensors.Float64ToF16(float64(x))))
+		case safetensors.BF16:
+			q = float64(safetensors.BF16ToFloat32(safetensors.Float64ToBF16(float64(x))))
+		case safetensors.F32:
+			q = float64(float32(x))
+		default:
+			continue
+		}
+		if math.IsInf(q, 0) {
+			return i, false
+		}
+		v[i] = T(q)
+	}
+	return -1, true
+}
+
+// narrower reports whether writing T values as dt loses precision.
+func narrower[T lowrank.Float](dt safetensors.DType) bool {
+	var z T
+	bits := 64
+	if _, ok := any(z).(float32); ok {
+		bits = 32
+	}
+	return dt.Bits() < bits
+}
+
+// writeMatrix writes m as tensor name of type dt.
+func writeMatrix[T lowrank.Float](w *safetensors.Writer, name string, dt safetensors.DType, m lowrank.Matrix[T]) error {
+	shape := []int{m.Rows, m.Cols}
+	switch v := any(m.Data).(type) {
+	case []float32:
+		return w.WriteFloat32(name, dt, shape, v)
+	case []float64:
+		return w.WriteFloat64(name, dt, shape, v)
+	}
+	return nil
+}
+
+// frob returns ‖v‖₂ without overflow.
+func frob[T lowrank.Float](v []T) float64 {
+	var scale, ssq float64 = 0, 1
+	for _, x := range v {
+		if x == 0 {
+			continue
+		}
+		a := math.Abs(float64(x))
+		if scale < a {
+			ssq = 1 + ssq*(scale/a)*(scale/a)
+			scale = a
+		} else {
+			ssq += (a / scale) * (a / scale)
+		}
+	}
+	return scale * math.Sqrt(ssq)
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+func runMerge(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("merge", `merge --base BASE.safetensors --adapter ADAPTER_DIR -o OUT.safetensors [--unmerge]
+       lowrank merge FACTORIZED.safetensors -o DENSE.safetensors
+
+With --adapter, writes W + scaling·B·A for every module of a PEFT adapter
+folder (or a kohya .safetensors file); --unmerge subtracts it. Without
+--adapter, turns a file written by 'lowrank factorize' back into dense
+tensors NAME = NAME.B·NAME.A.`, stderr)
+	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
+	adapter := fs.String("adapter", "", "PEFT adapter `DIR` (adapter_config.json + adapter_model.safetensors) or kohya LoRA .safetensors file")
+	unmerge := fs.Bool("unmerge", false, "subtract the adapter instead of adding it")
+	output := fs.String("o", "", "output `FILE`.safetensors")
+	force := fs.Bool("force", false, "overwrite existing outputs")
+	quiet := fs.Bool("quiet", false, "no progress bar and no table")
+	report := fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv")
+	jobs := fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N`")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	in := *base
+	switch {
+	case len(pos) == 1 && in == "":
+		in = pos[0]
+	case len(pos) > 0:
+		return usagef("merge: unexpected arguments %q; expected --base BASE.safetensors --adapter DIR -o OUT", pos)
+	}
+	if in == "" {
+		return usagef("merge: expected --base BASE.safetensors (or a factorized file to densify)")
+	}
+	if *output == "" {
+		return usagef("merge: no output given; expected -o OUT.safetensors")
+	}
+	if *jobs < 1 {
+		return usagef("merge: --jobs %d; expected ≥ 1", *jobs)
+	}
+	if *report != "" {
+		if ext := strings.ToLower(filepath.Ext(*report)); ext != ".json" && ext != ".csv" {
+			return usagef("merge: --report %q; expected a file name ending in .json or .csv", *report)
+		}
+	}
+	if *unmerge && *adapter == "" {
+		return usagef("merge: --unmerge needs --adapter")
+	}
+	s := &settings{output: *output, force: *force, quiet: *quiet, report: *report, jobs: *jobs}
+	if err := checkNew(s.output, s.force); err != nil {
+		return err
+	}
+	if err := checkNew(s.report, s.force); err != nil {
+		return err
+	}
+	fb, err := safetensors.Open(in)
+	if err != nil {
+		return err
+	}
+	defer fb.Close()
+	if *adapter == "" {
+		return densify(stdout, stderr, fb, s)
+	}
+	return mergeAdapter(stdout, stderr, fb, *adapter, *unmerge, s)
+}
+
+// mergeItem is one base tensor that an adapter module changes.
+type mergeItem struct {
+	mod     *loraModule
+	rank    int
+	scaling float64
+}
+
+func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, s *settings) error {
+	st, err := os.Stat(adapter)
+	if err != nil {
+		return fmt.Errorf("lowrank: %w", err)
+	}
+	var cfg *peftConfig
+	weights := adapter
+	if st.IsDir() {
+		if cfg, err = readPEFTConfig(adapter); err != nil {
+			return err
+		}
+		weights = filepath.Join(adapter, peftWeightsName)
+		if _, err := os.Stat(weights); err != nil {
+			if _, berr := os.Stat(filepath.Join(adapter, "adapter_model.bin")); berr == nil {
+				return fmt.Errorf("lowrank: %s: holds adapter_model.bin (a pickle); expected %s (safetensors only)", adapter, peftWeightsName)
+			}
+			return fmt.Errorf("lowrank: %s: %s not found; expected a PEFT adapter folder", adapter, peftWeightsName)
+		}
+	}
+	fa, err := safetensors.Open(weights)
+	if err != nil {
+		return err
+	}
+	defer fa.Close()
+
+	var mods []*loraModule
+	var missing []string
+	kohya := cfg == nil
+	if kohya {
+		if !isKohya(fa) {
+			return fmt.Errorf("lowrank: %s: no adapter_config.json beside it and no kohya lora_down keys; expected a PEFT adapter folder or a kohya LoRA file", adapter)
+		}
+		if mods, missing, err = parseKohyaKeys(fa, fb); err != nil {
+			return err
+		}
+	} else {
+		if mods, err = parsePEFTKeys(fa); err != nil {
+			return err
+		}
+		for _, m := range mods {
+			if _, ok := fb.Tensor(m.module + ".weight"); !ok {
+				missing = append(missing, m.module)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		more := ""
+		if len(missing) > 10 {
+			more = fmt.Sprintf(" and %d more", len(missing)-10)
+			missing = missing[:10]
+		}
+		return fmt.Errorf("lowrank: %s: adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model", adapter, fb.Path(), strings.Join(missing, ", "), more)
+	}
+	if len(mods) == 0 {
+		return fmt.Errorf("lowrank: %s: the adapter holds no LoRA module", adapter)
+	}
+
+	// Check shapes and work out each module's scaling.
+	fanIn := cfg != nil && cfg.FanInFanOut
+	byTensor := map[string]mergeItem{}
+	for _, m := range mods {
+		name := m.module + ".weight"
+		wt, _ := fb.Tensor(name)
+		at, _ := fa.Tensor(m.aKey)
+		bt, _ := fa.Tensor(m.bKey)
+		if _, _, ok := at.Matrix(); !ok {
+			return fmt.Errorf("lowrank: %s: tensor %q is %s %s; expected a 2-D float matrix", weights, m.aKey, at.DType, shapeString(at.Shape))
+		}
+		if _, _, ok := bt.Matrix(); !ok {
+			return fmt.Errorf("lowrank: %s: tensor %q is %s %s; expected a 2-D float matrix", weights, m.bKey, bt.DType, shapeString(bt.Shape))
+		}
+		r, k, d := at.Shape[0], at.Shape[1], bt.Shape[0]
+		want := []int{d, k}
+		if fanIn {
+			want = []int{k, d}
+		}
+		if _, _, ok := wt.Matrix(); !ok || bt.Shape[1] != r || !equalShape(wt.Shape, want) {
+			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but the adapter's B (%s) · A (%s) for it is %s; expected matching shapes",
+				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(bt.Shape), shapeString(at.Shape), shapeString(want))
+		}
+		it := mergeItem{mod: m, rank: r}
+		if kohya {
+			alpha := float64(r) // kohya: no alpha means alpha = r
+			if m.alphaKey != "" {
+				if alpha, err = fa.Scalar(m.alphaKey); err != nil {
+					return err
+				}
+				if alpha != alpha || alpha <= 0 || alpha > 1e30 {
+					return fmt.Errorf("lowrank: %s: tensor %q is %v; expected a positive alpha", weights, m.alphaKey, alpha)
+				}
+			}
+			it.scaling = alpha / float64(r)
+		} else {
+			cr, sc := cfg.scaling(m.module)
+			if cr != r {
+				return fmt.Errorf("lowrank: %s: tensor %q has rank %d but %s gives r = %d for module %q; expected them to agree", weights, m.aKey, r, cfg.path, cr, m.module)
+			}
+			it.scaling = sc
+		}
+		if unmerge {
+			it.scaling = -it.scaling
+		}
+		byTensor[name] = it
+	}
+
+	tensors := fb.Tensors()
+	var rows []row
+	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: fb.HeaderEstimate()})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	prog := newProgress(stderr, s.quiet, len(tensors), "merge")
+	err = pipeline(len(tensors), s.jobs, func(i int) (outcome, error) {
+		t := tensors[i]
+		it, ok := byTensor[t.Name]
+		if !ok {
+			return copyOutcome(fb, t), nil
+		}
+		at, _ := fa.Tensor(it.mod.aKey)
+		bt, _ := fa.Tensor(it.mod.bKey)
+		if computesIn64(t.DType, at.DType, bt.DType) {
+			return mergeOne[float64](fb, fa, t, it, fanIn)
+		}
+		return mergeOne[float32](fb, fa, t, it, fanIn)
+	}, func(i int, o outcome) error {
+		if err := o.write(w); err != nil {
+			return err
+		}
+		rows = append(rows, o.row)
+		prog.step(o.row.Name)
+		return nil
+	})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	w.SetMetadata(fb.Metadata())
+	if err := w.Close(); err != nil {
+		return err
+	}
+	cmd := "merge"
+	if unmerge {
+		cmd = "unmerge"
+	}
+	return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
+}
+
+// mergeOne computes W + scaling·B·A for one base tensor.
+func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInfo, it mergeItem, fanIn bool) (outcome, error) {
+	W, err := readMatrix[T](fb, t.Name)
+	if err != nil {
+		return outcome{}, err
+	}
+	A, err := readMatrix[T](fa, it.mod.aKey)
+	if err != nil {
+		return outcome{}, err
+	}
+	B, err := readMatrix[T](fa, it.mod.bKey)
+	if err != nil {
+		return outcome{}, err
+	}
+	addProduct(W, it.scaling, B, A, fanIn)
+	if i, ok := quantize(W.Data, t.DType); !ok || firstNonFinite(W.Data) >= 0 {
+		if i < 0 {
+			i = firstNonFinite(W.Data)
+		}
+		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, t.DType)
+	}
+	n := int64(t.NumElements())
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stMerged, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
+		ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()}}
+	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, t.DType, W) }
+	return o, nil
+}
+
+func firstNonFinite[T lowrank.Float](v []T) int {
+	for i, x := range v {
+		if x-x != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// densify writes NAME = NAME.B·NAME.A for every factor pair of a file
+// written by factorize, and copies everything else.
+func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
+	tensors := f.Tensors()
+	pairs := map[string]bool{} // NAME of each pair
+	for _, t := range tensors {
+		name, ok := strings.CutSuffix(t.Name, ".A")
+		if !ok {
+			continue
+		}
+		b, ok := f.Tensor(name + ".B")
+		if !ok {
+			continue
+		}
+		_, _, okA := t.Matrix()
+		_, r, okB := b.Matrix()
+		if !okA || !okB || t.Shape[0] != r {
+			return fmt.Errorf("lowrank: %s: tensors %q (%s) and %q (%s) are not factors B (d×r) and A (r×k) of one matrix", f.Path(), t.Name, shapeString(t.Shape), b.Name, shapeString(b.Shape))
+		}
+		if _, clash := f.Tensor(name); clash {
+			return fmt.Errorf("lowrank: %s: tensor %q exists beside its factors %q and %q; expected one or the other", f.Path(), name, t.Name, b.Name)
+		}
+		pairs[name] = true
+	}
+	if len(pairs) == 0 {
+		return errors.New("lowrank: " + f.Path() + ": no NAME.A / NAME.B factor pairs; expected a file written by 'lowrank factorize' (or give --adapter to merge an adapter)")
+	}
+	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: f.HeaderEstimate()})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	var rows []row
+	prog := newProgress(stderr, s.quiet, len(tensors), "densify")
+	err = pipeline(len(tensors), s.jobs, func(i int) (outcome, error) {
+		t := tensors[i]
+		if name, ok := strings.CutSuffix(t.Name, ".B"); ok && pairs[name] {
+			return outcome{write: func(*safetensors.Writer) error { return nil }}, nil
+		}
+		name, ok := strings.CutSuffix(t.Name, ".A")
+		if !ok || !pairs[name] {
+			return copyOutcome(f, t), nil
+		}
+		b, _ := f.Tensor(name + ".B")
+		if computesIn64(t.DType, b.DType) {
+			return densifyOne[float64](f, name, t.DType)
+		}
+		return densifyOne[float32](f, name, t.DType)
+	}, func(i int, o outcome) error {
+		if err := o.write(w); err != nil {
+			return err
+		}
+		if o.row.Name != "" {
+			rows = append(rows, o.row)
+		}
+		prog.step(tensors[i].Name)
+		return nil
+	})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	md := map[string]string{}
+	for k, v := range f.Metadata() {
+		if k != metaKey {
+			md[k] = v
+		}
+	}
+	w.SetMetadata(md)
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return finish(stdout, s, reportFile{Command: "densify", Inputs: []string{f.Path()}, Output: s.output, Tensors: rows})
+}
+
+func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensors.DType) (outcome, error) {
+	A, err := readMatrix[T](f, name+".A")
+	if err != nil {
+		return outcome{}, err
+	}
+	B, err := readMatrix[T](f, name+".B")
+	if err != nil {
+		return outcome{}, err
+	}
+	W := lowrank.Matrix[T]{Rows: B.Rows, Cols: A.Cols, Data: make([]T, B.Rows*A.Cols)}
+	addProduct(W, 1, B, A, false)
+	if i, ok := quantize(W.Data, dt); !ok {
+		return outcome{}, tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s", i/W.Cols, i%W.Cols, dt)
+	}
+	r := A.Rows
+	n := int64(W.Rows) * int64(W.Cols)
+	o := outcome{row: row{Name: name, Shape: []int{W.Rows, W.Cols}, DType: string(dt), Status: stMerged, Rank: r, listed: true,
+		ParamsBefore: int64(r) * int64(W.Rows+W.Cols), ParamsAfter: n,
+		BytesBefore: int64(r) * int64(W.Rows+W.Cols) * int64(dt.Size()), BytesAfter: n * int64(dt.Size())}}
+	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
+	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, name, dt, W) }
+	return o, nil
+}

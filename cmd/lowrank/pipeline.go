@@ -1,0 +1,59 @@
+package main
+
+import "context"
+
+// pipeline computes items 0…n-1 with at most jobs of them in flight and
+// hands each result to write in item order, so that outputs are written
+// in a fixed order whatever finishes first. An item's slot is freed only
+// once it has been written, so at most jobs results are held at once. It
+// stops at the first error, and when cmdContext is cancelled (then it
+// returns errInterrupted).
+func pipeline[R any](n, jobs int, compute func(i int) (R, error), write func(i int, r R) error) error {
+	ctx, cancel := context.WithCancel(cmdContext)
+	defer cancel()
+	type result struct {
+		r   R
+		err error
+	}
+	slots := make([]chan result, n)
+	for i := range slots {
+		slots[i] = make(chan result, 1)
+	}
+	sem := make(chan struct{}, max(jobs, 1))
+	go func() {
+		for i := range n {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				if ctx.Err() != nil {
+					slots[i] <- result{err: ctx.Err()}
+					return
+				}
+				r, err := compute(i)
+				slots[i] <- result{r, err}
+			}()
+		}
+	}()
+	for i := range n {
+		var res result
+		select {
+		case res = <-slots[i]:
+		case <-ctx.Done():
+			return errInterrupted
+		}
+		if res.err != nil {
+			if cmdContext.Err() != nil {
+				return errInterrupted
+			}
+			return res.err
+		}
+		if err := write(i, res.r); err != nil {
+			return err
+		}
+		<-sem
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+// Package lowrank turns weight matrices into their best low-rank factors
+// and applies them, on an NVIDIA GPU through CUDA when one is usable and on
+// the CPU through gonum otherwise.
+//
+// # The maths
+//
+// Given W (d×k) with singular value decomposition W = U·S·Vᵀ, the
+// truncated SVD keeps the r largest singular triplets:
+//
+//	W ≈ B·A,   B = U_r·S_r (d×r),   A = V_rᵀ (r×k)
+//	y = W·x + b  ≈  B·(A·x) + b     costs (d+k)·r instead of d·k
+//
+// By Eckart–Young this is the best rank-r approximation in the Frobenius
+// norm, and its error is known from the singular values alone:
+//
+//	‖W − B·A‖_F = sqrt(σ_{r+1}² + … + σ_n²)
+//
+// # The three jobs
+//
+// Factorize computes the factors (exact SVD or a seeded randomized range
+// finder, chosen by Auto), with the rank chosen by a Policy: Rank, Energy,
+// Tolerance or Ratio. Factors.Apply, ApplyTo, ApplyBatch and ApplyBatchTo
+// evaluate the factorized layer. Reading and writing model files
+// (safetensors) and LoRA adapters is done by the lowrank command and its
+// safetensors and lora packages.
+//
+// # Errors
+//
+// Bad input from a caller (wrong shapes, a rank outside [1, min(d,k)], NaN
+// or ±Inf, an empty matrix, a policy parameter out of range) returns an
+// error whose text starts with "lowrank:" and says what was expected. It
+// wraps one of the sentinels ErrEmpty, ErrShape, ErrNonFinite, ErrRank,
+// ErrPolicy, ErrOption or ErrBackend, for errors.Is. lowrank never panics
+// on caller input.
+//
+// # Backends
+//
+// A Backend does the dense linear algebra; the algorithms are written once
+// against the la.Engine interface, so every backend computes the same
+// factors (the randomized sketch is drawn on the host from the seed and
+// uploaded). The backend is chosen lazily on first use, never at import:
+// LOWRANK_BACKEND=cpu or cuda forces one; unset or "auto" takes cuda when
+// a usable device exists and the CPU otherwise, remembering why the GPU
+// was not used (see Backends and AutoReason). WithBackend overrides the
+// choice for one call.
+package lowrank

@@ -1,0 +1,69 @@
+package lowrank_test
+
+import (
+	"fmt"
+
+	"github.com/lowrank-go/lowrank"
+)
+
+// A 4×3 matrix of rank 1 is reproduced exactly by rank-1 factors holding
+// 7 parameters instead of 12.
+func ExampleFactorize() {
+	w, err := lowrank.NewMatrix(4, 3, []float64{
+		1, 2, 3,
+		2, 4, 6,
+		3, 6, 9,
+		4, 8, 12,
+	})
+	if err != nil {
+		panic(err)
+	}
+	f, err := lowrank.Factorize(w, lowrank.Rank(1))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("B %d×%d, A %d×%d\n", f.B.Rows, f.B.Cols, f.A.Rows, f.A.Cols)
+	fmt.Printf("parameters %d → %d, relative error %.3f\n", f.DenseParams(), f.Params(), f.RelError)
+	// Output:
+	// B 4×1, A 1×3
+	// parameters 12 → 7, relative error 0.000
+}
+
+// The Energy policy picks the smallest rank that keeps 99% of ‖W‖_F².
+func ExampleEnergy() {
+	// σ = 10, 1, 0.1 on the diagonal.
+	w, _ := lowrank.NewMatrix(3, 3, []float64{
+		10, 0, 0,
+		0, 1, 0,
+		0, 0, 0.1,
+	})
+	f, _ := lowrank.Factorize(w, lowrank.Energy(0.99))
+	fmt.Printf("rank %d keeps %.4f of the energy, error %.4f\n", f.Rank, f.Energy, f.RelError)
+	// Output:
+	// rank 1 keeps 0.9900 of the energy, error 0.1000
+}
+
+// Apply evaluates the factorized layer y = B·(A·x) + bias.
+func ExampleFactors_Apply() {
+	w, _ := lowrank.NewMatrix(2, 2, []float64{
+		1, 1,
+		1, 1,
+	})
+	f, _ := lowrank.Factorize(w, lowrank.Rank(1))
+	y, _ := f.Apply([]float64{1, 2}, []float64{0.5, -0.5})
+	fmt.Printf("%.3f\n", y)
+	// Output:
+	// [3.500 2.500]
+}
+
+// SVD returns the thin decomposition W = U·diag(S)·Vᵀ.
+func ExampleSVD() {
+	w, _ := lowrank.NewMatrix(2, 3, []float64{
+		3, 0, 0,
+		0, 0, 2,
+	})
+	svd, _ := lowrank.SVD(w)
+	fmt.Printf("U %d×%d, S %v, Vt %d×%d\n", svd.U.Rows, svd.U.Cols, svd.S, svd.Vt.Rows, svd.Vt.Cols)
+	// Output:
+	// U 2×2, S [3 2], Vt 2×3
+}

@@ -1,0 +1,166 @@
+package cuda
+
+import (
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lowrank-go/lowrank/la"
+)
+
+// fakeEnv is an env over a fixed set of folders, files and variables.
+func fakeEnv(vars map[string]string, dirs []string, files map[string]string) env {
+	isDir := map[string]bool{}
+	for _, d := range dirs {
+		isDir[d] = true
+	}
+	return env{
+		getenv: func(k string) string { return vars[k] },
+		glob: func(p string) []string {
+			var out []string
+			for _, d := range dirs {
+				if ok, _ := filepath.Match(p, d); ok {
+					out = append(out, d)
+				}
+			}
+			for f := range files {
+				if ok, _ := filepath.Match(p, f); ok {
+					out = append(out, f)
+				}
+			}
+			return out
+		},
+		isDir: func(p string) bool { return isDir[p] },
+		read: func(p string) ([]byte, error) {
+			if s, ok := files[p]; ok {
+				return []byte(s), nil
+			}
+			return nil, errors.New("no such file")
+		},
+	}
+}
+
+func names(ls []location) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.name)
+	}
+	return out
+}
+
+func TestLocationsEnvVarIsExclusive(t *testing.T) {
+	e := fakeEnv(map[string]string{LibDirEnv: "/opt/mycuda/lib", "LD_LIBRARY_PATH": "/a"}, []string{"/a", "/usr/local/cuda/lib64"}, nil)
+	if got := names(locations(e)); !reflect.DeepEqual(got, []string{"/opt/mycuda/lib"}) {
+		t.Errorf("locations = %q; want only the LOWRANK_CUDA_LIB_DIR folder", got)
+	}
+}
+
+func TestLocationsOrder(t *testing.T) {
+	arch := archTriplet()
+	dirs := []string{
+		"/ld/path", "/from/ldconf", "/from/include", "/usr/local/cuda/lib64",
+		"/usr/local/cuda-12.4/lib64", "/usr/local/cuda-12.10/lib64", "/usr/lib/" + arch,
+		"/venv/lib/python3.12/site-packages/nvidia/cu13/lib",
+		"/usr/local/lib/python3.11/dist-packages/nvidia/cublas/lib",
+	}
+	files := map[string]string{
+		"/etc/ld.so.conf":             "# comment\ninclude /etc/ld.so.conf.d/*.conf\n/from/ldconf\n",
+		"/etc/ld.so.conf.d/cuda.conf": "/from/include # trailing comment\n",
+	}
+	dirs = append(dirs, "/venv/lib/python3.12/site-packages", "/usr/local/lib/python3.11/dist-packages")
+	e := fakeEnv(map[string]string{"LD_LIBRARY_PATH": "/ld/path::/missing", "VIRTUAL_ENV": "/venv"}, dirs, files)
+	got := names(locations(e))
+	want := []string{
+		"/ld/path", "/from/include", "/from/ldconf", "/usr/local/cuda/lib64",
+		"/usr/local/cuda-12.10/lib64", "/usr/local/cuda-12.4/lib64", "/usr/lib/" + arch,
+		"/venv/lib/python3.12/site-packages/nvidia/cu13/lib",
+		"/usr/local/lib/python3.11/dist-packages/nvidia/{cublas,cusolver,cusparse,nvjitlink,cuda_nvrtc}/lib",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("locations =\n%q\nwant\n%q", got, want)
+	}
+	ls := locations(e)
+	wheel := ls[len(ls)-1]
+	if d := wheel.dir(keyCusolver); d != "/usr/local/lib/python3.11/dist-packages/nvidia/cusolver/lib" {
+		t.Errorf("wheel cusolver folder = %s", d)
+	}
+	if d := wheel.dir(keyNvrtc); d != "/usr/local/lib/python3.11/dist-packages/nvidia/cuda_nvrtc/lib" {
+		t.Errorf("wheel nvrtc folder = %s", d)
+	}
+}
+
+func TestSonames(t *testing.T) {
+	for m := minMajor; m <= maxMajor; m++ {
+		s := sonames(m)
+		for _, k := range []string{keyCublasLt, keyCublas, keyCusparse, keyCusolver, keyNvrtc} {
+			if len(s[k]) == 0 {
+				t.Errorf("CUDA %d: no soname for %s", m, k)
+			}
+		}
+		if _, ok := minDriver[m]; !ok {
+			t.Errorf("CUDA %d: no minimum driver", m)
+		}
+	}
+	// CUDA.md §5: cuSPARSE keeps .12 in CUDA 13; cuSOLVER is .12 in 13, .11 in 12.
+	if sonames(13)[keyCusparse][0] != "libcusparse.so.12" || sonames(13)[keyCusolver][0] != "libcusolver.so.12" ||
+		sonames(12)[keyCusolver][0] != "libcusolver.so.11" {
+		t.Error("soname table does not match CUDA.md")
+	}
+}
+
+func TestChooseArch(t *testing.T) {
+	for _, tc := range []struct {
+		cc        int
+		supported []int
+		arch      string
+		cubin     bool
+		fail      bool
+	}{
+		{90, []int{75, 80, 86, 89, 90, 100, 120}, "sm_90", true, false},
+		{89, []int{75, 80, 86, 90}, "sm_86", true, false},        // same major, lower minor: cubin runs
+		{120, []int{75, 80, 86, 90}, "compute_90", false, false}, // newer major: PTX for the driver to JIT
+		{61, []int{75, 80}, "", false, true},
+		{90, nil, "sm_90", true, false},
+	} {
+		arch, cubin, err := chooseArch(tc.cc, tc.supported)
+		if tc.fail {
+			if err == nil {
+				t.Errorf("cc %d: no error", tc.cc)
+			}
+			continue
+		}
+		if err != nil || arch != tc.arch || cubin != tc.cubin {
+			t.Errorf("chooseArch(%d, %v) = %s, %v, %v; want %s, %v", tc.cc, tc.supported, arch, cubin, err, tc.arch, tc.cubin)
+		}
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	err := newError(LibCUSOLVER, "cusolverDnSgesvd", 3)
+	if err.Error() != "cusolverDnSgesvd: CUSOLVER_STATUS_INVALID_VALUE" {
+		t.Errorf("got %q", err)
+	}
+	if errors.Is(err, la.ErrDeviceMemory) {
+		t.Error("INVALID_VALUE matches ErrDeviceMemory")
+	}
+	for _, e := range []error{
+		newError(LibDriver, "cuMemAlloc_v2", 2),
+		newError(LibCUBLAS, "cublasSgemm_v2", 3),
+		newError(LibCUSOLVER, "cusolverDnSgesvdj", 2),
+	} {
+		if !errors.Is(e, la.ErrDeviceMemory) {
+			t.Errorf("%v does not match la.ErrDeviceMemory", e)
+		}
+		if !strings.Contains(e.Error(), "out of memory") {
+			t.Errorf("%v gives no advice", e)
+		}
+	}
+	if got := newError(LibCUBLAS, "cublasSgemm_v2", 42).Error(); got != "cublasSgemm_v2: cublas status 42" {
+		t.Errorf("unknown status: %q", got)
+	}
+	if newError(LibNVRTC, "nvrtcCompileProgram", 0) != nil {
+		t.Error("status 0 is an error")
+	}
+}

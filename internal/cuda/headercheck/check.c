@@ -1,0 +1,153 @@
+/*
+ * check.c: asserts at compile time that every function-pointer type that
+ * internal/cuda/lowrank_cuda.h declares matches the prototype in the real
+ * CUDA headers. It is never part of the Go build (this folder has no Go
+ * file); scripts/gpu-check.sh compiles it on a machine with the CUDA
+ * toolkit:
+ *
+ *   gcc -std=c11 -fsyntax-only -I/usr/local/cuda/include \
+ *       internal/cuda/headercheck/check.c
+ *
+ * A mismatch (a missing const, int where the library takes int64_t, a
+ * parameter too many) stops the compilation with the symbol's name.
+ */
+#include <cuda.h>
+#include <cublas_v2.h>
+#include <cusolverDn.h>
+#include <nvrtc.h>
+
+#define LR_HEADERCHECK 1
+#include "../lowrank_cuda.h"
+
+#define LR_CHECK(sym) \
+	_Static_assert(__builtin_types_compatible_p(lr_##sym##_t, __typeof__(&sym)), \
+	               "lowrank_cuda.h: lr_" #sym "_t does not match the prototype of " #sym)
+
+/* Every enum we pass as an int must be an int's width. */
+#define LR_SAME_SIZE(T) _Static_assert(sizeof(T) == sizeof(int), #T " is not the size of an int")
+LR_SAME_SIZE(CUresult);
+LR_SAME_SIZE(CUdevice);
+LR_SAME_SIZE(CUdevice_attribute);
+LR_SAME_SIZE(cublasStatus_t);
+LR_SAME_SIZE(cublasOperation_t);
+LR_SAME_SIZE(cublasSideMode_t);
+LR_SAME_SIZE(cublasPointerMode_t);
+LR_SAME_SIZE(cublasMath_t);
+LR_SAME_SIZE(libraryPropertyType);
+LR_SAME_SIZE(cusolverStatus_t);
+LR_SAME_SIZE(cusolverEigMode_t);
+LR_SAME_SIZE(cudaDataType);
+LR_SAME_SIZE(nvrtcResult);
+_Static_assert(sizeof(CUdeviceptr) == sizeof(unsigned long long), "CUdeviceptr is not 64-bit");
+
+/* The enum values internal/cuda uses. */
+_Static_assert(CUDA_SUCCESS == 0 && CUDA_ERROR_OUT_OF_MEMORY == 2 && CUDA_ERROR_NO_DEVICE == 100 &&
+                   CUDA_ERROR_STUB_LIBRARY == 34 && CUDA_ERROR_SYSTEM_DRIVER_MISMATCH == 803,
+               "CUresult values");
+_Static_assert(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT == 16 && CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == 75 &&
+                   CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == 76,
+               "device attributes");
+_Static_assert(CU_STREAM_NON_BLOCKING == 1 && CU_EVENT_DEFAULT == 0 && CU_EVENT_DISABLE_TIMING == 2, "flags");
+_Static_assert(CUBLAS_OP_N == 0 && CUBLAS_OP_T == 1 && CUBLAS_SIDE_LEFT == 0 && CUBLAS_SIDE_RIGHT == 1 &&
+                   CUBLAS_POINTER_MODE_HOST == 0 && CUBLAS_POINTER_MODE_DEVICE == 1 && CUBLAS_DEFAULT_MATH == 0,
+               "cuBLAS enums");
+_Static_assert(CUBLAS_STATUS_ALLOC_FAILED == 3 && CUSOLVER_STATUS_ALLOC_FAILED == 2, "alloc-failed statuses");
+_Static_assert(CUSOLVER_EIG_MODE_VECTOR == 1 && CUDA_R_32F == 0 && CUDA_R_64F == 1, "cuSOLVER enums");
+_Static_assert(MAJOR_VERSION == 0 && MINOR_VERSION == 1 && PATCH_LEVEL == 2, "libraryPropertyType");
+
+#if CUDA_VERSION < 13000
+LR_CHECK(cuEventElapsedTime);
+#endif
+LR_CHECK(cuInit);
+LR_CHECK(cuDriverGetVersion);
+LR_CHECK(cuDeviceGetCount);
+LR_CHECK(cuDeviceGet);
+LR_CHECK(cuDeviceGetName);
+LR_CHECK(cuDeviceGetAttribute);
+LR_CHECK(cuDeviceTotalMem_v2);
+LR_CHECK(cuDevicePrimaryCtxRetain);
+LR_CHECK(cuDevicePrimaryCtxRelease_v2);
+LR_CHECK(cuCtxSetCurrent);
+LR_CHECK(cuCtxGetCurrent);
+LR_CHECK(cuCtxSynchronize);
+LR_CHECK(cuMemAlloc_v2);
+LR_CHECK(cuMemFree_v2);
+LR_CHECK(cuMemGetInfo_v2);
+LR_CHECK(cuMemAllocHost_v2);
+LR_CHECK(cuMemFreeHost);
+LR_CHECK(cuMemcpyHtoDAsync_v2);
+LR_CHECK(cuMemcpyDtoHAsync_v2);
+LR_CHECK(cuMemcpyDtoDAsync_v2);
+LR_CHECK(cuMemsetD32Async);
+LR_CHECK(cuStreamCreate);
+LR_CHECK(cuStreamDestroy_v2);
+LR_CHECK(cuStreamSynchronize);
+LR_CHECK(cuEventCreate);
+LR_CHECK(cuEventRecord);
+LR_CHECK(cuEventSynchronize);
+LR_CHECK(cuEventDestroy_v2);
+LR_CHECK(cuModuleLoadData);
+LR_CHECK(cuModuleGetFunction);
+LR_CHECK(cuModuleUnload);
+LR_CHECK(cuLaunchKernel);
+LR_CHECK(cuGetErrorName);
+LR_CHECK(cuGetErrorString);
+LR_CHECK(cublasCreate_v2);
+LR_CHECK(cublasDestroy_v2);
+LR_CHECK(cublasSetStream_v2);
+LR_CHECK(cublasSetPointerMode_v2);
+LR_CHECK(cublasSetMathMode);
+LR_CHECK(cublasGetProperty);
+LR_CHECK(cublasSgemm_v2);
+LR_CHECK(cublasDgemm_v2);
+LR_CHECK(cublasSgemv_v2);
+LR_CHECK(cublasDgemv_v2);
+LR_CHECK(cublasSgeam);
+LR_CHECK(cublasDgeam);
+LR_CHECK(cublasSdgmm);
+LR_CHECK(cublasDdgmm);
+LR_CHECK(cublasSnrm2_v2);
+LR_CHECK(cublasDnrm2_v2);
+LR_CHECK(cusolverGetProperty);
+LR_CHECK(cusolverDnCreate);
+LR_CHECK(cusolverDnDestroy);
+LR_CHECK(cusolverDnSetStream);
+LR_CHECK(cusolverDnSgeqrf_bufferSize);
+LR_CHECK(cusolverDnDgeqrf_bufferSize);
+LR_CHECK(cusolverDnSgeqrf);
+LR_CHECK(cusolverDnDgeqrf);
+LR_CHECK(cusolverDnSorgqr_bufferSize);
+LR_CHECK(cusolverDnDorgqr_bufferSize);
+LR_CHECK(cusolverDnSorgqr);
+LR_CHECK(cusolverDnDorgqr);
+LR_CHECK(cusolverDnSgesvd_bufferSize);
+LR_CHECK(cusolverDnDgesvd_bufferSize);
+LR_CHECK(cusolverDnSgesvd);
+LR_CHECK(cusolverDnDgesvd);
+LR_CHECK(cusolverDnCreateGesvdjInfo);
+LR_CHECK(cusolverDnDestroyGesvdjInfo);
+LR_CHECK(cusolverDnXgesvdjSetTolerance);
+LR_CHECK(cusolverDnXgesvdjSetMaxSweeps);
+LR_CHECK(cusolverDnSgesvdj_bufferSize);
+LR_CHECK(cusolverDnDgesvdj_bufferSize);
+LR_CHECK(cusolverDnSgesvdj);
+LR_CHECK(cusolverDnDgesvdj);
+LR_CHECK(cusolverDnCreateParams);
+LR_CHECK(cusolverDnDestroyParams);
+LR_CHECK(cusolverDnXgesvdp_bufferSize);
+LR_CHECK(cusolverDnXgesvdp);
+LR_CHECK(nvrtcGetErrorString);
+LR_CHECK(nvrtcVersion);
+LR_CHECK(nvrtcGetNumSupportedArchs);
+LR_CHECK(nvrtcGetSupportedArchs);
+LR_CHECK(nvrtcCreateProgram);
+LR_CHECK(nvrtcDestroyProgram);
+LR_CHECK(nvrtcCompileProgram);
+LR_CHECK(nvrtcGetPTXSize);
+LR_CHECK(nvrtcGetPTX);
+LR_CHECK(nvrtcGetCUBINSize);
+LR_CHECK(nvrtcGetCUBIN);
+LR_CHECK(nvrtcGetProgramLogSize);
+LR_CHECK(nvrtcGetProgramLog);
+
+int main(void) { return 0; }

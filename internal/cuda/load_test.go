@@ -1,0 +1,231 @@
+//go:build cgo
+
+package cuda_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/lowrank-go/lowrank/internal/cuda"
+	"github.com/lowrank-go/lowrank/internal/cuda/cudatest"
+	"github.com/lowrank-go/lowrank/la"
+)
+
+const fakeDir = "/fake/cuda/lib"
+
+// open runs cuda.Open against the fake, with the libraries searched in
+// fakeDir only.
+func open(t *testing.T, f *cudatest.Fake) (*cuda.Device, error) {
+	t.Helper()
+	t.Setenv(cuda.LibDirEnv, fakeDir)
+	f.Install()
+	return cuda.Open(cuda.Config{Loader: f})
+}
+
+func mustFail(t *testing.T, f *cudatest.Fake, want ...string) error {
+	t.Helper()
+	d, err := open(t, f)
+	if err == nil {
+		d.Close()
+		t.Fatalf("Open succeeded; want an error containing %q", want)
+	}
+	var le *cuda.LoadError
+	if !errors.As(err, &le) {
+		t.Errorf("error %T is not a *cuda.LoadError: %v", err, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+	if n := cudatest.Retained(); n != 0 {
+		t.Errorf("%d primary context references left after a failed Open", n)
+	}
+	if n := cudatest.Handles(); n != 0 {
+		t.Errorf("%d handles left after a failed Open", n)
+	}
+	return err
+}
+
+func TestNoDriver(t *testing.T) {
+	err := mustFail(t, &cudatest.Fake{NoDriver: true},
+		"libcuda.so.1 not found: no NVIDIA driver visible (in Docker, run with --gpus all)",
+		"cannot open shared object file")
+	if !strings.HasPrefix(err.Error(), cuda.NoDriverMessage) {
+		t.Errorf("error %q does not start with the no-driver message", err)
+	}
+}
+
+func TestMissingDriverSymbol(t *testing.T) {
+	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), MissingSyms: []string{"cuInit"}},
+		"libcuda.so.1", "has no symbol cuInit", "undefined symbol: cuInit")
+}
+
+func TestCuInitFailures(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		want []string
+	}{
+		{100, []string{"cuInit: CUDA_ERROR_NO_DEVICE", "no CUDA device visible", "--gpus all"}},
+		{34, []string{"cuInit: CUDA_ERROR_STUB_LIBRARY", "stub"}},
+		{803, []string{"cuInit: CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "kernel module"}},
+		{804, []string{"CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE"}},
+		{35, []string{"CUDA_ERROR_INSUFFICIENT_DRIVER", "driver is too old"}},
+		{12345, []string{"cuInit: CUDA_ERROR_FAKE_UNKNOWN"}}, // name from cuGetErrorName
+	} {
+		err := mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), InitResult: tc.code}, tc.want...)
+		var ce *cuda.Error
+		if !errors.As(err, &ce) || ce.Status != tc.code || ce.Call != "cuInit" || ce.Lib != cuda.LibDriver {
+			t.Errorf("code %d: error %v does not unwrap to the cuInit *cuda.Error", tc.code, err)
+		}
+	}
+}
+
+func TestNoDevices(t *testing.T) {
+	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), DeviceCount: -1}, "0 devices", "no CUDA device visible")
+}
+
+func TestLibraryMissing(t *testing.T) {
+	mustFail(t, &cudatest.Fake{},
+		"no usable cuBLAS and cuSOLVER for driver CUDA 13.0", "libcublas.so.13, libcublas.so.12, libcublas.so.11 not found",
+		"searched LOWRANK_CUDA_LIB_DIR="+fakeDir)
+}
+
+func TestCusolverMissing(t *testing.T) {
+	var fs []string
+	for _, f := range cudatest.CUDA13(fakeDir) {
+		if !strings.Contains(f, "cusolver") {
+			fs = append(fs, f)
+		}
+	}
+	mustFail(t, &cudatest.Fake{Files: fs}, "libcusolver.so.12 not found")
+}
+
+func TestDependencyFailsToLoad(t *testing.T) {
+	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir),
+		OpenErr: map[string]string{"libcusolver.so.12": "libcusolver.so.12: undefined symbol: __nvJitLinkFoo"}},
+		"undefined symbol: __nvJitLinkFoo")
+}
+
+func TestMissingLibrarySymbol(t *testing.T) {
+	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), MissingSyms: []string{"cusolverDnSgesvd"}},
+		"libcusolver.so.12", "has no symbol cusolverDnSgesvd")
+}
+
+func TestDriverTooOldForLibraries(t *testing.T) {
+	// A CUDA 12.4 driver with only CUDA 13 libraries: they must not be
+	// loaded, and the message must say why.
+	f := &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), DriverVersion: 12040}
+	mustFail(t, f, "driver CUDA 12.4", "driver is too old for "+fakeDir+"/libcublas.so.13 (needs driver ≥ 580)")
+	for _, p := range f.Opened {
+		if strings.HasSuffix(p, ".so.13") || strings.Contains(p, ".so.13.") {
+			t.Errorf("opened %s on a CUDA 12 driver", p)
+		}
+	}
+}
+
+func TestPicksNewestMajorNotAboveDriver(t *testing.T) {
+	files := append(cudatest.CUDA13(fakeDir), cudatest.CUDA12(fakeDir)...)
+	f := &cudatest.Fake{Files: files, DriverVersion: 12080}
+	d, err := open(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, want := f.OpenedBase(), "libcuda.so.1 libcublasLt.so.12 libcublas.so.12 libnvJitLink.so.12 libcusparse.so.12 libcusolver.so.11 libnvrtc-builtins.so.12.9 libnvrtc.so.12"; got != want {
+		t.Errorf("opened %q\nwant   %q (dependencies first, CUDA 12 only)", got, want)
+	}
+}
+
+func TestOpenDescribeClose(t *testing.T) {
+	f := &cudatest.Fake{Files: cudatest.CUDA13(fakeDir)}
+	d, err := open(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.OpenedBase(), "libcuda.so.1 libcublasLt.so.13 libcublas.so.13 libnvJitLink.so.13 libcusparse.so.12 libcusolver.so.12 libnvrtc-builtins.so.13.0 libnvrtc.so.13"; got != want {
+		t.Errorf("opened %q\nwant   %q", got, want)
+	}
+	info := d.Info()
+	lines := strings.Join(info.Lines(), "\n")
+	for _, w := range []string{
+		"device 0: Fake GPU (compute capability 9.0, 132 SMs)",
+		"memory: 16.0 GiB total, 16.0 GiB free",
+		"driver: CUDA 13.0 (/usr/lib/fake/libcuda.so.1)",
+		"cuBLAS 13.0.2 (" + fakeDir + "/libcublas.so.13)",
+		"cuSOLVER 12.0.4 (" + fakeDir + "/libcusolver.so.12)",
+		"NVRTC 13.0 (" + fakeDir + "/libnvrtc.so.13)",
+	} {
+		if !strings.Contains(lines, w) {
+			t.Errorf("Info lines lack %q:\n%s", w, lines)
+		}
+	}
+	if cudatest.Retained() != 1 || cudatest.Handles() != 3 {
+		t.Errorf("after Open: %d context references and %d handles; want 1 and 3 (stream, cuBLAS, cuSOLVER)", cudatest.Retained(), cudatest.Handles())
+	}
+
+	// Device memory: allocations are counted, and running out maps to
+	// la.ErrDeviceMemory.
+	base := cuda.LiveAllocations()
+	err = d.Do(func(c *cuda.Ctx) error {
+		p, err := c.Alloc(1 << 20)
+		if err != nil {
+			return err
+		}
+		if cuda.LiveAllocations() != base+1 {
+			t.Errorf("LiveAllocations = %d after Alloc; want %d", cuda.LiveAllocations(), base+1)
+		}
+		if err := c.Free(p); err != nil {
+			return err
+		}
+		_, err = c.Alloc(32 << 30)
+		return err
+	})
+	if !errors.Is(err, la.ErrDeviceMemory) {
+		t.Errorf("allocating more than the device has: %v; want an error matching la.ErrDeviceMemory", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "cuMemAlloc_v2: CUDA_ERROR_OUT_OF_MEMORY") {
+		t.Errorf("error %q does not name the call and status", err)
+	}
+	if cuda.LiveAllocations() != base || cudatest.LiveAllocations() != 0 {
+		t.Errorf("allocations leaked: %d (fake driver: %d)", cuda.LiveAllocations()-base, cudatest.LiveAllocations())
+	}
+
+	// A panic in a job is an error, and the worker survives it.
+	if err := d.Do(func(*cuda.Ctx) error { panic("boom") }); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("panicking job returned %v", err)
+	}
+	if err := d.Do(func(*cuda.Ctx) error { return nil }); err != nil {
+		t.Errorf("job after a panic: %v", err)
+	}
+
+	d.Close()
+	if cudatest.Retained() != 0 || cudatest.Handles() != 0 {
+		t.Errorf("after Close: %d context references and %d handles; want 0", cudatest.Retained(), cudatest.Handles())
+	}
+	if err := d.Do(func(*cuda.Ctx) error { return nil }); !errors.Is(err, cuda.ErrClosed) {
+		t.Errorf("Do after Close: %v; want ErrClosed", err)
+	}
+}
+
+func TestNVRTCOptional(t *testing.T) {
+	var fs []string
+	for _, f := range cudatest.CUDA13(fakeDir) {
+		if !strings.Contains(f, "nvrtc") {
+			fs = append(fs, f)
+		}
+	}
+	d, err := open(t, &cudatest.Fake{Files: fs})
+	if err != nil {
+		t.Fatalf("Open without NVRTC: %v", err)
+	}
+	defer d.Close()
+	info := d.Info()
+	if info.NVRTC != nil || !strings.Contains(info.NVRTCErr, "libnvrtc.so.13 not found") {
+		t.Errorf("NVRTC = %v, NVRTCErr = %q", info.NVRTC, info.NVRTCErr)
+	}
+	if !strings.Contains(strings.Join(info.Lines(), "\n"), "NVRTC: not available") {
+		t.Errorf("Lines do not say NVRTC is missing: %q", info.Lines())
+	}
+}

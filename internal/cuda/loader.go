@@ -1,0 +1,71 @@
+package cuda
+
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+)
+
+// Loader opens shared libraries. The default (nil in Config) calls dlopen
+// and dlsym; tests substitute a fake (internal/cuda/cudatest) so that the
+// loader's failure paths run without a GPU.
+type Loader interface {
+	// Open opens the library at path, a file name (searched by the
+	// dynamic linker) or an absolute path. Its error carries dlerror's text.
+	Open(path string) (Library, error)
+	// Exists reports whether the file path exists.
+	Exists(path string) bool
+	// Glob returns the files matching pattern (filepath.Glob syntax).
+	Glob(pattern string) []string
+}
+
+// Library is an open shared library.
+type Library interface {
+	// Sym returns the address of the symbol name; its error carries
+	// dlerror's text.
+	Sym(name string) (unsafe.Pointer, error)
+	// Path returns the file the library was loaded from.
+	Path() string
+	// Close unloads the library (dlclose).
+	Close()
+}
+
+// symbol is one entry point to look up: the first of names that the
+// library exports is stored in *dst.
+type symbol struct {
+	dst      *unsafe.Pointer
+	names    []string
+	optional bool
+}
+
+func sym(dst *unsafe.Pointer, names ...string) symbol { return symbol{dst: dst, names: names} }
+func optSym(dst *unsafe.Pointer, names ...string) symbol {
+	return symbol{dst: dst, names: names, optional: true}
+}
+
+// bind looks up every symbol of syms in lib. It fails on the first required
+// symbol that the library does not export, naming it.
+func bind(lib Library, soname string, syms []symbol) error {
+	for _, s := range syms {
+		*s.dst = nil
+		var firstErr error
+		for _, n := range s.names {
+			p, err := lib.Sym(n)
+			if err == nil && p != nil {
+				*s.dst = p
+				break
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		if *s.dst == nil && !s.optional {
+			msg := fmt.Sprintf("%s (%s) has no symbol %s", soname, lib.Path(), strings.Join(s.names, " or "))
+			if firstErr != nil {
+				msg += ": " + firstErr.Error()
+			}
+			return &LoadError{Msg: msg, Err: firstErr}
+		}
+	}
+	return nil
+}

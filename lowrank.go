@@ -1,0 +1,143 @@
+package lowrank
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/lowrank-go/lowrank/la"
+)
+
+// Factorize returns the rank-r factors B (d×r) and A (r×k) of the d×k
+// matrix W, with r chosen by the policy:
+//
+//	W ≈ B·A,   B = U_r·S_r,   A = V_rᵀ      (SplitUS, the default)
+//	           B = U_r·√S_r,  A = √S_r·V_rᵀ  (SplitSqrt)
+//
+// where W = U·S·Vᵀ is the singular value decomposition. By Eckart–Young
+// this is the best rank-r approximation in the Frobenius norm, and its
+// relative error is known from the singular values alone:
+//
+//	‖W − B·A‖_F / ‖W‖_F = sqrt(σ_{r+1}² + … + σ_n²) / ‖W‖_F
+//
+// Options select the method (WithMethod), the randomized sketch
+// (WithOversampling, WithPowerIters, WithSeed), the split (WithSplit),
+// rank rounding (WithRoundTo) and the backend (WithBackend).
+//
+// With Auto (the default), matrices with min(d,k) < 256 use the exact SVD.
+// Larger ones use the randomized method when r + p ≤ min(d,k)/4; for the
+// Energy and Tolerance policies the adaptive sketch is grown up to that
+// size and the exact SVD is used when the target needs more.
+//
+// The randomized method never computes a full SVD: for Energy and
+// Tolerance it grows its sketch block by block until the captured energy
+// ‖Qᵀ·W‖_F² reaches the target fraction of ‖W‖_F², so the reported error
+// is exact for the factors returned. When r + p ≥ min(d,k) it computes the
+// exact SVD instead, which is then both cheaper and exact (likewise for
+// Energy and Tolerance when min(d,k) ≤ 32); Factors.Method says which
+// method ran.
+//
+// Factorize returns an error wrapping ErrEmpty, ErrShape, ErrNonFinite,
+// ErrRank, ErrPolicy or ErrOption for bad input, ErrBackend when the
+// requested backend cannot run, and the backend's error (wrapped) when a
+// computation fails on the device.
+func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], error) {
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	if err := w.validate("W"); err != nil {
+		return nil, err
+	}
+	if err := p.validate(w.Rows, w.Cols); err != nil {
+		return nil, err
+	}
+	b, err := cfg.backendFor()
+	if err != nil {
+		return nil, err
+	}
+	f, err := factorize(engineOf[T](b), w, p, &cfg)
+	fallback := ""
+	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
+		fallback = fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
+		logger().Warn("lowrank: falling back to the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d", w.Rows, w.Cols), "reason", err)
+		b = cpuBackend()
+		f, err = factorize(engineOf[T](b), w, p, &cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.backend = b
+	f.Backend = b.Name()
+	f.Fallback = fallback
+	return f, nil
+}
+
+// SVDResult is a thin singular value decomposition W = U·diag(S)·Vt of a
+// d×k matrix, p = min(d, k).
+type SVDResult[T Float] struct {
+	// U is d×p with orthonormal columns.
+	U Matrix[T]
+	// S holds the p singular values in decreasing order.
+	S []T
+	// Vt is p×k with orthonormal rows (Vᵀ; V = Vtᵀ).
+	Vt Matrix[T]
+}
+
+// SVD computes the thin singular value decomposition of W:
+//
+//	W = U·diag(S)·Vᵀ,   U (d×p), S (p), Vᵀ (p×k),   p = min(d, k)
+//
+// This is the step torch.svd(W, some=True) and numpy.linalg.svd(W,
+// full_matrices=False) perform. Each singular vector pair is signed so that
+// the largest entry of the column of U is positive, which makes results
+// reproducible across backends. Only WithBackend among the options has an
+// effect. SVD returns an error wrapping ErrEmpty, ErrShape or ErrNonFinite
+// for bad input.
+func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	if err := w.validate("W"); err != nil {
+		return nil, err
+	}
+	b, err := cfg.backendFor()
+	if err != nil {
+		return nil, err
+	}
+	e := engineOf[T](b)
+	j := newJob(e, &cfg, w)
+	defer j.release()
+	if math.IsInf(j.norm, 0) {
+		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
+	}
+	a, err := j.uploadW()
+	if err != nil {
+		return nil, err
+	}
+	u, s, vt, err := j.svd(a)
+	if err != nil {
+		return nil, err
+	}
+	p := len(s)
+	res := &SVDResult[T]{
+		U:  Matrix[T]{Rows: w.Rows, Cols: p, Data: make([]T, w.Rows*p)},
+		S:  make([]T, p),
+		Vt: Matrix[T]{Rows: p, Cols: w.Cols, Data: make([]T, p*w.Cols)},
+	}
+	for i, v := range s {
+		res.S[i] = T(math.Ldexp(v, j.shift))
+	}
+	if firstNonFinite(res.S) >= 0 {
+		return nil, errorf(ErrNonFinite, "the singular values of this %d×%d matrix overflow %T; expected a matrix whose norm fits the float type", w.Rows, w.Cols, T(0))
+	}
+	if err := wrapBackend("download", e.Download(res.U.Data, u)); err != nil {
+		return nil, err
+	}
+	if err := wrapBackend("download", e.Download(res.Vt.Data, vt)); err != nil {
+		return nil, err
+	}
+	fixSigns(res.U, res.Vt)
+	return res, nil
+}

@@ -1,0 +1,390 @@
+package safetensors
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// WriterOptions configure Create.
+type WriterOptions struct {
+	// Overwrite allows Close to replace an existing file at the path.
+	// Without it, Create fails when the path exists, and so does Close
+	// if a file appeared there in the meantime.
+	Overwrite bool
+	// HeaderReserve is the room, in bytes, kept for the header before the
+	// first tensor. Tensors are streamed to the file as they are written
+	// and the header, which lists their offsets, is written last: when it
+	// fits the reserve it is padded with spaces (as the format allows),
+	// otherwise the data is moved forward once. 0 means 64 KiB.
+	HeaderReserve int
+}
+
+// Writer streams tensors into a new safetensors file. Tensors are stored in
+// the order they are written; the caller should write them by decreasing
+// element size (F64 before F32 before F16 …), as the reference
+// implementation does, so that every tensor's data is aligned to its
+// element size for readers that map the file.
+//
+// Nothing appears at the output path until Close succeeds: the data goes
+// to a temporary file in the same directory, which Close syncs and renames.
+// Abort (or a failed Close) removes the temporary file.
+type Writer struct {
+	path, tmp string
+	opts      WriterOptions
+	f         *os.File
+	bw        *bufio.Writer
+	reserve   int64
+	pos       int64 // bytes of data written
+	tensors   []TensorInfo
+	names     map[string]bool
+	meta      map[string]string
+	done      bool
+}
+
+// Create starts a safetensors file at path. It fails with an error wrapping
+// ErrExists when path exists and opts.Overwrite is false, and with the
+// operating system's error when the directory is not writable.
+func Create(path string, opts WriterOptions) (*Writer, error) {
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return nil, &Error{File: path, Err: errors.New("is a directory; expected a file name for the output")}
+		}
+		if !opts.Overwrite {
+			return nil, &Error{File: path, Err: fmt.Errorf("%w; expected a new file (use --force to overwrite)", ErrExists)}
+		}
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
+	}
+	// CreateTemp makes the file private (0600); outputs are ordinary files.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
+	}
+	reserve := int64(opts.HeaderReserve)
+	if reserve <= 0 {
+		reserve = 64 << 10
+	}
+	reserve = (reserve + 7) &^ 7
+	w := &Writer{path: path, tmp: f.Name(), opts: opts, f: f, reserve: reserve, names: map[string]bool{}, meta: map[string]string{}}
+	if _, err := f.Seek(8+reserve, io.SeekStart); err != nil {
+		w.Abort()
+		return nil, w.fail(err)
+	}
+	w.bw = bufio.NewWriterSize(f, 1<<20)
+	return w, nil
+}
+
+// unwrapPath drops the temporary file name from an *os.PathError.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (w *Writer) fail(err error) error {
+	return &Error{File: w.path, Err: fmt.Errorf("writing: %w", unwrapPath(err))}
+}
+
+// SetMetadata sets the __metadata__ entries written on Close.
+func (w *Writer) SetMetadata(m map[string]string) {
+	w.meta = make(map[string]string, len(m))
+	for k, v := range m {
+		w.meta[k] = v
+	}
+}
+
+// begin checks and records a new tensor of the given size.
+func (w *Writer) begin(name string, dt DType, shape []int) (TensorInfo, error) {
+	if w.done {
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("writer is closed")}
+	}
+	if name == "" || name == "__metadata__" {
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("invalid tensor name")}
+	}
+	if w.names[name] {
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("written twice; expected unique names")}
+	}
+	if !dt.Known() {
+		_, err := ParseDType(string(dt))
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: err}
+	}
+	nbits := int64(dt.Bits())
+	for _, d := range shape {
+		if d < 0 || (d > 0 && nbits > (1<<62)/int64(d)) {
+			return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: fmt.Errorf("shape %v is invalid or too large", shape)}
+		}
+		nbits *= int64(d)
+	}
+	if nbits%8 != 0 {
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: fmt.Errorf("%s shape %v is not a whole number of bytes", dt, shape)}
+	}
+	t := TensorInfo{Name: name, DType: dt, Shape: append([]int(nil), shape...), Begin: w.pos, End: w.pos + nbits/8}
+	return t, nil
+}
+
+func (w *Writer) commitTensor(t TensorInfo) {
+	w.names[t.Name] = true
+	w.tensors = append(w.tensors, t)
+	w.pos = t.End
+}
+
+// WriteRaw writes a tensor from its raw little-endian bytes.
+func (w *Writer) WriteRaw(name string, dt DType, shape []int, data []byte) error {
+	return w.WriteFrom(name, dt, shape, bytes.NewReader(data))
+}
+
+// WriteFrom writes a tensor whose raw little-endian bytes are read from r,
+// which must hold exactly the tensor's size.
+func (w *Writer) WriteFrom(name string, dt DType, shape []int, r io.Reader) error {
+	t, err := w.begin(name, dt, shape)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(w.bw, io.LimitReader(r, t.Size()))
+	if err != nil {
+		return w.fail(err)
+	}
+	if n != t.Size() {
+		return &Error{File: w.path, Tensor: name, Err: fmt.Errorf("got %d bytes; expected %d for %s %v", n, t.Size(), dt, shape)}
+	}
+	w.commitTensor(t)
+	return nil
+}
+
+// WriteFloat32 writes values as a tensor of type dt (F16, BF16, F32 or F64),
+// rounding to nearest even when dt is narrower.
+func (w *Writer) WriteFloat32(name string, dt DType, shape []int, values []float32) error {
+	return writeFloats(w, name, dt, shape, values, encodeFloat32)
+}
+
+// WriteFloat64 writes values as a tensor of type dt (F16, BF16, F32 or F64),
+// rounding to nearest even when dt is narrower.
+func (w *Writer) WriteFloat64(name string, dt DType, shape []int, values []float64) error {
+	return writeFloats(w, name, dt, shape, values, encodeFloat64)
+}
+
+func writeFloats[T float32 | float64](w *Writer, name string, dt DType, shape []int, values []T, enc func([]byte, []T, DType) error) error {
+	if !dt.IsFloat() {
+		return &Error{File: w.path, Tensor: name, Err: fmt.Errorf("%w: cannot write floats as %s; expected F16, BF16, F32 or F64", ErrDType, dt)}
+	}
+	t, err := w.begin(name, dt, shape)
+	if err != nil {
+		return err
+	}
+	if int64(len(values)) != int64(t.NumElements()) {
+		return &Error{File: w.path, Tensor: name, Err: fmt.Errorf("%d values; expected %d for shape %v", len(values), t.NumElements(), shape)}
+	}
+	size := dt.Size()
+	per := chunkBytes / size
+	buf := make([]byte, min(per, len(values))*size)
+	for i := 0; i < len(values); i += per {
+		v := values[i:min(i+per, len(values))]
+		c := buf[:len(v)*size]
+		if err := enc(c, v, dt); err != nil {
+			return &Error{File: w.path, Tensor: name, Err: err}
+		}
+		if _, err := w.bw.Write(c); err != nil {
+			return w.fail(err)
+		}
+	}
+	w.commitTensor(t)
+	return nil
+}
+
+// Abort discards everything written and removes the temporary file. It is
+// safe to call after Close (it then does nothing).
+func (w *Writer) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	return os.Remove(w.tmp)
+}
+
+// header returns the JSON header: __metadata__ first, then the tensors in
+// file order.
+func (w *Writer) header() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	if len(w.meta) > 0 {
+		keys := make([]string, 0, len(w.meta))
+		for k := range w.meta {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteString(`"__metadata__":{`)
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			kj, _ := json.Marshal(k)
+			vj, _ := json.Marshal(w.meta[k])
+			b.Write(kj)
+			b.WriteByte(':')
+			b.Write(vj)
+		}
+		b.WriteByte('}')
+	}
+	for i, t := range w.tensors {
+		if i > 0 || len(w.meta) > 0 {
+			b.WriteByte(',')
+		}
+		nj, _ := json.Marshal(t.Name)
+		b.Write(nj)
+		shape := make([]string, len(t.Shape))
+		for j, d := range t.Shape {
+			shape[j] = fmt.Sprint(d)
+		}
+		fmt.Fprintf(&b, `:{"dtype":%q,"shape":[%s],"data_offsets":[%d,%d]}`, t.DType, strings.Join(shape, ","), t.Begin, t.End)
+	}
+	b.WriteByte('}')
+	if b.Len() > MaxHeaderSize {
+		return nil, &Error{File: w.path, Err: fmt.Errorf("header would be %d bytes; expected at most %d", b.Len(), MaxHeaderSize)}
+	}
+	return b.Bytes(), nil
+}
+
+// Close writes the header, syncs the file and renames it to the output
+// path. On failure the temporary file is removed and nothing is left at the
+// path (an existing file there is untouched).
+func (w *Writer) Close() (err error) {
+	if w.done {
+		return &Error{File: w.path, Err: errors.New("writer is already closed")}
+	}
+	defer func() {
+		if err != nil {
+			w.Abort()
+		}
+	}()
+	if err := w.bw.Flush(); err != nil {
+		return w.fail(err)
+	}
+	hdr, err := w.header()
+	if err != nil {
+		return err
+	}
+	need := (int64(len(hdr)) + 7) &^ 7
+	// Move the data forward when the header does not fit the reserve, and
+	// back when the reserve wastes more than 4 KiB of a small file.
+	if need > w.reserve || (w.reserve-need > 4<<10 && w.pos <= 64<<20) {
+		if err := shift(w.f, 8+w.reserve, 8+need, w.pos); err != nil {
+			return w.fail(err)
+		}
+		if err := w.f.Truncate(8 + need + w.pos); err != nil {
+			return w.fail(err)
+		}
+		w.reserve = need
+	}
+	full := make([]byte, 8+w.reserve)
+	binary.LittleEndian.PutUint64(full, uint64(w.reserve))
+	copy(full[8:], hdr)
+	for i := 8 + len(hdr); i < len(full); i++ {
+		full[i] = ' '
+	}
+	if _, err := w.f.WriteAt(full, 0); err != nil {
+		return w.fail(err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return w.fail(err)
+	}
+	if err := w.f.Close(); err != nil {
+		return w.fail(err)
+	}
+	if err := commit(w.tmp, w.path, w.opts.Overwrite); err != nil {
+		return err
+	}
+	w.done = true
+	return nil
+}
+
+// shift moves n bytes at offset from to offset to within f, in bounded
+// chunks, copying from the end when moving forward and from the start when
+// moving back so that no byte is overwritten before it is read.
+func shift(f *os.File, from, to, n int64) error {
+	if from == to || n == 0 {
+		return nil
+	}
+	buf := make([]byte, min(n, 4<<20))
+	move := func(start, c int64) error {
+		if _, err := f.ReadAt(buf[:c], from+start); err != nil {
+			return err
+		}
+		_, err := f.WriteAt(buf[:c], to+start)
+		return err
+	}
+	if to > from {
+		for end := n; end > 0; {
+			c := min(int64(len(buf)), end)
+			if err := move(end-c, c); err != nil {
+				return err
+			}
+			end -= c
+		}
+		return nil
+	}
+	for start := int64(0); start < n; {
+		c := min(int64(len(buf)), n-start)
+		if err := move(start, c); err != nil {
+			return err
+		}
+		start += c
+	}
+	return nil
+}
+
+// commit moves the finished temporary file tmp to path: with overwrite by
+// rename, without it by a hard link that fails if path exists (so a file
+// that appeared meanwhile is not clobbered), then syncs the directory.
+func commit(tmp, path string, overwrite bool) error {
+	if overwrite {
+		if err := os.Rename(tmp, path); err != nil {
+			return &Error{File: path, Err: fmt.Errorf("cannot rename the finished output into place: %w", unwrapPath(err))}
+		}
+	} else {
+		err := os.Link(tmp, path)
+		switch {
+		case err == nil:
+			os.Remove(tmp)
+		case errors.Is(err, os.ErrExist):
+			return &Error{File: path, Err: fmt.Errorf("%w; expected a new file (use --force to overwrite)", ErrExists)}
+		default:
+			// No hard links here (some file systems): check, then rename.
+			if _, serr := os.Lstat(path); serr == nil {
+				return &Error{File: path, Err: fmt.Errorf("%w; expected a new file (use --force to overwrite)", ErrExists)}
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				return &Error{File: path, Err: fmt.Errorf("cannot rename the finished output into place: %w", unwrapPath(err))}
+			}
+		}
+	}
+	SyncDir(filepath.Dir(path))
+	return nil
+}
+
+// SyncDir flushes a directory's entries to disk (best effort), so that a
+// rename into it survives a crash.
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
