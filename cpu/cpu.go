@@ -90,6 +90,8 @@ func (b *Backend) Describe() []string {
 	name := l.Vendor
 	if l.Version != "" {
 		name = l.Version
+	} else if l.Vendor == "BLAS/LAPACK" {
+		name = "system library of unknown vendor (no version query; netlib's reference?)"
 	}
 	var extra []string
 	if l.Core != "" && !strings.Contains(name, l.Core) {
