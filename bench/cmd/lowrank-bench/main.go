@@ -532,7 +532,7 @@ func modelWorkload(e *env, wl workload, mib int) ([]result, error) {
 	outRef := filepath.Join(e.tmp, "model_torch.safetensors")
 	times, err := alternate(e, []string{ours, "torch"}, wl.Reps, func(impl string, rep int) (float64, error) {
 		if impl == ours {
-			cmd := exec.Command(e.lowrankCLI, "factorize", in, "-o", outOurs, "--rank", fmt.Sprint(wl.R), "--quiet")
+			cmd := exec.Command(e.lowrankCLI, "factorize", in, "-o", outOurs, "--rank", fmt.Sprint(wl.R), "--method", "randomized", "--quiet", "--force")
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
 			if err != nil {
