@@ -530,22 +530,38 @@ func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) 
 // every backend and method returns the same factors up to rounding (an SVD
 // determines each singular vector pair only up to sign).
 func fixSigns[T Float](b, a Matrix[T]) {
-	for c := range b.Cols {
-		var big T
-		for i := range b.Rows {
-			v := b.Data[i*b.Cols+c]
-			if abs(v) > abs(big) {
-				big = v
+	// Row by row (B is row-major): a column-by-column walk strides through
+	// all of B once per column, which costs more than the SVD's own
+	// copies for a large B.
+	big := make([]T, b.Cols)
+	for i := range b.Rows {
+		for c, v := range b.Data[i*b.Cols : (i+1)*b.Cols] {
+			if abs(v) > abs(big[c]) {
+				big[c] = v
 			}
 		}
-		if big >= 0 {
-			continue
+	}
+	flip := false
+	for _, v := range big {
+		flip = flip || v < 0
+	}
+	if !flip {
+		return
+	}
+	for i := range b.Rows {
+		row := b.Data[i*b.Cols : (i+1)*b.Cols]
+		for c := range row {
+			if big[c] < 0 {
+				row[c] = -row[c]
+			}
 		}
-		for i := range b.Rows {
-			b.Data[i*b.Cols+c] = -b.Data[i*b.Cols+c]
-		}
-		for i := range a.Cols {
-			a.Data[c*a.Cols+i] = -a.Data[c*a.Cols+i]
+	}
+	for c, v := range big {
+		if v < 0 {
+			row := a.Data[c*a.Cols : (c+1)*a.Cols]
+			for i := range row {
+				row[i] = -row[i]
+			}
 		}
 	}
 }
