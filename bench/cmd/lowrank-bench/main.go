@@ -152,6 +152,12 @@ func run(out string, reps int, quick, skipF64, gonum bool, only, python, script,
 			return err
 		}
 	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		machine = append(machine, "load average at the end: "+strings.Join(strings.Fields(string(b))[:3], ", "))
+		if err := writeResults(out, machine, bw, results); err != nil {
+			return err
+		}
+	}
 	if err := plots(out, results); err != nil {
 		return err
 	}
@@ -567,6 +573,9 @@ func describeMachine(vers map[string]any) []string {
 		}
 	}
 	l = append(l, fmt.Sprintf("cores: %d (runtime.NumCPU)", runtime.NumCPU()))
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		l = append(l, "load average at start (1, 5, 15 min; other processes make timings noisy): "+strings.Join(strings.Fields(string(b))[:3], ", "))
+	}
 	if v := os.Getenv("OPENBLAS_CORETYPE"); v != "" {
 		l = append(l, "OPENBLAS_CORETYPE="+v+" for both sides")
 	}
