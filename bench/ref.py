@@ -25,7 +25,7 @@ def load_refs():
     import torch as _torch
     from sklearn.utils.extmath import randomized_svd as _rsvd
 
-    _torch.set_num_threads(os.cpu_count() or 1)
+    _torch.set_num_threads(int(os.environ.get("LOWRANK_BENCH_THREADS") or os.cpu_count() or 1))
     torch = _torch
     sklearn_rsvd = _rsvd
 

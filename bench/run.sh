@@ -4,6 +4,7 @@
 #   bash bench/run.sh -skip-f64-4096    # without the ≈ 20 s/run 4096² float64 SVD
 #   bash bench/run.sh -quick            # small sizes: checks the harness in ~2 min
 #   bash bench/run.sh -only 'randomized 4096×4096'   # a subset (regexp)
+#   bash bench/run.sh -threads 1 ...    # one thread per side (a busy machine)
 # Writes bench/out/results.md, results.json and PNG plots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,15 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 	fi
 fi
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+
+# -threads N (must come first): every side on N threads (BLAS, OpenMP, Go),
+# for a machine shared with other work, where threaded BLAS that spins
+# while its partner thread is descheduled makes 2-thread timings erratic.
+if [ "${1:-}" = "-threads" ]; then
+	export OPENBLAS_NUM_THREADS="$2" OMP_NUM_THREADS="$2" MKL_NUM_THREADS="$2" GOMAXPROCS="$2" LOWRANK_BENCH_THREADS="$2"
+	echo "threads: $2 for every side"
+	shift 2
+fi
 
 mkdir -p bench/out
 go build -o bench/out/lowrank ./cmd/lowrank

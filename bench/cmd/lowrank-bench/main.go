@@ -573,6 +573,9 @@ func describeMachine(vers map[string]any) []string {
 		}
 	}
 	l = append(l, fmt.Sprintf("cores: %d (runtime.NumCPU)", runtime.NumCPU()))
+	if t := os.Getenv("LOWRANK_BENCH_THREADS"); t != "" {
+		l = append(l, "threads: "+t+" for every side (bench/run.sh -threads)")
+	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		l = append(l, "load average at start (1, 5, 15 min; other processes make timings noisy): "+strings.Join(strings.Fields(string(b))[:3], ", "))
 	}
