@@ -345,6 +345,10 @@ func (l *Lib) Dgemv(tA bool, m, n int, alpha float64, a []float64, lda int, x []
 // matrix a (destroyed) with LAPACK ?gesdd (JOBZ='S', divide and conquer):
 // u is m×p, vt is p×n, s has p = min(m, n) values.
 func Gesdd[T float32 | float64](l *Lib, m, n int, a []T, lda int, s, u []T, ldu int, vt []T, ldvt int) error {
+	return gesddAlloc(l, m, n, a, lda, s, u, ldu, vt, ldvt, func(k int) []T { return make([]T, k) })
+}
+
+func gesddAlloc[T float32 | float64](l *Lib, m, n int, a []T, lda int, s, u []T, ldu int, vt []T, ldvt int, alloc func(int) []T) error {
 	p := min(m, n)
 	if !fits(m, n, lda, ldu, ldvt, 8*p) {
 		return ErrTooLarge
@@ -376,7 +380,7 @@ func Gesdd[T float32 | float64](l *Lib, m, n int, a []T, lda int, s, u []T, ldu 
 	if !fits(lw) {
 		return ErrTooLarge
 	}
-	if info := call(make([]T, lw), lw); info != 0 {
+	if info := call(alloc(lw), lw); info != 0 {
 		return &Error{Routine: name, Info: info, M: m, N: n}
 	}
 	return nil
