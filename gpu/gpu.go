@@ -61,6 +61,10 @@ type Backend struct {
 	cfg  settings
 	f32  la.Engine[float32]
 	f64  la.Engine[float64]
+
+	// open opens the device; nil means the process's shared device.
+	// Tests give a backend its own device over a fake CUDA installation.
+	open func() (*cuda.Device, error)
 }
 
 // New returns the CUDA backend. It loads nothing; Init does.
@@ -71,14 +75,15 @@ func (b *Backend) Name() string { return "cuda" }
 
 // The device is opened once per process and shared by every Backend.
 var shared struct {
-	once sync.Once
-	dev  *cuda.Device
-	err  error
+	once   sync.Once
+	dev    *cuda.Device
+	err    error
+	loader cuda.Loader // nil: dlopen; tests set a fake before first use
 }
 
 func openDevice() (*cuda.Device, error) {
 	shared.once.Do(func() {
-		shared.dev, shared.err = cuda.Open(cuda.Config{})
+		shared.dev, shared.err = cuda.Open(cuda.Config{Loader: shared.loader})
 	})
 	return shared.dev, shared.err
 }
@@ -92,7 +97,11 @@ func (b *Backend) Init() error {
 			b.err = err
 			return
 		}
-		dev, err := openDevice()
+		open := b.open
+		if open == nil {
+			open = openDevice
+		}
+		dev, err := open()
 		if err != nil {
 			b.err = err
 			return
