@@ -328,7 +328,7 @@ func (p *applier[T]) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	return p.e.dev.Do(func(c *cuda.Ctx) error {
+	return p.e.dev.Cleanup(func(c *cuda.Ctx) error {
 		var err error
 		if p.scratch != 0 {
 			err = c.Free(p.scratch)
@@ -339,6 +339,10 @@ func (p *applier[T]) Close() error {
 				err = e2
 			}
 			p.factors = 0
+		}
+		if p.e.dev.Lost() != nil {
+			// The frees fail, but the memory went with the context.
+			return nil
 		}
 		return err
 	})

@@ -131,6 +131,9 @@ func (b *Backend) Describe() []string {
 		lines = append(lines, fmt.Sprintf("apply: cuBLAS gemv/gemm (%s=1 selects the fused kernel)", FusedEnv))
 	}
 	lines = append(lines, "threads: one locked OS thread owns the context, stream and handles")
+	if err := b.dev.Lost(); err != nil {
+		lines = append(lines, "UNUSABLE: "+err.Error())
+	}
 	return lines
 }
 
