@@ -173,6 +173,23 @@ func TestFakeOutOfMemoryAtAllocation(t *testing.T) {
 			}
 		}
 	}
+	// The libraries' own allocation failures count as out of memory too.
+	for _, lib := range []struct {
+		pattern, name string
+		status        int
+	}{
+		{"cublas*", "CUBLAS_STATUS_ALLOC_FAILED", cudatest.CublasStatusAllocFailed},
+		{"cusolver*", "CUSOLVER_STATUS_ALLOC_FAILED", cudatest.CusolverStatusAllocFailed},
+	} {
+		u := usageNow()
+		cudatest.SetFaults(cudatest.Fault{Call: lib.pattern, Nth: 1, Status: lib.status, Repeat: true})
+		f, err := runs()[0].on(w, b)
+		cudatest.ClearFaults()
+		if err != nil || f.Backend != "cpu" || !strings.Contains(f.Fallback, lib.name) {
+			t.Errorf("%s fails with %s: %v, %v; want the CPU's result and the reason", lib.pattern, lib.name, f, err)
+		}
+		checkReleased(t, lib.name, u)
+	}
 	if l := logs.String(); !strings.Contains(l, "falling back to the CPU") || !strings.Contains(l, "CUDA_ERROR_OUT_OF_MEMORY") {
 		t.Errorf("the log does not report the fallbacks:\n%s", l)
 	}
@@ -702,5 +719,58 @@ func TestFakePointerModeRestore(t *testing.T) {
 	}
 	if v := cudatest.Violations(); len(v) > 0 {
 		t.Errorf("violations: %q", v)
+	}
+}
+
+// TestFakeContextLostAnywhere loses the context at every call a
+// factorization makes, one device per call: whatever the call, the run
+// either fails with a typed error or returns correct factors, every later
+// run fails fast with a *cuda.LostError, and no allocation is left
+// unaccounted (the fake frees what remains with the context on Close).
+func TestFakeContextLostAnywhere(t *testing.T) {
+	w := randMatrix[float64](30, 20, 14)
+	for _, r := range runs()[:2] {
+		want := r.reference(t, w)
+		for _, lib := range []struct {
+			pattern string
+			status  int
+		}{
+			{"cuMem*", cudatest.CudaErrorIllegalAddr},
+			{"cuStream*", cudatest.CudaErrorLaunchFailed},
+			{"cuEvent*", cudatest.CudaErrorLaunchFailed},
+			{"cublas*", cudatest.CublasStatusExecutionFailed},
+			{"cusolver*", cudatest.CusolverStatusExecutionFailed},
+		} {
+			var n int
+			t.Run(r.name+"/"+lib.pattern+"/count", func(t *testing.T) {
+				b := fakeGPU(t, &cudatest.Fake{})
+				warm(t, b)
+				n = countCalls(t, b, w, r, lib.pattern)
+			})
+			for i := 1; i <= n; i++ {
+				t.Run(fmt.Sprintf("%s/%s/%d", r.name, lib.pattern, i), func(t *testing.T) {
+					b := fakeGPU(t, &cudatest.Fake{})
+					warm(t, b)
+					u := usageNow()
+					cudatest.SetFaults(cudatest.Fault{Call: lib.pattern, Nth: i, Status: lib.status, Sticky: true})
+					f, err := r.on(w, b)
+					var ce *cuda.Error
+					if err != nil && !errors.As(err, &ce) {
+						t.Errorf("the run that loses the context: %v is not a *cuda.Error", err)
+					}
+					if err == nil {
+						checkSame(t, "the context lost at the end", f, want, 1e-9)
+					}
+					if now := usageNow(); now.cuda != u.cuda {
+						t.Errorf("%d allocations unaccounted for", now.cuda-u.cuda)
+					}
+					_, err = r.on(w, b)
+					var le *cuda.LostError
+					if !errors.As(err, &le) {
+						t.Errorf("the next run: %v; want a *cuda.LostError", err)
+					}
+				})
+			}
+		}
 	}
 }
