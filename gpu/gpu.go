@@ -38,6 +38,20 @@
 // it is off by default until measured faster on a GPU
 // (scripts/gpu-check.sh benchmarks both).
 //
+// # Failures
+//
+// Out of device memory (an allocation, a library's own allocation, or a
+// workspace plan that does not fit) is an error matching la.ErrDeviceMemory,
+// on which lowrank.Factorize reruns on the CPU and logs why. A solver that
+// does not converge (devInfo > 0), or whose workspace does not fit, is
+// retried with gesvd; when that fails too the error wraps
+// la.ErrNoConvergence (or la.ErrDeviceMemory). Any other failed call is a
+// *cuda.Error naming the library, the call and the status, and the device
+// stays usable; a kernel fault loses the context, after which every call
+// fails at once with a *cuda.LostError (restart the process). Device
+// memory is freed on every path. docs/gpufaults.md lists each fault and
+// the test that injects it through the fake CUDA of internal/cuda/cudatest.
+//
 // # Threads
 //
 // All work runs on the one locked OS thread of internal/cuda's Device, so

@@ -238,7 +238,7 @@ type LostError struct {
 }
 
 func (e *LostError) Error() string {
-	return "cuda: the GPU context was lost (" + e.Err.Error() + "); CUDA cannot run in this process any more: restart it to use the GPU"
+	return "cuda: the GPU context was lost (" + e.Err.Call + ": " + e.Err.Name + "); restart the process to use the GPU again"
 }
 func (e *LostError) Unwrap() error { return e.Err }
 
