@@ -96,7 +96,9 @@ func files(dir string, names ...string) []string {
 	return out
 }
 
-// Install sets the fake driver's behaviour; call it before cuda.Open.
+// Install resets the fake (memory, counters, faults, knobs, violations)
+// and sets the driver's behaviour from f; call it before cuda.Open, and
+// only once the previous fake Device is closed.
 func (f *Fake) Install() {
 	ver := f.DriverVersion
 	if ver == 0 {
