@@ -195,3 +195,23 @@ func TestFakeLargeTransfers(t *testing.T) {
 		t.Errorf("unstaged batch differs from B·A·x + bias by %.3g", dd)
 	}
 }
+
+// TestFakeApplyAllocationFree checks on the fake what TestApplyAllocationFree
+// checks on a GPU: a warm Apply allocates nothing on the Go heap.
+func TestFakeApplyAllocationFree(t *testing.T) {
+	b := fakeGPU(t, &cudatest.Fake{})
+	app, err := b.Float32().NewApplier(64, 8, 48, randMatrix[float32](64, 8, 1).Data, randMatrix[float32](8, 48, 2).Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	for _, n := range []int{1, 16} {
+		x, y, bias := make([]float32, n*48), make([]float32, n*64), make([]float32, 64)
+		if err := app.Apply(y, x, n, bias); err != nil {
+			t.Fatal(err)
+		}
+		if a := testing.AllocsPerRun(50, func() { _ = app.Apply(y, x, n, bias) }); a != 0 {
+			t.Errorf("n=%d: Apply allocates %v times per call", n, a)
+		}
+	}
+}
