@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/cpu"
@@ -436,12 +438,22 @@ func TestFakeApplyFaults(t *testing.T) {
 	want := denseApply(f.B.Data, f.A.Data, x, bias, 30, 4, 24, 1)
 	u := usageNow()
 
+	// No device memory for the factors: Apply runs on the CPU, says so in
+	// the log, and Close lets the next Apply try the GPU again.
+	logs := captureLog(t)
 	cudatest.SetFaults(cudatest.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: cudatest.CudaErrorOutOfMemory})
-	_, err = f.Apply(x, bias)
-	if !errors.Is(err, la.ErrDeviceMemory) || !strings.Contains(err.Error(), "prepare apply") {
-		t.Errorf("no memory for the factors: %v; want la.ErrDeviceMemory", err)
+	y0, err := f.Apply(x, bias)
+	cudatest.ClearFaults()
+	if err != nil || relDiff(y0, want) > 1e-12 {
+		t.Errorf("no memory for the factors: %v; want the CPU's result", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "applying on the CPU") || !strings.Contains(l, "CUDA_ERROR_OUT_OF_MEMORY") {
+		t.Errorf("the log does not report the fallback:\n%s", l)
 	}
 	checkReleased(t, "no memory for the factors", u)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	cudatest.SetFaults(cudatest.Fault{Call: "cublasDgemv_v2", Nth: 2, Status: cudatest.CublasStatusExecutionFailed})
 	_, err = f.Apply(x, bias)
@@ -489,6 +501,16 @@ func TestFakeApplyFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkReleased(t, "after Close", u)
+
+	// lowrank.SVD reruns on the CPU when the device runs out of memory.
+	cudatest.SetFaults(cudatest.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: cudatest.CudaErrorOutOfMemory, Repeat: true})
+	res, err := lowrank.SVD(w, lowrank.WithBackend(b))
+	cudatest.ClearFaults()
+	ref, _ := lowrank.SVD(w, lowrank.WithBackend(cpu.New()))
+	if err != nil || relDiff(res.S, ref.S) > 1e-12 {
+		t.Errorf("SVD out of device memory: %v; want the CPU's result", err)
+	}
+	checkReleased(t, "SVD fallback", u)
 }
 
 // TestFakeContextLost makes a call lose the context, as a kernel fault
@@ -773,4 +795,34 @@ func TestFakeContextLostAnywhere(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFakeUnclosedFactorsReleased: Factors dropped without Close release
+// their device-resident copy once the garbage collector finds them.
+func TestFakeUnclosedFactorsReleased(t *testing.T) {
+	b := fakeGPU(t, &cudatest.Fake{})
+	warm(t, b)
+	u := usageNow()
+	func() {
+		w := randMatrix[float64](30, 20, 3)
+		f, err := lowrank.Factorize(w, lowrank.Rank(3), lowrank.WithBackend(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Apply(make([]float64, 20), nil); err != nil {
+			t.Fatal(err)
+		}
+		if usageNow() == u {
+			t.Fatal("Apply kept nothing on the device; the test would prove nothing")
+		}
+	}()
+	// Cleanups run on their own goroutine after a GC cycle.
+	for range 100 {
+		runtime.GC()
+		if usageNow() == u {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("device use %+v after the Factors became unreachable; want %+v", usageNow(), u)
 }
