@@ -3,8 +3,8 @@ package lowrank
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
