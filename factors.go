@@ -1,7 +1,10 @@
 package lowrank
 
 import (
+	"errors"
+	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -49,6 +52,7 @@ type Factors[T Float] struct {
 	backend Backend
 	mu      sync.Mutex
 	app     atomic.Pointer[la.Applier[T]]
+	cleanup runtime.Cleanup
 }
 
 // NewFactors wraps existing factors B (d×r) and A (r×k), for instance ones
@@ -126,10 +130,17 @@ func (f *Factors[T]) applier() (la.Applier[T], error) {
 	}
 	d, k := f.Dims()
 	app, err := engineOf[T](b).NewApplier(d, f.Rank, k, f.B.Data, f.A.Data)
+	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
+		logger().Warn("lowrank: applying on the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d rank %d", d, k, f.Rank), "reason", err)
+		app, err = engineOf[T](cpuBackend()).NewApplier(d, f.Rank, k, f.B.Data, f.A.Data)
+	}
 	if err != nil {
 		return nil, wrapBackend("prepare apply", err)
 	}
 	f.app.Store(&app)
+	// Device memory held for Apply is released when the Factors become
+	// unreachable, should the caller never call Close.
+	f.cleanup = runtime.AddCleanup(f, func(a la.Applier[T]) { _ = a.Close() }, app)
 	return app, nil
 }
 
@@ -210,7 +221,9 @@ func (f *Factors[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 
 // Close releases what the backend holds for Apply (device memory on a
 // GPU). The factors stay usable: the next Apply prepares them again. Close
-// must not run concurrently with Apply.
+// must not run concurrently with Apply. Factors that become unreachable
+// release their device memory without Close, at the garbage collector's
+// pace; Close releases it now.
 func (f *Factors[T]) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -218,5 +231,6 @@ func (f *Factors[T]) Close() error {
 	if p == nil {
 		return nil
 	}
+	f.cleanup.Stop()
 	return wrapBackend("close", (*p).Close())
 }

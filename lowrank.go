@@ -106,8 +106,16 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	e := engineOf[T](b)
-	j := newJob(e, &cfg, w)
+	res, err := svd(engineOf[T](b), w, &cfg)
+	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
+		logger().Warn("lowrank: falling back to the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d", w.Rows, w.Cols), "reason", err)
+		res, err = svd(engineOf[T](cpuBackend()), w, &cfg)
+	}
+	return res, err
+}
+
+func svd[T Float](e la.Engine[T], w Matrix[T], cfg *config) (*SVDResult[T], error) {
+	j := newJob(e, cfg, w)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")

@@ -75,7 +75,13 @@ func (p *applier[T]) run(c *cuda.Ctx) error {
 		return errClosedApplier
 	}
 	a := &p.call
-	return p.apply(c, a.y, a.x, a.n, a.bias, a.fused)
+	err := p.apply(c, a.y, a.x, a.n, a.bias, a.fused)
+	if err != nil {
+		// Copies from and to the pinned staging buffer may still be in
+		// flight: let them finish before the next Apply fills it.
+		_ = c.Sync()
+	}
+	return err
 }
 
 var errClosedApplier = errors.New("lowrank: apply on a closed Applier")
@@ -137,6 +143,13 @@ func (p *applier[T]) apply(c *cuda.Ctx, y, x []T, n int, bias []T, fused bool) e
 	ox, ob, ot, oy, oones, _ := p.layout(p.scratchN)
 	at := func(off int) cuda.DevPtr { return p.scratch + cuda.DevPtr(off*sz) }
 	dx, dbias, dt, dy, dones := at(ox), at(ob), at(ot), at(oy), at(oones)
+	if bias != nil && n > 1 {
+		// Before the inputs are staged: the ones travel through the same
+		// pinned buffer.
+		if err := p.ensureOnes(c, dones); err != nil {
+			return err
+		}
+	}
 
 	// Inputs: x and the bias in one pinned copy when they fit.
 	inBytes := (n*p.k + p.d) * sz
@@ -232,18 +245,28 @@ func (p *applier[T]) cublas(c *cuda.Ctx, dx cuda.DevPtr, hasBias bool, dbias, dt
 	if !hasBias {
 		return nil
 	}
-	if p.onesN < n {
-		ones := make([]T, p.scratchN)
-		for i := range ones {
-			ones[i] = 1
-		}
-		if err := c.CopyHtoD(dones, bytesOf(ones)); err != nil {
-			return err
-		}
-		p.onesN = p.scratchN
-	}
 	// Y (d×n) += bias (d×1) · ones (1×n).
 	return c.Gemm(e.dt, false, false, p.d, n, 1, 1, dbias, p.d, dones, 1, 1, dy, p.d)
+}
+
+// ensureOnes fills the ones region of the scratch, which adds the bias to
+// a batch, once per scratch allocation. It copies through the pinned
+// staging buffers and waits, so it must not run while Apply's inputs wait
+// there to be copied (an earlier version did, and could send ones instead
+// of x to the device).
+func (p *applier[T]) ensureOnes(c *cuda.Ctx, dones cuda.DevPtr) error {
+	if p.onesN >= p.scratchN {
+		return nil
+	}
+	ones := make([]T, p.scratchN)
+	for i := range ones {
+		ones[i] = 1
+	}
+	if err := c.CopyHtoD(dones, bytesOf(ones)); err != nil {
+		return err
+	}
+	p.onesN = p.scratchN
+	return nil
 }
 
 // fusedBlock is the fused kernel's block size (8 warps).
@@ -305,7 +328,7 @@ func (p *applier[T]) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	return p.e.dev.Do(func(c *cuda.Ctx) error {
+	return p.e.dev.Cleanup(func(c *cuda.Ctx) error {
 		var err error
 		if p.scratch != 0 {
 			err = c.Free(p.scratch)
@@ -316,6 +339,10 @@ func (p *applier[T]) Close() error {
 				err = e2
 			}
 			p.factors = 0
+		}
+		if p.e.dev.Lost() != nil {
+			// The frees fail, but the memory went with the context.
+			return nil
 		}
 		return err
 	})

@@ -159,7 +159,9 @@ func (e *engine[T]) Free(m la.Mat) {
 	if !ok || a == nil || a.view || a.base == 0 || a.dev != e.dev {
 		return
 	}
-	_ = e.dev.Do(func(c *cuda.Ctx) error {
+	// Cleanup runs even when the context is lost, so that the memory is
+	// accounted for (the driver frees it with the context).
+	_ = e.dev.Cleanup(func(c *cuda.Ctx) error {
 		e.freeOn(c, a)
 		return nil
 	})
@@ -323,7 +325,7 @@ func (e *engine[T]) Orthonormalize(am la.Mat) error {
 			return err
 		}
 		lwork := max(lw1, lw2, 1)
-		if err := fits(c, "cusolverDn"+prefix(e.dt)+"geqrf/orgqr", lwork*e.size); err != nil {
+		if err := fits(c, "cusolverDn"+prefix(e.dt)+"geqrf/orgqr's workspace", lwork*e.size); err != nil {
 			return err
 		}
 		work, err := c.Alloc(lwork * e.size)

@@ -38,6 +38,20 @@
 // it is off by default until measured faster on a GPU
 // (scripts/gpu-check.sh benchmarks both).
 //
+// # Failures
+//
+// Out of device memory (an allocation, a library's own allocation, or a
+// workspace plan that does not fit) is an error matching la.ErrDeviceMemory,
+// on which lowrank.Factorize reruns on the CPU and logs why. A solver that
+// does not converge (devInfo > 0), or whose workspace does not fit, is
+// retried with gesvd; when that fails too the error wraps
+// la.ErrNoConvergence (or la.ErrDeviceMemory). Any other failed call is a
+// *cuda.Error naming the library, the call and the status, and the device
+// stays usable; a kernel fault loses the context, after which every call
+// fails at once with a *cuda.LostError (restart the process). Device
+// memory is freed on every path. docs/gpufaults.md lists each fault and
+// the test that injects it through the fake CUDA of internal/cuda/cudatest.
+//
 // # Threads
 //
 // All work runs on the one locked OS thread of internal/cuda's Device, so
@@ -61,6 +75,10 @@ type Backend struct {
 	cfg  settings
 	f32  la.Engine[float32]
 	f64  la.Engine[float64]
+
+	// open opens the device; nil means the process's shared device.
+	// Tests give a backend its own device over a fake CUDA installation.
+	open func() (*cuda.Device, error)
 }
 
 // New returns the CUDA backend. It loads nothing; Init does.
@@ -71,14 +89,15 @@ func (b *Backend) Name() string { return "cuda" }
 
 // The device is opened once per process and shared by every Backend.
 var shared struct {
-	once sync.Once
-	dev  *cuda.Device
-	err  error
+	once   sync.Once
+	dev    *cuda.Device
+	err    error
+	loader cuda.Loader // nil: dlopen; tests set a fake before first use
 }
 
 func openDevice() (*cuda.Device, error) {
 	shared.once.Do(func() {
-		shared.dev, shared.err = cuda.Open(cuda.Config{})
+		shared.dev, shared.err = cuda.Open(cuda.Config{Loader: shared.loader})
 	})
 	return shared.dev, shared.err
 }
@@ -92,7 +111,11 @@ func (b *Backend) Init() error {
 			b.err = err
 			return
 		}
-		dev, err := openDevice()
+		open := b.open
+		if open == nil {
+			open = openDevice
+		}
+		dev, err := open()
 		if err != nil {
 			b.err = err
 			return
@@ -122,6 +145,9 @@ func (b *Backend) Describe() []string {
 		lines = append(lines, fmt.Sprintf("apply: cuBLAS gemv/gemm (%s=1 selects the fused kernel)", FusedEnv))
 	}
 	lines = append(lines, "threads: one locked OS thread owns the context, stream and handles")
+	if err := b.dev.Lost(); err != nil {
+		lines = append(lines, "UNUSABLE: "+err.Error())
+	}
 	return lines
 }
 

@@ -99,6 +99,12 @@ func factorize[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], p lowrank.Pol
 	if err != nil {
 		t.Fatalf("Factorize(%v): %v", p, err)
 	}
+	// Apply keeps the factors on the device until Close.
+	t.Cleanup(func() {
+		if err := f.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return f
 }
 

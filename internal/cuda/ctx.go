@@ -45,7 +45,15 @@ func (t DType) prefix() string {
 	return "D"
 }
 
-func (c *Ctx) drvErr(call string, r C.int) error { return c.s.driverErr(call, r) }
+// drvErr returns the typed error of driver call's result r. A status that
+// loses the context (a kernel fault) marks the device lost.
+func (c *Ctx) drvErr(call string, r C.int) error {
+	err := c.s.driverErr(call, r)
+	if e, ok := err.(*Error); ok && contextLost(e.Status) {
+		c.d.lost.CompareAndSwap(nil, e)
+	}
+	return err
+}
 
 func blasErr(call string, r C.int) error { return newError(LibCUBLAS, call, int(r)) }
 
@@ -307,6 +315,9 @@ func op(t bool) C.int {
 // Gemm computes C = alpha·op(A)·op(B) + beta·C on column-major matrices
 // (cublas?gemm_v2): op(A) is m×k, op(B) k×n, C m×n.
 func (c *Ctx) Gemm(t DType, ta, tb bool, m, n, k int, alpha float64, a DevPtr, lda int, b DevPtr, ldb int, beta float64, cc DevPtr, ldc int) error {
+	if err := c.pointerMode(false); err != nil {
+		return err
+	}
 	var r C.int
 	if t == F32 {
 		r = C.lrc_cublasSgemm_v2(c.s.blas.sgemm, c.blas, op(ta), op(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
@@ -323,6 +334,9 @@ func (c *Ctx) Gemm(t DType, ta, tb bool, m, n, k int, alpha float64, a DevPtr, l
 
 // Gemv computes y = alpha·op(A)·x + beta·y for the column-major m×n A.
 func (c *Ctx) Gemv(t DType, trans bool, m, n int, alpha float64, a DevPtr, lda int, x DevPtr, incx int, beta float64, y DevPtr, incy int) error {
+	if err := c.pointerMode(false); err != nil {
+		return err
+	}
 	var r C.int
 	if t == F32 {
 		r = C.lrc_cublasSgemv_v2(c.s.blas.sgemv, c.blas, op(trans), C.int(m), C.int(n), C.float(alpha), C.ulonglong(a), C.int(lda),
@@ -341,6 +355,9 @@ func (c *Ctx) Gemv(t DType, trans bool, m, n int, alpha float64, a DevPtr, lda i
 // beta = 0 it copies or transposes A; cuBLAS allows C = B in place when
 // ldb = ldc and tb is false, which callers use to pass a valid B.
 func (c *Ctx) Geam(t DType, ta, tb bool, m, n int, alpha float64, a DevPtr, lda int, beta float64, b DevPtr, ldb int, cc DevPtr, ldc int) error {
+	if err := c.pointerMode(false); err != nil {
+		return err
+	}
 	var r C.int
 	if t == F32 {
 		r = C.lrc_cublasSgeam(c.s.blas.sgeam, c.blas, op(ta), op(tb), C.int(m), C.int(n), C.float(alpha), C.ulonglong(a), C.int(lda),
@@ -374,19 +391,35 @@ func (c *Ctx) Dgmm(t DType, right bool, m, n int, a DevPtr, lda int, x DevPtr, i
 	return nil
 }
 
+// pointerMode makes the cuBLAS handle take scalars from device memory
+// (device true: nrm2's result) or from host memory (alpha and beta of
+// gemm, gemv and geam). The mode is switched lazily, before each call that
+// depends on it, rather than set and restored around one call: a failure
+// to restore it would otherwise leave the handle in DEVICE mode, and every
+// later gemm would read alpha at a host address on the device.
+func (c *Ctx) pointerMode(device bool) error {
+	if c.ptrDevice == device {
+		return nil
+	}
+	mode := C.int(0)
+	if device {
+		mode = 1
+	}
+	if r := C.lrc_cublasSetPointerMode_v2(c.s.blas.setPointerMode, c.blas, mode); r != 0 {
+		return blasErr("cublasSetPointerMode_v2", r)
+	}
+	c.ptrDevice = device
+	return nil
+}
+
 // Nrm2s queues, for each i < count, the Euclidean norm of the n elements
 // x + i·stride, x + i·stride + incx, … into result[i] (device memory of
 // type t): one cublas?nrm2 call per vector, with the result left on the
 // device so that the calls do not wait for each other.
-func (c *Ctx) Nrm2s(t DType, count, n int, x DevPtr, stride, incx int, result DevPtr) (err error) {
-	if r := C.lrc_cublasSetPointerMode_v2(c.s.blas.setPointerMode, c.blas, 1); r != 0 {
-		return blasErr("cublasSetPointerMode_v2", r)
+func (c *Ctx) Nrm2s(t DType, count, n int, x DevPtr, stride, incx int, result DevPtr) error {
+	if err := c.pointerMode(true); err != nil {
+		return err
 	}
-	defer func() {
-		if r := C.lrc_cublasSetPointerMode_v2(c.s.blas.setPointerMode, c.blas, 0); r != 0 && err == nil {
-			err = blasErr("cublasSetPointerMode_v2", r)
-		}
-	}()
 	size := DevPtr(t.Size())
 	for i := 0; i < count; i++ {
 		xi := x + DevPtr(i*stride)*size
@@ -398,10 +431,7 @@ func (c *Ctx) Nrm2s(t DType, count, n int, x DevPtr, stride, incx int, result De
 			r = C.lrc_cublasDnrm2_v2(c.s.blas.dnrm2, c.blas, C.int(n), C.ulonglong(xi), C.int(incx), C.ulonglong(ri))
 		}
 		if r != 0 {
-			if r != 0 {
-				return blasErr("cublas"+t.prefix()+"nrm2_v2", r)
-			}
-			return nil
+			return blasErr("cublas"+t.prefix()+"nrm2_v2", r)
 		}
 	}
 	return nil

@@ -50,13 +50,17 @@ type Device struct {
 	once    sync.Once
 
 	ctx *Ctx // owned by the worker goroutine
+
+	// lost is the driver error that lost the context, once one did.
+	lost atomic.Pointer[Error]
 }
 
 // Job is a reusable unit of work for Device.Run: running a prepared Job
 // allocates nothing, which keeps lowrank's Apply allocation-free.
 type Job struct {
-	f    func(*Ctx) error
-	done chan error
+	f       func(*Ctx) error
+	done    chan error
+	cleanup bool // runs even after the context is lost
 }
 
 // NewJob prepares f to be run, possibly many times, with Device.Run. A Job
@@ -104,8 +108,34 @@ func (d *Device) Info() Info { return d.info }
 // error.
 func (d *Device) Do(f func(*Ctx) error) error { return d.Run(NewJob(f)) }
 
+// Cleanup runs f on the worker thread like Do, even after the context was
+// lost, so that memory and handles are accounted for. f should only free:
+// on a lost context every other call fails.
+func (d *Device) Cleanup(f func(*Ctx) error) error {
+	j := NewJob(f)
+	j.cleanup = true
+	return d.Run(j)
+}
+
+// Lost returns the error that lost the device's context (a kernel fault:
+// CUDA_ERROR_LAUNCH_FAILED, CUDA_ERROR_ILLEGAL_ADDRESS, ...), as a
+// *LostError, or nil while the device is usable.
+func (d *Device) Lost() error {
+	if e := d.lost.Load(); e != nil {
+		return &LostError{Err: e}
+	}
+	return nil
+}
+
 // Run runs the prepared job j on the device's worker thread, like Do.
+//
+// Once a call has lost the context, CUDA fails every later call in the
+// process with the same status: Run then returns a *LostError at once,
+// naming the call that lost it, without running j.
 func (d *Device) Run(j *Job) error {
+	if e := d.lost.Load(); e != nil && !j.cleanup {
+		return &LostError{Err: e}
+	}
 	select {
 	case d.jobs <- j:
 	case <-d.quit:
@@ -217,6 +247,9 @@ type Ctx struct {
 	stream   unsafe.Pointer
 	blas     unsafe.Pointer
 	solver   unsafe.Pointer
+	// ptrDevice is the cuBLAS handle's pointer mode: false HOST (the
+	// default), true DEVICE.
+	ptrDevice bool
 
 	stagePtr [2]unsafe.Pointer
 	stage    [2][]byte

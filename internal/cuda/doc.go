@@ -46,6 +46,17 @@
 // *LoadError, whose text is the reason the GPU cannot be used. Built with
 // CGO_ENABLED=0, Open returns ErrNoCgo.
 //
+// A driver status that loses the context (a kernel fault such as
+// CUDA_ERROR_LAUNCH_FAILED or CUDA_ERROR_ILLEGAL_ADDRESS; CUDA then fails
+// every later call in the process) marks the Device lost: its failing call
+// returns that *Error, and every later Do returns a *LostError naming it at
+// once, without touching the GPU. Device.Cleanup still runs frees, so that
+// allocations stay accounted for; the memory goes with the context.
+// Other failures leave the Device usable.
+//
+// Package cudatest is a functional fake of the driver, cuBLAS and
+// cuSOLVER for tests without a GPU, with knobs for each failure.
+//
 // The file headercheck/check.c, compiled by scripts/gpu-check.sh where the
 // CUDA headers exist, checks every declaration of lowrank_cuda.h against
 // the real prototypes.

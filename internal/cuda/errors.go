@@ -109,8 +109,11 @@ var cuResultNames = map[int]string{
 	46: "CUDA_ERROR_DEVICE_UNAVAILABLE", 100: "CUDA_ERROR_NO_DEVICE", 101: "CUDA_ERROR_INVALID_DEVICE",
 	200: "CUDA_ERROR_INVALID_IMAGE", 201: "CUDA_ERROR_INVALID_CONTEXT", 209: "CUDA_ERROR_NO_BINARY_FOR_GPU",
 	218: "CUDA_ERROR_INVALID_PTX", 222: "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", 400: "CUDA_ERROR_INVALID_HANDLE",
+	214: "CUDA_ERROR_ECC_UNCORRECTABLE",
 	500: "CUDA_ERROR_NOT_FOUND", 600: "CUDA_ERROR_NOT_READY", 700: "CUDA_ERROR_ILLEGAL_ADDRESS",
-	701: "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", 702: "CUDA_ERROR_LAUNCH_TIMEOUT", 719: "CUDA_ERROR_LAUNCH_FAILED",
+	701: "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", 702: "CUDA_ERROR_LAUNCH_TIMEOUT", 710: "CUDA_ERROR_ASSERT",
+	714: "CUDA_ERROR_HARDWARE_STACK_ERROR", 715: "CUDA_ERROR_ILLEGAL_INSTRUCTION", 716: "CUDA_ERROR_MISALIGNED_ADDRESS",
+	717: "CUDA_ERROR_INVALID_ADDRESS_SPACE", 718: "CUDA_ERROR_INVALID_PC", 719: "CUDA_ERROR_LAUNCH_FAILED",
 	800: "CUDA_ERROR_NOT_PERMITTED", 801: "CUDA_ERROR_NOT_SUPPORTED", 802: "CUDA_ERROR_SYSTEM_NOT_READY",
 	803: "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", 804: "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
 	999: "CUDA_ERROR_UNKNOWN",
@@ -182,6 +185,9 @@ func advice(lib, call string, s int) string {
 		case cuErrorNoBinaryForGPU, cuErrorInvalidPTX, cuErrorUnsupportedPTX:
 			return "the kernel was compiled for another architecture or by an NVRTC newer than the driver"
 		}
+		if contextLost(s) {
+			return "a GPU kernel faulted and the context is lost: no CUDA call can succeed in this process any more"
+		}
 	case LibCUBLAS:
 		if s == cublasStatusAllocFailed {
 			return "the GPU is out of memory"
@@ -202,6 +208,39 @@ func newError(lib, call string, s int) error {
 	}
 	return &Error{Lib: lib, Call: call, Status: s, Name: StatusName(lib, s), Advice: advice(lib, call, s)}
 }
+
+// contextLost reports whether CUresult s leaves the context unusable: after
+// a kernel fault "the process is left in an inconsistent state and any
+// further CUDA work will return the same error" (cuda.h), until the
+// process ends.
+func contextLost(s int) bool {
+	switch s {
+	case 214, // CUDA_ERROR_ECC_UNCORRECTABLE
+		700, // CUDA_ERROR_ILLEGAL_ADDRESS
+		702, // CUDA_ERROR_LAUNCH_TIMEOUT
+		710, // CUDA_ERROR_ASSERT
+		714, // CUDA_ERROR_HARDWARE_STACK_ERROR
+		715, // CUDA_ERROR_ILLEGAL_INSTRUCTION
+		716, // CUDA_ERROR_MISALIGNED_ADDRESS
+		717, // CUDA_ERROR_INVALID_ADDRESS_SPACE
+		718, // CUDA_ERROR_INVALID_PC
+		719: // CUDA_ERROR_LAUNCH_FAILED
+		return true
+	}
+	return false
+}
+
+// LostError is returned by every Device call after a driver call lost the
+// context (see contextLost). It names that call and its status; errors.As
+// reaches the original *Error.
+type LostError struct {
+	Err *Error
+}
+
+func (e *LostError) Error() string {
+	return "cuda: the GPU context was lost (" + e.Err.Call + ": " + e.Err.Name + "); restart the process to use the GPU again"
+}
+func (e *LostError) Unwrap() error { return e.Err }
 
 // LoadError says why the CUDA libraries could not be loaded: a library that
 // is missing, a symbol that is missing, a driver too old for the libraries

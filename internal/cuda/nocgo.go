@@ -22,3 +22,6 @@ func (d *Device) Close() error { return nil }
 
 // LiveAllocations is always 0 without cgo.
 func LiveAllocations() int64 { return 0 }
+
+// Lost is always nil without cgo.
+func (d *Device) Lost() error { return nil }

@@ -1,124 +1,40 @@
 //go:build cgo
 
 // Package cudatest is a fake CUDA installation for tests of
-// lowrank/internal/cuda on machines without a GPU: a Loader whose
-// "libraries" are C functions in this package that behave like the driver,
-// cuBLAS, cuSOLVER and NVRTC as far as loading and initialization go, with
-// knobs for the failures (no libcuda, a missing symbol, cuInit returning
-// CUDA_ERROR_NO_DEVICE, an old driver, out of memory).
+// lowrank/internal/cuda and lowrank/gpu on machines without a GPU: a Loader
+// whose "libraries" are C functions in this package (fake.c).
 //
-// It calls the real trampolines of internal/cuda through real function
-// pointers, so a test exercises the same code as a GPU run up to the first
-// computation. The fake keeps its state in C globals: use one Fake at a
-// time (no t.Parallel).
+// The fake is functional: device memory is host memory, copies and
+// memsets work, and the cuBLAS (gemm, gemv, geam, dgmm, nrm2) and
+// cuSOLVER (geqrf, orgqr, gesvd, gesvdj and their bufferSize) routines
+// lowrank calls are reference loops on column-major data, so the gpu
+// backend's engine runs end to end on the host. NVRTC loads but cannot
+// compile, kernel launches fail, and cusolverDnXgesvdp is absent.
+//
+// It is stricter than the real libraries: every pointer must lie inside a
+// live allocation, leading dimensions and in-place rules are checked,
+// asynchronous copies to and from pinned memory complete only at the next
+// synchronization point, and memory nobody wrote reads as NaN. Breaches
+// are collected by Violations.
+//
+// Knobs inject the failures a GPU can produce: a missing library or
+// symbol, cuInit codes, an old driver, a small device (MemLimit), the Nth
+// call of any entry point failing with any status (SetFaults), including
+// a lost context (Fault.Sticky), workspace sizes that do not fit
+// (SetLwork) and solvers that do not converge (SetDevInfo). Counters
+// (LiveAllocations, PinnedAllocations, Events, Handles, Retained) show what
+// is left behind.
+//
+// The fake calls the real trampolines of internal/cuda through real
+// function pointers, so a test exercises the same code as a GPU run. It
+// keeps its state in C globals: use one Fake, and one Device, at a time
+// (no t.Parallel).
 package cudatest
 
 /*
+#cgo LDFLAGS: -lm
 #include <stdlib.h>
-#include <string.h>
-
-static int fk_init_result = 0;
-static int fk_driver_version = 13000;
-static int fk_device_count = 1;
-static unsigned long long fk_mem_limit = 1ULL << 34;
-static unsigned long long fk_next_ptr = 1ULL << 32;
-static int fk_retained = 0;
-static int fk_live = 0;
-static int fk_handles = 0;
-
-static void fk_configure(int init, int ver, int count, unsigned long long limit) {
-	fk_init_result = init;
-	fk_driver_version = ver;
-	fk_device_count = count;
-	fk_mem_limit = limit;
-	fk_retained = 0;
-	fk_live = 0;
-	fk_handles = 0;
-}
-static int fk_get_retained(void) { return fk_retained; }
-static int fk_get_live(void) { return fk_live; }
-static int fk_get_handles(void) { return fk_handles; }
-
-static int fk_unimplemented(void) { return 999; }
-
-static int fk_cuInit(unsigned int flags) { return fk_init_result; }
-static int fk_cuDriverGetVersion(int *v) { *v = fk_driver_version; return 0; }
-static int fk_cuDeviceGetCount(int *n) { *n = fk_device_count; return 0; }
-static int fk_cuDeviceGet(int *d, int ordinal) { if (ordinal >= fk_device_count) return 101; *d = ordinal; return 0; }
-static int fk_cuDeviceGetName(char *name, int len, int dev) { strncpy(name, "Fake GPU", len); name[len - 1] = 0; return 0; }
-static int fk_cuDeviceGetAttribute(int *v, int attr, int dev) {
-	switch (attr) {
-	case 75: *v = 9; break;
-	case 76: *v = 0; break;
-	case 16: *v = 132; break;
-	default: *v = 0;
-	}
-	return 0;
-}
-static int fk_cuDeviceTotalMem(size_t *b, int dev) { *b = (size_t)fk_mem_limit; return 0; }
-static int fk_cuDevicePrimaryCtxRetain(void **c, int dev) { *c = (void *)0x1000; fk_retained++; return 0; }
-static int fk_cuDevicePrimaryCtxRelease(int dev) { fk_retained--; return 0; }
-static int fk_cuCtxSetCurrent(void *c) { return 0; }
-static int fk_cuStreamCreate(void **s, unsigned int flags) { *s = (void *)0x2000; fk_handles++; return 0; }
-static int fk_cuStreamDestroy(void *s) { fk_handles--; return 0; }
-static int fk_cuMemGetInfo(size_t *f, size_t *t) { *f = (size_t)fk_mem_limit; *t = (size_t)fk_mem_limit; return 0; }
-static int fk_cuMemAlloc(unsigned long long *p, size_t n) {
-	if (n > fk_mem_limit) return 2;
-	*p = fk_next_ptr;
-	fk_next_ptr += (n + 255) / 256 * 256;
-	fk_live++;
-	return 0;
-}
-static int fk_cuMemFree(unsigned long long p) { fk_live--; return 0; }
-static int fk_cuGetErrorName(int e, const char **s) { *s = "CUDA_ERROR_FAKE_UNKNOWN"; return 0; }
-
-static int fk_handle_create(void **h) { *h = (void *)0x3000; fk_handles++; return 0; }
-static int fk_handle_destroy(void *h) { fk_handles--; return 0; }
-static int fk_set_stream(void *h, void *s) { return 0; }
-static int fk_get_property(int type, int *v) { *v = type == 0 ? 13 : type == 1 ? 0 : 2; return 0; }
-static int fk_cusolver_get_property(int type, int *v) { *v = type == 0 ? 12 : type == 1 ? 0 : 4; return 0; }
-static int fk_nvrtcVersion(int *major, int *minor) { *major = 13; *minor = 0; return 0; }
-static const char *fk_nvrtcGetErrorString(int r) { return "NVRTC_FAKE"; }
-
-struct fk_entry { const char *name; void *fn; };
-static struct fk_entry fk_table[] = {
-	{"cuInit", (void *)fk_cuInit},
-	{"cuDriverGetVersion", (void *)fk_cuDriverGetVersion},
-	{"cuDeviceGetCount", (void *)fk_cuDeviceGetCount},
-	{"cuDeviceGet", (void *)fk_cuDeviceGet},
-	{"cuDeviceGetName", (void *)fk_cuDeviceGetName},
-	{"cuDeviceGetAttribute", (void *)fk_cuDeviceGetAttribute},
-	{"cuDeviceTotalMem_v2", (void *)fk_cuDeviceTotalMem},
-	{"cuDevicePrimaryCtxRetain", (void *)fk_cuDevicePrimaryCtxRetain},
-	{"cuDevicePrimaryCtxRelease_v2", (void *)fk_cuDevicePrimaryCtxRelease},
-	{"cuCtxSetCurrent", (void *)fk_cuCtxSetCurrent},
-	{"cuStreamCreate", (void *)fk_cuStreamCreate},
-	{"cuStreamDestroy_v2", (void *)fk_cuStreamDestroy},
-	{"cuMemGetInfo_v2", (void *)fk_cuMemGetInfo},
-	{"cuMemAlloc_v2", (void *)fk_cuMemAlloc},
-	{"cuMemFree_v2", (void *)fk_cuMemFree},
-	{"cuGetErrorName", (void *)fk_cuGetErrorName},
-	{"cublasCreate_v2", (void *)fk_handle_create},
-	{"cublasDestroy_v2", (void *)fk_handle_destroy},
-	{"cublasSetStream_v2", (void *)fk_set_stream},
-	{"cublasGetProperty", (void *)fk_get_property},
-	{"cusolverDnCreate", (void *)fk_handle_create},
-	{"cusolverDnDestroy", (void *)fk_handle_destroy},
-	{"cusolverDnSetStream", (void *)fk_set_stream},
-	{"cusolverGetProperty", (void *)fk_cusolver_get_property},
-	{"nvrtcVersion", (void *)fk_nvrtcVersion},
-	{"nvrtcGetErrorString", (void *)fk_nvrtcGetErrorString},
-	{0, 0},
-};
-
-// fk_sym returns the fake for name, or a stub that returns 999 for an entry
-// point the fake does not implement (never called by the tests).
-static void *fk_sym(const char *name) {
-	struct fk_entry *e;
-	for (e = fk_table; e->name; e++)
-		if (strcmp(e->name, name) == 0) return e->fn;
-	return (void *)fk_unimplemented;
-}
+#include "fake.h"
 */
 import "C"
 
@@ -151,8 +67,9 @@ type Fake struct {
 	DriverVersion int
 	// DeviceCount is the number of devices (0 means 1; use -1 for none).
 	DeviceCount int
-	// MemLimit is the device memory in bytes (0 means 16 GiB); larger
-	// allocations fail with CUDA_ERROR_OUT_OF_MEMORY.
+	// MemLimit is the device memory in bytes (0 means 16 GiB): an
+	// allocation larger than what is left fails with
+	// CUDA_ERROR_OUT_OF_MEMORY, and cuMemGetInfo reports what is left.
 	MemLimit uint64
 
 	// Opened records every path opened, in order.
@@ -179,7 +96,9 @@ func files(dir string, names ...string) []string {
 	return out
 }
 
-// Install sets the fake driver's behaviour; call it before cuda.Open.
+// Install resets the fake (memory, counters, faults, knobs, violations)
+// and sets the driver's behaviour from f; call it before cuda.Open, and
+// only once the previous fake Device is closed.
 func (f *Fake) Install() {
 	ver := f.DriverVersion
 	if ver == 0 {
@@ -261,7 +180,11 @@ func (l *lib) Sym(name string) (unsafe.Pointer, error) {
 	}
 	cn := C.CString(name)
 	defer C.free(unsafe.Pointer(cn))
-	return C.fk_sym(cn), nil
+	p := C.fk_sym(cn)
+	if p == nil {
+		return nil, errors.New(l.path + ": undefined symbol: " + name)
+	}
+	return p, nil
 }
 
 func (l *lib) Path() string { return l.path }
@@ -274,4 +197,131 @@ func (f *Fake) OpenedBase() string {
 		b = append(b, path.Base(p))
 	}
 	return strings.Join(b, " ")
+}
+
+// Status codes for faults (cuda.h, cublas_api.h, cusolver_common.h).
+const (
+	CudaErrorInvalidValue = 1
+	CudaErrorOutOfMemory  = 2
+	CudaErrorLaunchFailed = 719 // a kernel faulted: the context is lost
+	CudaErrorIllegalAddr  = 700 // a kernel read or wrote out of bounds: the context is lost
+
+	CublasStatusAllocFailed     = 3
+	CublasStatusExecutionFailed = 13
+	CublasStatusInternalError   = 14
+
+	CusolverStatusAllocFailed     = 2
+	CusolverStatusExecutionFailed = 6
+	CusolverStatusInternalError   = 7
+)
+
+// Fault makes calls of the fake fail.
+type Fault struct {
+	// Call is an entry point ("cuMemAlloc_v2", "cublasDgemm_v2") or a
+	// prefix ending in '*' ("cublas*", "cusolverDnSgesvd*", "cu*").
+	Call string
+	// Nth is which matching call fails, from 1, counted from SetFaults.
+	Nth int
+	// Status is what it returns.
+	Status int
+	// Repeat makes every later matching call fail too (a full device).
+	Repeat bool
+	// Sticky loses the context, as a kernel fault does: from then on every
+	// driver call fails with Status (or CUDA_ERROR_LAUNCH_FAILED when the
+	// fault is in cuBLAS or cuSOLVER), cuBLAS calls with
+	// CUBLAS_STATUS_EXECUTION_FAILED and cuSOLVER calls with
+	// CUSOLVER_STATUS_INTERNAL_ERROR, until the primary context is
+	// released.
+	Sticky bool
+}
+
+// SetFaults replaces the faults and starts counting calls for them anew.
+func SetFaults(fs ...Fault) {
+	C.fk_clear_faults()
+	for _, f := range fs {
+		cp := C.CString(f.Call)
+		r := C.fk_add_fault(cp, C.int(f.Nth), C.int(f.Status), cbool(f.Sticky), cbool(f.Repeat))
+		C.free(unsafe.Pointer(cp))
+		if r != 0 {
+			panic("cudatest: too many faults, or a Call name too long: " + f.Call)
+		}
+	}
+}
+
+// ClearFaults removes every fault (a lost context stays lost until the
+// device is closed).
+func ClearFaults() { C.fk_clear_faults() }
+
+// ContextLost reports the status driver calls fail with since a sticky
+// fault, or 0.
+func ContextLost() int { return int(C.fk_sticky()) }
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Calls returns how many calls matching pattern (an entry point, or a
+// prefix ending in '*') the fake received since Install or ResetCalls.
+func Calls(pattern string) int {
+	cp := C.CString(pattern)
+	defer C.free(unsafe.Pointer(cp))
+	return int(C.fk_calls(cp))
+}
+
+// ResetCalls sets the call counts to zero.
+func ResetCalls() { C.fk_reset_calls() }
+
+// Solver routines for SetLwork and SetDevInfo.
+const (
+	Geqrf  = 0
+	Orgqr  = 1
+	Gesvd  = 2
+	Gesvdj = 3
+)
+
+// SetLwork makes the bufferSize query of routine (Geqrf, Orgqr, Gesvd,
+// Gesvdj) report lwork elements, in both precisions; a negative lwork
+// restores the fake's own size.
+func SetLwork(routine, lwork int) { C.fk_set_lwork(C.int(routine), C.int(lwork)) }
+
+// SetDevInfo makes routine write v to devInfo instead of 0 (a positive v
+// means "did not converge", a negative one "parameter -v is wrong"); its
+// outputs are then NaN. 0 restores the normal behaviour.
+func SetDevInfo(routine, v int) { C.fk_set_devinfo(C.int(routine), C.int(v)) }
+
+// LiveBytes returns the bytes of device memory allocated and not freed.
+func LiveBytes() uint64 { return uint64(C.fk_get_live_bytes()) }
+
+// PinnedAllocations returns the number of pinned host buffers
+// (cuMemAllocHost) not freed.
+func PinnedAllocations() int { return int(C.fk_get_pinned()) }
+
+// Events returns the number of CUDA events not destroyed.
+func Events() int { return int(C.fk_get_events()) }
+
+// Pending returns the number of asynchronous copies not yet completed by
+// a synchronization.
+func Pending() int { return int(C.fk_get_pending()) }
+
+// Reclaimed returns how many allocations were still live when the primary
+// context was destroyed (and freed with it), since Install.
+func Reclaimed() int { return int(C.fk_get_reclaimed()) }
+
+// Violations returns the breaches of the CUDA contract the fake saw since
+// Install: accesses outside every allocation, illegal aliasing, host
+// buffers touched while an asynchronous copy was in flight, Go memory
+// passed to an asynchronous copy.
+func Violations() []string {
+	n := int(C.fk_violations())
+	out := make([]string, 0, n)
+	for i := range min(n, 64) {
+		out = append(out, C.GoString(C.fk_violation(C.int(i))))
+	}
+	if n > 64 {
+		out = append(out, "... and more")
+	}
+	return out
 }
