@@ -77,8 +77,16 @@ func main() {
 		cli      = flag.String("lowrank", "", "lowrank command for the whole-model workload (built by run.sh)")
 		sleepMS  = flag.Int("sleep-ms", 250, "pause between calls, so that one side's idle BLAS threads stop spinning before the other runs")
 		modelMiB = flag.Int("model-mib", 256, "size of the generated model file")
+		replot   = flag.Bool("replot", false, "only rewrite results.md and the plots from -out's results.json")
 	)
 	flag.Parse()
+	if *replot {
+		if err := rewrite(*out); err != nil {
+			fmt.Fprintln(os.Stderr, "lowrank-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*out, *reps, *quick, *skipF64, !*noGonum, *only, *python, *script, *cli, time.Duration(*sleepMS)*time.Millisecond, *modelMiB); err != nil {
 		fmt.Fprintln(os.Stderr, "lowrank-bench:", err)
 		os.Exit(1)
@@ -605,4 +613,24 @@ func writeResults(out string, machine []string, bw float64, rs []result) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(out, "results.md"), []byte(markdown(machine, bw, rs)), 0o644)
+}
+
+// rewrite regenerates results.md and the plots from results.json.
+func rewrite(out string) error {
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		return err
+	}
+	var saved struct {
+		Machine []string `json:"machine"`
+		BW      float64  `json:"copy_bandwidth_Bps"`
+		Results []result `json:"results"`
+	}
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return err
+	}
+	if err := writeResults(out, saved.Machine, saved.BW, saved.Results); err != nil {
+		return err
+	}
+	return plots(out, saved.Results)
 }

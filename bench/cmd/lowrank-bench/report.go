@@ -191,9 +191,9 @@ func plots(out string, rs []result) error {
 		p := plot.New()
 		p.Title.Text = titles[file]
 		p.X.Label.Text = xlabels[file]
-		p.Y.Label.Text = "median time (s, log scale)"
+		p.Y.Label.Text = "median time (log scale)"
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = timeTicks{}
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.ConstantTicks(ticks(pts, file))
 		p.Add(plotter.NewGrid())
@@ -238,5 +238,22 @@ func ticks(pts map[key]plotter.XYs, file string) []plot.Tick {
 		}
 	}
 	sort.Slice(t, func(a, b int) bool { return t[a].Value < t[b].Value })
+	return t
+}
+
+// timeTicks labels a logarithmic time axis at 1, 2 and 5 times the powers
+// of ten that fall within it, in µs, ms or s.
+type timeTicks struct{}
+
+func (timeTicks) Ticks(lo, hi float64) []plot.Tick {
+	var t []plot.Tick
+	for e := math.Floor(math.Log10(lo)) - 1; e <= math.Ceil(math.Log10(hi))+1; e++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, e)
+			if v >= lo && v <= hi {
+				t = append(t, plot.Tick{Value: v, Label: fmtTime(v)})
+			}
+		}
+	}
 	return t
 }
