@@ -19,7 +19,7 @@ import (
 	"github.com/lowrank-go/lowrank/la"
 )
 
-// Backend is the CPU backend. The zero value is not usable; call New.
+// Backend is the CPU backend. Create it with New or NewGonum.
 type Backend struct {
 	once    sync.Once
 	gonum   bool // never load a system library

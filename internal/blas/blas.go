@@ -144,14 +144,19 @@ func need(m, n, ld int) int {
 	return (n-1)*ld + m
 }
 
-// checkArgs takes pairs (condition, argument number) and returns the
-// number of the first argument whose condition holds, or 0. LAPACK is
-// never called with an illegal argument: the reference XERBLA stops the
-// process.
-func checkArgs(pairs ...any) int {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i].(bool) {
-			return pairs[i+1].(int)
+// check is one argument test: when bad, LAPACK would reject argument arg.
+type check struct {
+	bad bool
+	arg int
+}
+
+// firstBad returns the number of the first argument whose check fails, or
+// 0. LAPACK is never called with an illegal argument: the reference
+// XERBLA stops the process.
+func firstBad(cs ...check) int {
+	for _, c := range cs {
+		if c.bad {
+			return c.arg
 		}
 	}
 	return 0

@@ -354,10 +354,10 @@ func gesddAlloc[T float32 | float64](l *Lib, m, n int, a []T, lda int, s, u []T,
 		return ErrTooLarge
 	}
 	name := prefix[T]() + "gesdd_"
-	if bad := checkArgs(
-		lda < max(1, m), 5, len(a) < need(m, n, lda), 4,
-		len(s) < p, 6, ldu < max(1, m), 8, len(u) < need(m, p, ldu), 7,
-		ldvt < max(1, p), 10, len(vt) < need(p, n, ldvt), 9,
+	if bad := firstBad(
+		check{lda < max(1, m), 5}, check{len(a) < need(m, n, lda), 4},
+		check{len(s) < p, 6}, check{ldu < max(1, m), 8}, check{len(u) < need(m, p, ldu), 7},
+		check{ldvt < max(1, p), 10}, check{len(vt) < need(p, n, ldvt), 9},
 	); bad != 0 {
 		return &Error{Routine: name, Info: -bad, M: m, N: n}
 	}
@@ -419,12 +419,15 @@ func orth[T float32 | float64](l *Lib, qr bool, m, n int, a []T, lda int) error 
 	if !fits(m, n, lda) {
 		return ErrTooLarge
 	}
-	if (qr && m < n) || (!qr && m > n) || lda < max(1, m) || len(a) < need(m, n, lda) {
+	if bad := firstBad(
+		check{qr && m < n || !qr && m > n, 2}, // orgqr needs m ≥ n, orglq m ≤ n
+		check{lda < max(1, m), 4}, check{len(a) < need(m, n, lda), 3},
+	); bad != 0 {
 		r := "geqrf_"
 		if !qr {
 			r = "gelqf_"
 		}
-		return &Error{Routine: prefix[T]() + r, Info: -4, M: m, N: n}
+		return &Error{Routine: prefix[T]() + r, Info: -bad, M: m, N: n}
 	}
 	fac, gen := sSgeqrf, sSorgqr
 	names := [2]string{"geqrf_", "orgqr_"}
