@@ -87,6 +87,9 @@ func main() {
 		}
 		return
 	}
+	if *quick {
+		*modelMiB = 16
+	}
 	if err := run(*out, *reps, *quick, *skipF64, !*noGonum, *only, *python, *script, *cli, time.Duration(*sleepMS)*time.Millisecond, *modelMiB); err != nil {
 		fmt.Fprintln(os.Stderr, "lowrank-bench:", err)
 		os.Exit(1)
@@ -211,9 +214,6 @@ func workloads(quick, skipF64, gonum bool, reps, modelMiB int) []workload {
 		}
 	}
 	ws = append(ws, workload{Name: fmt.Sprintf("model factorize %d MiB r=64", modelMiB), Kind: "model", R: 64, DType: "float32", Reps: min(reps, 3), refs: []string{"torch"}})
-	if quick {
-		ws[len(ws)-1].Name = "model factorize 16 MiB r=64"
-	}
 	return ws
 }
 
