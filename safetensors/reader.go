@@ -172,18 +172,17 @@ func NewReader(r io.ReaderAt, size int64, name string) (*File, error) {
 		return nil, formatErr(name, "", "reading the %d-byte header: %v", n, err)
 	}
 	dataLen := size - 8 - int64(n)
-	meta, tensors, err := parseHeader(hdr, name)
+	meta, tensors, index, err := parseHeader(hdr, name)
 	if err != nil {
 		return nil, err
 	}
 	if err := validate(tensors, dataLen, name); err != nil {
 		return nil, err
 	}
-	f := &File{path: name, r: r, size: size, dataStart: 8 + int64(n), meta: meta, tensors: tensors, index: make(map[string]int, len(tensors))}
-	for i, t := range tensors {
-		f.index[t.Name] = i
+	for i, t := range tensors { // positions after sorting by offset
+		index[t.Name] = i
 	}
-	return f, nil
+	return &File{path: name, r: r, size: size, dataStart: 8 + int64(n), meta: meta, tensors: tensors, index: index}, nil
 }
 
 type rawInfo struct {
@@ -192,59 +191,66 @@ type rawInfo struct {
 	DataOffsets *[]json.Number `json:"data_offsets"`
 }
 
-// parseHeader decodes the JSON header, keeping the tensors in header order.
-func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, error) {
+// parseHeader decodes the JSON header, keeping the tensors in header order,
+// and returns an index of their names.
+func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, map[string]int, error) {
 	if hdr[0] != '{' {
-		return nil, nil, formatErr(name, "", "header starts with %q; expected a JSON object starting with '{'", hdr[0])
+		return nil, nil, nil, formatErr(name, "", "header starts with %q; expected a JSON object starting with '{'", hdr[0])
 	}
 	bad := func(err error) error { return formatErr(name, "", "header is not valid JSON: %v", err) }
 	dec := json.NewDecoder(bytes.NewReader(hdr))
 	dec.UseNumber()
 	if _, err := dec.Token(); err != nil {
-		return nil, nil, bad(err)
+		return nil, nil, nil, bad(err)
 	}
 	meta := map[string]string{}
-	var tensors []TensorInfo
-	seen := map[string]bool{}
+	// Every entry holds "data_offsets": counting them sizes the slice and
+	// the index once instead of growing them (a header may list a million
+	// tensors).
+	guess := min(bytes.Count(hdr, []byte(`"data_offsets"`)), MaxTensors)
+	tensors := make([]TensorInfo, 0, guess)
+	seen := make(map[string]int, guess)
+	sawMeta := false
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, nil, bad(err)
+			return nil, nil, nil, bad(err)
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return nil, nil, bad(fmt.Errorf("key %v", tok))
+			return nil, nil, nil, bad(fmt.Errorf("key %v", tok))
 		}
-		if seen[key] {
-			return nil, nil, formatErr(name, key, "appears twice in the header; expected unique names")
+		if _, dup := seen[key]; dup || key == "__metadata__" && sawMeta {
+			return nil, nil, nil, formatErr(name, key, "appears twice in the header; expected unique names")
 		}
-		seen[key] = true
 		if key == "__metadata__" {
+			sawMeta = true
 			if meta, err = parseMetadata(dec, name); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			continue
 		}
+		seen[key] = len(tensors)
 		if len(tensors) >= MaxTensors {
-			return nil, nil, formatErr(name, "", "header declares more than %d tensors", MaxTensors)
+			return nil, nil, nil, formatErr(name, "", "header declares more than %d tensors", MaxTensors)
 		}
 		var raw rawInfo
 		if err := dec.Decode(&raw); err != nil {
-			return nil, nil, formatErr(name, key, "header entry is not {\"dtype\", \"shape\", \"data_offsets\"}: %v", err)
+			return nil, nil, nil, formatErr(name, key, "header entry is not {\"dtype\", \"shape\", \"data_offsets\"}: %v", err)
 		}
 		t, err := tensorInfo(key, raw, name)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		tensors = append(tensors, t)
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, nil, bad(err)
+		return nil, nil, nil, bad(err)
 	}
 	if rest := hdr[dec.InputOffset():]; len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
-		return nil, nil, formatErr(name, "", "header has %d bytes after its JSON object; expected only space padding", len(rest))
+		return nil, nil, nil, formatErr(name, "", "header has %d bytes after its JSON object; expected only space padding", len(rest))
 	}
-	return meta, tensors, nil
+	return meta, tensors, seen, nil
 }
 
 func parseMetadata(dec *json.Decoder, name string) (map[string]string, error) {
