@@ -23,6 +23,8 @@ const (
 	peftWeightsName = "adapter_model.safetensors"
 	peftPrefix      = "base_model.model."
 	maxConfigBytes  = 16 << 20
+	// maxRank is the largest r (or rank_pattern value) accepted.
+	maxRank = 1 << 30
 )
 
 // peftKey returns the adapter key of a LoRA matrix ("A" or "B") of module.
@@ -260,8 +262,11 @@ func parsePEFTConfig(raw []byte, path string) (*peftConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !ok || r < 1 || r != math.Trunc(r) || r > 1<<30 {
-		return nil, configErr(path, "\"r\" is %v; expected a positive integer", r)
+	if !ok {
+		return nil, configErr(path, "\"r\" is missing; expected a positive integer")
+	}
+	if r < 1 || r != math.Trunc(r) || r > maxRank {
+		return nil, configErr(path, "\"r\" is %v; expected a positive integer ≤ %d", r, maxRank)
 	}
 	c.R = int(r)
 	alpha, ok, err := num("lora_alpha")
@@ -322,8 +327,11 @@ func parsePattern(raw json.RawMessage, name, path string) ([]patternEntry, error
 			return nil, configErr(path, "%s[%q] is %v; expected a number", name, k, vt)
 		}
 		v, err := n.Float64()
-		if err != nil || v <= 0 {
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
 			return nil, configErr(path, "%s[%q] is %v; expected a positive number", name, k, n)
+		}
+		if name == "rank_pattern" && (v != math.Trunc(v) || v > maxRank) {
+			return nil, configErr(path, "%s[%q] is %v; expected a positive integer rank ≤ %d", name, k, n, maxRank)
 		}
 		re, err := regexp.Compile(`^(?:.*\.)?(?:` + k + `)$`)
 		if err != nil {
