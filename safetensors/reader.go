@@ -10,8 +10,8 @@
 // place on Close, so an output is either complete or absent.
 //
 // The header is validated before any tensor is read: its length against the
-// file size and MaxHeaderSize, its JSON (no duplicate names, string-valued
-// __metadata__), every dtype, shape and offset (dtype·shape = byte length,
+// file size and MaxHeaderSize, its JSON (UTF-8, no duplicate names,
+// string-valued __metadata__, at most MaxTensors tensors), every dtype, shape and offset (dtype·shape = byte length,
 // no overflow, offsets inside the data section, tensors covering it exactly
 // with no holes and no overlaps, as the format requires). A hostile header
 // cannot make Open allocate more than a small multiple of the header size.
@@ -32,6 +32,8 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Limits on what a header may declare.
@@ -185,10 +187,12 @@ func NewReader(r io.ReaderAt, size int64, name string) (*File, error) {
 	return &File{path: name, r: r, size: size, dataStart: 8 + int64(n), meta: meta, tensors: tensors, index: index}, nil
 }
 
+// rawInfo is a header entry as written. Numbers are kept as written:
+// json.Number would also accept a quoted "2".
 type rawInfo struct {
-	DType       *string        `json:"dtype"`
-	Shape       *[]json.Number `json:"shape"`
-	DataOffsets *[]json.Number `json:"data_offsets"`
+	DType       *string            `json:"dtype"`
+	Shape       *[]json.RawMessage `json:"shape"`
+	DataOffsets *[]json.RawMessage `json:"data_offsets"`
 }
 
 // parseHeader decodes the JSON header, keeping the tensors in header order,
@@ -196,6 +200,20 @@ type rawInfo struct {
 func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, map[string]int, error) {
 	if hdr[0] != '{' {
 		return nil, nil, nil, formatErr(name, "", "header starts with %q; expected a JSON object starting with '{'", hdr[0])
+	}
+	// encoding/json would replace invalid UTF-8 by U+FFFD, silently
+	// renaming tensors; the format's JSON is UTF-8 (as serde_json and
+	// Python's json, which reject it, read it).
+	if !utf8.Valid(hdr) {
+		i := 0
+		for i < len(hdr) {
+			r, n := utf8.DecodeRune(hdr[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return nil, nil, nil, formatErr(name, "", "header is not valid UTF-8 (byte %d is %#x); expected UTF-8 JSON", i, hdr[i])
 	}
 	bad := func(err error) error { return formatErr(name, "", "header is not valid JSON: %v", err) }
 	dec := json.NewDecoder(bytes.NewReader(hdr))
@@ -262,16 +280,49 @@ func parseMetadata(dec *json.Decoder, name string) (map[string]string, error) {
 	for k, v := range raw {
 		s, ok := v.(string)
 		if !ok {
-			return nil, formatErr(name, "", "__metadata__ value of %q is %T; expected a string (the format allows only strings)", k, v)
+			return nil, formatErr(name, "", "__metadata__ value of %q is %s; expected a string (the format allows only strings)", k, jsonKind(v))
 		}
 		meta[k] = s
 	}
 	return meta, nil
 }
 
-func parseUint(n json.Number) (uint64, bool) {
+// parseUint parses a JSON number written as decimal digits only (no sign,
+// fraction, exponent or quotes) that fits 63 bits.
+func parseUint(n json.RawMessage) (uint64, bool) {
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
 	v, err := strconv.ParseUint(string(n), 10, 63)
 	return v, err == nil
+}
+
+// rawList prints raw JSON values as a list, for messages.
+func rawList(vs []json.RawMessage) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// jsonKind names the JSON type of a decoded value, for messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
@@ -296,7 +347,7 @@ func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
 		}
 		hi, lo := bits.Mul64(nbits, v)
 		if hi != 0 || lo > math.MaxInt64 {
-			return TensorInfo{}, formatErr(name, key, "shape %v overflows 64 bits", *raw.Shape)
+			return TensorInfo{}, formatErr(name, key, "shape %s overflows 64 bits", rawList(*raw.Shape))
 		}
 		nbits = lo
 		shape[i] = int(v)
@@ -310,7 +361,7 @@ func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
 	b, ok1 := parseUint((*raw.DataOffsets)[0])
 	e, ok2 := parseUint((*raw.DataOffsets)[1])
 	if !ok1 || !ok2 || e < b {
-		return TensorInfo{}, formatErr(name, key, "data_offsets %v; expected non-negative integers BEGIN ≤ END", *raw.DataOffsets)
+		return TensorInfo{}, formatErr(name, key, "data_offsets %s; expected non-negative integers BEGIN ≤ END", rawList(*raw.DataOffsets))
 	}
 	if e-b != nbits/8 {
 		return TensorInfo{}, formatErr(name, key, "data_offsets [%d, %d] hold %d bytes; expected %d bytes for %s %v", b, e, e-b, nbits/8, dt, shape)

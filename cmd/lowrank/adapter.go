@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lowrank-go/lowrank/safetensors"
 )
@@ -213,6 +214,9 @@ func readPEFTConfig(dir string) (*peftConfig, error) {
 }
 
 func parsePEFTConfig(raw []byte, path string) (*peftConfig, error) {
+	if !utf8.Valid(raw) {
+		return nil, configErr(path, "not valid UTF-8; expected a UTF-8 JSON object")
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, configErr(path, "not a JSON object: %v", err)

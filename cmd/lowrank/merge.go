@@ -164,9 +164,13 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if fanIn {
 			want = []int{k, d}
 		}
-		if _, _, ok := wt.Matrix(); !ok || bt.Shape[1] != r || !equalShape(wt.Shape, want) {
-			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but the adapter's B (%s) · A (%s) for it is %s; expected matching shapes",
-				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(bt.Shape), shapeString(at.Shape), shapeString(want))
+		if bt.Shape[1] != r {
+			return fmt.Errorf("lowrank: %s: tensors %q (%s) and %q (%s): B has %d columns but A has %d rows; expected B (d×r) and A (r×k) of one rank r",
+				weights, m.bKey, shapeString(bt.Shape), m.aKey, shapeString(at.Shape), bt.Shape[1], r)
+		}
+		if _, _, ok := wt.Matrix(); !ok || !equalShape(wt.Shape, want) {
+			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but the adapter's B (%s) · A (%s) for it is %s in %s; expected matching shapes",
+				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(bt.Shape), shapeString(at.Shape), shapeString(want), weights)
 		}
 		it := mergeItem{mod: m, rank: r}
 		if kohya {
@@ -273,7 +277,7 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 		if i < 0 {
 			i = firstNonFinite(W.Data)
 		}
-		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, t.DType)
+		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] (W %+g·B·A, B and A from %s) is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, it.scaling, fa.Path(), t.DType)
 	}
 	n := int64(t.NumElements())
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stMerged, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
