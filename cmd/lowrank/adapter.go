@@ -571,8 +571,22 @@ func (d *dirWriter) abort() {
 	}
 }
 
-// commit renames the folder into place. With force, an existing folder is
-// first moved aside and removed once the new one is in place.
+// exchangeDirs swaps two folders atomically (a variable so that tests can
+// take the fallback).
+var exchangeDirs = exchange
+
+// commit renames the folder into place. Its files were synced when
+// written; the folder itself is synced before the rename and its parent
+// after it.
+//
+// With force, an existing folder at the path is replaced as atomically as
+// the operating system allows: on Linux one renameat2(RENAME_EXCHANGE)
+// swaps the new folder and the old one, so the path never lacks a complete
+// folder, and the old one (now under the temporary name) is then removed.
+// Where that is not available, the old folder is renamed aside, the new one
+// renamed in, and the old one removed: a crash between the two renames
+// leaves the path missing, with the old folder beside it as
+// .NAME.tmp-*.old.
 func (d *dirWriter) commit() error {
 	safetensors.SyncDir(d.tmp)
 	var old string
@@ -580,6 +594,12 @@ func (d *dirWriter) commit() error {
 		if !d.force {
 			d.abort()
 			return fmt.Errorf("lowrank: %s: %w; expected a new folder (use --force to replace it)", d.final, safetensors.ErrExists)
+		}
+		if exchangeDirs(d.tmp, d.final) == nil {
+			d.done = true
+			safetensors.SyncDir(filepath.Dir(d.final))
+			os.RemoveAll(d.tmp) // the old folder
+			return nil
 		}
 		old = d.tmp + ".old"
 		if err := os.Rename(d.final, old); err != nil {

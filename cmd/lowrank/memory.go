@@ -33,6 +33,10 @@ import (
 // runtime, I/O buffers (1 MiB per reader and writer), the report.
 const reserveBytes = 32 << 20
 
+// unmanagedBytes is the part of reserveBytes the Go runtime's memory limit
+// does not cover: code and data pages of the binary and its C libraries.
+const unmanagedBytes = 16 << 20
+
 // headerFactor times the header size is kept for each input's parsed
 // header.
 const headerFactor = 8
@@ -107,7 +111,10 @@ func newBudget(total int64, inputs ...*safetensors.File) (*budget, error) {
 		return nil, usagef("--max-memory %s is below the %s the program needs for itself and its input headers; expected more", humanSize(total), humanSize(reserve))
 	}
 	b.avail = total - reserve
-	old := debug.SetMemoryLimit(total)
+	// The runtime's limit leaves room for what it does not count (the
+	// program's code and C libraries), so that the resident size stays
+	// under the budget.
+	old := debug.SetMemoryLimit(total - unmanagedBytes)
 	b.restore = func() { debug.SetMemoryLimit(old) }
 	return b, nil
 }
