@@ -111,12 +111,34 @@ func newBudget(total int64, inputs ...*safetensors.File) (*budget, error) {
 		return nil, usagef("--max-memory %s is below the %s the program needs for itself and its input headers; expected more", humanSize(total), humanSize(reserve))
 	}
 	b.avail = total - reserve
-	// The runtime's limit leaves room for what it does not count (the
-	// program's code and C libraries), so that the resident size stays
-	// under the budget.
-	old := debug.SetMemoryLimit(total - unmanagedBytes)
-	b.restore = func() { debug.SetMemoryLimit(old) }
+	setLimit(total)
+	var once sync.Once
+	b.restore = func() { once.Do(func() { setLimit(-total) }) }
 	return b, nil
+}
+
+// The Go runtime's soft memory limit follows the budgets of the commands
+// running in the process (one, from main; several in tests): their sum,
+// less what the runtime does not count (the program's code and C
+// libraries), so that the resident size stays under the budget. With no
+// budget left, the limit in force before the first is restored.
+var limits struct {
+	sync.Mutex
+	sum, saved int64
+}
+
+func setLimit(delta int64) {
+	limits.Lock()
+	defer limits.Unlock()
+	if limits.sum == 0 {
+		limits.saved = debug.SetMemoryLimit(-1)
+	}
+	limits.sum += delta
+	if limits.sum == 0 {
+		debug.SetMemoryLimit(limits.saved)
+		return
+	}
+	debug.SetMemoryLimit(limits.sum - unmanagedBytes)
 }
 
 // fits reports whether a tensor needing n bytes can run at all.
