@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lowrank-go/lowrank/safetensors"
 )
@@ -65,5 +68,58 @@ func TestConcurrentCommands(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// Many runs of the --jobs pipeline, successful and failing half-way (a
+// NaN in the third tensor), leave no goroutine and no live memory behind.
+func TestPipelineNoLeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping 400 command runs")
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "m.safetensors")
+	modelFile(t, good)
+	bad := filepath.Join(dir, "bad.safetensors")
+	vals := make([]float64, 48*40)
+	vals[7] = math.NaN()
+	writeST(t, bad, nil,
+		tensor{name: "a.weight", dt: safetensors.F32, shape: []int{64, 48}, vals: make([]float64, 64*48)},
+		tensor{name: "b.weight", dt: safetensors.F32, shape: []int{64, 48}, vals: make([]float64, 64*48)},
+		tensor{name: "c.weight", dt: safetensors.F32, shape: []int{48, 40}, vals: vals},
+		tensor{name: "d.weight", dt: safetensors.F32, shape: []int{64, 48}, vals: make([]float64, 64*48)})
+	out := filepath.Join(dir, "o.safetensors")
+	round := func(n int) {
+		for i := range n {
+			mustCLI(t, "factorize", good, "-o", out, "--jobs", "3", "--force", "--quiet", "--max-memory", "256MiB", "--seed", fmt.Sprint(i))
+			if code, _, _ := cli("factorize", bad, "-o", out+"2", "--jobs", "3", "--quiet"); code != 1 {
+				t.Fatal("the NaN file did not fail")
+			}
+		}
+	}
+	live := func() (uint64, int) {
+		// Goroutines of a failed run may still be finishing their tensor.
+		for range 500 {
+			if runtime.NumGoroutine() <= 2 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc, runtime.NumGoroutine()
+	}
+	round(20)
+	heap0, g0 := live()
+	round(200)
+	heap1, g1 := live()
+	t.Logf("400 runs (200 failing): live heap %d → %d bytes, goroutines %d → %d", heap0, heap1, g0, g1)
+	if g1 > g0 {
+		t.Errorf("goroutines grew from %d to %d", g0, g1)
+	}
+	if heap1 > heap0+1<<20 {
+		t.Errorf("live heap grew by %d bytes over 400 runs", heap1-heap0)
 	}
 }
