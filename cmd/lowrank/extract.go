@@ -199,9 +199,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		case it.compare:
 			return compareOnly(fb, ft, it.t)
 		case computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType):
-			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, plans[i].opts)
+			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, plans[i])
 		default:
-			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, plans[i].opts)
+			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, plans[i])
 		}
 	}, func(i int, e extracted) error {
 		it := items[i]
@@ -295,7 +295,7 @@ func compareOnly(fb, ft *safetensors.File, t safetensors.TensorInfo) (extracted,
 
 // extractOne computes the low-rank factors of ΔW = tuned − base for one
 // tensor.
-func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, extra []lowrank.Option) (extracted, error) {
+func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, plan factorPlan) (extracted, error) {
 	Wb, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return extracted{}, err
@@ -318,9 +318,9 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 		e.row.listed = normDelta != 0
 		return e, nil
 	}
-	fac, err := lowrank.Factorize(D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], extra...)...)
-	if err != nil && len(extra) > 0 && errors.Is(err, lowrank.ErrPolicy) && s.adaptive() {
-		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s.mem, err))
+	fac, err := lowrank.Factorize(D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	if plan.capped(s, err) {
+		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s, plan))
 	}
 	if err != nil {
 		hint := ""

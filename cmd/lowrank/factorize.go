@@ -123,9 +123,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			return copyOutcome(f, it.t), nil
 		}
 		if computesIn64(it.t.DType) {
-			return factorizeOne[float64](f, it.t, it.out, s, plans[i].opts)
+			return factorizeOne[float64](f, it.t, it.out, s, plans[i])
 		}
-		return factorizeOne[float32](f, it.t, it.out, s, plans[i].opts)
+		return factorizeOne[float32](f, it.t, it.out, s, plans[i])
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
@@ -193,9 +193,9 @@ func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
 
 // factorizeOne factorizes tensor t of f in precision T and returns how to
 // write NAME.A and NAME.B in dtype out, or the tensor itself (in dtype out)
-// when factors would save nothing. extra are options the memory budget
-// adds for this tensor.
-func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, extra []lowrank.Option) (outcome, error) {
+// when factors would save nothing. plan holds the options the memory
+// budget adds for this tensor.
+func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan) (outcome, error) {
 	W, err := readMatrix[T](f, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -203,10 +203,10 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
-	fac, err := lowrank.Factorize(W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], extra...)...)
+	fac, err := lowrank.Factorize(W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	switch {
-	case err != nil && len(extra) > 0 && errors.Is(err, lowrank.ErrPolicy) && s.adaptive():
-		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s.mem, err))
+	case plan.capped(s, err):
+		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
 		return denseOutcome(f, t, W, out, o, fmt.Sprintf("rank above min(d,k) = %d", min(d, k)))
 	case errors.Is(err, lowrank.ErrPolicy):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
@@ -211,9 +212,10 @@ func add(a ...int64) int64 {
 
 // factorPlan is how one tensor is factorized within the budget.
 type factorPlan struct {
-	cost int64            // bytes held while the tensor is processed
-	opts []lowrank.Option // appended to the command's options
-	note string           // how the budget changed the method ("" if not)
+	cost   int64            // bytes held while the tensor is processed
+	opts   []lowrank.Option // appended to the command's options
+	sketch int              // the sketch cap the budget imposes (0: none)
+	need   int64            // the estimate without the budget's changes
 }
 
 // planFactorize decides how a d×k tensor with elements of es bytes is
@@ -252,7 +254,7 @@ func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int
 	if !s.adaptive() {
 		c, err := est(rnd)
 		if err == nil && b.fits(c) {
-			return factorPlan{cost: c, opts: []lowrank.Option{rnd}, note: "randomized SVD to fit --max-memory"}, nil
+			return factorPlan{cost: c, opts: []lowrank.Option{rnd}, need: cost}, nil
 		}
 		return factorPlan{}, refuse(min(c, cost), "randomized SVD")
 	}
@@ -273,8 +275,7 @@ func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int
 		return factorPlan{}, refuse(min(c, cost), fmt.Sprintf("%s needs the exact SVD or a randomized sketch of at least %d columns", s.policy, minSketch))
 	}
 	c, _ := est(rnd, lowrank.WithMaxSketch(lo))
-	return factorPlan{cost: c, opts: []lowrank.Option{rnd, lowrank.WithMaxSketch(lo)},
-		note: fmt.Sprintf("randomized SVD, sketch ≤ %d columns, to fit --max-memory", lo)}, nil
+	return factorPlan{cost: c, opts: []lowrank.Option{rnd, lowrank.WithMaxSketch(lo)}, sketch: lo, need: cost}, nil
 }
 
 // minSketch is the smallest sketch the budget may impose on an adaptive
@@ -294,10 +295,15 @@ func (s *settings) adaptive() bool {
 	return strings.HasPrefix(p, "energy=") || strings.HasPrefix(p, "tol=")
 }
 
-// budgetErr reports a factorization that the budget's sketch cap stopped.
-func budgetErr(b *budget, err error) string {
-	if b != nil && b.total > 0 {
-		return strip(err) + fmt.Sprintf(" (the sketch was capped to fit --max-memory %s; expected a larger --max-memory or a --rank policy)", humanSize(b.total))
-	}
-	return strip(err)
+// capped reports whether err is the failure of a sketch the budget
+// capped: the policy needed more columns than fit.
+func (p factorPlan) capped(s *settings, err error) bool {
+	return p.sketch > 0 && errors.Is(err, lowrank.ErrPolicy) && s.adaptive()
+}
+
+// budgetErr says that the policy needed more than the sketch the budget
+// allowed.
+func budgetErr(s *settings, p factorPlan) string {
+	return fmt.Sprintf("%s needs more than the %d sketch columns that fit in the %s --max-memory %s leaves for tensors (without that cap it needs about %s); expected a larger --max-memory, a --rank N policy or --include to leave the tensor out",
+		s.policy, p.sketch, humanSize(s.mem.avail), humanSize(s.mem.total), humanSize(p.need))
 }
