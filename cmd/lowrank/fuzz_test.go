@@ -49,9 +49,12 @@ func FuzzCommandLine(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.cmd, s.args)
 	}
-	f.Chdir(f.TempDir()) // nothing may be created there
+	// Each input runs in an empty folder, where nothing may be created
+	// (not f.Chdir: the seed corpus is read from testdata after this).
+	empty := f.TempDir()
 	names := []string{"factorize", "extract", "merge", "info", "demo", "backends", "help", "nosuchcommand"}
 	f.Fuzz(func(t *testing.T, cmd uint8, argv string) {
+		t.Chdir(empty)
 		args := []string{names[int(cmd)%len(names)]}
 		if argv != "" {
 			args = append(args, strings.Split(argv, "\x00")...)
