@@ -68,7 +68,7 @@ func parseSize(s string) (int64, error) {
 	if b >= 1<<62 {
 		return 0, fmt.Errorf("--max-memory %q is larger than any machine's memory; expected a size such as 512MiB or 2GiB", s)
 	}
-	return int64(b), nil
+	return int64(math.Ceil(b)), nil // a tiny size is not "no limit"
 }
 
 // humanSize prints a byte count for messages ("1.5 GiB").

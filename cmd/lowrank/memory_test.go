@@ -20,7 +20,7 @@ import (
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{
 		"0": 0, "512": 512, "512B": 512, "1k": 1024, "1KiB": 1024, "1KB": 1000, "2GiB": 2 << 30, "2g": 2 << 30,
-		"1.5GB": 1.5e9, "1.5 gib": 3 << 29, "100M": 100 << 20, "100MB": 100e6, "1TiB": 1 << 40, " 64 MiB ": 64 << 20,
+		"1.5GB": 1.5e9, "1.5 gib": 3 << 29, "0.0001": 1, "0.5k": 512, "100M": 100 << 20, "100MB": 100e6, "1TiB": 1 << 40, " 64 MiB ": 64 << 20,
 	} {
 		if got, err := parseSize(in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
