@@ -131,34 +131,55 @@ func (j *job[T]) svd(a la.Mat) (la.Mat, []float64, la.Mat, error) {
 	return u, s, vt, nil
 }
 
+// plan is what factorize decides from the shape, policy and options alone.
+type plan struct {
+	method Method // Exact or Randomized: what runs first
+	fixed  int    // the rank a non-adaptive policy asks for, rounded
+	limit  int    // Randomized: the most columns an adaptive sketch may reach
+	// fallback: an adaptive sketch that reaches limit without meeting the
+	// target is abandoned for the exact SVD.
+	fallback bool
+}
+
+func planFor(cfg *config, p Policy, d, k int) plan {
+	n := min(d, k)
+	pl := plan{method: cfg.method, limit: n}
+	switch p.kind {
+	case policyRank:
+		pl.fixed = roundRank(p.rank, cfg.roundTo, p, n)
+	case policyRatio:
+		pl.fixed = roundRank(ratioRank(p.value, d, k), cfg.roundTo, p, n)
+	}
+	if pl.method == Auto {
+		pl.method = Exact
+		if n >= autoMinDim && (p.adaptive() || pl.fixed+cfg.oversample <= n/autoSketchDivisor) {
+			pl.method = Randomized
+			pl.limit = n / autoSketchDivisor
+		}
+	}
+	// A sketch that would span all of W's columns is slower than the
+	// exact SVD and no more accurate.
+	if pl.method == Randomized && (!p.adaptive() && pl.fixed+cfg.oversample >= n || p.adaptive() && n <= adaptiveFirstBlock) {
+		pl.method = Exact
+	}
+	pl.fallback = pl.method == Randomized && p.adaptive() && pl.limit < n
+	if pl.method == Randomized && cfg.maxSketch > 0 {
+		pl.limit = min(pl.limit, cfg.maxSketch)
+		pl.fallback = false
+	}
+	return pl
+}
+
 func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Factors[T], error) {
 	d, k := w.Rows, w.Cols
-	n := min(d, k)
 	j := newJob(e, cfg, w)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
 	}
 
-	method := cfg.method
-	var fixed int // the rank a non-adaptive policy asks for
-	switch p.kind {
-	case policyRank:
-		fixed = roundRank(p.rank, cfg.roundTo, p, n)
-	case policyRatio:
-		fixed = roundRank(ratioRank(p.value, d, k), cfg.roundTo, p, n)
-	}
-	if method == Auto {
-		method = Exact
-		if n >= autoMinDim && (p.adaptive() || fixed+cfg.oversample <= n/autoSketchDivisor) {
-			method = Randomized
-		}
-	}
-	// A sketch that would span all of W's columns is slower than the
-	// exact SVD and no more accurate.
-	if method == Randomized && (!p.adaptive() && fixed+cfg.oversample >= n || p.adaptive() && n <= adaptiveFirstBlock) {
-		method = Exact
-	}
+	pl := planFor(cfg, p, d, k)
+	method := pl.method
 
 	var (
 		u, vt la.Mat // U_r (d×r) and V_rᵀ (r×k)
@@ -167,16 +188,21 @@ func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Fa
 		err   error
 	)
 	if method == Randomized {
-		limit := n
-		if cfg.method == Auto {
-			limit = n / autoSketchDivisor
-		}
-		u, vt, sp, r, err = j.randomized(p, fixed, limit)
+		u, vt, sp, r, err = j.randomized(p, pl.fixed, pl.limit)
 		if err != nil {
 			return nil, err
 		}
+		if u == nil && !pl.fallback {
+			if r > 0 {
+				return nil, errorf(ErrPolicy, "%v: rank %d of this %d×%d matrix needs more than the %d sketch columns allowed (WithMaxSketch); expected a smaller rank or a larger cap",
+					p, r, d, k, pl.limit)
+			}
+			return nil, errorf(ErrPolicy, "%v is not reached by the %d sketch columns allowed (WithMaxSketch) for this %d×%d matrix; expected a looser target, a fixed rank or a larger cap",
+				p, pl.limit, d, k)
+		}
 		if u == nil { // the adaptive sketch hit its limit: go exact
 			method = Exact
+			j.release() // the sketch is no longer needed
 		}
 	}
 	if method == Exact {
@@ -225,8 +251,12 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 	if err != nil {
 		return
 	}
+	capped := j.cfg.maxSketch > 0 // WithMaxSketch: never past limit
 	if !p.adaptive() {
-		if err = sk.grow(min(fixed+j.cfg.oversample, n)); err != nil {
+		if capped && fixed > limit {
+			return nil, nil, nil, fixed, nil
+		}
+		if err = sk.grow(min(fixed+j.cfg.oversample, n, limit)); err != nil {
 			return
 		}
 	} else {
@@ -265,7 +295,14 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 		r, _ = sp.choose(p, j.d, j.k)
 		r = roundRank(r, j.cfg.roundTo, p, n)
 		if r > sk.l {
-			if err = sk.grow(min(r-sk.l+j.cfg.oversample, n-sk.l)); err != nil {
+			if capped && r > limit {
+				return nil, nil, nil, r, nil
+			}
+			grow := min(r-sk.l+j.cfg.oversample, n-sk.l)
+			if capped {
+				grow = min(grow, limit-sk.l)
+			}
+			if err = sk.grow(grow); err != nil {
 				return
 			}
 			continue
@@ -338,6 +375,9 @@ func (s *sketch[T]) reserve(want int) error {
 	}
 	j := s.j
 	c := min(max(want, 2*s.cap), min(j.d, j.k))
+	if j.cfg.maxSketch > 0 {
+		c = min(c, max(want, j.cfg.maxSketch))
+	}
 	q, err := j.zeros(j.d, c)
 	if err != nil {
 		return err

@@ -89,6 +89,7 @@ type config struct {
 	seed       uint64
 	split      Split
 	roundTo    int
+	maxSketch  int // 0: no cap
 	backend    Backend
 	err        error
 }
@@ -178,6 +179,23 @@ func WithRoundTo(m int) Option {
 			return
 		}
 		c.roundTo = m
+	}
+}
+
+// WithMaxSketch caps the randomized method's sketch at l columns, which
+// bounds its memory (see MemoryEstimate), and turns off the fallback to the
+// exact SVD that Auto otherwise takes when an adaptive sketch falls short.
+// With it, a rank (or an Energy or Tolerance target) that l columns cannot
+// reach is an error wrapping ErrPolicy instead of a larger computation.
+// It has no effect when the exact method runs. l = 0 (the default) sets
+// no cap.
+func WithMaxSketch(l int) Option {
+	return func(c *config) {
+		if l < 0 {
+			c.fail(errorf(ErrOption, "max sketch %d; expected ≥ 0", l))
+			return
+		}
+		c.maxSketch = l
 	}
 }
 

@@ -276,6 +276,13 @@ func TestHostileHeaders(t *testing.T) {
 		{"duplicate name", `{"a":{` + f32x2 + `,"data_offsets":[0,8]},"a":{` + f32x2 + `,"data_offsets":[8,16]}}`, make([]byte, 16), "appears twice"},
 		{"metadata not strings", `{"__metadata__":{"n":1}}`, nil, "expected a string"},
 		{"sub-byte not whole", `{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}}`, make([]byte, 1), "whole number of bytes"},
+		// Found by the hostile suite: encoding/json accepts a quoted "2"
+		// as a json.Number, and turns invalid UTF-8 into U+FFFD.
+		{"quoted dim", `{"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}}`, make([]byte, 8), `shape[0] is "2"; expected a non-negative integer`},
+		{"quoted offset", `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,"8"]}}`, make([]byte, 8), `data_offsets [0, "8"]; expected non-negative integers`},
+		{"exponent dim", `{"a":{"dtype":"F32","shape":[2e0],"data_offsets":[0,8]}}`, make([]byte, 8), "shape[0] is 2e0"},
+		{"invalid UTF-8 name", "{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", make([]byte, 8), "not valid UTF-8 (byte 3 is 0xff)"},
+		{"metadata twice", `{"__metadata__":{},"__metadata__":{}}`, nil, "appears twice"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,8 +10,8 @@
 // place on Close, so an output is either complete or absent.
 //
 // The header is validated before any tensor is read: its length against the
-// file size and MaxHeaderSize, its JSON (no duplicate names, string-valued
-// __metadata__), every dtype, shape and offset (dtype·shape = byte length,
+// file size and MaxHeaderSize, its JSON (UTF-8, no duplicate names,
+// string-valued __metadata__, at most MaxTensors tensors), every dtype, shape and offset (dtype·shape = byte length,
 // no overflow, offsets inside the data section, tensors covering it exactly
 // with no holes and no overlaps, as the format requires). A hostile header
 // cannot make Open allocate more than a small multiple of the header size.
@@ -32,6 +32,8 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Limits on what a header may declare.
@@ -172,79 +174,101 @@ func NewReader(r io.ReaderAt, size int64, name string) (*File, error) {
 		return nil, formatErr(name, "", "reading the %d-byte header: %v", n, err)
 	}
 	dataLen := size - 8 - int64(n)
-	meta, tensors, err := parseHeader(hdr, name)
+	meta, tensors, index, err := parseHeader(hdr, name)
 	if err != nil {
 		return nil, err
 	}
 	if err := validate(tensors, dataLen, name); err != nil {
 		return nil, err
 	}
-	f := &File{path: name, r: r, size: size, dataStart: 8 + int64(n), meta: meta, tensors: tensors, index: make(map[string]int, len(tensors))}
-	for i, t := range tensors {
-		f.index[t.Name] = i
+	for i, t := range tensors { // positions after sorting by offset
+		index[t.Name] = i
 	}
-	return f, nil
+	return &File{path: name, r: r, size: size, dataStart: 8 + int64(n), meta: meta, tensors: tensors, index: index}, nil
 }
 
+// rawInfo is a header entry as written. Numbers are kept as written:
+// json.Number would also accept a quoted "2".
 type rawInfo struct {
-	DType       *string        `json:"dtype"`
-	Shape       *[]json.Number `json:"shape"`
-	DataOffsets *[]json.Number `json:"data_offsets"`
+	DType       *string            `json:"dtype"`
+	Shape       *[]json.RawMessage `json:"shape"`
+	DataOffsets *[]json.RawMessage `json:"data_offsets"`
 }
 
-// parseHeader decodes the JSON header, keeping the tensors in header order.
-func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, error) {
+// parseHeader decodes the JSON header, keeping the tensors in header order,
+// and returns an index of their names.
+func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, map[string]int, error) {
 	if hdr[0] != '{' {
-		return nil, nil, formatErr(name, "", "header starts with %q; expected a JSON object starting with '{'", hdr[0])
+		return nil, nil, nil, formatErr(name, "", "header starts with %q; expected a JSON object starting with '{'", hdr[0])
+	}
+	// encoding/json would replace invalid UTF-8 by U+FFFD, silently
+	// renaming tensors; the format's JSON is UTF-8 (as serde_json and
+	// Python's json, which reject it, read it).
+	if !utf8.Valid(hdr) {
+		i := 0
+		for i < len(hdr) {
+			r, n := utf8.DecodeRune(hdr[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return nil, nil, nil, formatErr(name, "", "header is not valid UTF-8 (byte %d is %#x); expected UTF-8 JSON", i, hdr[i])
 	}
 	bad := func(err error) error { return formatErr(name, "", "header is not valid JSON: %v", err) }
 	dec := json.NewDecoder(bytes.NewReader(hdr))
 	dec.UseNumber()
 	if _, err := dec.Token(); err != nil {
-		return nil, nil, bad(err)
+		return nil, nil, nil, bad(err)
 	}
 	meta := map[string]string{}
-	var tensors []TensorInfo
-	seen := map[string]bool{}
+	// Every entry holds "data_offsets": counting them sizes the slice and
+	// the index once instead of growing them (a header may list a million
+	// tensors).
+	guess := min(bytes.Count(hdr, []byte(`"data_offsets"`)), MaxTensors)
+	tensors := make([]TensorInfo, 0, guess)
+	seen := make(map[string]int, guess)
+	sawMeta := false
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, nil, bad(err)
+			return nil, nil, nil, bad(err)
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return nil, nil, bad(fmt.Errorf("key %v", tok))
+			return nil, nil, nil, bad(fmt.Errorf("key %v", tok))
 		}
-		if seen[key] {
-			return nil, nil, formatErr(name, key, "appears twice in the header; expected unique names")
+		if _, dup := seen[key]; dup || key == "__metadata__" && sawMeta {
+			return nil, nil, nil, formatErr(name, key, "appears twice in the header; expected unique names")
 		}
-		seen[key] = true
 		if key == "__metadata__" {
+			sawMeta = true
 			if meta, err = parseMetadata(dec, name); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			continue
 		}
+		seen[key] = len(tensors)
 		if len(tensors) >= MaxTensors {
-			return nil, nil, formatErr(name, "", "header declares more than %d tensors", MaxTensors)
+			return nil, nil, nil, formatErr(name, "", "header declares more than %d tensors", MaxTensors)
 		}
 		var raw rawInfo
 		if err := dec.Decode(&raw); err != nil {
-			return nil, nil, formatErr(name, key, "header entry is not {\"dtype\", \"shape\", \"data_offsets\"}: %v", err)
+			return nil, nil, nil, formatErr(name, key, "header entry is not {\"dtype\", \"shape\", \"data_offsets\"}: %v", err)
 		}
 		t, err := tensorInfo(key, raw, name)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		tensors = append(tensors, t)
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, nil, bad(err)
+		return nil, nil, nil, bad(err)
 	}
 	if rest := hdr[dec.InputOffset():]; len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
-		return nil, nil, formatErr(name, "", "header has %d bytes after its JSON object; expected only space padding", len(rest))
+		return nil, nil, nil, formatErr(name, "", "header has %d bytes after its JSON object; expected only space padding", len(rest))
 	}
-	return meta, tensors, nil
+	return meta, tensors, seen, nil
 }
 
 func parseMetadata(dec *json.Decoder, name string) (map[string]string, error) {
@@ -256,16 +280,49 @@ func parseMetadata(dec *json.Decoder, name string) (map[string]string, error) {
 	for k, v := range raw {
 		s, ok := v.(string)
 		if !ok {
-			return nil, formatErr(name, "", "__metadata__ value of %q is %T; expected a string (the format allows only strings)", k, v)
+			return nil, formatErr(name, "", "__metadata__ value of %q is %s; expected a string (the format allows only strings)", k, jsonKind(v))
 		}
 		meta[k] = s
 	}
 	return meta, nil
 }
 
-func parseUint(n json.Number) (uint64, bool) {
+// parseUint parses a JSON number written as decimal digits only (no sign,
+// fraction, exponent or quotes) that fits 63 bits.
+func parseUint(n json.RawMessage) (uint64, bool) {
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
 	v, err := strconv.ParseUint(string(n), 10, 63)
 	return v, err == nil
+}
+
+// rawList prints raw JSON values as a list, for messages.
+func rawList(vs []json.RawMessage) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// jsonKind names the JSON type of a decoded value, for messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
@@ -290,7 +347,7 @@ func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
 		}
 		hi, lo := bits.Mul64(nbits, v)
 		if hi != 0 || lo > math.MaxInt64 {
-			return TensorInfo{}, formatErr(name, key, "shape %v overflows 64 bits", *raw.Shape)
+			return TensorInfo{}, formatErr(name, key, "shape %s overflows 64 bits", rawList(*raw.Shape))
 		}
 		nbits = lo
 		shape[i] = int(v)
@@ -304,7 +361,7 @@ func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
 	b, ok1 := parseUint((*raw.DataOffsets)[0])
 	e, ok2 := parseUint((*raw.DataOffsets)[1])
 	if !ok1 || !ok2 || e < b {
-		return TensorInfo{}, formatErr(name, key, "data_offsets %v; expected non-negative integers BEGIN ≤ END", *raw.DataOffsets)
+		return TensorInfo{}, formatErr(name, key, "data_offsets %s; expected non-negative integers BEGIN ≤ END", rawList(*raw.DataOffsets))
 	}
 	if e-b != nbits/8 {
 		return TensorInfo{}, formatErr(name, key, "data_offsets [%d, %d] hold %d bytes; expected %d bytes for %s %v", b, e, e-b, nbits/8, dt, shape)

@@ -116,8 +116,8 @@ func (w *Writer) begin(name string, dt DType, shape []int) (TensorInfo, error) {
 	if w.done {
 		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("writer is closed")}
 	}
-	if name == "" || name == "__metadata__" {
-		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("invalid tensor name")}
+	if name == "__metadata__" {
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("is reserved for the metadata; expected another tensor name")}
 	}
 	if w.names[name] {
 		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("written twice; expected unique names")}

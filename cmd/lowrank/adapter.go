@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lowrank-go/lowrank/safetensors"
 )
@@ -23,6 +24,8 @@ const (
 	peftWeightsName = "adapter_model.safetensors"
 	peftPrefix      = "base_model.model."
 	maxConfigBytes  = 16 << 20
+	// maxRank is the largest r (or rank_pattern value) accepted.
+	maxRank = 1 << 30
 )
 
 // peftKey returns the adapter key of a LoRA matrix ("A" or "B") of module.
@@ -211,6 +214,9 @@ func readPEFTConfig(dir string) (*peftConfig, error) {
 }
 
 func parsePEFTConfig(raw []byte, path string) (*peftConfig, error) {
+	if !utf8.Valid(raw) {
+		return nil, configErr(path, "not valid UTF-8; expected a UTF-8 JSON object")
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, configErr(path, "not a JSON object: %v", err)
@@ -260,8 +266,11 @@ func parsePEFTConfig(raw []byte, path string) (*peftConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !ok || r < 1 || r != math.Trunc(r) || r > 1<<30 {
-		return nil, configErr(path, "\"r\" is %v; expected a positive integer", r)
+	if !ok {
+		return nil, configErr(path, "\"r\" is missing; expected a positive integer")
+	}
+	if r < 1 || r != math.Trunc(r) || r > maxRank {
+		return nil, configErr(path, "\"r\" is %v; expected a positive integer ≤ %d", r, maxRank)
 	}
 	c.R = int(r)
 	alpha, ok, err := num("lora_alpha")
@@ -322,8 +331,11 @@ func parsePattern(raw json.RawMessage, name, path string) ([]patternEntry, error
 			return nil, configErr(path, "%s[%q] is %v; expected a number", name, k, vt)
 		}
 		v, err := n.Float64()
-		if err != nil || v <= 0 {
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
 			return nil, configErr(path, "%s[%q] is %v; expected a positive number", name, k, n)
+		}
+		if name == "rank_pattern" && (v != math.Trunc(v) || v > maxRank) {
+			return nil, configErr(path, "%s[%q] is %v; expected a positive integer rank ≤ %d", name, k, n, maxRank)
 		}
 		re, err := regexp.Compile(`^(?:.*\.)?(?:` + k + `)$`)
 		if err != nil {
@@ -559,8 +571,22 @@ func (d *dirWriter) abort() {
 	}
 }
 
-// commit renames the folder into place. With force, an existing folder is
-// first moved aside and removed once the new one is in place.
+// exchangeDirs swaps two folders atomically (a variable so that tests can
+// take the fallback).
+var exchangeDirs = exchange
+
+// commit renames the folder into place. Its files were synced when
+// written; the folder itself is synced before the rename and its parent
+// after it.
+//
+// With force, an existing folder at the path is replaced as atomically as
+// the operating system allows: on Linux one renameat2(RENAME_EXCHANGE)
+// swaps the new folder and the old one, so the path never lacks a complete
+// folder, and the old one (now under the temporary name) is then removed.
+// Where that is not available, the old folder is renamed aside, the new one
+// renamed in, and the old one removed: a crash between the two renames
+// leaves the path missing, with the old folder beside it as
+// .NAME.tmp-*.old.
 func (d *dirWriter) commit() error {
 	safetensors.SyncDir(d.tmp)
 	var old string
@@ -568,6 +594,12 @@ func (d *dirWriter) commit() error {
 		if !d.force {
 			d.abort()
 			return fmt.Errorf("lowrank: %s: %w; expected a new folder (use --force to replace it)", d.final, safetensors.ErrExists)
+		}
+		if exchangeDirs(d.tmp, d.final) == nil {
+			d.done = true
+			safetensors.SyncDir(filepath.Dir(d.final))
+			os.RemoveAll(d.tmp) // the old folder
+			return nil
 		}
 		old = d.tmp + ".old"
 		if err := os.Rename(d.final, old); err != nil {

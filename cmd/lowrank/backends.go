@@ -16,6 +16,9 @@ func runBackends(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("backends takes no arguments, got %q", pos)
 	}
+	if err := parsed("backends", nil); err != nil {
+		return err
+	}
 	infos := lowrank.Backends()
 	for _, b := range infos {
 		state := "available"

@@ -37,6 +37,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if *r < 1 || *r > min(*d, *k) {
 		return usagef("demo: --rank %d; expected 1 ≤ rank ≤ min(d,k) = %d", *r, min(*d, *k))
 	}
+	if err := parsed("demo", []int{*d, *k, *r}); err != nil {
+		return err
+	}
 	if *f32 {
 		return demo[float32](stdout, *d, *k, *r, *seed)
 	}

@@ -63,6 +63,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := parsed("extract", s); err != nil {
+		return err
+	}
 	if err := checkNew(s.output, s.force); err != nil {
 		return err
 	}
@@ -139,6 +142,35 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if s.mem, err = newBudget(s.maxMemory, fb, ft); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	plans := make([]factorPlan, len(items))
+	for i, it := range items {
+		if s.mem.total == 0 {
+			break
+		}
+		switch {
+		case it.compare:
+			plans[i].cost = 2 * it.t.Size()
+		case it.extract:
+			d, k, _ := it.t.Matrix()
+			es := elemBytes(it.t.DType, mustTensor(fb, it.t.Name).DType)
+			p, err := planFactorize(s.mem, s, *tuned, it.t.Name, d, k, es, mul(es, d, k))
+			if err != nil {
+				return err
+			}
+			// Reading holds the base and the tuned tensor at once.
+			p.cost = max(p.cost, mul(2*es, d, k))
+			if !s.mem.fits(p.cost) {
+				return tensorErr(*tuned, it.t.Name, "%d×%d needs about %s to read from both models but --max-memory %s leaves %s for tensors; expected a larger --max-memory or --include to leave the tensor out",
+					d, k, humanSize(p.cost), humanSize(s.mem.total), humanSize(s.mem.avail))
+			}
+			plans[i] = p
+		}
+	}
+
 	// Output: a folder (PEFT) or one file (kohya).
 	var dir *dirWriter
 	weights := s.output
@@ -159,7 +191,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	var rows []row
 	var mods []peftModule
 	prog := newProgress(stderr, s.quiet, len(items), "extract")
-	err = pipeline(len(items), s.jobs, func(i int) (extracted, error) {
+	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (extracted, error) {
 		it := items[i]
 		switch {
 		case it.preRow != nil:
@@ -167,9 +199,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		case it.compare:
 			return compareOnly(fb, ft, it.t)
 		case computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType):
-			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya)
+			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, plans[i])
 		default:
-			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya)
+			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, plans[i])
 		}
 	}, func(i int, e extracted) error {
 		it := items[i]
@@ -263,7 +295,7 @@ func compareOnly(fb, ft *safetensors.File, t safetensors.TensorInfo) (extracted,
 
 // extractOne computes the low-rank factors of ΔW = tuned − base for one
 // tensor.
-func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool) (extracted, error) {
+func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, plan factorPlan) (extracted, error) {
 	Wb, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return extracted{}, err
@@ -286,7 +318,10 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 		e.row.listed = normDelta != 0
 		return e, nil
 	}
-	fac, err := lowrank.Factorize(D, s.policy, s.opts...)
+	fac, err := lowrank.Factorize(D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	if plan.capped(s, err) {
+		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s, plan))
+	}
 	if err != nil {
 		hint := ""
 		if errors.Is(err, lowrank.ErrRank) || errors.Is(err, lowrank.ErrPolicy) {

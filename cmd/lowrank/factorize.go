@@ -57,6 +57,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	in := pos[0]
+	if err := parsed("factorize", s); err != nil {
+		return err
+	}
 	if err := checkNew(s.output, s.force); err != nil {
 		return err
 	}
@@ -90,6 +93,21 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	plans := make([]factorPlan, len(items))
+	for i, it := range items {
+		if !it.sel || s.mem.total == 0 {
+			continue
+		}
+		d, k, _ := it.t.Matrix()
+		es := elemBytes(it.t.DType)
+		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, mul(es, d, k)); err != nil {
+			return err
+		}
+	}
 
 	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: 2*f.HeaderEstimate() + 256*nsel})
 	if err != nil {
@@ -99,15 +117,15 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
 	var rows []row
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
-	err = pipeline(len(items), s.jobs, func(i int) (outcome, error) {
+	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]
 		if !it.sel {
 			return copyOutcome(f, it.t), nil
 		}
 		if computesIn64(it.t.DType) {
-			return factorizeOne[float64](f, it.t, it.out, s)
+			return factorizeOne[float64](f, it.t, it.out, s, plans[i])
 		}
-		return factorizeOne[float32](f, it.t, it.out, s)
+		return factorizeOne[float32](f, it.t, it.out, s, plans[i])
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
@@ -175,8 +193,9 @@ func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
 
 // factorizeOne factorizes tensor t of f in precision T and returns how to
 // write NAME.A and NAME.B in dtype out, or the tensor itself (in dtype out)
-// when factors would save nothing.
-func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings) (outcome, error) {
+// when factors would save nothing. plan holds the options the memory
+// budget adds for this tensor.
+func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan) (outcome, error) {
 	W, err := readMatrix[T](f, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -184,8 +203,10 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
-	fac, err := lowrank.Factorize(W, s.policy, s.opts...)
+	fac, err := lowrank.Factorize(W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	switch {
+	case plan.capped(s, err):
+		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
 		return denseOutcome(f, t, W, out, o, fmt.Sprintf("rank above min(d,k) = %d", min(d, k)))
 	case errors.Is(err, lowrank.ErrPolicy):

@@ -31,7 +31,7 @@ type rankFlags struct {
 	seed                          *uint64
 	method, split, backend        *string
 	include, dtype, report        *string
-	output                        *string
+	output, maxMemory             *string
 	force, quiet                  *bool
 	jobs                          *int
 }
@@ -57,6 +57,7 @@ func addRankFlags(fs *flag.FlagSet, defaultSplit, splitHelp string) *rankFlags {
 		force:      fs.Bool("force", false, "overwrite existing outputs"),
 		quiet:      fs.Bool("quiet", false, "no progress bar and no table"),
 		jobs:       fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N` (about N tensors and their factors at once)"),
+		maxMemory:  addMaxMemory(fs),
 	}
 }
 
@@ -72,6 +73,11 @@ type settings struct {
 	quiet   bool
 	jobs    int
 	split   lowrank.Split
+	method  lowrank.Method // as asked (Auto unless --method)
+	// maxMemory is --max-memory in bytes (0: no limit); mem is the budget
+	// made from it once the inputs are open.
+	maxMemory int64
+	mem       *budget
 }
 
 func (rf *rankFlags) settings(cmd string) (*settings, error) {
@@ -135,6 +141,10 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 		return nil, usagef("%s: --split %q; expected us or sqrt", cmd, *rf.split)
 	}
 	s.split = sp
+	s.method = m
+	if s.maxMemory, err = parseSize(*rf.maxMemory); err != nil {
+		return nil, usagef("%s: %v", cmd, err)
+	}
 	if s.dtype, err = parseOutDType(*rf.dtype); err != nil {
 		return nil, usagef("%s: %v", cmd, err)
 	}
@@ -161,6 +171,11 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 	}
 	s.opts = append(s.opts, lowrank.WithBackend(b))
 	return s, nil
+}
+
+// addMaxMemory adds the --max-memory flag to fs.
+func addMaxMemory(fs *flag.FlagSet) *string {
+	return fs.String("max-memory", "0", "memory budget `SIZE` (512MiB, 2GiB, 1.5GB; 0: no limit): tensors that do not fit are given the randomized SVD or refused; shared by --jobs")
 }
 
 func parseOutDType(s string) (safetensors.DType, error) {

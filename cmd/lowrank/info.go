@@ -24,6 +24,9 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		return usagef("info: expected one file or adapter folder, got %d arguments", len(pos))
 	}
 	path := pos[0]
+	if err := parsed("info", path); err != nil {
+		return err
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("lowrank: %w", err)

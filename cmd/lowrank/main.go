@@ -47,12 +47,29 @@ var commands = map[string]command{
 	"info":      {summary: "show the tensors and metadata of a .safetensors file or an adapter folder", run: runInfo},
 }
 
-func main() {
+func main() { os.Exit(mainCode(os.Args[1:])) }
+
+// mainCode runs the command line args as main does: SIGINT and SIGTERM
+// cancel cmdContext, so that a file command stops, removes its partial
+// outputs and reports "interrupted" instead of dying half-way.
+func mainCode(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cmdContext = ctx
-	code := run(os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	return run(args, os.Stdout, os.Stderr)
+}
+
+// afterParse, when set (by tests), is called by every command once its
+// command line is parsed and checked, before it touches any file or
+// computes anything; a non-nil error stops the command there.
+var afterParse func(cmd string, parsed any) error
+
+// parsed calls afterParse.
+func parsed(cmd string, v any) error {
+	if afterParse != nil {
+		return afterParse(cmd, v)
+	}
+	return nil
 }
 
 // errUsage marks an error in the command line itself (exit code 2).

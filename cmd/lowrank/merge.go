@@ -28,6 +28,7 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	quiet := fs.Bool("quiet", false, "no progress bar and no table")
 	report := fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv")
 	jobs := fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N`")
+	maxMemory := addMaxMemory(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -57,6 +58,12 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 		return usagef("merge: --unmerge needs --adapter")
 	}
 	s := &settings{output: *output, force: *force, quiet: *quiet, report: *report, jobs: *jobs}
+	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
+		return usagef("merge: %v", err)
+	}
+	if err := parsed("merge", s); err != nil {
+		return err
+	}
 	if err := checkNew(s.output, s.force); err != nil {
 		return err
 	}
@@ -157,9 +164,13 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if fanIn {
 			want = []int{k, d}
 		}
-		if _, _, ok := wt.Matrix(); !ok || bt.Shape[1] != r || !equalShape(wt.Shape, want) {
-			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but the adapter's B (%s) · A (%s) for it is %s; expected matching shapes",
-				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(bt.Shape), shapeString(at.Shape), shapeString(want))
+		if bt.Shape[1] != r {
+			return fmt.Errorf("lowrank: %s: tensors %q (%s) and %q (%s): B has %d columns but A has %d rows; expected B (d×r) and A (r×k) of one rank r",
+				weights, m.bKey, shapeString(bt.Shape), m.aKey, shapeString(at.Shape), bt.Shape[1], r)
+		}
+		if _, _, ok := wt.Matrix(); !ok || !equalShape(wt.Shape, want) {
+			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but the adapter's B (%s) · A (%s) for it is %s in %s; expected matching shapes",
+				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(bt.Shape), shapeString(at.Shape), shapeString(want), weights)
 		}
 		it := mergeItem{mod: m, rank: r}
 		if kohya {
@@ -187,6 +198,24 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	}
 
 	tensors := fb.Tensors()
+	if s.mem, err = newBudget(s.maxMemory, fb, fa); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	costs := make([]int64, len(tensors))
+	for i, t := range tensors {
+		it, ok := byTensor[t.Name]
+		if !ok {
+			continue
+		}
+		at, _ := fa.Tensor(it.mod.aKey)
+		bt, _ := fa.Tensor(it.mod.bKey)
+		d, k, _ := t.Matrix()
+		costs[i] = productCost(elemBytes(t.DType, at.DType, bt.DType), d, k, it.rank)
+		if !s.mem.fits(costs[i]) {
+			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
+		}
+	}
 	var rows []row
 	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: fb.HeaderEstimate()})
 	if err != nil {
@@ -194,7 +223,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	}
 	defer w.Abort()
 	prog := newProgress(stderr, s.quiet, len(tensors), "merge")
-	err = pipeline(len(tensors), s.jobs, func(i int) (outcome, error) {
+	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
 		it, ok := byTensor[t.Name]
 		if !ok {
@@ -248,7 +277,7 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 		if i < 0 {
 			i = firstNonFinite(W.Data)
 		}
-		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, t.DType)
+		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] (W %+g·B·A, B and A from %s) is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, it.scaling, fa.Path(), t.DType)
 	}
 	n := int64(t.NumElements())
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stMerged, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
@@ -293,6 +322,25 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
 	if len(pairs) == 0 {
 		return errors.New("lowrank: " + f.Path() + ": no NAME.A / NAME.B factor pairs; expected a file written by 'lowrank factorize' (or give --adapter to merge an adapter)")
 	}
+	var err error
+	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	costs := make([]int64, len(tensors))
+	for i, t := range tensors {
+		name, ok := strings.CutSuffix(t.Name, ".A")
+		if !ok || !pairs[name] {
+			continue
+		}
+		b, _ := f.Tensor(name + ".B")
+		r, k := t.Shape[0], t.Shape[1]
+		d := b.Shape[0]
+		costs[i] = productCost(elemBytes(t.DType, b.DType), d, k, r)
+		if !s.mem.fits(costs[i]) {
+			return memErr(f.Path(), name, d, k, costs[i], "densify", s.mem)
+		}
+	}
 	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: f.HeaderEstimate()})
 	if err != nil {
 		return err
@@ -300,7 +348,7 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
 	defer w.Abort()
 	var rows []row
 	prog := newProgress(stderr, s.quiet, len(tensors), "densify")
-	err = pipeline(len(tensors), s.jobs, func(i int) (outcome, error) {
+	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
 		if name, ok := strings.CutSuffix(t.Name, ".B"); ok && pairs[name] {
 			return outcome{write: func(*safetensors.Writer) error { return nil }}, nil
@@ -363,4 +411,16 @@ func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensor
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
 	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, name, dt, W) }
 	return o, nil
+}
+
+// productCost is the memory of W (d×k) + B (d×r)·A (r×k) in elements of es
+// bytes.
+func productCost(es int64, d, k, r int) int64 {
+	return add(mul(es, d, k), mul(es, r, d), mul(es, r, k))
+}
+
+// memErr refuses a tensor whose work does not fit the budget.
+func memErr(file, tensor string, d, k int, need int64, what string, b *budget) error {
+	return tensorErr(file, tensor, "%d×%d needs about %s to %s but --max-memory %s leaves %s for tensors; expected a larger --max-memory",
+		d, k, humanSize(need), what, humanSize(b.total), humanSize(b.avail))
 }

@@ -8,7 +8,12 @@ import "context"
 // once it has been written, so at most jobs results are held at once. It
 // stops at the first error, and when cmdContext is cancelled (then it
 // returns errInterrupted).
-func pipeline[R any](n, jobs int, compute func(i int) (R, error), write func(i int, r R) error) error {
+//
+// With a memory budget, item i also takes cost(i) bytes of it before it
+// starts, in item order, and gives them back once written; so the items
+// in flight never need more than the budget together (planning has made
+// sure that each fits alone, so the oldest item can always proceed).
+func pipeline[R any](n, jobs int, mem *budget, cost func(i int) int64, compute func(i int) (R, error), write func(i int, r R) error) error {
 	ctx, cancel := context.WithCancel(cmdContext)
 	defer cancel()
 	type result struct {
@@ -26,6 +31,11 @@ func pipeline[R any](n, jobs int, compute func(i int) (R, error), write func(i i
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
+			}
+			if cost != nil {
+				if mem.acquire(ctx, cost(i)) != nil {
+					return
+				}
 			}
 			go func() {
 				if ctx.Err() != nil {
@@ -52,6 +62,9 @@ func pipeline[R any](n, jobs int, compute func(i int) (R, error), write func(i i
 		}
 		if err := write(i, res.r); err != nil {
 			return err
+		}
+		if cost != nil {
+			mem.release(cost(i))
 		}
 		<-sem
 	}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// --max-memory: a budget for the whole process.
+//
+// Before any work, every tensor gets an estimate of the memory it needs
+// while it is processed (its values as float32 or float64, and the
+// algorithm's work: lowrank.MemoryEstimate for factorize and extract, the
+// product for merge). The budget minus what the program needs for itself
+// (reserveBytes plus a few times the size of the input headers) is shared
+// by the tensors in flight: with --jobs N a tensor starts only when its
+// estimate fits next to those already running, and holds it until its
+// output is written. A tensor that cannot fit even alone is first given a
+// cheaper method (the randomized SVD, with its sketch capped for --energy
+// and --tol) and otherwise refused with an error naming it, its estimate
+// and the budget, before any output is created. The Go runtime is also
+// given the budget as its soft memory limit (debug.SetMemoryLimit), so
+// that garbage is collected before the process grows past it.
+
+// reserveBytes is what the budget keeps for the program itself: code,
+// runtime, I/O buffers (1 MiB per reader and writer), the report.
+const reserveBytes = 32 << 20
+
+// unmanagedBytes is the part of reserveBytes the Go runtime's memory limit
+// does not cover: code and data pages of the binary and its C libraries.
+const unmanagedBytes = 16 << 20
+
+// headerFactor times the header size is kept for each input's parsed
+// header.
+const headerFactor = 8
+
+// parseSize parses a memory size: a number with an optional unit, B, K,
+// M, G, T (powers of 1024, as KiB, MiB, GiB, TiB) or KB, MB, GB, TB
+// (powers of 1000), in any case, optionally separated by a space ("2GiB",
+// "1.5g", "512 MB"). "0" means no limit.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.TrimSpace(t[i:])
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+	}[strings.ToLower(unit)]
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 || math.IsNaN(v) || v < 0 {
+		return 0, fmt.Errorf("--max-memory %q; expected a size such as 512MiB, 2GiB or 1.5GB (0 for no limit)", s)
+	}
+	b := v * mult
+	if b >= 1<<62 {
+		return 0, fmt.Errorf("--max-memory %q is larger than any machine's memory; expected a size such as 512MiB or 2GiB", s)
+	}
+	return int64(math.Ceil(b)), nil // a tiny size is not "no limit"
+}
+
+// humanSize prints a byte count for messages ("1.5 GiB").
+func humanSize(n int64) string {
+	f := float64(n)
+	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
+		if f < 1024 || u == "TiB" {
+			if u == "B" {
+				return fmt.Sprintf("%d B", n)
+			}
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+		f /= 1024
+	}
+	return ""
+}
+
+// budget shares --max-memory between the tensors in flight.
+type budget struct {
+	total   int64 // --max-memory; 0: no limit
+	avail   int64 // what the tensors may use together
+	mu      sync.Mutex
+	used    int64
+	changed chan struct{} // closed and replaced on every release
+	restore func()
+}
+
+// newBudget starts a budget of total bytes (0: none) for a command whose
+// inputs have headers of the given sizes. It fails when the budget does
+// not even hold the program itself.
+func newBudget(total int64, inputs ...*safetensors.File) (*budget, error) {
+	b := &budget{total: total, changed: make(chan struct{}), restore: func() {}}
+	if total == 0 {
+		return b, nil
+	}
+	reserve := int64(reserveBytes)
+	for _, f := range inputs {
+		reserve += headerFactor * f.HeaderSize()
+	}
+	if total <= reserve {
+		return nil, usagef("--max-memory %s is below the %s the program needs for itself and its input headers; expected more", humanSize(total), humanSize(reserve))
+	}
+	b.avail = total - reserve
+	setLimit(total)
+	var once sync.Once
+	b.restore = func() { once.Do(func() { setLimit(-total) }) }
+	return b, nil
+}
+
+// The Go runtime's soft memory limit follows the budgets of the commands
+// running in the process (one, from main; several in tests): their sum,
+// less what the runtime does not count (the program's code and C
+// libraries), so that the resident size stays under the budget. With no
+// budget left, the limit in force before the first is restored.
+var limits struct {
+	sync.Mutex
+	sum, saved int64
+}
+
+func setLimit(delta int64) {
+	limits.Lock()
+	defer limits.Unlock()
+	if limits.sum == 0 {
+		limits.saved = debug.SetMemoryLimit(-1)
+	}
+	limits.sum += delta
+	if limits.sum == 0 {
+		debug.SetMemoryLimit(limits.saved)
+		return
+	}
+	debug.SetMemoryLimit(limits.sum - unmanagedBytes)
+}
+
+// fits reports whether a tensor needing n bytes can run at all.
+func (b *budget) fits(n int64) bool { return b.total == 0 || n <= b.avail }
+
+// acquire waits until n bytes are free and takes them.
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	if b == nil || b.total == 0 {
+		return nil
+	}
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.avail {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release gives n bytes back.
+func (b *budget) release(n int64) {
+	if b == nil || b.total == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// elemBytes is the size of the values tensors of these dtypes are
+// computed in: 8 when any is F64, else 4.
+func elemBytes(dts ...safetensors.DType) int64 {
+	if computesIn64(dts...) {
+		return 8
+	}
+	return 4
+}
+
+// mul returns a·b·c, saturating instead of overflowing.
+func mul(a int64, b ...int) int64 {
+	for _, x := range b {
+		if x != 0 && a > math.MaxInt64/int64(x) {
+			return math.MaxInt64
+		}
+		a *= int64(x)
+	}
+	return a
+}
+
+func add(a ...int64) int64 {
+	var s int64
+	for _, x := range a {
+		if s > math.MaxInt64-x {
+			return math.MaxInt64
+		}
+		s += x
+	}
+	return s
+}
+
+// factorPlan is how one tensor is factorized within the budget.
+type factorPlan struct {
+	cost   int64            // bytes held while the tensor is processed
+	opts   []lowrank.Option // appended to the command's options
+	sketch int              // the sketch cap the budget imposes (0: none)
+	need   int64            // the estimate without the budget's changes
+}
+
+// planFactorize decides how a d×k tensor with elements of es bytes is
+// factorized within the budget; held is what the command holds besides
+// the factorization's own work (the tensor itself, ΔW and the base for
+// extract). It returns an error naming the tensor when nothing fits.
+func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int64, held int64) (factorPlan, error) {
+	est := func(opts ...lowrank.Option) (int64, error) {
+		all := append(append([]lowrank.Option(nil), s.opts...), opts...)
+		var n int64
+		var err error
+		if es == 8 {
+			n, _, err = lowrank.MemoryEstimate[float64](d, k, s.policy, all...)
+		} else {
+			n, _, err = lowrank.MemoryEstimate[float32](d, k, s.policy, all...)
+		}
+		return add(n, held, es*64*int64(k)), err
+	}
+	cost, err := est()
+	if err != nil {
+		// The policy does not apply to this shape: the tensor is kept
+		// dense, which needs only what is held.
+		return factorPlan{cost: held}, nil
+	}
+	if b.fits(cost) {
+		return factorPlan{cost: cost}, nil
+	}
+	refuse := func(n int64, how string) error {
+		return tensorErr(file, tensor, "%d×%d needs about %s to factorize (%s) but --max-memory %s leaves %s for tensors; expected a larger --max-memory%s",
+			d, k, humanSize(n), how, humanSize(b.total), humanSize(b.avail), s.budgetHint())
+	}
+	if s.method == lowrank.Exact {
+		return factorPlan{}, refuse(cost, "exact SVD, as --method exact asks")
+	}
+	rnd := lowrank.WithMethod(lowrank.Randomized)
+	if !s.adaptive() {
+		c, err := est(rnd)
+		if err == nil && b.fits(c) {
+			return factorPlan{cost: c, opts: []lowrank.Option{rnd}, need: cost}, nil
+		}
+		return factorPlan{}, refuse(min(c, cost), "randomized SVD")
+	}
+	// Energy and tolerance: the largest sketch that fits. The target is
+	// then checked when the tensor is computed.
+	lo, hi := 0, min(d, k)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		c, err := est(rnd, lowrank.WithMaxSketch(mid))
+		if err == nil && b.fits(c) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	if lo < minSketch {
+		c, _ := est(rnd, lowrank.WithMaxSketch(minSketch))
+		return factorPlan{}, refuse(min(c, cost), fmt.Sprintf("%s needs the exact SVD or a randomized sketch of at least %d columns", s.policy, minSketch))
+	}
+	c, _ := est(rnd, lowrank.WithMaxSketch(lo))
+	return factorPlan{cost: c, opts: []lowrank.Option{rnd, lowrank.WithMaxSketch(lo)}, sketch: lo, need: cost}, nil
+}
+
+// minSketch is the smallest sketch the budget may impose on an adaptive
+// policy.
+const minSketch = 16
+
+func (s *settings) budgetHint() string {
+	if s.adaptive() {
+		return ", a --rank N policy (its randomized SVD needs memory for N columns only), or --include to leave the tensor out"
+	}
+	return " or --include to leave the tensor out"
+}
+
+// adaptive reports whether the rank policy is --energy or --tol.
+func (s *settings) adaptive() bool {
+	p := s.policy.String()
+	return strings.HasPrefix(p, "energy=") || strings.HasPrefix(p, "tol=")
+}
+
+// capped reports whether err is the failure of a sketch the budget
+// capped: the policy needed more columns than fit.
+func (p factorPlan) capped(s *settings, err error) bool {
+	return p.sketch > 0 && errors.Is(err, lowrank.ErrPolicy) && s.adaptive()
+}
+
+// budgetErr says that the policy needed more than the sketch the budget
+// allowed.
+func budgetErr(s *settings, p factorPlan) string {
+	return fmt.Sprintf("%s needs more than the %d sketch columns that fit in the %s --max-memory %s leaves for tensors (without that cap it needs about %s); expected a larger --max-memory, a --rank N policy or --include to leave the tensor out",
+		s.policy, p.sketch, humanSize(s.mem.avail), humanSize(s.mem.total), humanSize(p.need))
+}

@@ -1,0 +1,176 @@
+package lowrank_test
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"github.com/lowrank-go/lowrank"
+)
+
+// decayingMatrix returns a d×k matrix whose singular values decay slowly
+// (1/(1+i)), so that high energy targets need many of them.
+func decayingMatrix[T lowrank.Float](d, k int, seed uint64) lowrank.Matrix[T] {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	w, _ := lowrank.NewMatrix[T](d, k, nil)
+	for i := range w.Data {
+		w.Data[i] = T(rng.NormFloat64() / float64(1+i%k))
+	}
+	return w
+}
+
+// allocated returns the bytes fn allocates.
+func allocated(fn func()) uint64 {
+	runtime.GC()
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	fn()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// The exact path allocates little besides what it holds at its peak (the
+// copy of W, U, S, Vᵀ, the workspace, B and A), so the sum of everything
+// it allocates bounds its peak from above; MemoryEstimate must be at least
+// that sum.
+func TestMemoryEstimateExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping SVDs of a few hundred rows")
+	}
+	check := func(t *testing.T, name string, est int64, m lowrank.Method, got uint64, want lowrank.Method) {
+		t.Helper()
+		if m != want {
+			t.Errorf("%s: estimate is for %v; want %v", name, m, want)
+		}
+		if uint64(est) < got {
+			t.Errorf("%s: estimate %d bytes < %d bytes allocated", name, est, got)
+		}
+		if float64(est) > 1.5*float64(got)+2<<20 {
+			t.Errorf("%s: estimate %d bytes is far above the %d bytes allocated", name, est, got)
+		}
+		t.Logf("%s: estimate %.2f MB, allocated %.2f MB", name, float64(est)/1e6, float64(got)/1e6)
+	}
+	for _, sh := range [][2]int{{600, 400}, {400, 600}, {900, 150}, {64, 64}} {
+		d, k := sh[0], sh[1]
+		for _, p := range []lowrank.Policy{lowrank.Rank(10), lowrank.Energy(0.9)} {
+			w32 := decayingMatrix[float32](d, k, 1)
+			est, m, err := lowrank.MemoryEstimate[float32](d, k, p, lowrank.WithMethod(lowrank.Exact))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := allocated(func() {
+				if _, err := lowrank.Factorize(w32, p, lowrank.WithMethod(lowrank.Exact)); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "float32 "+p.String(), est, m, got, lowrank.Exact)
+			w64 := decayingMatrix[float64](d, k, 1)
+			est, m, err = lowrank.MemoryEstimate[float64](d, k, p, lowrank.WithMethod(lowrank.Exact))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = allocated(func() {
+				if _, err := lowrank.Factorize(w64, p, lowrank.WithMethod(lowrank.Exact)); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check(t, "float64 "+p.String(), est, m, got, lowrank.Exact)
+		}
+	}
+}
+
+// The estimate follows the method Factorize would choose, and a fixed rank
+// sketched randomly needs far less than the exact SVD.
+func TestMemoryEstimateMethods(t *testing.T) {
+	d, k := 4096, 4096
+	exact, m, err := lowrank.MemoryEstimate[float32](d, k, lowrank.Rank(32), lowrank.WithMethod(lowrank.Exact))
+	if err != nil || m != lowrank.Exact {
+		t.Fatalf("exact: %v %v", m, err)
+	}
+	rnd, m, err := lowrank.MemoryEstimate[float32](d, k, lowrank.Rank(32))
+	if err != nil || m != lowrank.Randomized {
+		t.Fatalf("auto rank 32 of 4096²: %v %v; want Randomized", m, err)
+	}
+	// W is 64 MiB: the exact SVD holds several copies, the sketch about one.
+	w := int64(4 * d * k)
+	if exact < 5*w || rnd > 2*w || rnd < w {
+		t.Errorf("4096² float32: exact %d, randomized %d bytes; want exact > 5·|W| and |W| < randomized < 2·|W| (|W| = %d)", exact, rnd, w)
+	}
+	// Energy with Auto may fall back to the exact SVD: its estimate covers
+	// it; with a sketch cap it does not fall back and needs less.
+	auto, m, _ := lowrank.MemoryEstimate[float32](d, k, lowrank.Energy(0.9))
+	if m != lowrank.Exact || auto < exact {
+		t.Errorf("auto energy: %d bytes for %v; want the exact SVD's %d at least", auto, m, exact)
+	}
+	capped, m, _ := lowrank.MemoryEstimate[float32](d, k, lowrank.Energy(0.9), lowrank.WithMethod(lowrank.Randomized), lowrank.WithMaxSketch(100))
+	if m != lowrank.Randomized || capped > 2*w {
+		t.Errorf("capped energy: %d bytes for %v; want Randomized under %d", capped, m, 2*w)
+	}
+	// Bad input is reported as Factorize reports it.
+	for _, c := range []struct {
+		d, k int
+		p    lowrank.Policy
+		want error
+	}{{0, 5, lowrank.Rank(1), lowrank.ErrEmpty}, {5, 5, lowrank.Rank(6), lowrank.ErrRank}, {5, 5, lowrank.Energy(2), lowrank.ErrPolicy},
+		{math.MaxInt / 2, 3, lowrank.Rank(1), lowrank.ErrShape}} {
+		if _, _, err := lowrank.MemoryEstimate[float64](c.d, c.k, c.p); !errors.Is(err, c.want) {
+			t.Errorf("%d×%d %v: %v; want %v", c.d, c.k, c.p, err, c.want)
+		}
+	}
+	if _, _, err := lowrank.MemoryEstimate[float64](5, 5, lowrank.Rank(1), lowrank.WithMaxSketch(-1)); !errors.Is(err, lowrank.ErrOption) {
+		t.Errorf("WithMaxSketch(-1): %v; want ErrOption", err)
+	}
+	// Huge shapes saturate instead of overflowing.
+	if n, _, err := lowrank.MemoryEstimate[float64](1<<31, 1<<31, lowrank.Rank(1), lowrank.WithMethod(lowrank.Exact)); err != nil || n != math.MaxInt64 {
+		t.Errorf("2³¹×2³¹: %d, %v; want MaxInt64", n, err)
+	}
+}
+
+// WithMaxSketch: the sketch never grows past the cap; what the cap cannot
+// reach is an ErrPolicy error, not a silent fallback to the exact SVD.
+func TestMaxSketch(t *testing.T) {
+	w := decayingMatrix[float64](300, 260, 7)
+	rnd := lowrank.WithMethod(lowrank.Randomized)
+	for _, c := range []struct {
+		name string
+		p    lowrank.Policy
+		opts []lowrank.Option
+		ok   bool
+	}{
+		{"energy within cap", lowrank.Energy(0.5), []lowrank.Option{rnd, lowrank.WithMaxSketch(200)}, true},
+		{"energy beyond cap", lowrank.Energy(0.9999), []lowrank.Option{rnd, lowrank.WithMaxSketch(40)}, false},
+		{"auto energy beyond cap", lowrank.Energy(0.9999), []lowrank.Option{lowrank.WithMaxSketch(40)}, false},
+		{"rank within cap", lowrank.Rank(20), []lowrank.Option{rnd, lowrank.WithMaxSketch(25)}, true},
+		{"rank beyond cap", lowrank.Rank(50), []lowrank.Option{rnd, lowrank.WithMaxSketch(40)}, false},
+		{"rounded rank beyond cap", lowrank.Tolerance(0.9), []lowrank.Option{rnd, lowrank.WithMaxSketch(40), lowrank.WithRoundTo(64)}, false},
+		{"exact ignores the cap", lowrank.Energy(0.9999), []lowrank.Option{lowrank.WithMethod(lowrank.Exact), lowrank.WithMaxSketch(5)}, true},
+	} {
+		f, err := lowrank.Factorize(w, c.p, c.opts...)
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.ok && !errors.Is(err, lowrank.ErrPolicy):
+			t.Errorf("%s: %v; want ErrPolicy", c.name, err)
+		case !c.ok:
+			t.Logf("%s: %v", c.name, err)
+		case f.Method == lowrank.Randomized && f.Rank > 40 && c.name != "energy within cap":
+			t.Errorf("%s: rank %d", c.name, f.Rank)
+		}
+	}
+	// A cap that does not bind changes nothing.
+	a, err := lowrank.Factorize(w, lowrank.Rank(8), rnd, lowrank.WithSeed(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lowrank.Factorize(w, lowrank.Rank(8), rnd, lowrank.WithSeed(3), lowrank.WithMaxSketch(18))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.B.Data {
+		if a.B.Data[i] != b.B.Data[i] {
+			t.Fatal("a cap of r + oversampling changed the factors")
+		}
+	}
+}
