@@ -3,6 +3,8 @@ package lowrank
 import (
 	"math"
 
+	"github.com/lowrank-go/lowrank/cpu"
+
 	"gonum.org/v1/gonum/lapack"
 	lapackgonum "gonum.org/v1/gonum/lapack/gonum"
 )
@@ -13,8 +15,9 @@ import (
 // the caller holds), and the method whose memory that is:
 //
 //	Exact        T·d·k (a copy of W) + the SVD: U, S, Vᵀ and LAPACK's
-//	             workspace (float32 is widened to float64 for gonum's
-//	             LAPACK: + 8·d·k + 8·p·(d+k), p = min(d,k)) + B and A
+//	             workspace (a system LAPACK's gesdd: about 4·p² more
+//	             values; gonum's gesvd widens float32 to float64:
+//	             + 8·d·k + 8·p·(d+k), p = min(d,k)) + B and A
 //	Randomized   T·d·k + the sketch Q (d×l) and Qᵀ·W (l×k), kept with room
 //	             to grow, + one block's products and QR, or the SVD of the
 //	             l×k projection, whichever is larger, + B and A
@@ -49,6 +52,9 @@ func MemoryEstimate[T Float](d, k int, p Policy, opts ...Option) (int64, Method,
 	}
 	pl := planFor(&cfg, p, d, k)
 	n := min(d, k)
+	lk := lapackOf(&cfg)
+	svdBytes := func(m, n int, es float64) float64 { return lk.svdBytes(m, n, es) }
+	growBytes := func(d, k, l, c int, es float64) float64 { return lk.growBytes(d, k, l, c, es) }
 	exact := func() float64 {
 		r := n // an adaptive policy may keep every singular value
 		if !p.adaptive() {
@@ -92,16 +98,54 @@ func factorsBytes(d, k, r int, es float64) float64 {
 	return es*float64(r)*float64(d+k) + 8*float64(r) + 64*float64(min(d, k))
 }
 
+// lapackKind says which LAPACK the estimate models: the CPU backend runs
+// on a system LAPACK (gesdd, float32 kept in float32) or on gonum's
+// (gesvd, float32 widened to float64); for any other backend, whose host
+// memory is smaller, the larger of the two bounds it.
+type lapackKind int
+
+const (
+	lapackGonum lapackKind = 1 << iota
+	lapackSystem
+	lapackEither = lapackGonum | lapackSystem
+)
+
+func lapackOf(cfg *config) lapackKind {
+	b := cfg.backend
+	if b == nil {
+		b, _ = DefaultBackend()
+	}
+	if c, ok := b.(*cpu.Backend); ok {
+		if c.System() {
+			return lapackSystem
+		}
+		return lapackGonum
+	}
+	return lapackEither
+}
+
 // growBytes bounds the temporaries of one block of c columns of the range
 // finder on a sketch of l columns: Ω (k×c), Z (k×c), the projection
 // coefficients (l×c) and the QR of a d×c or k×c block.
-func growBytes(d, k, l, c int, es float64) float64 {
-	return es*float64(k)*float64(c)*2 + es*float64(l)*float64(c) + qrBytes(max(d, k), c, es)
+func (lk lapackKind) growBytes(d, k, l, c int, es float64) float64 {
+	return es*float64(k)*float64(c)*2 + es*float64(l)*float64(c) + lk.qrBytes(max(d, k), c, es)
 }
 
-// qrBytes is the memory of the CPU backend's thin QR of an m×n matrix:
-// LAPACK's workspace, and a float64 copy for float32.
-func qrBytes(m, n int, es float64) float64 {
+// qrBytes is the memory of the CPU backend's thin QR of an m×n matrix.
+// System LAPACK: a column-major copy and a blocked workspace (n·64).
+// gonum: its queried workspace, and a float64 copy for float32.
+func (lk lapackKind) qrBytes(m, n int, es float64) float64 {
+	b := 0.0
+	if lk&lapackSystem != 0 {
+		b = es*float64(m)*float64(n) + es*float64(n)*(64+1)
+	}
+	if lk&lapackGonum != 0 {
+		b = max(b, gonumQRBytes(m, n, es))
+	}
+	return b
+}
+
+func gonumQRBytes(m, n int, es float64) float64 {
 	if float64(m)*float64(n) > hugeElems {
 		return math.Inf(1)
 	}
@@ -119,9 +163,26 @@ func qrBytes(m, n int, es float64) float64 {
 }
 
 // svdBytes is the memory of the CPU backend's thin SVD of an m×n matrix
-// (its input not included): U, S, Vᵀ, gesvd's workspace, and for float32
-// the float64 copies gonum's LAPACK works on.
-func svdBytes(m, n int, es float64) float64 {
+// (its input not included): U, S, Vᵀ and the workspace.
+func (lk lapackKind) svdBytes(m, n int, es float64) float64 {
+	b := 0.0
+	if lk&lapackSystem != 0 {
+		// gesdd (JOBZ='S'): LAPACK's documented minimum is 4p² + 7p; the
+		// optimal size it asks for adds blocking, bounded here by 65p
+		// (checked against OpenBLAS's LAPACK from 1×100000 to 4096²),
+		// and 8p integers.
+		p := float64(min(m, n))
+		b = es*p*float64(m+n) + 8*p + es*(4*p*p+72*p) + 32*p
+	}
+	if lk&lapackGonum != 0 {
+		b = max(b, gonumSVDBytes(m, n, es))
+	}
+	return b
+}
+
+// gonumSVDBytes: U, S, Vᵀ, gesvd's workspace, and for float32 the float64
+// copies gonum's LAPACK works on.
+func gonumSVDBytes(m, n int, es float64) float64 {
 	p := min(m, n)
 	if float64(m)*float64(n) > hugeElems {
 		return math.Inf(1)
