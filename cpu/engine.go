@@ -125,16 +125,9 @@ func (e engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat) 
 	if err != nil {
 		return err
 	}
-	m, ka := a.rows, a.cols
-	if tA {
-		m, ka = ka, m
-	}
-	kb, n := b.rows, b.cols
-	if tB {
-		kb, n = n, kb
-	}
-	if ka != kb || c.rows != m || c.cols != n {
-		return fmt.Errorf("%w: gemm of %d×%d by %d×%d into %d×%d", la.ErrShape, m, ka, kb, n, c.rows, c.cols)
+	m, n, ka, err := la.GemmDims(tA, tB, a, b, c)
+	if err != nil {
+		return err
 	}
 	if m == 0 || n == 0 {
 		return nil

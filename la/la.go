@@ -13,7 +13,10 @@
 // own business.
 package la
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Float is the set of element types lowrank computes in.
 type Float interface {
@@ -105,3 +108,22 @@ var ErrDeviceMemory = errors.New("la: not enough device memory")
 // ErrNoConvergence is wrapped by an engine's error when an iterative
 // solver (the SVD's QR or Jacobi sweeps) did not converge.
 var ErrNoConvergence = errors.New("the SVD did not converge")
+
+// GemmDims returns the shape of c = op(a)·op(b): op(a) is m×k and op(b)
+// is k×n. It returns an error wrapping ErrShape when the inner dimensions
+// differ or c is not m×n. Engines use it to check Gemm's operands.
+func GemmDims(transA, transB bool, a, b, c Mat) (m, n, k int, err error) {
+	m, ka := a.Dims()
+	if transA {
+		m, ka = ka, m
+	}
+	kb, n := b.Dims()
+	if transB {
+		kb, n = n, kb
+	}
+	cr, cc := c.Dims()
+	if ka != kb || cr != m || cc != n {
+		return 0, 0, 0, fmt.Errorf("%w: gemm of %d×%d by %d×%d into %d×%d", ErrShape, m, ka, kb, n, cr, cc)
+	}
+	return m, n, ka, nil
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/la"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -309,18 +310,9 @@ func writeMatrix[T lowrank.Float](w *safetensors.Writer, name string, dt safeten
 
 // frob returns ‖v‖₂ without overflow.
 func frob[T lowrank.Float](v []T) float64 {
-	var scale, ssq float64 = 0, 1
+	var ss la.SumSq
 	for _, x := range v {
-		if x == 0 {
-			continue
-		}
-		a := math.Abs(float64(x))
-		if scale < a {
-			ssq = 1 + ssq*(scale/a)*(scale/a)
-			scale = a
-		} else {
-			ssq += (a / scale) * (a / scale)
-		}
+		ss.Add(float64(x))
 	}
-	return scale * math.Sqrt(ssq)
+	return ss.Norm()
 }

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"math"
-
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/la"
 )
 
 var impl gonum.Implementation
@@ -45,28 +44,19 @@ func relResidual[T lowrank.Float](w, b, a lowrank.Matrix[T]) float64 {
 	const block = 64
 	d, k, r := w.Rows, w.Cols, b.Cols
 	buf := make([]T, min(block, d)*k)
-	var scale, ssq float64 = 0, 1
+	var ss la.SumSq
 	for i0 := 0; i0 < d; i0 += block {
 		i1 := min(i0+block, d)
 		c := buf[:(i1-i0)*k]
 		copy(c, w.Data[i0*k:i1*k])
 		gemm(false, false, i1-i0, k, r, -1, b.Data[i0*r:i1*r], r, a.Data, k, 1, c, k)
 		for _, x := range c {
-			if x == 0 {
-				continue
-			}
-			v := math.Abs(float64(x))
-			if scale < v {
-				ssq = 1 + ssq*(scale/v)*(scale/v)
-				scale = v
-			} else {
-				ssq += (v / scale) * (v / scale)
-			}
+			ss.Add(float64(x))
 		}
 	}
 	n := frob(w.Data)
 	if n == 0 {
 		return 0
 	}
-	return scale * math.Sqrt(ssq) / n
+	return ss.Norm() / n
 }
