@@ -34,7 +34,8 @@ type job[T Float] struct {
 	w    Matrix[T]
 	d, k int
 	// W is computed on as W·2^-shift, a power of two (exact) that brings
-	// ‖W‖_F near 1, so that neither the SVD nor the sums of squares
+	// ‖W‖_F near 1 when it is far from it (beyond 2^±100 in float64, 2^±30
+	// in float32), so that neither the SVD nor the sums of squares
 	// overflow or underflow for matrices near the limits of the float
 	// type; norm is ‖W‖_F·2^-shift and results are scaled back at the end.
 	shift int
@@ -45,9 +46,17 @@ type job[T Float] struct {
 func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T]) *job[T] {
 	j := &job[T]{e: e, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: frobenius(w.Data)}
 	if j.norm > 0 && !math.IsInf(j.norm, 0) {
-		_, exp := math.Frexp(j.norm)
-		j.shift = exp &^ 1 // even, so that √(2^shift) is a power of two
-		j.norm = math.Ldexp(j.norm, -j.shift)
+		// Norms well inside the float type's range need no scaling (the
+		// scaling pass would only cost time): LAPACK and cuSOLVER rescale
+		// what they must themselves.
+		safe := 100
+		if _, ok := any(T(0)).(float32); ok {
+			safe = 30
+		}
+		if _, exp := math.Frexp(j.norm); exp > safe || exp < -safe {
+			j.shift = exp &^ 1 // even, so that √(2^shift) is a power of two
+			j.norm = math.Ldexp(j.norm, -j.shift)
+		}
 	}
 	return j
 }
