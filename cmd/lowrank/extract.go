@@ -63,13 +63,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := parsed("extract", s); err != nil {
-		return err
-	}
-	if err := checkNew(s.output, s.force); err != nil {
-		return err
-	}
-	if err := checkNew(s.report, s.force); err != nil {
+	if err := ready("extract", s); err != nil {
 		return err
 	}
 	fb, err := safetensors.Open(*base)
@@ -361,16 +355,7 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 		}
 		rel = relResidual(D, scaled, A)
 	}
-	e.row.Status = stAdapter
-	e.row.Rank = r
-	e.row.RelError = f64p(rel)
-	e.row.Energy = f64p(fac.Energy)
-	e.row.Method = fac.Method.String()
-	e.row.Backend = fac.Backend
-	e.row.ParamsAfter = int64(r) * int64(d+k)
-	e.row.BytesAfter = e.row.ParamsAfter * int64(out.Size())
-	e.row.BytesSaved = e.row.BytesBefore - e.row.BytesAfter
-	e.meta = &tensorMeta{Shape: []int{d, k}, Rank: r, RelError: rel, Energy: fac.Energy, DType: string(out)}
+	e.meta = recordFactors(&e.row, stAdapter, fac, rel, out)
 	e.write = func(w *safetensors.Writer, aKey, bKey, alphaKey string) error {
 		if alphaKey != "" {
 			if err := w.WriteFloat64(alphaKey, out, []int{}, []float64{alpha}); err != nil {

@@ -57,13 +57,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	in := pos[0]
-	if err := parsed("factorize", s); err != nil {
-		return err
-	}
-	if err := checkNew(s.output, s.force); err != nil {
-		return err
-	}
-	if err := checkNew(s.report, s.force); err != nil {
+	if err := ready("factorize", s); err != nil {
 		return err
 	}
 	f, err := safetensors.Open(in)
@@ -228,16 +222,7 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		}
 		rel = relResidual(W, fac.B, fac.A)
 	}
-	o.row.Status = stFactorized
-	o.row.Rank = r
-	o.row.RelError = f64p(rel)
-	o.row.Energy = f64p(fac.Energy)
-	o.row.Method = fac.Method.String()
-	o.row.Backend = fac.Backend
-	o.row.ParamsAfter = int64(r) * int64(d+k)
-	o.row.BytesAfter = o.row.ParamsAfter * int64(out.Size())
-	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
-	o.meta = &tensorMeta{Shape: []int{d, k}, Rank: r, RelError: rel, Energy: fac.Energy, DType: string(out)}
+	o.meta = recordFactors(&o.row, stFactorized, fac, rel, out)
 	A, B := fac.A, fac.B
 	o.write = func(w *safetensors.Writer) error {
 		if err := writeMatrix(w, t.Name+".A", out, A); err != nil {

@@ -316,3 +316,33 @@ func frob[T lowrank.Float](v []T) float64 {
 	}
 	return ss.Norm()
 }
+
+// ready runs the checks every file command makes once its flags are
+// parsed and before any work: the test hook, then that neither the output
+// nor the report exists (unless --force).
+func ready(cmd string, s *settings) error {
+	if err := parsed(cmd, s); err != nil {
+		return err
+	}
+	if err := checkNew(s.output, s.force); err != nil {
+		return err
+	}
+	return checkNew(s.report, s.force)
+}
+
+// recordFactors fills rw for a tensor written as the factors fac (stored
+// in dtype out, with relative error rel as stored) and returns the
+// tensor's metadata entry.
+func recordFactors[T lowrank.Float](rw *row, status string, fac *lowrank.Factors[T], rel float64, out safetensors.DType) *tensorMeta {
+	d, k := fac.Dims()
+	rw.Status = status
+	rw.Rank = fac.Rank
+	rw.RelError = f64p(rel)
+	rw.Energy = f64p(fac.Energy)
+	rw.Method = fac.Method.String()
+	rw.Backend = fac.Backend
+	rw.ParamsAfter = int64(fac.Rank) * int64(d+k)
+	rw.BytesAfter = rw.ParamsAfter * int64(out.Size())
+	rw.BytesSaved = rw.BytesBefore - rw.BytesAfter
+	return &tensorMeta{Shape: []int{d, k}, Rank: fac.Rank, RelError: rel, Energy: fac.Energy, DType: string(out)}
+}

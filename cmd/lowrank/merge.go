@@ -61,13 +61,7 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
 		return usagef("merge: %v", err)
 	}
-	if err := parsed("merge", s); err != nil {
-		return err
-	}
-	if err := checkNew(s.output, s.force); err != nil {
-		return err
-	}
-	if err := checkNew(s.report, s.force); err != nil {
+	if err := ready("merge", s); err != nil {
 		return err
 	}
 	fb, err := safetensors.Open(in)
