@@ -72,18 +72,7 @@ func firstNonFiniteFast[T Float](v []T) int {
 func firstNonFiniteScan[T Float](v []T) int {
 	for start := 0; start < len(v); start += scanBlock {
 		blk := v[start:min(start+scanBlock, len(v))]
-		var a0, a1, a2, a3 T
-		i := 0
-		for ; i+4 <= len(blk); i += 4 {
-			a0 += blk[i] * 0
-			a1 += blk[i+1] * 0
-			a2 += blk[i+2] * 0
-			a3 += blk[i+3] * 0
-		}
-		for ; i < len(blk); i++ {
-			a0 += blk[i] * 0
-		}
-		if a0+a1+a2+a3 != 0 {
+		if finite.Portable(blk) {
 			for j, x := range blk {
 				if x-x != 0 {
 					return start + j

@@ -34,17 +34,7 @@ func FuzzFactorize(f *testing.F) {
 			}
 		}
 		w := lowrank.Matrix[float64]{Rows: d, Cols: k, Data: data}
-		var p lowrank.Policy
-		switch kind % 5 {
-		case 0:
-			p = lowrank.Rank(int(value))
-		case 1:
-			p = lowrank.Energy(value)
-		case 2:
-			p = lowrank.Tolerance(value)
-		case 3:
-			p = lowrank.Ratio(value)
-		}
+		p := fuzzPolicy(kind, value)
 		fac, err := lowrank.Factorize(w, p, lowrank.WithMethod(lowrank.Method(method%4)), lowrank.WithRoundTo(int(round%10)-1))
 		if err != nil {
 			checkErr(t, err)
@@ -102,17 +92,7 @@ func FuzzFactorize32(f *testing.F) {
 			}
 		}
 		w := lowrank.Matrix[float32]{Rows: d, Cols: k, Data: data}
-		var p lowrank.Policy
-		switch kind % 5 {
-		case 0:
-			p = lowrank.Rank(int(value))
-		case 1:
-			p = lowrank.Energy(value)
-		case 2:
-			p = lowrank.Tolerance(value)
-		case 3:
-			p = lowrank.Ratio(value)
-		}
+		p := fuzzPolicy(kind, value)
 		opts := []lowrank.Option{lowrank.WithMethod(lowrank.Method(method % 4)), lowrank.WithRoundTo(int(round%10) - 1), lowrank.WithMaxSketch(int(maxSketch%50) - 1)}
 		est, _, eerr := lowrank.MemoryEstimate[float32](d, k, p, opts...)
 		fac, err := lowrank.Factorize(w, p, opts...)
@@ -235,4 +215,20 @@ func termScale(b, a, x []float64) float64 {
 		return s
 	}
 	return m(b)*m(a)*m(x) + 1
+}
+
+// fuzzPolicy turns two fuzzed values into a policy; kind%5 == 4 gives the
+// zero Policy, which Factorize must reject.
+func fuzzPolicy(kind uint8, value float64) lowrank.Policy {
+	switch kind % 5 {
+	case 0:
+		return lowrank.Rank(int(value))
+	case 1:
+		return lowrank.Energy(value)
+	case 2:
+		return lowrank.Tolerance(value)
+	case 3:
+		return lowrank.Ratio(value)
+	}
+	return lowrank.Policy{}
 }

@@ -13,7 +13,7 @@ func Has32(v []float32) bool {
 			return true
 		}
 	}
-	return generic(v[n:])
+	return Portable(v[n:])
 }
 
 // Has64 reports whether v holds a NaN or ±Inf.
@@ -25,11 +25,12 @@ func Has64(v []float64) bool {
 			return true
 		}
 	}
-	return generic(v[n:])
+	return Portable(v[n:])
 }
 
-// generic uses x·0, which is 0 for finite x and NaN otherwise.
-func generic[T float32 | float64](v []T) bool {
+// Portable reports whether v holds a NaN or ±Inf, without assembly: it
+// uses x·0, which is 0 for finite x and NaN otherwise.
+func Portable[T float32 | float64](v []T) bool {
 	var a0, a1, a2, a3 T
 	i := 0
 	for ; i+4 <= len(v); i += 4 {

@@ -4,5 +4,5 @@ package finite
 
 const hasAVX = false
 
-func has32(v []float32) bool { return generic(v) }
-func has64(v []float64) bool { return generic(v) }
+func has32(v []float32) bool { return Portable(v) }
+func has64(v []float64) bool { return Portable(v) }
