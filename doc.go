@@ -1,6 +1,9 @@
 // Package lowrank turns weight matrices into their best low-rank factors
 // and applies them, on an NVIDIA GPU through CUDA when one is usable and on
-// the CPU through gonum otherwise.
+// the CPU otherwise: through a system BLAS/LAPACK (OpenBLAS, MKL, or the
+// reference libblas/liblapack) loaded at run time when one is installed,
+// and through gonum's pure-Go BLAS and LAPACK when none is (or in a
+// CGO_ENABLED=0 build).
 //
 // # The maths
 //
@@ -20,9 +23,10 @@
 // Factorize computes the factors (exact SVD or a seeded randomized range
 // finder, chosen by Auto), with the rank chosen by a Policy: Rank, Energy,
 // Tolerance or Ratio. Factors.Apply, ApplyTo, ApplyBatch and ApplyBatchTo
-// evaluate the factorized layer. Reading and writing model files
-// (safetensors) and LoRA adapters is done by the lowrank command and its
-// safetensors and lora packages.
+// evaluate the factorized layer. Reading and writing model files is the
+// safetensors package's job; the lowrank command (cmd/lowrank) builds on
+// it to factorize model files and to extract and merge PEFT and kohya LoRA
+// adapters.
 //
 // # Errors
 //

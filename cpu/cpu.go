@@ -21,13 +21,12 @@ import (
 
 // Backend is the CPU backend. Create it with New or NewGonum.
 type Backend struct {
-	once    sync.Once
-	gonum   bool // never load a system library
-	f64     engine[float64]
-	f32     engine[float32]
-	lib     *blas.Lib
-	why     string // why gonum is used
-	details []string
+	once  sync.Once
+	gonum bool // never load a system library
+	f64   engine[float64]
+	f32   engine[float32]
+	lib   *blas.Lib
+	why   string // why gonum is used
 }
 
 // New returns the CPU backend. The BLAS it runs on is chosen on first use
