@@ -72,9 +72,6 @@ func (m Matrix[T]) validate(name string) error {
 	return nil
 }
 
-// firstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
-func firstNonFinite[T Float](v []T) int { return firstNonFiniteFast(v) }
-
 // checkVector validates a vector argument of the expected length.
 func checkVector[T Float](name string, v []T, want int) error {
 	if len(v) != want {
@@ -85,6 +82,3 @@ func checkVector[T Float](name string, v []T, want int) error {
 	}
 	return nil
 }
-
-// frobenius returns ‖v‖₂ computed without overflow in float64.
-func frobenius[T Float](v []T) float64 { return frobeniusFast(v) }
