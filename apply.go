@@ -1,7 +1,6 @@
 package lowrank
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 
@@ -117,11 +116,10 @@ func (f *Factors[T]) applier() (la.Applier[T], error) {
 		}
 	}
 	d, k := f.Dims()
-	app, err := engineOf[T](b).NewApplier(d, f.Rank, k, f.B.Data, f.A.Data)
-	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
-		logger().Warn("lowrank: applying on the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d rank %d", d, k, f.Rank), "reason", err)
-		app, err = engineOf[T](cpuBackend()).NewApplier(d, f.Rank, k, f.B.Data, f.A.Data)
-	}
+	app, _, _, err := onCPUIfOutOfMemory(b, "applying on the CPU", fmt.Sprintf("%d×%d rank %d", d, k, f.Rank),
+		func(b Backend) (la.Applier[T], error) {
+			return engineOf[T](b).NewApplier(d, f.Rank, k, f.B.Data, f.A.Data)
+		})
 	if err != nil {
 		return nil, wrapBackend("prepare apply", err)
 	}

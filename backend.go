@@ -1,6 +1,8 @@
 package lowrank
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -178,4 +180,22 @@ func cpuBackend() Backend {
 		}
 	}
 	return cpu.New()
+}
+
+// onCPUIfOutOfMemory runs run on b and, when b is not the CPU backend and
+// run failed because the device ran out of memory (la.ErrDeviceMemory),
+// logs why ("lowrank: " + what, with the shape) and runs it again on the
+// CPU backend. It returns run's result, the backend that produced it and,
+// after a fallback, the reason to record ("" otherwise). Factorize, SVD and
+// the first Apply all fall back through it.
+func onCPUIfOutOfMemory[R any](b Backend, what, shape string, run func(Backend) (R, error)) (R, Backend, string, error) {
+	res, err := run(b)
+	if _, onCPU := b.(*cpu.Backend); err == nil || onCPU || !errors.Is(err, la.ErrDeviceMemory) {
+		return res, b, "", err
+	}
+	why := fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
+	logger().Warn("lowrank: "+what, "backend", b.Name(), "shape", shape, "reason", err)
+	c := cpuBackend()
+	res, err = run(c)
+	return res, c, why, err
 }

@@ -1,7 +1,6 @@
 package lowrank
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -56,14 +55,8 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 	if err != nil {
 		return nil, err
 	}
-	f, err := factorize(engineOf[T](b), w, p, &cfg)
-	fallback := ""
-	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
-		fallback = fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
-		logger().Warn("lowrank: falling back to the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d", w.Rows, w.Cols), "reason", err)
-		b = cpuBackend()
-		f, err = factorize(engineOf[T](b), w, p, &cfg)
-	}
+	f, b, fallback, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
+		func(b Backend) (*Factors[T], error) { return factorize(engineOf[T](b), w, p, &cfg) })
 	if err != nil {
 		return nil, err
 	}

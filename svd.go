@@ -1,7 +1,6 @@
 package lowrank
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -41,11 +40,8 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := svd(engineOf[T](b), w, &cfg)
-	if err != nil && errors.Is(err, la.ErrDeviceMemory) && b.Name() != "cpu" {
-		logger().Warn("lowrank: falling back to the CPU", "backend", b.Name(), "shape", fmt.Sprintf("%d×%d", w.Rows, w.Cols), "reason", err)
-		res, err = svd(engineOf[T](cpuBackend()), w, &cfg)
-	}
+	res, _, _, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
+		func(b Backend) (*SVDResult[T], error) { return svd(engineOf[T](b), w, &cfg) })
 	return res, err
 }
 
