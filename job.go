@@ -120,14 +120,8 @@ func (j *job[T]) svd(a la.Mat) (la.Mat, []float64, la.Mat, error) {
 	return u, s, vt, nil
 }
 
-// borrower is implemented by engines that can wrap host memory in a Mat
-// without copying it (the CPU engine).
-type borrower[T Float] interface {
-	Borrow(rows, cols int, data []T) (la.Mat, error)
-}
-
 // borrowW returns W itself as a read-only Mat, with alpha = 2^-shift, when
-// the engine can borrow host memory and W's norm is in a range where
+// the engine can borrow host memory (la.Borrower) and W's norm is in a range where
 // products with unscaled W cannot overflow; otherwise nil, and the caller
 // uploads W·2^-shift (uploadW). The randomized path then scales every
 // product with W by alpha, which gives the same numbers as products with
@@ -135,7 +129,7 @@ type borrower[T Float] interface {
 // on a 4096×11008 float32 W the copy and scaling cost ≈ 40 ms and 180 MB
 // of fresh pages per call.
 func (j *job[T]) borrowW() (la.Mat, T, error) {
-	b, ok := j.e.(borrower[T])
+	b, ok := j.e.(la.Borrower[T])
 	limit := 500 // float64: products stay far inside 2^±1000
 	if _, single := any(T(0)).(float32); single {
 		limit = 60 // float32: |W·Ω| ≤ 2^60·‖Ω‖ stays far inside 2^±126
@@ -153,7 +147,7 @@ func (j *job[T]) borrowW() (la.Mat, T, error) {
 // borrow returns a read-only Mat over host data: shared when the engine
 // can borrow host memory, an uploaded copy otherwise.
 func (j *job[T]) borrow(r, c int, data []T) (la.Mat, error) {
-	if b, ok := j.e.(borrower[T]); ok {
+	if b, ok := j.e.(la.Borrower[T]); ok {
 		m, err := b.Borrow(r, c, data)
 		return m, wrapBackend("upload", err)
 	}

@@ -104,6 +104,55 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 		e.Free(nil)
 	})
 
+	t.Run("Borrow", func(t *testing.T) {
+		b, ok := e.(la.Borrower[T])
+		if !ok {
+			t.Skip("the engine does not implement la.Borrower")
+		}
+		const r, c = 6, 4
+		data := randSlice[T](r*c, rng)
+		orig := append([]T(nil), data...)
+		m, err := b.Borrow(r, c, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mr, mc := m.Dims(); mr != r || mc != c {
+			t.Fatalf("Borrow dims %d×%d, want %d×%d", mr, mc, r, c)
+		}
+		if got := download(t, e, m); relDiff(got, orig) != 0 {
+			t.Fatalf("a borrowed matrix reads differently from its data")
+		}
+		// Writes through the Mat (and a View of it) land in data.
+		v, err := e.View(m, 1, 3, 0, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ScaleRows(v, []T{2, 0}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range r {
+			for j := range c {
+				want := orig[i*c+j]
+				switch i {
+				case 1:
+					want *= 2
+				case 2:
+					want = 0
+				}
+				if data[i*c+j] != want {
+					t.Fatalf("after ScaleRows of a view, data[%d,%d] = %v, want %v", i, j, data[i*c+j], want)
+				}
+			}
+		}
+		e.Free(m)
+		if data[0] != orig[0] {
+			t.Fatalf("Free of a borrowed matrix changed its data")
+		}
+		if _, err := b.Borrow(r, c, data[:r*c-1]); err == nil {
+			t.Errorf("Borrow of %d×%d from %d values returned no error", r, c, r*c-1)
+		}
+	})
+
 	t.Run("Gemm", func(t *testing.T) {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
