@@ -83,8 +83,7 @@ func (b *Backend) Describe() []string {
 	b.load()
 	l := b.lib
 	if l == nil {
-		why := strings.TrimPrefix(b.why, "lowrank: ")
-		return []string{"BLAS/LAPACK: gonum (pure Go; float32 QR and SVD in float64): " + why}
+		return []string{"BLAS/LAPACK: gonum (pure Go; float32 QR and SVD in float64): " + b.why}
 	}
 	name := l.Vendor
 	if l.Version != "" {

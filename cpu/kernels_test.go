@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/lowrank-go/lowrank/la"
@@ -44,6 +45,9 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("%s: empty Describe", name)
 		}
 		t.Logf("%s: %q", name, d)
+		if s := strings.Join(d, "\n"); strings.Contains(s, "lowrank:") {
+			t.Errorf("%s: Describe quotes a prefixed error: %q", name, s)
+		}
 		if err := b.Init(); err != nil {
 			t.Errorf("%s: Init: %v", name, err)
 		}

@@ -122,7 +122,7 @@ var ErrDeviceMemory = errors.New("la: not enough device memory")
 
 // ErrNoConvergence is wrapped by an engine's error when an iterative
 // solver (the SVD's QR or Jacobi sweeps) did not converge.
-var ErrNoConvergence = errors.New("the SVD did not converge")
+var ErrNoConvergence = errors.New("la: the SVD did not converge")
 
 // GemmDims returns the shape of c = op(a)·op(b): op(a) is m×k and op(b)
 // is k×n. It returns an error wrapping ErrShape when the inner dimensions
