@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/cpu"
 )
 
 // notebook builds the notebook's example: a d×k matrix of rank r as the
@@ -162,6 +163,8 @@ func TestErrors(t *testing.T) {
 		{"batch empty", batchErr(f, lowrank.Matrix[float64]{}), lowrank.ErrEmpty, "X has 0 rows"},
 		{"NewFactors shapes", newFactorsErr(2, 3, 2, 5), lowrank.ErrShape, "expected B.Cols = A.Rows"},
 		{"SVD NaN", svdErr(lowrank.Matrix[float64]{Rows: 4, Cols: 3, Data: nan}), lowrank.ErrNonFinite, "expected finite values"},
+		{"SVD option", svdErr(good, lowrank.WithBackend(cpu.New()), lowrank.WithSeed(3)), lowrank.ErrOption, "WithSeed has no effect on SVD; expected only WithBackend"},
+		{"SVD method", svdErr(good, lowrank.WithMethod(lowrank.Randomized)), lowrank.ErrOption, "WithMethod has no effect on SVD"},
 		{"unknown backend", lookupErr("tpu"), lowrank.ErrBackend, "expected auto, cpu or cuda"},
 	}
 	for _, c := range cases {
@@ -220,8 +223,8 @@ func newFactorsErr(d, r1, r2, k int) error {
 	return err
 }
 
-func svdErr(w lowrank.Matrix[float64]) error {
-	_, err := lowrank.SVD(w)
+func svdErr(w lowrank.Matrix[float64], opts ...lowrank.Option) error {
+	_, err := lowrank.SVD(w, opts...)
 	return err
 }
 

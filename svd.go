@@ -25,13 +25,17 @@ type SVDResult[T Float] struct {
 // This is the step torch.svd(W, some=True) and numpy.linalg.svd(W,
 // full_matrices=False) perform. Each singular vector pair is signed so that
 // the largest entry of the column of U is positive, which makes results
-// reproducible across backends. Only WithBackend among the options has an
-// effect. SVD returns an error wrapping ErrEmpty, ErrShape or ErrNonFinite
-// for bad input.
+// reproducible across backends. WithBackend is the one option SVD takes:
+// any other (WithMethod, WithSeed, …) is an error wrapping ErrOption that
+// names it, rather than silently ignored. SVD returns an error wrapping
+// ErrEmpty, ErrShape or ErrNonFinite for bad input.
 func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 	cfg := newConfig(opts)
 	if cfg.err != nil {
 		return nil, cfg.err
+	}
+	if err := cfg.only("SVD", "WithBackend"); err != nil {
+		return nil, err
 	}
 	if err := w.validate("W"); err != nil {
 		return nil, err
