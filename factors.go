@@ -79,9 +79,16 @@ func (f *Factors[T]) Params() int { return f.Rank * (f.B.Rows + f.A.Cols) }
 // DenseParams returns the parameter count of the dense matrix, d·k.
 func (f *Factors[T]) DenseParams() int { return f.B.Rows * f.A.Cols }
 
-// BreakEven reports that the factors save nothing: r·(d+k) ≥ d·k. Callers
-// that compress should then keep W dense.
-func (f *Factors[T]) BreakEven() bool { return f.Params() >= f.DenseParams() }
+// Saves reports whether the factors hold fewer parameters than the dense
+// matrix, r·(d+k) < d·k. When they do not, callers that compress should
+// keep W dense.
+func (f *Factors[T]) Saves() bool { return f.Params() < f.DenseParams() }
+
+// BreakEven reports that the factors save nothing: r·(d+k) ≥ d·k.
+//
+// Deprecated: the name reads as "the factors break even", but it is true
+// whenever they save nothing, past the break-even point too. Use !Saves().
+func (f *Factors[T]) BreakEven() bool { return !f.Saves() }
 
 // Reconstruct returns the d×k matrix B·A.
 func (f *Factors[T]) Reconstruct() (Matrix[T], error) {

@@ -309,19 +309,45 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestBreakEven reports factors that save nothing.
-func TestBreakEven(t *testing.T) {
+// TestSaves: rank 5 of 10×10 (100 parameters) saves nothing, rank 4 (80)
+// does; the deprecated BreakEven is its negation.
+func TestSaves(t *testing.T) {
 	w, _, _ := notebook[float64](10, 10, 6, 5)
 	f, err := lowrank.Factorize(w, lowrank.Rank(5))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !f.BreakEven() || f.Params() != 100 {
-		t.Errorf("rank 5 of 10×10: params %d, BreakEven %v; want 100, true", f.Params(), f.BreakEven())
+	if f.Saves() || !f.BreakEven() || f.Params() != 100 {
+		t.Errorf("rank 5 of 10×10: params %d, Saves %v, BreakEven %v; want 100, false, true", f.Params(), f.Saves(), f.BreakEven())
 	}
 	g, _ := lowrank.Factorize(w, lowrank.Rank(4))
-	if g.BreakEven() {
-		t.Errorf("rank 4 of 10×10 (80 params) reported as break-even")
+	if !g.Saves() || g.BreakEven() {
+		t.Errorf("rank 4 of 10×10 (80 params): Saves %v, BreakEven %v; want true, false", g.Saves(), g.BreakEven())
+	}
+	h, _ := lowrank.Factorize(w, lowrank.Rank(7))
+	if h.Saves() || !h.BreakEven() {
+		t.Errorf("rank 7 of 10×10 (140 params): Saves %v, BreakEven %v; want false, true", h.Saves(), h.BreakEven())
+	}
+}
+
+// TestTranspose copies: writing the result leaves m alone.
+func TestTranspose(t *testing.T) {
+	m, _ := lowrank.NewMatrix(2, 3, []float64{1, 2, 3, 4, 5, 6})
+	for _, tr := range []lowrank.Matrix[float64]{m.Transpose(), m.T()} {
+		if tr.Rows != 3 || tr.Cols != 2 {
+			t.Fatalf("transpose of 2×3 is %d×%d", tr.Rows, tr.Cols)
+		}
+		for i := range 2 {
+			for j := range 3 {
+				if tr.At(j, i) != m.At(i, j) {
+					t.Errorf("transpose[%d,%d] = %v, want %v", j, i, tr.At(j, i), m.At(i, j))
+				}
+			}
+		}
+		tr.Set(0, 1, 99)
+		if m.At(1, 0) != 4 {
+			t.Errorf("writing the transpose changed m: %v", m.Data)
+		}
 	}
 }
 

@@ -46,8 +46,10 @@ func (m Matrix[T]) Set(i, j int, v T) { m.Data[i*m.Cols+j] = v }
 // Row returns row i, sharing m's storage.
 func (m Matrix[T]) Row(i int) []T { return m.Data[i*m.Cols : (i+1)*m.Cols] }
 
-// T returns a new matrix holding the transpose of m.
-func (m Matrix[T]) T() Matrix[T] {
+// Transpose returns a new cols×rows matrix holding the transpose of m. It
+// copies: unlike gonum's mat.Dense.T, which returns a view, the result
+// shares no storage with m.
+func (m Matrix[T]) Transpose() Matrix[T] {
 	t := Matrix[T]{Rows: m.Cols, Cols: m.Rows, Data: make([]T, len(m.Data))}
 	for i := range m.Rows {
 		for j := range m.Cols {
@@ -56,6 +58,12 @@ func (m Matrix[T]) T() Matrix[T] {
 	}
 	return t
 }
+
+// T returns a copy of the transpose of m.
+//
+// Deprecated: T copies, where gonum's T returns a view; use Transpose,
+// which says so.
+func (m Matrix[T]) T() Matrix[T] { return m.Transpose() }
 
 // validate checks that m is a usable, finite matrix; name is how errors
 // call it ("W", "X").

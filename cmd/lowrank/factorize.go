@@ -207,7 +207,7 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		return denseOutcome(f, t, W, out, o, "ratio too small for rank 1")
 	case err != nil:
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", strip(err))
-	case fac.BreakEven():
+	case !fac.Saves():
 		return denseOutcome(f, t, W, out, o, fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", fac.Rank))
 	}
 	r := fac.Rank
