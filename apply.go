@@ -108,7 +108,7 @@ func (f *Factors[T]) applier() (la.Applier[T], error) {
 	if p := f.app.Load(); p != nil {
 		return *p, nil
 	}
-	b := f.backend
+	b := f.Backend
 	if b == nil {
 		var err error
 		if b, err = DefaultBackend(); err != nil {

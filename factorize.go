@@ -60,8 +60,7 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 	if err != nil {
 		return nil, err
 	}
-	f.backend = b
-	f.Backend = b.Name()
+	f.Backend = b
 	f.Fallback = fallback
 	return f, nil
 }

@@ -41,13 +41,15 @@ type Factors[T Float] struct {
 	Policy Policy
 	// Split says how S was shared between B and A.
 	Split Split
-	// Backend names the backend that computed the factors.
-	Backend string
+	// Backend is the backend that computed the factors, and the one Apply
+	// runs on (Backend.Name() is "cpu" or "cuda"). It is nil for factors
+	// made by NewFactors: Apply then runs on DefaultBackend. It may be set
+	// before the first Apply, not after.
+	Backend Backend
 	// Fallback says why the factors were computed on the CPU instead of
 	// the backend asked for (the device ran out of memory); "" otherwise.
 	Fallback string
 
-	backend Backend
 	mu      sync.Mutex
 	app     atomic.Pointer[la.Applier[T]]
 	cleanup runtime.Cleanup

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -408,6 +409,34 @@ func TestAutoMethod(t *testing.T) {
 	}
 	if f.Method != lowrank.Exact || f.Energy < 0.99 {
 		t.Errorf("flat spectrum energy 0.99: method %v energy %v; want exact, ≥ 0.99", f.Method, f.Energy)
+	}
+}
+
+// TestFactorsBackend: Factors.Backend is the very backend that computed
+// them (the one WithBackend gave), nil for NewFactors, and Apply runs on
+// the one set before the first Apply.
+func TestFactorsBackend(t *testing.T) {
+	w, x, _ := notebook[float64](6, 5, 2, 9)
+	g := cpu.NewGonum()
+	f, err := lowrank.Factorize(w, lowrank.Rank(2), lowrank.WithBackend(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Backend != lowrank.Backend(g) || f.Backend.Name() != "cpu" {
+		t.Errorf("Factors.Backend = %v; want the backend given with WithBackend", f.Backend)
+	}
+	n, err := lowrank.NewFactors(f.B, f.A)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Backend != nil {
+		t.Errorf("NewFactors: Backend = %v; want nil (Apply uses DefaultBackend)", n.Backend)
+	}
+	n.Backend = g
+	y1, err1 := n.Apply(x, nil)
+	y2, err2 := f.Apply(x, nil)
+	if err1 != nil || err2 != nil || !slices.Equal(y1, y2) {
+		t.Errorf("Apply on a set Backend: %v %v, %v vs %v", err1, err2, y1, y2)
 	}
 }
 

@@ -277,8 +277,8 @@ func TestOutOfMemoryFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Backend != "cpu" || !strings.Contains(f.Fallback, "memory") {
-		t.Errorf("backend %q, fallback %q; want cpu and the reason", f.Backend, f.Fallback)
+	if f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "memory") {
+		t.Errorf("backend %q, fallback %q; want cpu and the reason", f.Backend.Name(), f.Fallback)
 	}
 }
 

@@ -340,7 +340,7 @@ func recordFactors[T lowrank.Float](rw *row, status string, fac *lowrank.Factors
 	rw.RelError = f64p(rel)
 	rw.Energy = f64p(fac.Energy)
 	rw.Method = fac.Method.String()
-	rw.Backend = fac.Backend
+	rw.Backend = fac.Backend.Name()
 	rw.ParamsAfter = int64(fac.Rank) * int64(d+k)
 	rw.BytesAfter = rw.ParamsAfter * int64(out.Size())
 	rw.BytesSaved = rw.BytesBefore - rw.BytesAfter
