@@ -210,7 +210,7 @@ func WithRoundTo(m int) Option {
 }
 
 // WithMaxSketch caps the randomized method's sketch at l columns, which
-// bounds its memory (see MemoryEstimate), and turns off the fallback to the
+// bounds its memory (see EstimateMemory), and turns off the fallback to the
 // exact SVD that Auto otherwise takes when an adaptive sketch falls short.
 // With it, a rank (or an Energy or Tolerance target) that l columns cannot
 // reach is an error wrapping ErrPolicy instead of a larger computation.

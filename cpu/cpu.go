@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/lowrank-go/lowrank/internal/blas"
+	"github.com/lowrank-go/lowrank/internal/cpulapack"
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -71,10 +72,22 @@ func (b *Backend) Init() error {
 	return nil
 }
 
-// System reports whether the backend runs on a system BLAS/LAPACK.
-func (b *Backend) System() bool {
+// system reports whether the backend runs on a system BLAS/LAPACK. The
+// lowrank package asks it through internal/cpulapack.
+func (b *Backend) system() bool {
 	b.load()
 	return b.lib != nil
+}
+
+// init only hands internal/cpulapack a function; it loads nothing.
+func init() {
+	cpulapack.System = func(b any) (bool, bool) {
+		c, ok := b.(*Backend)
+		if !ok {
+			return false, false
+		}
+		return c.system(), true
+	}
 }
 
 // Describe returns what the backend runs on: the BLAS/LAPACK library, its

@@ -14,7 +14,7 @@ import (
 func testBackends(t *testing.T) map[string]*Backend {
 	t.Helper()
 	out := map[string]*Backend{"gonum": NewGonum()}
-	if b := New(); b.System() {
+	if b := New(); b.system() {
 		out["system"] = b
 	} else {
 		t.Logf("system BLAS not tested: %v", b.Describe())
