@@ -108,12 +108,9 @@ func (f *Factors[T]) applier() (la.Applier[T], error) {
 	if p := f.app.Load(); p != nil {
 		return *p, nil
 	}
-	b := f.Backend
-	if b == nil {
-		var err error
-		if b, err = DefaultBackend(); err != nil {
-			return nil, err
-		}
+	b, err := f.backendOrDefault()
+	if err != nil {
+		return nil, err
 	}
 	d, k := f.Dims()
 	app, _, _, err := onCPUIfOutOfMemory(b, "applying on the CPU", fmt.Sprintf("%d×%d rank %d", d, k, f.Rank),

@@ -45,7 +45,8 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 	if cfg.err != nil {
 		return nil, cfg.err
 	}
-	if err := w.validate("W"); err != nil {
+	norm, err := w.norm("W") // the one pass over W that checks it and measures it
+	if err != nil {
 		return nil, err
 	}
 	if err := p.validate(w.Rows, w.Cols); err != nil {
@@ -56,7 +57,7 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 		return nil, err
 	}
 	f, b, fallback, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
-		func(b Backend) (*Factors[T], error) { return factorize(engineOf[T](b), w, p, &cfg) })
+		func(b Backend) (*Factors[T], error) { return factorize(engineOf[T](b), w, norm, p, &cfg) })
 	if err != nil {
 		return nil, err
 	}
@@ -116,9 +117,9 @@ func planFor(cfg *config, p Policy, d, k int) plan {
 	return pl
 }
 
-func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Factors[T], error) {
+func factorize[T Float](e la.Engine[T], w Matrix[T], norm float64, p Policy, cfg *config) (*Factors[T], error) {
 	d, k := w.Rows, w.Cols
-	j := newJob(e, cfg, w)
+	j := newJob(e, cfg, w, norm)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
@@ -221,6 +222,7 @@ func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) 
 		Rank:     r,
 		RelError: sp.relError(r),
 		Energy:   sp.energyKept(r),
+		Norm:     math.Ldexp(j.norm, j.shift),
 	}
 	if err := wrapBackend("download", j.e.Download(f.B.Data, u)); err != nil {
 		return nil, err

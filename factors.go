@@ -35,6 +35,11 @@ type Factors[T Float] struct {
 	// Energy is the fraction of ‖W‖_F² the factors keep, Σ_{i≤r}σᵢ²/‖W‖_F².
 	// NaN for factors built by NewFactors.
 	Energy float64
+	// Norm is ‖W‖_F, the Frobenius norm of the matrix the factors
+	// approximate, so that Residual(W)/Norm is the relative error of
+	// factors changed since (rounded to a narrower type, say). NaN for
+	// factors built by NewFactors.
+	Norm float64
 	// Method is the algorithm that ran (never Auto).
 	Method Method
 	// Policy is the rank policy that chose Rank.
@@ -69,7 +74,7 @@ func NewFactors[T Float](b, a Matrix[T]) (*Factors[T], error) {
 	if b.Cols != a.Rows {
 		return nil, errorf(ErrShape, "B is %d×%d and A is %d×%d; expected B.Cols = A.Rows (the rank)", b.Rows, b.Cols, a.Rows, a.Cols)
 	}
-	return &Factors[T]{B: b, A: a, Rank: b.Cols, RelError: math.NaN(), Energy: math.NaN(), Method: Auto}, nil
+	return &Factors[T]{B: b, A: a, Rank: b.Cols, RelError: math.NaN(), Energy: math.NaN(), Norm: math.NaN(), Method: Auto}, nil
 }
 
 // Dims returns the shape d×k of the matrix the factors approximate.
@@ -91,29 +96,3 @@ func (f *Factors[T]) Saves() bool { return f.Params() < f.DenseParams() }
 // Deprecated: the name reads as "the factors break even", but it is true
 // whenever they save nothing, past the break-even point too. Use !Saves().
 func (f *Factors[T]) BreakEven() bool { return !f.Saves() }
-
-// Reconstruct returns the d×k matrix B·A.
-func (f *Factors[T]) Reconstruct() (Matrix[T], error) {
-	d, k := f.Dims()
-	out := Matrix[T]{Rows: d, Cols: k, Data: make([]T, d*k)}
-	e := engineOf[T](cpuBackend())
-	b, err := e.Upload(f.B.Rows, f.B.Cols, f.B.Data)
-	if err != nil {
-		return Matrix[T]{}, wrapBackend("reconstruct", err)
-	}
-	a, err := e.Upload(f.A.Rows, f.A.Cols, f.A.Data)
-	if err != nil {
-		return Matrix[T]{}, wrapBackend("reconstruct", err)
-	}
-	c, err := e.Zeros(d, k)
-	if err != nil {
-		return Matrix[T]{}, wrapBackend("reconstruct", err)
-	}
-	if err := e.Gemm(false, false, 1, b, a, 0, c); err != nil {
-		return Matrix[T]{}, wrapBackend("reconstruct", err)
-	}
-	if err := e.Download(out.Data, c); err != nil {
-		return Matrix[T]{}, wrapBackend("reconstruct", err)
-	}
-	return out, nil
-}

@@ -23,8 +23,9 @@ type job[T Float] struct {
 	mats  []la.Mat
 }
 
-func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T]) *job[T] {
-	j := &job[T]{e: e, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: frobenius(w.Data)}
+// newJob starts a computation on W, whose norm ‖W‖_F the caller measured.
+func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T], norm float64) *job[T] {
+	j := &job[T]{e: e, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: norm}
 	if j.norm > 0 && !math.IsInf(j.norm, 0) {
 		// Norms well inside the float type's range need no scaling (the
 		// scaling pass would only cost time): LAPACK and cuSOLVER rescale

@@ -37,7 +37,8 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 	if err := cfg.only("SVD", "WithBackend"); err != nil {
 		return nil, err
 	}
-	if err := w.validate("W"); err != nil {
+	norm, err := w.norm("W")
+	if err != nil {
 		return nil, err
 	}
 	b, err := cfg.backendFor()
@@ -45,12 +46,12 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 		return nil, err
 	}
 	res, _, _, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
-		func(b Backend) (*SVDResult[T], error) { return svd(engineOf[T](b), w, &cfg) })
+		func(b Backend) (*SVDResult[T], error) { return svd(engineOf[T](b), w, norm, &cfg) })
 	return res, err
 }
 
-func svd[T Float](e la.Engine[T], w Matrix[T], cfg *config) (*SVDResult[T], error) {
-	j := newJob(e, cfg, w)
+func svd[T Float](e la.Engine[T], w Matrix[T], norm float64, cfg *config) (*SVDResult[T], error) {
+	j := newJob(e, cfg, w, norm)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
