@@ -65,10 +65,10 @@ type Factors[T Float] struct {
 // copied. It returns an error wrapping ErrEmpty, ErrShape or ErrNonFinite
 // when the shapes do not fit or a value is not finite.
 func NewFactors[T Float](b, a Matrix[T]) (*Factors[T], error) {
-	if err := b.validate("B"); err != nil {
+	if err := a.validate("A"); err != nil {
 		return nil, err
 	}
-	if err := a.validate("A"); err != nil {
+	if err := b.validate("B"); err != nil {
 		return nil, err
 	}
 	if b.Cols != a.Rows {
