@@ -22,8 +22,11 @@
 //
 // Factorize computes the factors (exact SVD or a seeded randomized range
 // finder, chosen by Auto), with the rank chosen by a Policy: Rank, Energy,
-// Tolerance or Ratio. Factors.Apply, ApplyTo, ApplyBatch and ApplyBatchTo
-// evaluate the factorized layer. Reading and writing model files is the
+// Tolerance or Ratio; EstimateMemory says beforehand how much memory that
+// takes. Factors.Apply, ApplyTo, ApplyBatch and ApplyBatchTo evaluate the
+// factorized layer; Factors.Reconstruct, AddTo, AddTransposedTo and
+// Residual multiply the factors out against a dense matrix (merging an
+// adapter into a weight, measuring the error of rounded factors). Reading and writing model files is the
 // safetensors package's job; the lowrank command (cmd/lowrank) builds on
 // it to factorize model files and to extract and merge PEFT and kohya LoRA
 // adapters.
@@ -34,8 +37,9 @@
 // or ±Inf, an empty matrix, a policy parameter out of range) returns an
 // error whose text starts with "lowrank:" and says what was expected. It
 // wraps one of the sentinels ErrEmpty, ErrShape, ErrNonFinite, ErrRank,
-// ErrPolicy, ErrOption or ErrBackend, for errors.Is. lowrank never panics
-// on caller input.
+// ErrPolicy, ErrOption or ErrBackend, for errors.Is. A NaN or ±Inf in an
+// input matrix or vector is a *NonFiniteError, which names the input and
+// the element. lowrank never panics on caller input.
 //
 // # Backends
 //

@@ -89,7 +89,7 @@ type Engine[T Float] interface {
 //
 // lowrank looks for it with a type assertion, as io.Copy looks for
 // io.WriterTo, and uses it to compute on the caller's matrices in place
-// (the randomized method's products with W); an engine
+// (the randomized method's products with W, Factors.AddTo); an engine
 // without it gets uploaded copies.
 type Borrower[T Float] interface {
 	Borrow(rows, cols int, data []T) (Mat, error)
