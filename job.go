@@ -6,8 +6,9 @@ import (
 	"github.com/lowrank-go/lowrank/la"
 )
 
-// job is one factorization in progress: every Mat it allocates is freed by
-// release, on success and failure alike.
+// job is one computation in progress on an engine (a factorization, an
+// SVD, a product): every Mat it allocates is freed by release, on success
+// and failure alike. The products use only e and the Mat bookkeeping.
 type job[T Float] struct {
 	e    la.Engine[T]
 	cfg  *config
