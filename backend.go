@@ -1,6 +1,8 @@
 package lowrank
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -38,24 +40,10 @@ var (
 // choice: "auto" (the default), "cpu" or "cuda".
 const BackendEnv = "LOWRANK_BACKEND"
 
-// The registry is built on first use, never in init(): importing lowrank
-// loads no library and touches no device.
-var registry struct {
-	once sync.Once
-	all  []Backend // in order of preference: cuda, then cpu
-
-	choice     sync.Once
-	chosen     Backend
-	chosenErr  error
-	autoReason string // why auto did not pick the preferred backend
-}
-
-func backends() []Backend {
-	registry.once.Do(func() {
-		registry.all = []Backend{gpu.New(), cpu.New()}
-	})
-	return registry.all
-}
+// backends returns every backend, in order of preference: cuda, then cpu.
+// The list is built on first use, never in init(): importing lowrank loads
+// no library and touches no device.
+var backends = sync.OnceValue(func() []Backend { return []Backend{gpu.New(), cpu.New()} })
 
 // BackendInfo describes one backend for Backends.
 type BackendInfo struct {
@@ -129,26 +117,33 @@ func autoBackend() (Backend, string) {
 // present); unset or "auto" takes cuda when a usable device exists and the
 // CPU otherwise.
 func DefaultBackend() (Backend, error) {
-	registry.choice.Do(func() {
-		name := os.Getenv(BackendEnv)
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "", "auto":
-			registry.chosen, registry.autoReason = autoBackend()
-		case "cpu", "cuda":
-			registry.chosen, registry.chosenErr = LookupBackend(name)
-		default:
-			registry.chosenErr = errorf(ErrBackend, "%s=%q; expected auto, cpu or cuda", BackendEnv, name)
-		}
-	})
-	return registry.chosen, registry.chosenErr
+	c := defaultChoice()
+	return c.backend, c.err
 }
+
+// choice is the default backend, chosen once.
+type choice struct {
+	backend    Backend
+	err        error
+	autoReason string // why auto passed over the backends it prefers
+}
+
+var defaultChoice = sync.OnceValue(func() (c choice) {
+	name := os.Getenv(BackendEnv)
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "", "auto":
+		c.backend, c.autoReason = autoBackend()
+	case "cpu", "cuda":
+		c.backend, c.err = LookupBackend(name)
+	default:
+		c.err = errorf(ErrBackend, "%s=%q; expected auto, cpu or cuda", BackendEnv, name)
+	}
+	return c
+})
 
 // AutoReason returns why the automatic choice passed over the backends it
 // prefers (for instance why the GPU was not used), or "".
-func AutoReason() string {
-	DefaultBackend()
-	return registry.autoReason
-}
+func AutoReason() string { return defaultChoice().autoReason }
 
 // backendFor returns the backend a call with config c runs on.
 func (c *config) backendFor() (Backend, error) {
@@ -178,4 +173,22 @@ func cpuBackend() Backend {
 		}
 	}
 	return cpu.New()
+}
+
+// onCPUIfOutOfMemory runs run on b and, when b is not the CPU backend and
+// run failed because the device ran out of memory (la.ErrDeviceMemory),
+// logs why ("lowrank: " + what, with the shape) and runs it again on the
+// CPU backend. It returns run's result, the backend that produced it and,
+// after a fallback, the reason to record ("" otherwise). Factorize, SVD and
+// the first Apply all fall back through it.
+func onCPUIfOutOfMemory[R any](b Backend, what, shape string, run func(Backend) (R, error)) (R, Backend, string, error) {
+	res, err := run(b)
+	if _, onCPU := b.(*cpu.Backend); err == nil || onCPU || !errors.Is(err, la.ErrDeviceMemory) {
+		return res, b, "", err
+	}
+	why := fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
+	logger().Warn("lowrank: "+what, "backend", b.Name(), "shape", shape, "reason", err)
+	c := cpuBackend()
+	res, err = run(c)
+	return res, c, why, err
 }

@@ -1,6 +1,9 @@
 // Package lowrank turns weight matrices into their best low-rank factors
 // and applies them, on an NVIDIA GPU through CUDA when one is usable and on
-// the CPU through gonum otherwise.
+// the CPU otherwise: through a system BLAS/LAPACK (OpenBLAS, MKL, or the
+// reference libblas/liblapack) loaded at run time when one is installed,
+// and through gonum's pure-Go BLAS and LAPACK when none is (or in a
+// CGO_ENABLED=0 build).
 //
 // # The maths
 //
@@ -19,10 +22,14 @@
 //
 // Factorize computes the factors (exact SVD or a seeded randomized range
 // finder, chosen by Auto), with the rank chosen by a Policy: Rank, Energy,
-// Tolerance or Ratio. Factors.Apply, ApplyTo, ApplyBatch and ApplyBatchTo
-// evaluate the factorized layer. Reading and writing model files
-// (safetensors) and LoRA adapters is done by the lowrank command and its
-// safetensors and lora packages.
+// Tolerance or Ratio; EstimateMemory says beforehand how much memory that
+// takes. Factors.Apply, ApplyTo, ApplyBatch and ApplyBatchTo evaluate the
+// factorized layer; Factors.Reconstruct, AddTo, AddTransposedTo and
+// Residual multiply the factors out against a dense matrix (merging an
+// adapter into a weight, measuring the error of rounded factors). Reading and writing model files is the
+// safetensors package's job; the lowrank command (cmd/lowrank) builds on
+// it to factorize model files and to extract and merge PEFT and kohya LoRA
+// adapters.
 //
 // # Errors
 //
@@ -30,8 +37,9 @@
 // or ±Inf, an empty matrix, a policy parameter out of range) returns an
 // error whose text starts with "lowrank:" and says what was expected. It
 // wraps one of the sentinels ErrEmpty, ErrShape, ErrNonFinite, ErrRank,
-// ErrPolicy, ErrOption or ErrBackend, for errors.Is. lowrank never panics
-// on caller input.
+// ErrPolicy, ErrOption or ErrBackend, for errors.Is. A NaN or ±Inf in an
+// input matrix or vector is a *NonFiniteError, which names the input and
+// the element. lowrank never panics on caller input.
 //
 // # Backends
 //

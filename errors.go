@@ -43,6 +43,32 @@ func errorf(kind error, format string, args ...any) error {
 	return &inputError{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
+// NonFiniteError is the error for a NaN or ±Inf in an input matrix or
+// vector. It names the input and the element, so that a caller who read
+// the matrix from somewhere can say where the bad value is, and it wraps
+// ErrNonFinite.
+type NonFiniteError struct {
+	// Name is the input as the message calls it: "W", "X", "B", "A",
+	// "x", "bias", or "matrix" for Matrix.Norm.
+	Name string
+	// Row and Col locate the element in a matrix; in a vector, Row is 0
+	// and Col is the index.
+	Row, Col int
+	// Value is the element: NaN, +Inf or -Inf.
+	Value float64
+
+	vector bool
+}
+
+func (e *NonFiniteError) Error() string {
+	if e.vector {
+		return fmt.Sprintf("lowrank: %s[%d] is %v; expected finite values", e.Name, e.Col, e.Value)
+	}
+	return fmt.Sprintf("lowrank: %s[%d,%d] is %v; expected finite values", e.Name, e.Row, e.Col, e.Value)
+}
+
+func (e *NonFiniteError) Unwrap() error { return ErrNonFinite }
+
 // backendError wraps a failure inside a backend (a device error, a solver
 // that did not converge) so that its text starts with "lowrank: " while
 // errors.Is and errors.As still reach the backend's own typed error.

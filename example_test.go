@@ -2,6 +2,7 @@ package lowrank_test
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/lowrank-go/lowrank"
 )
@@ -66,4 +67,39 @@ func ExampleSVD() {
 	fmt.Printf("U %d×%d, S %v, Vt %d×%d\n", svd.U.Rows, svd.U.Cols, svd.S, svd.Vt.Rows, svd.Vt.Cols)
 	// Output:
 	// U 2×2, S [3 2], Vt 2×3
+}
+
+// AddTo merges an adapter ΔW = B·A into a base weight, as PEFT's
+// merge_and_unload does with alpha = α/r; -alpha takes it out again.
+func ExampleFactors_AddTo() {
+	base, _ := lowrank.NewMatrix(2, 3, []float64{
+		1, 0, 0,
+		0, 1, 0,
+	})
+	b, _ := lowrank.NewMatrix(2, 1, []float64{1, 2})
+	a, _ := lowrank.NewMatrix(1, 3, []float64{1, 0, 1})
+	delta, _ := lowrank.NewFactors(b, a)
+	if err := delta.AddTo(base, 0.5); err != nil {
+		panic(err)
+	}
+	fmt.Println(base.Data)
+	// Output:
+	// [1.5 0 0.5 1 1 1]
+}
+
+// Residual measures the error of factors changed after Factorize, here
+// rounded to one decimal for storage; Factors.Norm is ‖W‖_F.
+func ExampleFactors_Residual() {
+	w, _ := lowrank.NewMatrix(2, 2, []float64{
+		2, 1,
+		1, 2,
+	})
+	f, _ := lowrank.Factorize(w, lowrank.Rank(1))
+	for i, v := range f.A.Data {
+		f.A.Data[i] = math.Round(v*10) / 10
+	}
+	res, _ := f.Residual(w)
+	fmt.Printf("‖W‖ = %.4f, relative error %.4f (%.4f before rounding)\n", f.Norm, res/f.Norm, f.RelError)
+	// Output:
+	// ‖W‖ = 3.1623, relative error 0.3164 (0.3162 before rounding)
 }

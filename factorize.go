@@ -1,11 +1,70 @@
 package lowrank
 
 import (
+	"fmt"
 	"math"
-	"math/rand/v2"
 
 	"github.com/lowrank-go/lowrank/la"
 )
+
+// Factorize returns the rank-r factors B (d×r) and A (r×k) of the d×k
+// matrix W, with r chosen by the policy:
+//
+//	W ≈ B·A,   B = U_r·S_r,   A = V_rᵀ      (SplitUS, the default)
+//	           B = U_r·√S_r,  A = √S_r·V_rᵀ  (SplitSqrt)
+//
+// where W = U·S·Vᵀ is the singular value decomposition. By Eckart–Young
+// this is the best rank-r approximation in the Frobenius norm, and its
+// relative error is known from the singular values alone:
+//
+//	‖W − B·A‖_F / ‖W‖_F = sqrt(σ_{r+1}² + … + σ_n²) / ‖W‖_F
+//
+// Options select the method (WithMethod), the randomized sketch
+// (WithOversampling, WithPowerIters, WithSeed), the split (WithSplit),
+// rank rounding (WithRoundTo) and the backend (WithBackend).
+//
+// With Auto (the default), matrices with min(d,k) < 256 use the exact SVD.
+// Larger ones use the randomized method when r + p ≤ min(d,k)/4; for the
+// Energy and Tolerance policies the adaptive sketch is grown up to that
+// size and the exact SVD is used when the target needs more.
+//
+// The randomized method never computes a full SVD: for Energy and
+// Tolerance it grows its sketch block by block until the captured energy
+// ‖Qᵀ·W‖_F² reaches the target fraction of ‖W‖_F², so the reported error
+// is exact for the factors returned. When r + p ≥ min(d,k) it computes the
+// exact SVD instead, which is then both cheaper and exact (likewise for
+// Energy and Tolerance when min(d,k) ≤ 32); Factors.Method says which
+// method ran.
+//
+// Factorize returns an error wrapping ErrEmpty, ErrShape, ErrNonFinite,
+// ErrRank, ErrPolicy or ErrOption for bad input, ErrBackend when the
+// requested backend cannot run, and the backend's error (wrapped) when a
+// computation fails on the device.
+func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], error) {
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	norm, err := w.norm("W") // the one pass over W that checks it and measures it
+	if err != nil {
+		return nil, err
+	}
+	if err := p.validate(w.Rows, w.Cols); err != nil {
+		return nil, err
+	}
+	b, err := cfg.backendFor()
+	if err != nil {
+		return nil, err
+	}
+	f, b, fallback, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
+		func(b Backend) (*Factors[T], error) { return factorize(engineOf[T](b), w, norm, p, &cfg) })
+	if err != nil {
+		return nil, err
+	}
+	f.Backend = b
+	f.Fallback = fallback
+	return f, nil
+}
 
 // The rule Auto follows. Below autoMinDim the exact SVD is fast and exact,
 // so it is always used. Above it, the randomized method is chosen when the
@@ -18,127 +77,6 @@ const (
 	autoMinDim        = 256
 	autoSketchDivisor = 4
 )
-
-// First block of the adaptive range finder; each later block doubles, up
-// to adaptiveMaxBlock columns.
-const (
-	adaptiveFirstBlock = 32
-	adaptiveMaxBlock   = 512
-)
-
-// job is one factorization in progress: every Mat it allocates is freed by
-// release, on success and failure alike.
-type job[T Float] struct {
-	e    la.Engine[T]
-	cfg  *config
-	w    Matrix[T]
-	d, k int
-	// W is computed on as W·2^-shift, a power of two (exact) that brings
-	// ‖W‖_F near 1 when it is far from it (beyond 2^±100 in float64, 2^±30
-	// in float32), so that neither the SVD nor the sums of squares
-	// overflow or underflow for matrices near the limits of the float
-	// type; norm is ‖W‖_F·2^-shift and results are scaled back at the end.
-	shift int
-	norm  float64
-	mats  []la.Mat
-}
-
-func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T]) *job[T] {
-	j := &job[T]{e: e, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: frobenius(w.Data)}
-	if j.norm > 0 && !math.IsInf(j.norm, 0) {
-		// Norms well inside the float type's range need no scaling (the
-		// scaling pass would only cost time): LAPACK and cuSOLVER rescale
-		// what they must themselves.
-		safe := 100
-		if _, ok := any(T(0)).(float32); ok {
-			safe = 30
-		}
-		if _, exp := math.Frexp(j.norm); exp > safe || exp < -safe {
-			j.shift = exp &^ 1 // even, so that √(2^shift) is a power of two
-			j.norm = math.Ldexp(j.norm, -j.shift)
-		}
-	}
-	return j
-}
-
-// uploadW uploads W scaled by 2^-shift, in steps whose factor the float
-// type can hold.
-func (j *job[T]) uploadW() (la.Mat, error) {
-	m, err := j.upload(j.d, j.k, j.w.Data)
-	if err != nil {
-		return nil, err
-	}
-	step := 1000
-	if _, ok := any(T(0)).(float32); ok {
-		step = 120
-	}
-	f := make([]T, j.d)
-	for left := -j.shift; left != 0; {
-		e := max(-step, min(step, left))
-		left -= e
-		for i := range f {
-			f[i] = T(math.Ldexp(1, e))
-		}
-		if err := j.e.ScaleRows(m, f); err != nil {
-			return nil, wrapBackend("scale", err)
-		}
-	}
-	return m, nil
-}
-
-func (j *job[T]) keep(m la.Mat) la.Mat {
-	j.mats = append(j.mats, m)
-	return m
-}
-
-// free releases m now instead of at the end of the job.
-func (j *job[T]) free(m la.Mat) {
-	for i, x := range j.mats {
-		if x == m {
-			j.mats = append(j.mats[:i], j.mats[i+1:]...)
-			break
-		}
-	}
-	j.e.Free(m)
-}
-
-func (j *job[T]) release() {
-	for _, m := range j.mats {
-		j.e.Free(m)
-	}
-	j.mats = nil
-}
-
-func (j *job[T]) zeros(r, c int) (la.Mat, error) {
-	m, err := j.e.Zeros(r, c)
-	if err != nil {
-		return nil, wrapBackend("allocate", err)
-	}
-	return j.keep(m), nil
-}
-
-func (j *job[T]) upload(r, c int, data []T) (la.Mat, error) {
-	m, err := j.e.Upload(r, c, data)
-	if err != nil {
-		return nil, wrapBackend("upload", err)
-	}
-	return j.keep(m), nil
-}
-
-func (j *job[T]) view(m la.Mat, i0, i1, j0, j1 int) (la.Mat, error) {
-	v, err := j.e.View(m, i0, i1, j0, j1)
-	return v, wrapBackend("view", err)
-}
-
-func (j *job[T]) svd(a la.Mat) (la.Mat, []float64, la.Mat, error) {
-	u, s, vt, err := j.e.SVD(a)
-	if err != nil {
-		return nil, nil, nil, wrapBackend("svd", err)
-	}
-	j.keep(u)
-	j.keep(vt)
-	return u, s, vt, nil
-}
 
 // plan is what factorize decides from the shape, policy and options alone.
 type plan struct {
@@ -179,9 +117,9 @@ func planFor(cfg *config, p Policy, d, k int) plan {
 	return pl
 }
 
-func factorize[T Float](e la.Engine[T], w Matrix[T], p Policy, cfg *config) (*Factors[T], error) {
+func factorize[T Float](e la.Engine[T], w Matrix[T], norm float64, p Policy, cfg *config) (*Factors[T], error) {
 	d, k := w.Rows, w.Cols
-	j := newJob(e, cfg, w)
+	j := newJob(e, cfg, w, norm)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
@@ -250,279 +188,6 @@ func (j *job[T]) exact(p Policy) (u, vt la.Mat, sp *spectrum, r int, err error) 
 	return
 }
 
-// randomized runs the range finder: for a fixed rank one block of
-// l = r + p columns, for Energy and Tolerance blocks of growing size until
-// the captured energy reaches the target or the sketch reaches limit
-// columns, in which case it returns u == nil.
-func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spectrum, r int, err error) {
-	n := min(j.d, j.k)
-	sk, err := j.newSketch()
-	if err != nil {
-		return
-	}
-	capped := j.cfg.maxSketch > 0 // WithMaxSketch: never past limit
-	if !p.adaptive() {
-		if capped && fixed > limit {
-			return nil, nil, nil, fixed, nil
-		}
-		if err = sk.grow(min(fixed+j.cfg.oversample, n, limit)); err != nil {
-			return
-		}
-	} else {
-		target := p.energyTarget()
-		block := adaptiveFirstBlock
-		for sk.l == 0 || sk.captured < target-energySlack && sk.l < limit {
-			if err = sk.grow(min(block, limit-sk.l)); err != nil {
-				return
-			}
-			block = min(2*block, adaptiveMaxBlock)
-		}
-		if sk.captured < target-energySlack && limit < n {
-			return nil, nil, nil, 0, nil
-		}
-	}
-	for {
-		// SVD of the l×k projection Qᵀ·W (a copy: a rounded-up rank may
-		// still need more sketch columns, and the SVD destroys its input).
-		var bs, ub, bvt la.Mat
-		var s []float64
-		if bs, err = j.zeros(sk.l, j.k); err != nil {
-			return
-		}
-		src, verr := j.view(sk.b, 0, sk.l, 0, j.k)
-		if verr != nil {
-			return nil, nil, nil, 0, verr
-		}
-		if err = wrapBackend("copy", j.e.Copy(bs, src)); err != nil {
-			return
-		}
-		if ub, s, bvt, err = j.svd(bs); err != nil {
-			return
-		}
-		j.free(bs)
-		sp = newSpectrum(s, j.norm, false)
-		r, _ = sp.choose(p, j.d, j.k)
-		r = roundRank(r, j.cfg.roundTo, p, n)
-		if r > sk.l {
-			if capped && r > limit {
-				return nil, nil, nil, r, nil
-			}
-			grow := min(r-sk.l+j.cfg.oversample, n-sk.l)
-			if capped {
-				grow = min(grow, limit-sk.l)
-			}
-			if err = sk.grow(grow); err != nil {
-				return
-			}
-			continue
-		}
-		// U_r = Q·Ub[:, :r].
-		q, verr := j.view(sk.q, 0, j.d, 0, sk.l)
-		if verr != nil {
-			return nil, nil, nil, 0, verr
-		}
-		ubr, verr := j.view(ub, 0, sk.l, 0, r)
-		if verr != nil {
-			return nil, nil, nil, 0, verr
-		}
-		if u, err = j.zeros(j.d, r); err != nil {
-			return
-		}
-		if err = wrapBackend("gemm", j.e.Gemm(false, false, 1, q, ubr, 0, u)); err != nil {
-			return
-		}
-		vt, err = j.view(bvt, 0, r, 0, j.k)
-		return
-	}
-}
-
-// sketch is the growing orthonormal basis Q (d×l) of the range finder and
-// the projection B = Qᵀ·W (l×k), stored with spare capacity.
-type sketch[T Float] struct {
-	j        *job[T]
-	w        la.Mat // W·alpha on the engine (alpha = 2^-shift)
-	alpha    T      // 1 when w holds W·2^-shift, 2^-shift when w is W itself (borrowed)
-	q, b     la.Mat // d×cap and cap×k
-	l, cap   int
-	rng      *rand.Rand
-	captured float64 // ‖B‖_F² / ‖W‖_F²
-}
-
-func (j *job[T]) newSketch() (*sketch[T], error) {
-	w, alpha, err := j.borrowW()
-	if err != nil {
-		return nil, err
-	}
-	if w == nil {
-		if w, err = j.uploadW(); err != nil {
-			return nil, err
-		}
-		alpha = 1
-	}
-	return &sketch[T]{j: j, w: w, alpha: alpha, rng: rand.New(rand.NewPCG(j.cfg.seed, sketchStream))}, nil
-}
-
-// sketchStream is the second PCG word: fixed, so that the seed alone
-// determines the sketch.
-const sketchStream = 0x6c6f7772616e6b // "lowrank"
-
-// gaussian returns a rows×cols matrix of standard normal samples, drawn in
-// row-major order from the sketch's generator on the host, so that every
-// backend sketches with the same numbers.
-func (s *sketch[T]) gaussian(rows, cols int) []T {
-	g := make([]T, rows*cols)
-	for i := range g {
-		g[i] = T(s.rng.NormFloat64())
-	}
-	return g
-}
-
-// reserve makes room for at least want columns.
-func (s *sketch[T]) reserve(want int) error {
-	if want <= s.cap {
-		return nil
-	}
-	j := s.j
-	c := min(max(want, 2*s.cap), min(j.d, j.k))
-	if j.cfg.maxSketch > 0 {
-		c = min(c, max(want, j.cfg.maxSketch))
-	}
-	q, err := j.zeros(j.d, c)
-	if err != nil {
-		return err
-	}
-	b, err := j.zeros(c, j.k)
-	if err != nil {
-		return err
-	}
-	if s.l > 0 {
-		if err := s.copyInto(q, s.q, j.d, s.l); err != nil {
-			return err
-		}
-		if err := s.copyInto(b, s.b, s.l, j.k); err != nil {
-			return err
-		}
-	}
-	if s.q != nil {
-		j.free(s.q)
-		j.free(s.b)
-	}
-	s.q, s.b, s.cap = q, b, c
-	return nil
-}
-
-// copyInto copies the leading rows×cols block of src into dst.
-func (s *sketch[T]) copyInto(dst, src la.Mat, rows, cols int) error {
-	dv, err := s.j.view(dst, 0, rows, 0, cols)
-	if err != nil {
-		return err
-	}
-	sv, err := s.j.view(src, 0, rows, 0, cols)
-	if err != nil {
-		return err
-	}
-	return wrapBackend("copy", s.j.e.Copy(dv, sv))
-}
-
-// grow adds c orthonormal columns to Q:
-//
-//	Y = (I − QQᵀ)·W·Ω, then q times Y ← (I − QQᵀ)·W·orth(Wᵀ·orth(Y)),
-//
-// re-orthonormalizing after every product (Halko–Martinsson–Tropp,
-// Algorithm 4.4) and projecting out the existing basis twice ("twice is
-// enough") so that the blocks stay mutually orthogonal.
-func (s *sketch[T]) grow(c int) error {
-	if c <= 0 {
-		return nil
-	}
-	j, e := s.j, s.j.e
-	if err := s.reserve(s.l + c); err != nil {
-		return err
-	}
-	omega, err := j.borrow(j.k, c, s.gaussian(j.k, c))
-	if err != nil {
-		return err
-	}
-	y, err := j.view(s.q, 0, j.d, s.l, s.l+c)
-	if err != nil {
-		return err
-	}
-	z, err := j.zeros(j.k, c)
-	if err != nil {
-		return err
-	}
-	if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, omega, 0, y)); err != nil {
-		return err
-	}
-	j.free(omega)
-	if err := s.orth(y); err != nil {
-		return err
-	}
-	for range j.cfg.powerIters {
-		if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, s.w, y, 0, z)); err != nil {
-			return err
-		}
-		if err := wrapBackend("qr", e.Orthonormalize(z)); err != nil {
-			return err
-		}
-		if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, z, 0, y)); err != nil {
-			return err
-		}
-		if err := s.orth(y); err != nil {
-			return err
-		}
-	}
-	if s.l > 0 {
-		if err := s.orth(y); err != nil { // second projection pass
-			return err
-		}
-	}
-	// B[l:l+c, :] = Yᵀ·W.
-	bj, err := j.view(s.b, s.l, s.l+c, 0, j.k)
-	if err != nil {
-		return err
-	}
-	if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, y, s.w, 0, bj)); err != nil {
-		return err
-	}
-	ss, err := e.SumSquares(bj)
-	if err != nil {
-		return wrapBackend("norm", err)
-	}
-	if j.norm > 0 {
-		// Scale before dividing so that tiny norms do not underflow.
-		s.captured += ss / j.norm / j.norm
-	} else {
-		s.captured = 1
-	}
-	s.l += c
-	return nil
-}
-
-// orth projects the current basis out of y and orthonormalizes it.
-func (s *sketch[T]) orth(y la.Mat) error {
-	j, e := s.j, s.j.e
-	if s.l > 0 {
-		q, err := j.view(s.q, 0, j.d, 0, s.l)
-		if err != nil {
-			return err
-		}
-		_, c := y.Dims()
-		t, err := j.zeros(s.l, c)
-		if err != nil {
-			return err
-		}
-		if err := wrapBackend("gemm", e.Gemm(true, false, 1, q, y, 0, t)); err != nil {
-			return err
-		}
-		if err := wrapBackend("gemm", e.Gemm(false, false, -1, q, t, 1, y)); err != nil {
-			return err
-		}
-		j.free(t)
-	}
-	return wrapBackend("qr", e.Orthonormalize(y))
-}
-
 // finish scales U_r and V_rᵀ by the split, brings them to the host and
 // fixes the signs of the singular vectors.
 func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) {
@@ -557,6 +222,7 @@ func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) 
 		Rank:     r,
 		RelError: sp.relError(r),
 		Energy:   sp.energyKept(r),
+		Norm:     math.Ldexp(j.norm, j.shift),
 	}
 	if err := wrapBackend("download", j.e.Download(f.B.Data, u)); err != nil {
 		return nil, err

@@ -94,14 +94,14 @@ func FuzzFactorize32(f *testing.F) {
 		w := lowrank.Matrix[float32]{Rows: d, Cols: k, Data: data}
 		p := fuzzPolicy(kind, value)
 		opts := []lowrank.Option{lowrank.WithMethod(lowrank.Method(method % 4)), lowrank.WithRoundTo(int(round%10) - 1), lowrank.WithMaxSketch(int(maxSketch%50) - 1)}
-		est, _, eerr := lowrank.MemoryEstimate[float32](d, k, p, opts...)
+		est, _, eerr := estimateMemory(4, d, k, p, opts...)
 		fac, err := lowrank.Factorize(w, p, opts...)
 		if err != nil {
 			checkErr(t, err)
 			return
 		}
 		if eerr != nil || est <= 0 {
-			t.Fatalf("Factorize succeeded but MemoryEstimate: %d, %v", est, eerr)
+			t.Fatalf("Factorize succeeded but EstimateMemory: %d, %v", est, eerr)
 		}
 		if fac.Rank < 1 || fac.Rank > min(d, k) || math.IsNaN(fac.RelError) || fac.RelError < 0 || fac.RelError > 1+1e-6 {
 			t.Fatalf("%d×%d %v: rank %d, error %v", d, k, p, fac.Rank, fac.RelError)

@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/cpu"
 )
 
 // notebook builds the notebook's example: a d×k matrix of rank r as the
@@ -162,6 +164,8 @@ func TestErrors(t *testing.T) {
 		{"batch empty", batchErr(f, lowrank.Matrix[float64]{}), lowrank.ErrEmpty, "X has 0 rows"},
 		{"NewFactors shapes", newFactorsErr(2, 3, 2, 5), lowrank.ErrShape, "expected B.Cols = A.Rows"},
 		{"SVD NaN", svdErr(lowrank.Matrix[float64]{Rows: 4, Cols: 3, Data: nan}), lowrank.ErrNonFinite, "expected finite values"},
+		{"SVD option", svdErr(good, lowrank.WithBackend(cpu.New()), lowrank.WithSeed(3)), lowrank.ErrOption, "WithSeed has no effect on SVD; expected only WithBackend"},
+		{"SVD method", svdErr(good, lowrank.WithMethod(lowrank.Randomized)), lowrank.ErrOption, "WithMethod has no effect on SVD"},
 		{"unknown backend", lookupErr("tpu"), lowrank.ErrBackend, "expected auto, cpu or cuda"},
 	}
 	for _, c := range cases {
@@ -220,8 +224,8 @@ func newFactorsErr(d, r1, r2, k int) error {
 	return err
 }
 
-func svdErr(w lowrank.Matrix[float64]) error {
-	_, err := lowrank.SVD(w)
+func svdErr(w lowrank.Matrix[float64], opts ...lowrank.Option) error {
+	_, err := lowrank.SVD(w, opts...)
 	return err
 }
 
@@ -306,19 +310,45 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestBreakEven reports factors that save nothing.
-func TestBreakEven(t *testing.T) {
+// TestSaves: rank 5 of 10×10 (100 parameters) saves nothing, rank 4 (80)
+// does; the deprecated BreakEven is its negation.
+func TestSaves(t *testing.T) {
 	w, _, _ := notebook[float64](10, 10, 6, 5)
 	f, err := lowrank.Factorize(w, lowrank.Rank(5))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !f.BreakEven() || f.Params() != 100 {
-		t.Errorf("rank 5 of 10×10: params %d, BreakEven %v; want 100, true", f.Params(), f.BreakEven())
+	if f.Saves() || !f.BreakEven() || f.Params() != 100 {
+		t.Errorf("rank 5 of 10×10: params %d, Saves %v, BreakEven %v; want 100, false, true", f.Params(), f.Saves(), f.BreakEven())
 	}
 	g, _ := lowrank.Factorize(w, lowrank.Rank(4))
-	if g.BreakEven() {
-		t.Errorf("rank 4 of 10×10 (80 params) reported as break-even")
+	if !g.Saves() || g.BreakEven() {
+		t.Errorf("rank 4 of 10×10 (80 params): Saves %v, BreakEven %v; want true, false", g.Saves(), g.BreakEven())
+	}
+	h, _ := lowrank.Factorize(w, lowrank.Rank(7))
+	if h.Saves() || !h.BreakEven() {
+		t.Errorf("rank 7 of 10×10 (140 params): Saves %v, BreakEven %v; want false, true", h.Saves(), h.BreakEven())
+	}
+}
+
+// TestTranspose copies: writing the result leaves m alone.
+func TestTranspose(t *testing.T) {
+	m, _ := lowrank.NewMatrix(2, 3, []float64{1, 2, 3, 4, 5, 6})
+	for _, tr := range []lowrank.Matrix[float64]{m.Transpose(), m.T()} {
+		if tr.Rows != 3 || tr.Cols != 2 {
+			t.Fatalf("transpose of 2×3 is %d×%d", tr.Rows, tr.Cols)
+		}
+		for i := range 2 {
+			for j := range 3 {
+				if tr.At(j, i) != m.At(i, j) {
+					t.Errorf("transpose[%d,%d] = %v, want %v", j, i, tr.At(j, i), m.At(i, j))
+				}
+			}
+		}
+		tr.Set(0, 1, 99)
+		if m.At(1, 0) != 4 {
+			t.Errorf("writing the transpose changed m: %v", m.Data)
+		}
 	}
 }
 
@@ -379,6 +409,34 @@ func TestAutoMethod(t *testing.T) {
 	}
 	if f.Method != lowrank.Exact || f.Energy < 0.99 {
 		t.Errorf("flat spectrum energy 0.99: method %v energy %v; want exact, ≥ 0.99", f.Method, f.Energy)
+	}
+}
+
+// TestFactorsBackend: Factors.Backend is the very backend that computed
+// them (the one WithBackend gave), nil for NewFactors, and Apply runs on
+// the one set before the first Apply.
+func TestFactorsBackend(t *testing.T) {
+	w, x, _ := notebook[float64](6, 5, 2, 9)
+	g := cpu.NewGonum()
+	f, err := lowrank.Factorize(w, lowrank.Rank(2), lowrank.WithBackend(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Backend != lowrank.Backend(g) || f.Backend.Name() != "cpu" {
+		t.Errorf("Factors.Backend = %v; want the backend given with WithBackend", f.Backend)
+	}
+	n, err := lowrank.NewFactors(f.B, f.A)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Backend != nil {
+		t.Errorf("NewFactors: Backend = %v; want nil (Apply uses DefaultBackend)", n.Backend)
+	}
+	n.Backend = g
+	y1, err1 := n.Apply(x, nil)
+	y2, err2 := f.Apply(x, nil)
+	if err1 != nil || err2 != nil || !slices.Equal(y1, y2) {
+		t.Errorf("Apply on a set Backend: %v %v, %v vs %v", err1, err2, y1, y2)
 	}
 }
 

@@ -46,8 +46,10 @@ func (m Matrix[T]) Set(i, j int, v T) { m.Data[i*m.Cols+j] = v }
 // Row returns row i, sharing m's storage.
 func (m Matrix[T]) Row(i int) []T { return m.Data[i*m.Cols : (i+1)*m.Cols] }
 
-// T returns a new matrix holding the transpose of m.
-func (m Matrix[T]) T() Matrix[T] {
+// Transpose returns a new cols×rows matrix holding the transpose of m. It
+// copies: unlike gonum's mat.Dense.T, which returns a view, the result
+// shares no storage with m.
+func (m Matrix[T]) Transpose() Matrix[T] {
 	t := Matrix[T]{Rows: m.Cols, Cols: m.Rows, Data: make([]T, len(m.Data))}
 	for i := range m.Rows {
 		for j := range m.Cols {
@@ -57,23 +59,65 @@ func (m Matrix[T]) T() Matrix[T] {
 	return t
 }
 
+// T returns a copy of the transpose of m.
+//
+// Deprecated: T copies, where gonum's T returns a view; use Transpose,
+// which says so.
+func (m Matrix[T]) T() Matrix[T] { return m.Transpose() }
+
+// Norm returns the Frobenius norm of m, computed in float64 without
+// overflow or underflow (on every core for a large m):
+//
+//	‖m‖_F = sqrt(Σᵢⱼ m_ij²)
+//
+// It also checks m: it returns an error wrapping ErrEmpty or ErrShape for
+// a malformed matrix, and a *NonFiniteError naming the first NaN or ±Inf.
+// The norm is finite exactly when every element is, so the check costs no
+// second pass over m. For float64 elements so large that the norm exceeds
+// the float64 range, it returns +Inf and no error.
+func (m Matrix[T]) Norm() (float64, error) { return m.norm("matrix") }
+
+// norm is Norm with errors that call m name.
+func (m Matrix[T]) norm(name string) (float64, error) {
+	if err := m.checkShape(name); err != nil {
+		return 0, err
+	}
+	n := frobenius(m.Data)
+	if math.IsNaN(n) || math.IsInf(n, 0) {
+		if i := firstNonFinite(m.Data); i >= 0 {
+			return 0, m.nonFinite(name, i)
+		}
+	}
+	return n, nil
+}
+
 // validate checks that m is a usable, finite matrix; name is how errors
 // call it ("W", "X").
 func (m Matrix[T]) validate(name string) error {
+	if err := m.checkShape(name); err != nil {
+		return err
+	}
+	if i := firstNonFinite(m.Data); i >= 0 {
+		return m.nonFinite(name, i)
+	}
+	return nil
+}
+
+// checkShape checks that m is non-empty and holds rows·cols values.
+func (m Matrix[T]) checkShape(name string) error {
 	if m.Rows < 1 || m.Cols < 1 || m.Data == nil {
 		return errorf(ErrEmpty, "%s is %d×%d with %d values; expected a non-empty matrix", name, m.Rows, m.Cols, len(m.Data))
 	}
 	if m.Rows > math.MaxInt/m.Cols || len(m.Data) != m.Rows*m.Cols {
 		return errorf(ErrShape, "%s has %d values; expected rows·cols = %d·%d", name, len(m.Data), m.Rows, m.Cols)
 	}
-	if i := firstNonFinite(m.Data); i >= 0 {
-		return errorf(ErrNonFinite, "%s[%d,%d] is %v; expected finite values", name, i/m.Cols, i%m.Cols, m.Data[i])
-	}
 	return nil
 }
 
-// firstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
-func firstNonFinite[T Float](v []T) int { return firstNonFiniteFast(v) }
+// nonFinite is the error for the NaN or ±Inf at index i of m.
+func (m Matrix[T]) nonFinite(name string, i int) error {
+	return &NonFiniteError{Name: name, Row: i / m.Cols, Col: i % m.Cols, Value: float64(m.Data[i])}
+}
 
 // checkVector validates a vector argument of the expected length.
 func checkVector[T Float](name string, v []T, want int) error {
@@ -81,10 +125,7 @@ func checkVector[T Float](name string, v []T, want int) error {
 		return errorf(ErrShape, "%s has length %d; expected %d", name, len(v), want)
 	}
 	if i := firstNonFinite(v); i >= 0 {
-		return errorf(ErrNonFinite, "%s[%d] is %v; expected finite values", name, i, v[i])
+		return &NonFiniteError{Name: name, Col: i, Value: float64(v[i]), vector: true}
 	}
 	return nil
 }
-
-// frobenius returns ‖v‖₂ computed without overflow in float64.
-func frobenius[T Float](v []T) float64 { return frobeniusFast(v) }

@@ -3,16 +3,25 @@ package lowrank
 import (
 	"math"
 
-	"github.com/lowrank-go/lowrank/cpu"
-
+	"github.com/lowrank-go/lowrank/internal/cpulapack"
 	"gonum.org/v1/gonum/lapack"
 	lapackgonum "gonum.org/v1/gonum/lapack/gonum"
 )
 
-// MemoryEstimate returns an upper bound on the host memory, in bytes, that
-// Factorize holds at its peak to factorize a d×k matrix of T with policy p
-// and the given options on the CPU backend, not counting W itself (which
-// the caller holds), and the method whose memory that is:
+// Estimate is EstimateMemory's answer.
+type Estimate struct {
+	// Bytes bounds the host memory Factorize holds at its peak, not
+	// counting W itself (which the caller holds).
+	Bytes int64
+	// Method is the method whose memory that is: Exact or Randomized.
+	Method Method
+}
+
+// EstimateMemory returns an upper bound on the host memory, in bytes, that
+// Factorize holds at its peak to factorize a d×k matrix whose elements take
+// elemSize bytes (4 for float32, 8 for float64) with policy p and the
+// given options on the CPU backend, not counting W itself (which the
+// caller holds), and the method whose memory that is:
 //
 //	Exact        T·d·k (a copy of W) + the SVD: U, S, Vᵀ and LAPACK's
 //	             workspace (a system LAPACK's gesdd: about 4·p² more
@@ -31,8 +40,32 @@ import (
 // A GPU backend keeps these on the device and needs less host memory, so
 // the estimate is an upper bound there too. It returns an error wrapping
 // ErrEmpty, ErrShape, ErrRank, ErrPolicy or ErrOption as Factorize would
-// for the same shape, policy and options.
+// for the same shape, policy and options, and ErrShape for an elemSize
+// other than 4 or 8.
+func EstimateMemory(d, k, elemSize int, p Policy, opts ...Option) (Estimate, error) {
+	if elemSize != 4 && elemSize != 8 {
+		return Estimate{}, errorf(ErrShape, "element size %d bytes; expected 4 (float32) or 8 (float64)", elemSize)
+	}
+	n, m, err := estimate(d, k, float64(elemSize), p, opts)
+	return Estimate{Bytes: n, Method: m}, err
+}
+
+// MemoryEstimate returns EstimateMemory's bound for a d×k matrix of T, and
+// the method whose memory that is.
+//
+// Deprecated: T cannot be inferred from the arguments and the three
+// results read poorly; use EstimateMemory(d, k, elemSize, p, opts...),
+// which returns an Estimate.
 func MemoryEstimate[T Float](d, k int, p Policy, opts ...Option) (int64, Method, error) {
+	size := 8
+	if _, ok := any(T(0)).(float32); ok {
+		size = 4
+	}
+	e, err := EstimateMemory(d, k, size, p, opts...)
+	return e.Bytes, e.Method, err
+}
+
+func estimate(d, k int, es float64, p Policy, opts []Option) (int64, Method, error) {
 	cfg := newConfig(opts)
 	if cfg.err != nil {
 		return 0, Auto, cfg.err
@@ -45,10 +78,6 @@ func MemoryEstimate[T Float](d, k int, p Policy, opts ...Option) (int64, Method,
 	}
 	if err := p.validate(d, k); err != nil {
 		return 0, Auto, err
-	}
-	es := 8.0
-	if _, ok := any(T(0)).(float32); ok {
-		es = 4
 	}
 	pl := planFor(&cfg, p, d, k)
 	n := min(d, k)
@@ -115,13 +144,14 @@ func lapackOf(cfg *config) lapackKind {
 	if b == nil {
 		b, _ = DefaultBackend()
 	}
-	if c, ok := b.(*cpu.Backend); ok {
-		if c.System() {
-			return lapackSystem
-		}
-		return lapackGonum
+	system, isCPU := cpulapack.System(b)
+	switch {
+	case !isCPU:
+		return lapackEither
+	case system:
+		return lapackSystem
 	}
-	return lapackEither
+	return lapackGonum
 }
 
 // growBytes bounds the temporaries of one block of c columns of the range

@@ -5,10 +5,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/cpu"
+	"github.com/lowrank-go/lowrank/gpu"
 )
 
 // decayingMatrix returns a d×k matrix whose singular values decay slowly
@@ -34,7 +36,7 @@ func allocated(fn func()) uint64 {
 
 // The exact path allocates little besides what it holds at its peak (the
 // copy of W, U, S, Vᵀ, the workspace, B and A), so the sum of everything
-// it allocates bounds its peak from above; MemoryEstimate must be at least
+// it allocates bounds its peak from above; EstimateMemory must be at least
 // that sum. The estimate models the pure-Go CPU backend, where it is also
 // checked to be tight; with a system LAPACK (float32 kept in float32,
 // workspaces in C) it only has to stay an upper bound.
@@ -67,7 +69,7 @@ func TestMemoryEstimateExact(t *testing.T) {
 				d, k := sh[0], sh[1]
 				for _, p := range []lowrank.Policy{lowrank.Rank(10), lowrank.Energy(0.9)} {
 					w32 := decayingMatrix[float32](d, k, 1)
-					est, m, err := lowrank.MemoryEstimate[float32](d, k, p, opts...)
+					est, m, err := estimateMemory(4, d, k, p, opts...)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -78,7 +80,7 @@ func TestMemoryEstimateExact(t *testing.T) {
 					})
 					check(t, "float32 "+p.String(), est, m, got, lowrank.Exact)
 					w64 := decayingMatrix[float64](d, k, 1)
-					est, m, err = lowrank.MemoryEstimate[float64](d, k, p, opts...)
+					est, m, err = estimateMemory(8, d, k, p, opts...)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -98,11 +100,11 @@ func TestMemoryEstimateExact(t *testing.T) {
 // sketched randomly needs far less than the exact SVD.
 func TestMemoryEstimateMethods(t *testing.T) {
 	d, k := 4096, 4096
-	exact, m, err := lowrank.MemoryEstimate[float32](d, k, lowrank.Rank(32), lowrank.WithMethod(lowrank.Exact))
+	exact, m, err := estimateMemory(4, d, k, lowrank.Rank(32), lowrank.WithMethod(lowrank.Exact))
 	if err != nil || m != lowrank.Exact {
 		t.Fatalf("exact: %v %v", m, err)
 	}
-	rnd, m, err := lowrank.MemoryEstimate[float32](d, k, lowrank.Rank(32))
+	rnd, m, err := estimateMemory(4, d, k, lowrank.Rank(32))
 	if err != nil || m != lowrank.Randomized {
 		t.Fatalf("auto rank 32 of 4096²: %v %v; want Randomized", m, err)
 	}
@@ -113,11 +115,11 @@ func TestMemoryEstimateMethods(t *testing.T) {
 	}
 	// Energy with Auto may fall back to the exact SVD: its estimate covers
 	// it; with a sketch cap it does not fall back and needs less.
-	auto, m, _ := lowrank.MemoryEstimate[float32](d, k, lowrank.Energy(0.9))
+	auto, m, _ := estimateMemory(4, d, k, lowrank.Energy(0.9))
 	if m != lowrank.Exact || auto < exact {
 		t.Errorf("auto energy: %d bytes for %v; want the exact SVD's %d at least", auto, m, exact)
 	}
-	capped, m, _ := lowrank.MemoryEstimate[float32](d, k, lowrank.Energy(0.9), lowrank.WithMethod(lowrank.Randomized), lowrank.WithMaxSketch(100))
+	capped, m, _ := estimateMemory(4, d, k, lowrank.Energy(0.9), lowrank.WithMethod(lowrank.Randomized), lowrank.WithMaxSketch(100))
 	if m != lowrank.Randomized || capped > 2*w {
 		t.Errorf("capped energy: %d bytes for %v; want Randomized under %d", capped, m, 2*w)
 	}
@@ -128,16 +130,63 @@ func TestMemoryEstimateMethods(t *testing.T) {
 		want error
 	}{{0, 5, lowrank.Rank(1), lowrank.ErrEmpty}, {5, 5, lowrank.Rank(6), lowrank.ErrRank}, {5, 5, lowrank.Energy(2), lowrank.ErrPolicy},
 		{math.MaxInt / 2, 3, lowrank.Rank(1), lowrank.ErrShape}} {
-		if _, _, err := lowrank.MemoryEstimate[float64](c.d, c.k, c.p); !errors.Is(err, c.want) {
+		if _, _, err := estimateMemory(8, c.d, c.k, c.p); !errors.Is(err, c.want) {
 			t.Errorf("%d×%d %v: %v; want %v", c.d, c.k, c.p, err, c.want)
 		}
 	}
-	if _, _, err := lowrank.MemoryEstimate[float64](5, 5, lowrank.Rank(1), lowrank.WithMaxSketch(-1)); !errors.Is(err, lowrank.ErrOption) {
+	if _, _, err := estimateMemory(8, 5, 5, lowrank.Rank(1), lowrank.WithMaxSketch(-1)); !errors.Is(err, lowrank.ErrOption) {
 		t.Errorf("WithMaxSketch(-1): %v; want ErrOption", err)
 	}
 	// Huge shapes saturate instead of overflowing.
-	if n, _, err := lowrank.MemoryEstimate[float64](1<<31, 1<<31, lowrank.Rank(1), lowrank.WithMethod(lowrank.Exact)); err != nil || n != math.MaxInt64 {
+	if n, _, err := estimateMemory(8, 1<<31, 1<<31, lowrank.Rank(1), lowrank.WithMethod(lowrank.Exact)); err != nil || n != math.MaxInt64 {
 		t.Errorf("2³¹×2³¹: %d, %v; want MaxInt64", n, err)
+	}
+}
+
+// estimateMemory is EstimateMemory with its Estimate spread out.
+func estimateMemory(size, d, k int, p lowrank.Policy, opts ...lowrank.Option) (int64, lowrank.Method, error) {
+	e, err := lowrank.EstimateMemory(d, k, size, p, opts...)
+	return e.Bytes, e.Method, err
+}
+
+// TestEstimateMemoryElemSize: only 4 and 8 are element sizes, and the
+// deprecated MemoryEstimate[T] gives EstimateMemory's answer.
+func TestEstimateMemoryElemSize(t *testing.T) {
+	for _, size := range []int{0, 2, 16, -4} {
+		if _, err := lowrank.EstimateMemory(100, 50, size, lowrank.Rank(4)); !errors.Is(err, lowrank.ErrShape) || !strings.Contains(err.Error(), "expected 4 (float32) or 8 (float64)") {
+			t.Errorf("element size %d: %v; want ErrShape", size, err)
+		}
+	}
+	for _, p := range []lowrank.Policy{lowrank.Rank(4), lowrank.Energy(0.9)} {
+		e4, err4 := lowrank.EstimateMemory(700, 500, 4, p)
+		n4, m4, old4 := lowrank.MemoryEstimate[float32](700, 500, p)
+		e8, err8 := lowrank.EstimateMemory(700, 500, 8, p)
+		n8, m8, old8 := lowrank.MemoryEstimate[float64](700, 500, p)
+		if err4 != nil || err8 != nil || old4 != nil || old8 != nil || e4 != (lowrank.Estimate{Bytes: n4, Method: m4}) || e8 != (lowrank.Estimate{Bytes: n8, Method: m8}) || e4.Bytes <= 0 || e8.Bytes <= 0 {
+			t.Errorf("%v: EstimateMemory %v / %v, MemoryEstimate %d %v / %d %v", p, e4, e8, n4, m4, n8, m8)
+		}
+	}
+}
+
+// TestEstimateMemoryLAPACK: the estimate models the LAPACK the CPU backend
+// runs on (gonum widens float32 to float64, a system LAPACK does not); for
+// any other backend it takes the larger of the two.
+func TestEstimateMemoryLAPACK(t *testing.T) {
+	est := func(b lowrank.Backend) int64 {
+		e, err := lowrank.EstimateMemory(600, 400, 4, lowrank.Rank(10), lowrank.WithMethod(lowrank.Exact), lowrank.WithBackend(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Bytes
+	}
+	gonum, other := est(cpu.NewGonum()), est(gpu.New())
+	if other < gonum {
+		t.Errorf("a non-CPU backend's estimate %d < gonum's %d", other, gonum)
+	}
+	if !strings.Contains(strings.Join(cpu.New().Describe(), " "), "gonum") {
+		if system := est(cpu.New()); system >= gonum || other < system {
+			t.Errorf("float32 exact 600×400: system LAPACK %d, gonum %d, other %d; want system < gonum ≤ other", system, gonum, other)
+		}
 	}
 }
 

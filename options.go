@@ -2,6 +2,7 @@ package lowrank
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -92,13 +93,14 @@ type config struct {
 	maxSketch  int // 0: no cap
 	backend    Backend
 	err        error
+	given      []string // the With… functions that built the options, in order
 }
 
 func newConfig(opts []Option) config {
 	c := config{method: Auto, oversample: DefaultOversampling, powerIters: DefaultPowerIters}
 	for _, o := range opts {
 		if o != nil {
-			o(&c)
+			o.apply(&c)
 		}
 	}
 	return c
@@ -110,62 +112,87 @@ func (c *config) fail(err error) {
 	}
 }
 
-// Option configures Factorize and SVD.
-type Option func(*config)
+// only returns an error wrapping ErrOption naming the first option given
+// that is not one of the allowed ones, for a call that could not honour it.
+func (c *config) only(call string, allowed ...string) error {
+	for _, g := range c.given {
+		if !slices.Contains(allowed, g) {
+			return errorf(ErrOption, "%s has no effect on %s; expected only %s", g, call, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+// Option configures Factorize, SVD and EstimateMemory. Options are made by
+// the With… functions of this package; a nil Option is ignored.
+type Option interface {
+	apply(*config)
+}
+
+// option is an Option made by the With… function called name.
+type option struct {
+	name string
+	set  func(*config)
+}
+
+func (o option) apply(c *config) {
+	c.given = append(c.given, o.name)
+	o.set(c)
+}
 
 // WithMethod selects the algorithm (default Auto).
 func WithMethod(m Method) Option {
-	return func(c *config) {
+	return option{"WithMethod", func(c *config) {
 		if m < Auto || m > Randomized {
 			c.fail(errorf(ErrOption, "method %d; expected Auto, Exact or Randomized", int(m)))
 			return
 		}
 		c.method = m
-	}
+	}}
 }
 
 // WithOversampling sets the extra sketch columns p of the randomized method
 // (default 10): it sketches l = r + p columns for rank r.
 func WithOversampling(p int) Option {
-	return func(c *config) {
+	return option{"WithOversampling", func(c *config) {
 		if p < 0 {
 			c.fail(errorf(ErrOption, "oversampling %d; expected ≥ 0", p))
 			return
 		}
 		c.oversample = p
-	}
+	}}
 }
 
 // WithPowerIters sets the number q of power (subspace) iterations of the
 // randomized method (default 2). Each costs two passes over W and sharpens
 // a slowly decaying spectrum.
 func WithPowerIters(q int) Option {
-	return func(c *config) {
+	return option{"WithPowerIters", func(c *config) {
 		if q < 0 {
 			c.fail(errorf(ErrOption, "power iterations %d; expected ≥ 0", q))
 			return
 		}
 		c.powerIters = q
-	}
+	}}
 }
 
 // WithSeed seeds the Gaussian sketch of the randomized method (default 0).
 // The same seed gives the same factors on every run and every backend, up
 // to rounding.
 func WithSeed(seed uint64) Option {
-	return func(c *config) { c.seed = seed }
+	return option{"WithSeed", func(c *config) { c.seed = seed }}
 }
 
 // WithSplit selects how singular values are shared between B and A
 // (default SplitUS).
 func WithSplit(s Split) Option {
-	return func(c *config) {
+	return option{"WithSplit", func(c *config) {
 		if s != SplitUS && s != SplitSqrt {
 			c.fail(errorf(ErrOption, "split %d; expected SplitUS or SplitSqrt", int(s)))
 			return
 		}
 		c.split = s
-	}
+	}}
 }
 
 // WithRoundTo rounds the chosen rank up to a multiple of m (kernels like
@@ -173,39 +200,39 @@ func WithSplit(s Split) Option {
 // is a ceiling, it rounds down instead (but never below the policy's
 // rank when that is less than m). m = 0 or 1 leaves the rank alone.
 func WithRoundTo(m int) Option {
-	return func(c *config) {
+	return option{"WithRoundTo", func(c *config) {
 		if m < 0 {
 			c.fail(errorf(ErrOption, "round-to %d; expected ≥ 0", m))
 			return
 		}
 		c.roundTo = m
-	}
+	}}
 }
 
 // WithMaxSketch caps the randomized method's sketch at l columns, which
-// bounds its memory (see MemoryEstimate), and turns off the fallback to the
+// bounds its memory (see EstimateMemory), and turns off the fallback to the
 // exact SVD that Auto otherwise takes when an adaptive sketch falls short.
 // With it, a rank (or an Energy or Tolerance target) that l columns cannot
 // reach is an error wrapping ErrPolicy instead of a larger computation.
 // It has no effect when the exact method runs. l = 0 (the default) sets
 // no cap.
 func WithMaxSketch(l int) Option {
-	return func(c *config) {
+	return option{"WithMaxSketch", func(c *config) {
 		if l < 0 {
 			c.fail(errorf(ErrOption, "max sketch %d; expected ≥ 0", l))
 			return
 		}
 		c.maxSketch = l
-	}
+	}}
 }
 
 // WithBackend runs the call on b instead of the default backend.
 func WithBackend(b Backend) Option {
-	return func(c *config) {
+	return option{"WithBackend", func(c *config) {
 		if b == nil {
 			c.fail(errorf(ErrOption, "nil backend"))
 			return
 		}
 		c.backend = b
-	}
+	}}
 }

@@ -16,18 +16,18 @@ import (
 	"sync"
 
 	"github.com/lowrank-go/lowrank/internal/blas"
+	"github.com/lowrank-go/lowrank/internal/cpulapack"
 	"github.com/lowrank-go/lowrank/la"
 )
 
 // Backend is the CPU backend. Create it with New or NewGonum.
 type Backend struct {
-	once    sync.Once
-	gonum   bool // never load a system library
-	f64     engine[float64]
-	f32     engine[float32]
-	lib     *blas.Lib
-	why     string // why gonum is used
-	details []string
+	once  sync.Once
+	gonum bool // never load a system library
+	f64   engine[float64]
+	f32   engine[float32]
+	lib   *blas.Lib
+	why   string // why gonum is used
 }
 
 // New returns the CPU backend. The BLAS it runs on is chosen on first use
@@ -72,10 +72,22 @@ func (b *Backend) Init() error {
 	return nil
 }
 
-// System reports whether the backend runs on a system BLAS/LAPACK.
-func (b *Backend) System() bool {
+// system reports whether the backend runs on a system BLAS/LAPACK. The
+// lowrank package asks it through internal/cpulapack.
+func (b *Backend) system() bool {
 	b.load()
 	return b.lib != nil
+}
+
+// init only hands internal/cpulapack a function; it loads nothing.
+func init() {
+	cpulapack.System = func(b any) (bool, bool) {
+		c, ok := b.(*Backend)
+		if !ok {
+			return false, false
+		}
+		return c.system(), true
+	}
 }
 
 // Describe returns what the backend runs on: the BLAS/LAPACK library, its
@@ -84,8 +96,7 @@ func (b *Backend) Describe() []string {
 	b.load()
 	l := b.lib
 	if l == nil {
-		why := strings.TrimPrefix(b.why, "lowrank: ")
-		return []string{"BLAS/LAPACK: gonum (pure Go; float32 QR and SVD in float64): " + why}
+		return []string{"BLAS/LAPACK: gonum (pure Go; float32 QR and SVD in float64): " + b.why}
 	}
 	name := l.Vendor
 	if l.Version != "" {

@@ -4,9 +4,9 @@ import (
 	"testing"
 
 	"github.com/lowrank-go/lowrank/cpu"
-	"github.com/lowrank-go/lowrank/internal/backendtest"
+	"github.com/lowrank-go/lowrank/internal/testkit/testlowrank"
 )
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, cpu.New())
+	testlowrank.Run(t, cpu.New())
 }

@@ -25,8 +25,10 @@ type engine[T float32 | float64] struct {
 }
 
 var (
-	_ la.Engine[float64] = engine[float64]{}
-	_ la.Engine[float32] = engine[float32]{}
+	_ la.Engine[float64]   = engine[float64]{}
+	_ la.Engine[float32]   = engine[float32]{}
+	_ la.Borrower[float64] = engine[float64]{}
+	_ la.Borrower[float32] = engine[float32]{}
 )
 
 func (e engine[T]) mat(m la.Mat) (*dense[T], error) {
@@ -44,10 +46,8 @@ func (e engine[T]) Upload(rows, cols int, data []T) (la.Mat, error) {
 	return &dense[T]{rows: rows, cols: cols, stride: cols, data: append([]T(nil), data[:rows*cols]...)}, nil
 }
 
-// Borrow returns a rows×cols Mat over data without copying it. The Mat
-// shares data: it must be used only as an input (lowrank's randomized
-// path borrows W and its Gaussian sketch), and data must not change while
-// it is in use.
+// Borrow returns a rows×cols Mat over data without copying it (la.Borrower):
+// the Mat shares data, so reads see data and writes change it.
 func (e engine[T]) Borrow(rows, cols int, data []T) (la.Mat, error) {
 	if rows < 0 || cols < 0 || len(data) < rows*cols {
 		return nil, fmt.Errorf("%w: borrow of %d×%d from %d values", la.ErrShape, rows, cols, len(data))

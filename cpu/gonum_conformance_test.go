@@ -4,11 +4,11 @@ import (
 	"testing"
 
 	"github.com/lowrank-go/lowrank/cpu"
-	"github.com/lowrank-go/lowrank/internal/backendtest"
+	"github.com/lowrank-go/lowrank/internal/testkit/testlowrank"
 )
 
 // TestConformanceGonum runs the conformance suite on the pure-Go kernels
 // as well, whatever BLAS the default backend found (TestConformance).
 func TestConformanceGonum(t *testing.T) {
-	backendtest.Run(t, cpu.NewGonum())
+	testlowrank.Run(t, cpu.NewGonum())
 }

@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/lowrank-go/lowrank/la"
@@ -13,7 +14,7 @@ import (
 func testBackends(t *testing.T) map[string]*Backend {
 	t.Helper()
 	out := map[string]*Backend{"gonum": NewGonum()}
-	if b := New(); b.System() {
+	if b := New(); b.system() {
 		out["system"] = b
 	} else {
 		t.Logf("system BLAS not tested: %v", b.Describe())
@@ -44,6 +45,9 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("%s: empty Describe", name)
 		}
 		t.Logf("%s: %q", name, d)
+		if s := strings.Join(d, "\n"); strings.Contains(s, "lowrank:") {
+			t.Errorf("%s: Describe quotes a prefixed error: %q", name, s)
+		}
 		if err := b.Init(); err != nil {
 			t.Errorf("%s: Init: %v", name, err)
 		}

@@ -18,7 +18,7 @@ import (
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/cpu"
 	"github.com/lowrank-go/lowrank/gpu"
-	"github.com/lowrank-go/lowrank/internal/backendtest"
+	"github.com/lowrank-go/lowrank/internal/testkit/testlowrank"
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -38,13 +38,13 @@ func TestDescribe(t *testing.T) {
 
 // TestConformance runs the whole conformance suite on the GPU.
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, requireGPU(t))
+	testlowrank.Run(t, requireGPU(t))
 }
 
 // TestCrossCheckCPU compares every result with the CPU backend: same seed,
 // same randomized factors up to rounding.
 func TestCrossCheckCPU(t *testing.T) {
-	backendtest.CrossCheck(t, requireGPU(t), cpu.New())
+	testlowrank.CrossCheck(t, requireGPU(t), cpu.New())
 }
 
 func randMatrix[T lowrank.Float](d, k int, seed uint64) lowrank.Matrix[T] {
@@ -277,8 +277,8 @@ func TestOutOfMemoryFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Backend != "cpu" || !strings.Contains(f.Fallback, "memory") {
-		t.Errorf("backend %q, fallback %q; want cpu and the reason", f.Backend, f.Fallback)
+	if f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "memory") {
+		t.Errorf("backend %q, fallback %q; want cpu and the reason", f.Backend.Name(), f.Fallback)
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 
 	"github.com/lowrank-go/lowrank/cpu"
 	"github.com/lowrank-go/lowrank/gpu"
-	"github.com/lowrank-go/lowrank/internal/backendtest"
 	"github.com/lowrank-go/lowrank/internal/cuda"
 	"github.com/lowrank-go/lowrank/internal/cuda/cudatest"
+	"github.com/lowrank-go/lowrank/internal/testkit/testla"
+	"github.com/lowrank-go/lowrank/internal/testkit/testlowrank"
 )
 
 const fakeDir = "/fake/cuda/lib"
@@ -69,11 +70,11 @@ func checkClean(t *testing.T) {
 func TestFakeConformance(t *testing.T) {
 	b := fakeGPU(t, &cudatest.Fake{})
 	if testing.Short() {
-		t.Run("engine/float64", func(t *testing.T) { backendtest.TestEngine(t, b.Float64()) })
-		t.Run("engine/float32", func(t *testing.T) { backendtest.TestEngine(t, b.Float32()) })
+		t.Run("engine/float64", func(t *testing.T) { testla.EngineTest(t, b.Float64()) })
+		t.Run("engine/float32", func(t *testing.T) { testla.EngineTest(t, b.Float32()) })
 		return
 	}
-	backendtest.Run(t, b)
+	testlowrank.Run(t, b)
 }
 
 // TestFakeApplyBatchBiasStaging is the regression test of a race in the
@@ -137,7 +138,7 @@ func TestFakeCrossCheckCPU(t *testing.T) {
 		t.Skip("-short: the cross-check factorizes 400×300 matrices with reference loops")
 	}
 	b := fakeGPU(t, &cudatest.Fake{})
-	backendtest.CrossCheck(t, b, cpu.New())
+	testlowrank.CrossCheck(t, b, cpu.New())
 }
 
 // TestFakeLargeTransfers moves more than one pinned staging buffer

@@ -135,8 +135,8 @@ func countCalls(t *testing.T, b lowrank.Backend, w lowrank.Matrix[float64], r ru
 	if err != nil {
 		t.Fatalf("%s without faults: %v", r.name, err)
 	}
-	if f.Backend != "cuda" {
-		t.Fatalf("%s without faults ran on %s (%s)", r.name, f.Backend, f.Fallback)
+	if f.Backend.Name() != "cuda" {
+		t.Fatalf("%s without faults ran on %s (%s)", r.name, f.Backend.Name(), f.Fallback)
 	}
 	return cudatest.Calls(pattern)
 }
@@ -165,11 +165,11 @@ func TestFakeOutOfMemoryAtAllocation(t *testing.T) {
 				}
 				checkReleased(t, what, u)
 				checkSame(t, what, f, want, 1e-9)
-				if repeat && (f.Backend != "cpu" || !strings.Contains(f.Fallback, "cuda ran out of memory") ||
+				if repeat && (f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "cuda ran out of memory") ||
 					!strings.Contains(f.Fallback, "cuMemAlloc_v2: CUDA_ERROR_OUT_OF_MEMORY")) {
-					t.Errorf("%s: backend %q, fallback %q; want cpu and the reason", what, f.Backend, f.Fallback)
+					t.Errorf("%s: backend %q, fallback %q; want cpu and the reason", what, f.Backend.Name(), f.Fallback)
 				}
-				if f.Backend == "cuda" && f.Fallback != "" {
+				if f.Backend.Name() == "cuda" && f.Fallback != "" {
 					t.Errorf("%s: computed on the GPU, yet Fallback = %q", what, f.Fallback)
 				}
 			}
@@ -187,7 +187,7 @@ func TestFakeOutOfMemoryAtAllocation(t *testing.T) {
 		cudatest.SetFaults(cudatest.Fault{Call: lib.pattern, Nth: 1, Status: lib.status, Repeat: true})
 		f, err := runs()[0].on(w, b)
 		cudatest.ClearFaults()
-		if err != nil || f.Backend != "cpu" || !strings.Contains(f.Fallback, lib.name) {
+		if err != nil || f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, lib.name) {
 			t.Errorf("%s fails with %s: %v, %v; want the CPU's result and the reason", lib.pattern, lib.name, f, err)
 		}
 		checkReleased(t, lib.name, u)
@@ -213,15 +213,15 @@ func TestFakeOutOfPinnedMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Backend != "cpu" || !strings.Contains(f.Fallback, "cuMemAllocHost_v2") {
-		t.Errorf("backend %q, fallback %q; want cpu because of cuMemAllocHost_v2", f.Backend, f.Fallback)
+	if f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "cuMemAllocHost_v2") {
+		t.Errorf("backend %q, fallback %q; want cpu because of cuMemAllocHost_v2", f.Backend.Name(), f.Fallback)
 	}
 	checkSame(t, "pinned allocation failed", f, want, 1e-9)
 	if now := usageNow(); now.cuda != u.cuda || now.fake != u.fake {
 		t.Errorf("device allocations %+v after the fallback; want %+v", now, u)
 	}
 	g, err := r.on(w, b)
-	if err != nil || g.Backend != "cuda" {
+	if err != nil || g.Backend.Name() != "cuda" {
 		t.Fatalf("after the pinned allocation recovered: backend %v, %v; want cuda", g, err)
 	}
 	checkSame(t, "pinned allocation recovered", g, want, 1e-9)
@@ -247,9 +247,9 @@ func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Backend != "cuda" || f.Fallback != "" || cudatest.Calls("cusolverDnDgesvd") != 1 || cudatest.Calls("cusolverDnDgesvdj") != 0 {
+	if f.Backend.Name() != "cuda" || f.Fallback != "" || cudatest.Calls("cusolverDnDgesvd") != 1 || cudatest.Calls("cusolverDnDgesvdj") != 0 {
 		t.Errorf("gesvdj's workspace too large: backend %q, fallback %q, gesvd called %d times, gesvdj %d; want gesvd once on the GPU",
-			f.Backend, f.Fallback, cudatest.Calls("cusolverDnDgesvd"), cudatest.Calls("cusolverDnDgesvdj"))
+			f.Backend.Name(), f.Fallback, cudatest.Calls("cusolverDnDgesvd"), cudatest.Calls("cusolverDnDgesvdj"))
 	}
 	checkSame(t, "gesvd instead of gesvdj", f, exact.reference(t, w), 1e-9)
 	checkReleased(t, "gesvd instead of gesvdj", u)
@@ -270,8 +270,8 @@ func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Backend != "cpu" || !strings.Contains(f.Fallback, "workspace") {
-		t.Errorf("no workspace fits: backend %q, fallback %q; want cpu and the reason", f.Backend, f.Fallback)
+	if f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "workspace") {
+		t.Errorf("no workspace fits: backend %q, fallback %q; want cpu and the reason", f.Backend.Name(), f.Fallback)
 	}
 	checkSame(t, "no SVD workspace fits", f, exact.reference(t, w), 1e-9)
 	checkReleased(t, "no SVD workspace fits", u)
@@ -283,8 +283,8 @@ func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Backend != "cpu" || !strings.Contains(f.Fallback, "cusolverDnDgeqrf/orgqr's workspace needs 512.0 MiB") {
-		t.Errorf("geqrf's workspace too large: backend %q, fallback %q; want cpu and the reason", f.Backend, f.Fallback)
+	if f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "cusolverDnDgeqrf/orgqr's workspace needs 512.0 MiB") {
+		t.Errorf("geqrf's workspace too large: backend %q, fallback %q; want cpu and the reason", f.Backend.Name(), f.Fallback)
 	}
 	checkSame(t, "no QR workspace fits", f, randomized.reference(t, w), 1e-9)
 	checkReleased(t, "no QR workspace fits", u)
@@ -294,7 +294,7 @@ func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 	}
 
 	g, err := randomized.on(w, b)
-	if err != nil || g.Backend != "cuda" {
+	if err != nil || g.Backend.Name() != "cuda" {
 		t.Errorf("after the faults: %v, %v; want the GPU again", g, err)
 	}
 }
@@ -314,7 +314,7 @@ func TestFakeNoConvergence(t *testing.T) {
 	cudatest.SetDevInfo(cudatest.Gesvdj, 3)
 	cudatest.ResetCalls()
 	f, err := exact.on(w, b)
-	if err != nil || f.Backend != "cuda" {
+	if err != nil || f.Backend.Name() != "cuda" {
 		t.Fatalf("gesvdj did not converge: %v, %v; want gesvd's result on the GPU", f, err)
 	}
 	if cudatest.Calls("cusolverDnDgesvdj") != 1 || cudatest.Calls("cusolverDnDgesvd") != 1 {
@@ -361,7 +361,7 @@ func TestFakeNoConvergence(t *testing.T) {
 	checkReleased(t, "solver errors", u)
 
 	f, err = exact.on(w, b)
-	if err != nil || f.Backend != "cuda" {
+	if err != nil || f.Backend.Name() != "cuda" {
 		t.Fatalf("after the faults: %v, %v", f, err)
 	}
 	checkSame(t, "after the faults", f, want, 1e-9)
@@ -411,7 +411,7 @@ func TestFakeLibraryErrorMidRun(t *testing.T) {
 				}
 				checkReleased(t, what, u)
 				f, err := r.on(w, b)
-				if err != nil || f.Backend != "cuda" {
+				if err != nil || f.Backend.Name() != "cuda" {
 					t.Fatalf("%s: the next factorization: %v, %v", what, f, err)
 				}
 				checkSame(t, what+", then no fault", f, want, 1e-9)
@@ -602,7 +602,7 @@ func TestFakeMissingSymbol(t *testing.T) {
 	b := fakeGPU(t, &cudatest.Fake{MissingSyms: []string{"cusolverDnXgesvdjSetMaxSweeps", "cublasSetMathMode"}})
 	w := randMatrix[float64](20, 10, 2)
 	f, err := runs()[0].on(w, b)
-	if err != nil || f.Backend != "cuda" {
+	if err != nil || f.Backend.Name() != "cuda" {
 		t.Fatalf("without optional symbols: %v, %v", f, err)
 	}
 	checkSame(t, "without optional symbols", f, runs()[0].reference(t, w), 1e-9)
@@ -630,7 +630,7 @@ func TestFakeAutoChoiceMissingSymbol(t *testing.T) {
 			}
 		}
 		fs, err := lowrank.Factorize(randMatrix[float64](8, 6, 1), lowrank.Rank(2))
-		if err != nil || fs.Backend != "cpu" {
+		if err != nil || fs.Backend.Name() != "cpu" {
 			t.Errorf("Factorize with the automatic choice: %v, %v; want cpu", fs, err)
 		}
 		return
@@ -653,7 +653,7 @@ func TestFakeNoLeaks(t *testing.T) {
 	round := func() {
 		for _, m := range []lowrank.Method{lowrank.Exact, lowrank.Randomized} {
 			f, err := lowrank.Factorize(w, lowrank.Rank(6), lowrank.WithBackend(b), lowrank.WithMethod(m))
-			if err != nil || f.Backend != "cuda" {
+			if err != nil || f.Backend.Name() != "cuda" {
 				t.Fatalf("%v: %v, %v", m, f, err)
 			}
 			if _, err := f.Apply(x.Data[:40], nil); err != nil {

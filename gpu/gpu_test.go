@@ -87,7 +87,7 @@ func TestFallbackToCPU(t *testing.T) {
 	}
 	w, _ := lowrank.NewMatrix(3, 2, []float64{1, 2, 3, 4, 5, 6})
 	f, err := lowrank.Factorize(w, lowrank.Rank(1))
-	if err != nil || f.Backend != "cpu" {
+	if err != nil || f.Backend.Name() != "cpu" {
 		t.Errorf("Factorize without a GPU: backend %v, %v; want cpu", f, err)
 	}
 	for _, info := range lowrank.Backends() {

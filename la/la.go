@@ -80,6 +80,21 @@ type Engine[T Float] interface {
 	NewApplier(d, r, k int, b, a []T) (Applier[T], error)
 }
 
+// Borrower is an optional capability of an Engine whose matrices live in
+// host memory (the CPU engine): Borrow wraps the row-major rows×cols host
+// matrix data in a Mat without copying it. The Mat shares data: the engine
+// reads data through it, and an operation that writes to the Mat (or to a
+// View of it) writes to data. The caller must not change data while the
+// Mat is in use; Free of a borrowed Mat leaves data alone.
+//
+// lowrank looks for it with a type assertion, as io.Copy looks for
+// io.WriterTo, and uses it to compute on the caller's matrices in place
+// (the randomized method's products with W, Factors.AddTo); an engine
+// without it gets uploaded copies.
+type Borrower[T Float] interface {
+	Borrow(rows, cols int, data []T) (Mat, error)
+}
+
 // Applier evaluates a factorized linear layer many times. It is safe for
 // concurrent use by several goroutines.
 type Applier[T Float] interface {
@@ -107,7 +122,7 @@ var ErrDeviceMemory = errors.New("la: not enough device memory")
 
 // ErrNoConvergence is wrapped by an engine's error when an iterative
 // solver (the SVD's QR or Jacobi sweeps) did not converge.
-var ErrNoConvergence = errors.New("the SVD did not converge")
+var ErrNoConvergence = errors.New("la: the SVD did not converge")
 
 // GemmDims returns the shape of c = op(a)·op(b): op(a) is m×k and op(b)
 // is k×n. It returns an error wrapping ErrShape when the inner dimensions

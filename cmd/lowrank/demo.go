@@ -121,7 +121,7 @@ func demo[T lowrank.Float](w io.Writer, d, k, r int, seed uint64) error {
 	fmt.Fprintf(w, "\nmax |y − y'| = %.3g\n", maxDiff)
 	fmt.Fprintf(w, "\nTotal parameters in original : %d\n", f.DenseParams())
 	fmt.Fprintf(w, "Total parameters in B and A : %d\n", f.Params())
-	fmt.Fprintf(w, "\nbackend: %s\n", f.Backend)
+	fmt.Fprintf(w, "\nbackend: %s\n", f.Backend.Name())
 	return nil
 }
 

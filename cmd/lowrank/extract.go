@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -299,12 +300,23 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 		return extracted{}, err
 	}
 	d, k := D.Rows, D.Cols
-	normTuned := frob(D.Data)
+	normTuned, err := D.Norm() // also the check of tuned
+	if err != nil {
+		return extracted{}, tensorFault(err, ft.Path(), t.Name)
+	}
 	for i := range D.Data {
 		D.Data[i] -= Wb.Data[i]
 	}
+	normDelta, err := D.Norm()
+	if err != nil {
+		// tuned is finite: the NaN or ±Inf of ΔW is base's, or an
+		// overflow of tuned − base, which Factorize reports below.
+		if _, err := Wb.Norm(); err != nil {
+			return extracted{}, tensorFault(err, fb.Path(), t.Name)
+		}
+		normDelta = math.Inf(1)
+	}
 	Wb = lowrank.Matrix[T]{}
-	normDelta := frob(D.Data)
 	e := extracted{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
 	if normDelta == 0 || normDelta <= negligible*normTuned {
@@ -353,7 +365,16 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 				scaled.Data[i] = v * T(alpha/float64(r))
 			}
 		}
-		rel = relResidual(D, scaled, A)
+		sf := fac
+		if alpha != float64(r) {
+			if sf, err = lowrank.NewFactors(scaled, A); err != nil {
+				return extracted{}, tensorFault(err, ft.Path(), t.Name)
+			}
+			sf.Backend = fac.Backend
+		}
+		if rel, err = relResidual(D, sf, fac.Norm); err != nil {
+			return extracted{}, tensorFault(err, ft.Path(), t.Name)
+		}
 	}
 	e.meta = recordFactors(&e.row, stAdapter, fac, rel, out)
 	e.write = func(w *safetensors.Writer, aKey, bKey, alphaKey string) error {

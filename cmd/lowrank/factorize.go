@@ -206,8 +206,8 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	case errors.Is(err, lowrank.ErrPolicy):
 		return denseOutcome(f, t, W, out, o, "ratio too small for rank 1")
 	case err != nil:
-		return outcome{}, tensorErr(f.Path(), t.Name, "%s", strip(err))
-	case fac.BreakEven():
+		return outcome{}, tensorFault(err, f.Path(), t.Name)
+	case !fac.Saves():
 		return denseOutcome(f, t, W, out, o, fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", fac.Rank))
 	}
 	r := fac.Rank
@@ -220,7 +220,9 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		if i, ok := quantize(fac.A.Data, out); !ok {
 			return outcome{}, tensorErr(f.Path(), t.Name, "factor A[%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/k, i%k, fac.A.Data[i], out)
 		}
-		rel = relResidual(W, fac.B, fac.A)
+		if rel, err = relResidual(W, fac, fac.Norm); err != nil {
+			return outcome{}, tensorFault(err, f.Path(), t.Name)
+		}
 	}
 	o.meta = recordFactors(&o.row, stFactorized, fac, rel, out)
 	A, B := fac.A, fac.B

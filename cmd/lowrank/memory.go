@@ -18,7 +18,7 @@ import (
 //
 // Before any work, every tensor gets an estimate of the memory it needs
 // while it is processed (its values as float32 or float64, and the
-// algorithm's work: lowrank.MemoryEstimate for factorize and extract, the
+// algorithm's work: lowrank.EstimateMemory for factorize and extract, the
 // product for merge). The budget minus what the program needs for itself
 // (reserveBytes plus a few times the size of the input headers) is shared
 // by the tensors in flight: with --jobs N a tensor starts only when its
@@ -225,14 +225,8 @@ type factorPlan struct {
 func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int64, held int64) (factorPlan, error) {
 	est := func(opts ...lowrank.Option) (int64, error) {
 		all := append(append([]lowrank.Option(nil), s.opts...), opts...)
-		var n int64
-		var err error
-		if es == 8 {
-			n, _, err = lowrank.MemoryEstimate[float64](d, k, s.policy, all...)
-		} else {
-			n, _, err = lowrank.MemoryEstimate[float32](d, k, s.policy, all...)
-		}
-		return add(n, held, es*64*int64(k)), err
+		e, err := lowrank.EstimateMemory(d, k, int(es), s.policy, all...)
+		return add(e.Bytes, held, es*64*int64(k)), err
 	}
 	cost, err := est()
 	if err != nil {

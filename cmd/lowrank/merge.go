@@ -266,7 +266,9 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 	if err != nil {
 		return outcome{}, err
 	}
-	addProduct(W, it.scaling, B, A, fanIn)
+	if err := addProduct(W, it.scaling, B, A, fanIn, operands{"W": {fb.Path(), t.Name}, "A": {fa.Path(), it.mod.aKey}, "B": {fa.Path(), it.mod.bKey}}); err != nil {
+		return outcome{}, err
+	}
 	if i, ok := quantize(W.Data, t.DType); !ok || firstNonFinite(W.Data) >= 0 {
 		if i < 0 {
 			i = firstNonFinite(W.Data)
@@ -392,8 +394,10 @@ func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensor
 	if err != nil {
 		return outcome{}, err
 	}
-	W := lowrank.Matrix[T]{Rows: B.Rows, Cols: A.Cols, Data: make([]T, B.Rows*A.Cols)}
-	addProduct(W, 1, B, A, false)
+	W, err := product(B, A, operands{"W": {f.Path(), name}, "A": {f.Path(), name + ".A"}, "B": {f.Path(), name + ".B"}})
+	if err != nil {
+		return outcome{}, err
+	}
 	if i, ok := quantize(W.Data, dt); !ok {
 		return outcome{}, tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s", i/W.Cols, i%W.Cols, dt)
 	}

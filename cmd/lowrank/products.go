@@ -1,62 +1,81 @@
 package main
 
 import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
+	"errors"
 
 	"github.com/lowrank-go/lowrank"
-	"github.com/lowrank-go/lowrank/la"
 )
 
-var impl gonum.Implementation
+// The commands' products and norms go through the library, on the backend
+// a command runs on: Factors.AddTo and AddTransposedTo (merge), Residual
+// with Factors.Norm (the error of factors rounded to a narrower dtype), and
+// Matrix.Norm. The library's checks are also the only NaN/Inf scan a
+// tensor gets; tensorFault turns what they find into the commands' message.
 
-// gemm computes c = alpha·op(a)·op(b) + beta·c for row-major slices (m×n
-// result, inner dimension k), in float32 or float64.
-func gemm[T lowrank.Float](ta, tb bool, m, n, k int, alpha float64, a []T, lda int, b []T, ldb int, beta float64, c []T, ldc int) {
-	tA, tB := blas.NoTrans, blas.NoTrans
-	if ta {
-		tA = blas.Trans
-	}
-	if tb {
-		tB = blas.Trans
-	}
-	switch a := any(a).(type) {
-	case []float32:
-		impl.Sgemm(tA, tB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
-	case []float64:
-		impl.Dgemm(tA, tB, m, n, k, alpha, a, lda, any(b).([]float64), ldb, beta, any(c).([]float64), ldc)
-	}
-}
-
-// addProduct adds alpha·B·A (d×k) to w, or alpha·(B·A)ᵀ when w is stored
-// transposed (k×d, PEFT's fan_in_fan_out).
-func addProduct[T lowrank.Float](w lowrank.Matrix[T], alpha float64, b, a lowrank.Matrix[T], transposed bool) {
-	if transposed { // W (k×d) += alpha·Aᵀ·Bᵀ
-		gemm(true, true, w.Rows, w.Cols, a.Rows, alpha, a.Data, a.Cols, b.Data, b.Cols, 1, w.Data, w.Cols)
-		return
-	}
-	gemm(false, false, w.Rows, w.Cols, b.Cols, alpha, b.Data, b.Cols, a.Data, a.Cols, 1, w.Data, w.Cols)
-}
-
-// relResidual returns ‖W − B·A‖_F / ‖W‖_F (0 when W = 0), computed in
-// blocks of rows so that it needs memory for a few rows only.
-func relResidual[T lowrank.Float](w, b, a lowrank.Matrix[T]) float64 {
-	const block = 64
-	d, k, r := w.Rows, w.Cols, b.Cols
-	buf := make([]T, min(block, d)*k)
-	var ss la.SumSq
-	for i0 := 0; i0 < d; i0 += block {
-		i1 := min(i0+block, d)
-		c := buf[:(i1-i0)*k]
-		copy(c, w.Data[i0*k:i1*k])
-		gemm(false, false, i1-i0, k, r, -1, b.Data[i0*r:i1*r], r, a.Data, k, 1, c, k)
-		for _, x := range c {
-			ss.Add(float64(x))
+// addProduct adds alpha·B·A to w, or alpha·(B·A)ᵀ when w is stored
+// transposed (k×d, PEFT's fan_in_fan_out), on the default backend. ops
+// names the tensors W, B and A were read from, for errors.
+func addProduct[T lowrank.Float](w lowrank.Matrix[T], alpha float64, b, a lowrank.Matrix[T], transposed bool, ops operands) error {
+	f, err := lowrank.NewFactors(b, a)
+	if err == nil {
+		if transposed {
+			err = f.AddTransposedTo(w, T(alpha))
+		} else {
+			err = f.AddTo(w, T(alpha))
 		}
 	}
-	n := frob(w.Data)
-	if n == 0 {
-		return 0
+	return ops.fault(err)
+}
+
+// product returns B·A on the default backend. ops names the tensors B and
+// A were read from, for errors.
+func product[T lowrank.Float](b, a lowrank.Matrix[T], ops operands) (lowrank.Matrix[T], error) {
+	f, err := lowrank.NewFactors(b, a)
+	if err != nil {
+		return lowrank.Matrix[T]{}, ops.fault(err)
 	}
-	return ss.Norm() / n
+	w, err := f.Reconstruct()
+	return w, ops.fault(err)
+}
+
+// relResidual returns ‖W − B·A‖_F / ‖W‖_F (0 when W = 0) for the factors
+// f as they are now (rounded to the output dtype), on the backend that
+// computed them; norm is ‖W‖_F as Factorize measured it (Factors.Norm).
+func relResidual[T lowrank.Float](w lowrank.Matrix[T], f *lowrank.Factors[T], norm float64) (float64, error) {
+	if norm == 0 {
+		return 0, nil
+	}
+	res, err := f.Residual(w)
+	return res / norm, err
+}
+
+// operands maps the library's names of a call's inputs ("W", "A", "B") to
+// the file and tensor each was read from.
+type operands map[string]struct{ file, tensor string }
+
+// fault returns err as the commands report it: a NaN or ±Inf the library
+// found names the file and tensor it was read from (`tensor "a.weight":
+// element [0, 2] is NaN; expected finite values`), and any other error
+// names W's tensor.
+func (ops operands) fault(err error) error {
+	if err == nil {
+		return nil
+	}
+	var nf *lowrank.NonFiniteError
+	if errors.As(err, &nf) {
+		if op, ok := ops[nf.Name]; ok {
+			return tensorErr(op.file, op.tensor, "element [%d, %d] is %v; expected finite values", nf.Row, nf.Col, nf.Value)
+		}
+	}
+	op := ops["W"]
+	return tensorErr(op.file, op.tensor, "%s", strip(err))
+}
+
+// tensorFault is operands.fault for a call whose one input is tensor.
+func tensorFault(err error, file, tensor string) error {
+	var nf *lowrank.NonFiniteError
+	if errors.As(err, &nf) {
+		return tensorErr(file, tensor, "element [%d, %d] is %v; expected finite values", nf.Row, nf.Col, nf.Value)
+	}
+	return tensorErr(file, tensor, "%s", strip(err))
 }

@@ -53,10 +53,10 @@ type Lib struct {
 }
 
 // ErrDisabled is returned by Load when LOWRANK_BLAS=gonum.
-var ErrDisabled = errors.New("lowrank: system BLAS disabled by " + Env + "=gonum")
+var ErrDisabled = errors.New("blas: system BLAS disabled by " + Env + "=gonum")
 
 // ErrNoCgo is returned by Load in a binary built with CGO_ENABLED=0.
-var ErrNoCgo = errors.New("lowrank: system BLAS needs cgo (this binary was built with CGO_ENABLED=0)")
+var ErrNoCgo = errors.New("blas: system BLAS needs cgo (this binary was built with CGO_ENABLED=0)")
 
 // LoadError says why no system library could be used.
 type LoadError struct {
@@ -65,7 +65,7 @@ type LoadError struct {
 }
 
 func (e *LoadError) Error() string {
-	return "lowrank: no system BLAS/LAPACK found (" + strings.Join(e.Tried, "; ") + ")"
+	return "blas: no system BLAS/LAPACK found (" + strings.Join(e.Tried, "; ") + ")"
 }
 
 // Error is a failed LAPACK call: a negative Info names the illegal
@@ -82,12 +82,12 @@ func (e *Error) Error() string {
 	if e.Info < 0 {
 		what = fmt.Sprintf("argument %d had an illegal value", -e.Info)
 	}
-	return fmt.Sprintf("lowrank: LAPACK %s on %d×%d: %s (info=%d)", e.Routine, e.M, e.N, what, e.Info)
+	return fmt.Sprintf("blas: LAPACK %s on %d×%d: %s (info=%d)", e.Routine, e.M, e.N, what, e.Info)
 }
 
 // ErrTooLarge is returned for a dimension that a 32-bit Fortran integer
 // cannot hold.
-var ErrTooLarge = errors.New("lowrank: matrix too large for a 32-bit BLAS/LAPACK interface")
+var ErrTooLarge = errors.New("blas: matrix too large for a 32-bit BLAS/LAPACK interface")
 
 // candidates returns the library sets Load tries, in order, for the value
 // of LOWRANK_BLAS (auto when empty); nil with ErrDisabled for gonum.
@@ -110,7 +110,7 @@ func candidates(env string) ([][]string, error) {
 			}
 		}
 		if len(set) == 0 {
-			return nil, fmt.Errorf("lowrank: %s=%q; expected auto, gonum or a library path", Env, env)
+			return nil, fmt.Errorf("blas: %s=%q; expected auto, gonum or a library path", Env, env)
 		}
 		return [][]string{set}, nil
 	}

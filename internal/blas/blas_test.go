@@ -2,6 +2,7 @@ package blas
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,22 @@ func TestOpenblasCore(t *testing.T) {
 	} {
 		if got := openblasCore(in); got != want {
 			t.Errorf("openblasCore(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestErrorPrefix: the package's errors name it ("blas: …"); the packages
+// above add their own prefixes, so none says "lowrank:" here.
+func TestErrorPrefix(t *testing.T) {
+	_, bad := candidates(":")
+	for _, err := range []error{ErrDisabled, ErrNoCgo, ErrTooLarge, bad,
+		&LoadError{Tried: []string{"libopenblas.so.0: not found"}},
+		&Error{Routine: "sgesdd_", Info: 3, M: 4, N: 5}} {
+		if err == nil {
+			t.Fatal("candidates(\":\") returned no error")
+		}
+		if s := err.Error(); !strings.HasPrefix(s, "blas: ") || strings.Contains(s, "lowrank:") {
+			t.Errorf("%q: want the prefix \"blas: \" and no \"lowrank:\"", s)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package finite tells whether a slice holds a NaN or an infinity, at
-// memory speed: lowrank checks every input (W before a factorization, X
-// before every Apply), and a scalar loop over a batch of activations costs
-// a noticeable share of the product that follows.
+// memory speed: lowrank checks every input (x and X before every Apply,
+// the factors and W of the products; W before a factorization is checked
+// by the pass that measures its norm), and a scalar loop over a batch of
+// activations costs a noticeable share of the product that follows.
 package finite
 
 // Has32 reports whether v holds a NaN or ±Inf.

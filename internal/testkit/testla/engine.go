@@ -1,10 +1,17 @@
-package backendtest
+// Package testla is the engine-level conformance suite, in the manner of
+// gonum's lapack/testlapack: EngineTest checks every primitive of an
+// la.Engine (and la.Borrower, when the engine has it) against float64
+// arithmetic on the host. It imports only la and the oracle, so a backend
+// is tested here without the lowrank package; testlowrank runs the
+// library's algorithms on top.
+package testla
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/lowrank-go/lowrank/internal/testkit/oracle"
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -46,9 +53,9 @@ func upload[T float32 | float64](t *testing.T, e la.Engine[T], r, c int, data []
 	return m
 }
 
-// TestEngine checks every primitive of e against float64 arithmetic on the
+// EngineTest checks every primitive of e against float64 arithmetic on the
 // host.
-func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
+func EngineTest[T float32 | float64](t *testing.T, e la.Engine[T]) {
 	tol := eps[T]()
 	rng := rand.New(rand.NewPCG(42, 1))
 
@@ -56,7 +63,7 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 		const r, c = 7, 5
 		data := randSlice[T](r*c, rng)
 		m := upload(t, e, r, c, data)
-		if got := download(t, e, m); relDiff(got, data) != 0 {
+		if got := download(t, e, m); oracle.RelDiff(got, data) != 0 {
 			t.Fatalf("round trip changed the data")
 		}
 		v, err := e.View(m, 2, 6, 1, 4)
@@ -104,6 +111,55 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 		e.Free(nil)
 	})
 
+	t.Run("Borrow", func(t *testing.T) {
+		b, ok := e.(la.Borrower[T])
+		if !ok {
+			t.Skip("the engine does not implement la.Borrower")
+		}
+		const r, c = 6, 4
+		data := randSlice[T](r*c, rng)
+		orig := append([]T(nil), data...)
+		m, err := b.Borrow(r, c, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mr, mc := m.Dims(); mr != r || mc != c {
+			t.Fatalf("Borrow dims %d×%d, want %d×%d", mr, mc, r, c)
+		}
+		if got := download(t, e, m); oracle.RelDiff(got, orig) != 0 {
+			t.Fatalf("a borrowed matrix reads differently from its data")
+		}
+		// Writes through the Mat (and a View of it) land in data.
+		v, err := e.View(m, 1, 3, 0, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ScaleRows(v, []T{2, 0}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range r {
+			for j := range c {
+				want := orig[i*c+j]
+				switch i {
+				case 1:
+					want *= 2
+				case 2:
+					want = 0
+				}
+				if data[i*c+j] != want {
+					t.Fatalf("after ScaleRows of a view, data[%d,%d] = %v, want %v", i, j, data[i*c+j], want)
+				}
+			}
+		}
+		e.Free(m)
+		if data[0] != orig[0] {
+			t.Fatalf("Free of a borrowed matrix changed its data")
+		}
+		if _, err := b.Borrow(r, c, data[:r*c-1]); err == nil {
+			t.Errorf("Borrow of %d×%d from %d values returned no error", r, c, r*c-1)
+		}
+	})
+
 	t.Run("Gemm", func(t *testing.T) {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
@@ -134,18 +190,18 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 				if err := e.Gemm(tA, tB, alpha, am, bm, beta, cm); err != nil {
 					t.Fatalf("Gemm(%v,%v): %v", tA, tB, err)
 				}
-				opA, opB := toF64(a), toF64(b)
+				opA, opB := oracle.ToF64(a), oracle.ToF64(b)
 				if tA {
-					opA = transpose(ar, ac, opA)
+					opA = oracle.Transpose(ar, ac, opA)
 				}
 				if tB {
-					opB = transpose(br, bc, opB)
+					opB = oracle.Transpose(br, bc, opB)
 				}
-				want := matmul(m, k, n, opA, opB)
+				want := oracle.Matmul(m, k, n, opA, opB)
 				for i := range want {
 					want[i] = alpha*want[i] + beta*float64(c0[i])
 				}
-				if d := relDiff(download(t, e, cm), want); d > tol {
+				if d := oracle.RelDiff(download(t, e, cm), want); d > tol {
 					t.Errorf("Gemm(tA=%v, tB=%v): relative difference %.3g > %.3g", tA, tB, d, tol)
 				}
 				if err := e.Gemm(tA, tB, 1, am, bm, 0, upload(t, e, m+1, n, make([]T, (m+1)*n))); err == nil {
@@ -163,11 +219,11 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 			if err := e.Orthonormalize(am); err != nil {
 				t.Fatal(err)
 			}
-			q := toF64(download(t, e, am))
-			checkOrthonormalColumns(t, "Q", m, n, q, tol)
+			q := oracle.ToF64(download(t, e, am))
+			oracle.CheckOrthonormalColumns(t, "Q", m, n, q, tol)
 			// span: Q·Qᵀ·a = a.
-			qta := matmul(n, m, n, transpose(m, n, q), toF64(a))
-			if d := relDiff(matmul(m, n, n, q, qta), toF64(a)); d > tol {
+			qta := oracle.Matmul(n, m, n, oracle.Transpose(m, n, q), oracle.ToF64(a))
+			if d := oracle.RelDiff(oracle.Matmul(m, n, n, q, qta), oracle.ToF64(a)); d > tol {
 				t.Errorf("%d×%d: Q does not span a: %.3g", m, n, d)
 			}
 		}
@@ -198,20 +254,20 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 					t.Fatalf("singular values not decreasing and ≥ 0: %v", s)
 				}
 			}
-			want := oracleSVD(m, n, toF64(a))
-			if d := relDiff(s, want); d > tol {
+			want := oracle.SVD(m, n, oracle.ToF64(a))
+			if d := oracle.RelDiff(s, want); d > tol {
 				t.Errorf("%d×%d: singular values differ from the oracle by %.3g", m, n, d)
 			}
-			uh, vth := toF64(download(t, e, u)), toF64(download(t, e, vt))
-			checkOrthonormalColumns(t, "U", m, p, uh, tol)
-			checkOrthonormalColumns(t, "V", n, p, transpose(p, n, vth), tol)
+			uh, vth := oracle.ToF64(download(t, e, u)), oracle.ToF64(download(t, e, vt))
+			oracle.CheckOrthonormalColumns(t, "U", m, p, uh, tol)
+			oracle.CheckOrthonormalColumns(t, "V", n, p, oracle.Transpose(p, n, vth), tol)
 			us := append([]float64(nil), uh...)
 			for i := range m {
 				for j := range p {
 					us[i*p+j] *= s[j]
 				}
 			}
-			if d := relDiff(matmul(m, p, n, us, vth), toF64(a)); d > tol {
+			if d := oracle.RelDiff(oracle.Matmul(m, p, n, us, vth), oracle.ToF64(a)); d > tol {
 				t.Errorf("%d×%d: U·S·Vt differs from a by %.3g", m, n, d)
 			}
 		}
@@ -272,7 +328,7 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 			t.Fatal(err)
 		}
 		defer app.Close()
-		w := matmul(d, r, k, toF64(b), toF64(a))
+		w := oracle.Matmul(d, r, k, oracle.ToF64(b), oracle.ToF64(a))
 		for _, n := range []int{1, 2, 5, 64} {
 			for _, withBias := range []bool{false, true} {
 				x := randSlice[T](n*k, rng)
@@ -284,7 +340,7 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 				if err := app.Apply(y, x, n, bias); err != nil {
 					t.Fatal(err)
 				}
-				want := matmul(n, k, d, toF64(x), transpose(d, k, w))
+				want := oracle.Matmul(n, k, d, oracle.ToF64(x), oracle.Transpose(d, k, w))
 				for i := range n {
 					for j := range d {
 						if bias != nil {
@@ -292,7 +348,7 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 						}
 					}
 				}
-				if diff := relDiff(y, want); diff > tol {
+				if diff := oracle.RelDiff(y, want); diff > tol {
 					t.Errorf("Apply n=%d bias=%v: relative difference %.3g", n, withBias, diff)
 				}
 			}
@@ -301,22 +357,4 @@ func TestEngine[T float32 | float64](t *testing.T, e la.Engine[T]) {
 			t.Errorf("Apply with a wrong input length returned no error")
 		}
 	})
-}
-
-// checkOrthonormalColumns fails t unless the m×n row-major q has
-// orthonormal columns.
-func checkOrthonormalColumns(t *testing.T, name string, m, n int, q []float64, tol float64) {
-	t.Helper()
-	g := matmul(n, m, n, transpose(m, n, q), q)
-	for i := range n {
-		for j := range n {
-			want := 0.0
-			if i == j {
-				want = 1
-			}
-			if math.Abs(g[i*n+j]-want) > tol*float64(max(m, 10)) {
-				t.Fatalf("%s (%d×%d) not orthonormal: (QᵀQ)[%d,%d] = %.3g", name, m, n, i, j, g[i*n+j])
-			}
-		}
-	}
 }

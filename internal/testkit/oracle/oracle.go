@@ -1,14 +1,14 @@
-// Package backendtest is the conformance suite every lowrank backend must
-// pass, in the manner of gonum's lapack/testlapack: Run exercises each
-// engine primitive and the library's algorithms on one backend, checking
-// every result against an independent float64 oracle (gonum's mat
-// package), and CrossCheck compares two backends on the same inputs.
-package backendtest
+// Package oracle holds what the conformance suites (testla, testlowrank)
+// check backends against: test matrices with known singular values
+// (Cases), and float64 reference computations that share no code with any
+// backend (gonum's mat package, plain loops).
+package oracle
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"testing"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -111,18 +111,18 @@ func scaled(s []float64, f float64) []float64 {
 	return out
 }
 
-// oracleSVD returns the singular values of the row-major d×k matrix w,
+// SVD returns the singular values of the row-major d×k matrix w,
 // computed in float64 by gonum, independently of any backend.
-func oracleSVD(d, k int, w []float64) []float64 {
+func SVD(d, k int, w []float64) []float64 {
 	var svd mat.SVD
 	if !svd.Factorize(mat.NewDense(d, k, append([]float64(nil), w...)), mat.SVDNone) {
-		panic(fmt.Sprintf("backendtest: oracle SVD of %d×%d did not converge", d, k))
+		panic(fmt.Sprintf("oracle: SVD of %d×%d did not converge", d, k))
 	}
 	return svd.Values(nil)
 }
 
-// eckartYoung returns sqrt(Σ_{i>r} σᵢ²)/sqrt(Σ σᵢ²), 0 when all σ are 0.
-func eckartYoung(s []float64, r int) float64 {
+// EckartYoung returns sqrt(Σ_{i>r} σᵢ²)/sqrt(Σ σᵢ²), 0 when all σ are 0.
+func EckartYoung(s []float64, r int) float64 {
 	var tail, all float64
 	top := 0.0
 	if len(s) > 0 {
@@ -141,8 +141,8 @@ func eckartYoung(s []float64, r int) float64 {
 	return math.Sqrt(tail / all)
 }
 
-// relDiff returns ‖x − y‖ / ‖y‖ in float64 (‖x − y‖ when ‖y‖ = 0).
-func relDiff[T, U float32 | float64](x []T, y []U) float64 {
+// RelDiff returns ‖x − y‖ / ‖y‖ in float64 (‖x − y‖ when ‖y‖ = 0).
+func RelDiff[T, U float32 | float64](x []T, y []U) float64 {
 	var num, den float64
 	sx, sy := 0.0, 0.0
 	for i := range x {
@@ -164,8 +164,8 @@ func relDiff[T, U float32 | float64](x []T, y []U) float64 {
 	return math.Sqrt(num / den)
 }
 
-// toT converts a float64 slice to T.
-func toT[T float32 | float64](v []float64) []T {
+// ToT converts a float64 slice to T.
+func ToT[T float32 | float64](v []float64) []T {
 	out := make([]T, len(v))
 	for i, x := range v {
 		out[i] = T(x)
@@ -173,8 +173,8 @@ func toT[T float32 | float64](v []float64) []T {
 	return out
 }
 
-// toF64 converts a T slice to float64.
-func toF64[T float32 | float64](v []T) []float64 {
+// ToF64 converts a T slice to float64.
+func ToF64[T float32 | float64](v []T) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
 		out[i] = float64(x)
@@ -182,8 +182,8 @@ func toF64[T float32 | float64](v []T) []float64 {
 	return out
 }
 
-// matmul returns the row-major product of a (m×n) and b (n×p) in float64.
-func matmul(m, n, p int, a, b []float64) []float64 {
+// Matmul returns the row-major product of a (m×n) and b (n×p) in float64.
+func Matmul(m, n, p int, a, b []float64) []float64 {
 	c := make([]float64, m*p)
 	for i := range m {
 		for t := range n {
@@ -199,8 +199,8 @@ func matmul(m, n, p int, a, b []float64) []float64 {
 	return c
 }
 
-// transpose returns the transpose of the row-major m×n matrix a.
-func transpose(m, n int, a []float64) []float64 {
+// Transpose returns the Transpose of the row-major m×n matrix a.
+func Transpose(m, n int, a []float64) []float64 {
 	t := make([]float64, len(a))
 	for i := range m {
 		for j := range n {
@@ -208,4 +208,22 @@ func transpose(m, n int, a []float64) []float64 {
 		}
 	}
 	return t
+}
+
+// CheckOrthonormalColumns fails t unless the m×n row-major q has
+// orthonormal columns.
+func CheckOrthonormalColumns(t testing.TB, name string, m, n int, q []float64, tol float64) {
+	t.Helper()
+	g := Matmul(n, m, n, Transpose(m, n, q), q)
+	for i := range n {
+		for j := range n {
+			want := 0.0
+			if i == j {
+				want = 1
+			}
+			if math.Abs(g[i*n+j]-want) > tol*float64(max(m, 10)) {
+				t.Fatalf("%s (%d×%d) not orthonormal: (QᵀQ)[%d,%d] = %.3g", name, m, n, i, j, g[i*n+j])
+			}
+		}
+	}
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/lowrank-go/lowrank/la"
 )
 
-// Fast scans of a whole matrix (validation and ‖W‖_F), which run before
-// every factorization and would otherwise cost as much as a matrix
-// product on the randomized path (a 4096×4096 float32 W: ≈ 40 ms through
-// la.SumSq's division per element, ≈ 5 ms here).
+// The scans of a whole matrix or vector on the host: the NaN/Inf check
+// every input gets (W before a factorization, x before every Apply) and
+// ‖W‖_F. They run before every factorization and would otherwise cost as
+// much as a matrix product on the randomized path (a 4096×4096 float32 W:
+// ≈ 40 ms through la.SumSq's division per element, ≈ 5 ms here).
 
 // scanBlock is the number of elements checked per branch.
 const scanBlock = 256
@@ -46,14 +47,14 @@ func chunks(n int, f func(part, lo, hi int)) int {
 	return parts
 }
 
-// firstNonFiniteFast returns the index of the first NaN or ±Inf in v, or
+// firstNonFinite returns the index of the first NaN or ±Inf in v, or
 // -1. x·0 is 0 for finite x and NaN otherwise, so a block sum of x·0 tells
 // whether a block holds a non-finite value without a branch per element.
 // It runs on one goroutine and never allocates (Apply validates its input
 // with it and promises not to allocate); internal/finite's AVX loop
 // answers first whether there is anything to find, at ≈ 50 GB/s from
 // cache against ≈ 8 for this loop.
-func firstNonFiniteFast[T Float](v []T) int {
+func firstNonFinite[T Float](v []T) int {
 	switch x := any(v).(type) {
 	case []float32:
 		if !finite.Has32(x) {
@@ -83,12 +84,12 @@ func firstNonFiniteScan[T Float](v []T) int {
 	return -1
 }
 
-// frobeniusFast returns ‖v‖₂ in float64. It sums the squares directly,
+// frobenius returns ‖v‖₂ in float64. It sums the squares directly,
 // which for float32 data can neither overflow nor underflow in float64
 // (float32's range squared fits), and for float64 data is exact unless
 // the sum leaves [2⁻⁹⁰⁰, 2⁹⁰⁰]; then it falls back to la.SumSq's scaled
 // sum.
-func frobeniusFast[T Float](v []T) float64 {
+func frobenius[T Float](v []T) float64 {
 	var s float64
 	if len(v) < parallelMin {
 		s = sumSquares(v)
@@ -135,44 +136,4 @@ func allZero[T Float](v []T) bool {
 		}
 	}
 	return true
-}
-
-// borrower is implemented by engines that can wrap host memory in a Mat
-// without copying it (the CPU engine).
-type borrower[T Float] interface {
-	Borrow(rows, cols int, data []T) (la.Mat, error)
-}
-
-// borrowW returns W itself as a read-only Mat, with alpha = 2^-shift, when
-// the engine can borrow host memory and W's norm is in a range where
-// products with unscaled W cannot overflow; otherwise nil, and the caller
-// uploads W·2^-shift (uploadW). The randomized path then scales every
-// product with W by alpha, which gives the same numbers as products with
-// W·2^-shift (a power of two commutes with rounding), without copying W:
-// on a 4096×11008 float32 W the copy and scaling cost ≈ 40 ms and 180 MB
-// of fresh pages per call.
-func (j *job[T]) borrowW() (la.Mat, T, error) {
-	b, ok := j.e.(borrower[T])
-	limit := 500 // float64: products stay far inside 2^±1000
-	if _, single := any(T(0)).(float32); single {
-		limit = 60 // float32: |W·Ω| ≤ 2^60·‖Ω‖ stays far inside 2^±126
-	}
-	if !ok || j.shift < -limit || j.shift > limit {
-		return nil, 0, nil
-	}
-	m, err := b.Borrow(j.d, j.k, j.w.Data)
-	if err != nil {
-		return nil, 0, wrapBackend("upload", err)
-	}
-	return m, T(math.Ldexp(1, -j.shift)), nil
-}
-
-// borrow returns a read-only Mat over host data: shared when the engine
-// can borrow host memory, an uploaded copy otherwise.
-func (j *job[T]) borrow(r, c int, data []T) (la.Mat, error) {
-	if b, ok := j.e.(borrower[T]); ok {
-		m, err := b.Borrow(r, c, data)
-		return m, wrapBackend("upload", err)
-	}
-	return j.upload(r, c, data)
 }

@@ -1,4 +1,10 @@
-package backendtest
+// Package testlowrank is the API-level conformance suite: Run exercises a
+// lowrank.Backend through the public API (SVD, Factorize exact and
+// randomized with every policy and split, Apply, the products) on every
+// matrix class of oracle.Cases, in float64 and float32, after the
+// engine-level suite (testla) on its engines; CrossCheck compares two
+// backends on the same inputs.
+package testlowrank
 
 import (
 	"fmt"
@@ -7,18 +13,20 @@ import (
 	"testing"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/internal/testkit/oracle"
+	"github.com/lowrank-go/lowrank/internal/testkit/testla"
 )
 
 // Run runs the whole conformance suite on b: the engine primitives, then
 // SVD, Factorize (exact and randomized, every policy, both splits) and
-// Apply on every matrix of Cases, in float64 and float32, each result
+// Apply on every matrix of oracle.Cases, in float64 and float32, each result
 // checked against the oracle.
 func Run(t *testing.T, b lowrank.Backend) {
 	if err := b.Init(); err != nil {
 		t.Fatalf("backend %s: %v", b.Name(), err)
 	}
-	t.Run("engine/float64", func(t *testing.T) { TestEngine(t, b.Float64()) })
-	t.Run("engine/float32", func(t *testing.T) { TestEngine(t, b.Float32()) })
+	t.Run("engine/float64", func(t *testing.T) { testla.EngineTest(t, b.Float64()) })
+	t.Run("engine/float32", func(t *testing.T) { testla.EngineTest(t, b.Float32()) })
 	t.Run("float64", func(t *testing.T) { runCases[float64](t, b) })
 	t.Run("float32", func(t *testing.T) { runCases[float32](t, b) })
 }
@@ -39,19 +47,19 @@ func tolsOf[T lowrank.Float]() tols {
 	return tols{vec: 1e-11, ey: 1e-10, eyAb: 1e-10, rnd: 1e-7}
 }
 
-func matrixOf[T lowrank.Float](t *testing.T, c Case) (lowrank.Matrix[T], []float64) {
+func matrixOf[T lowrank.Float](t *testing.T, c oracle.Case) (lowrank.Matrix[T], []float64) {
 	t.Helper()
-	w, err := lowrank.NewMatrix(c.D, c.K, toT[T](c.W))
+	w, err := lowrank.NewMatrix(c.D, c.K, oracle.ToT[T](c.W))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The oracle sees exactly the (possibly rounded) matrix the backend
 	// sees.
-	return w, oracleSVD(c.D, c.K, toF64(w.Data))
+	return w, oracle.SVD(c.D, c.K, oracle.ToF64(w.Data))
 }
 
 func runCases[T lowrank.Float](t *testing.T, b lowrank.Backend) {
-	for _, c := range Cases() {
+	for _, c := range oracle.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
 			w, sigma := matrixOf[T](t, c)
 			checkSVD(t, b, w, sigma)
@@ -60,6 +68,7 @@ func runCases[T lowrank.Float](t *testing.T, b lowrank.Backend) {
 				f := factorize(t, w, lowrank.Rank(r), lowrank.WithBackend(b), lowrank.WithMethod(lowrank.Exact))
 				checkFactors(t, w, sigma, f, true)
 			}
+			checkProducts(t, b, w, factorize(t, w, lowrank.Rank(max(1, n/2)), lowrank.WithBackend(b), lowrank.WithMethod(lowrank.Exact)))
 			checkSplits(t, b, w, sigma)
 			checkPolicies(t, b, w, sigma, lowrank.Exact)
 			if n >= 20 {
@@ -110,8 +119,8 @@ func factorize[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], p lowrank.Pol
 
 // actualError returns ‖W − B·A‖_F / ‖W‖_F computed in float64.
 func actualError[T lowrank.Float](w lowrank.Matrix[T], f *lowrank.Factors[T]) float64 {
-	ba := matmul(f.B.Rows, f.Rank, f.A.Cols, toF64(f.B.Data), toF64(f.A.Data))
-	return relDiff(ba, toF64(w.Data))
+	ba := oracle.Matmul(f.B.Rows, f.Rank, f.A.Cols, oracle.ToF64(f.B.Data), oracle.ToF64(f.A.Data))
+	return oracle.RelDiff(ba, oracle.ToF64(w.Data))
 }
 
 func checkSVD[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.Matrix[T], sigma []float64) {
@@ -125,18 +134,18 @@ func checkSVD[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.Matrix
 	if res.U.Rows != w.Rows || res.U.Cols != p || len(res.S) != p || res.Vt.Rows != p || res.Vt.Cols != w.Cols {
 		t.Fatalf("SVD shapes U %d×%d S %d Vt %d×%d for W %d×%d", res.U.Rows, res.U.Cols, len(res.S), res.Vt.Rows, res.Vt.Cols, w.Rows, w.Cols)
 	}
-	if d := relDiff(res.S, sigma); d > tol.vec {
+	if d := oracle.RelDiff(res.S, sigma); d > tol.vec {
 		t.Errorf("SVD singular values differ from the oracle by %.3g", d)
 	}
-	checkOrthonormalColumns(t, "U", w.Rows, p, toF64(res.U.Data), tol.vec)
-	checkOrthonormalColumns(t, "V", w.Cols, p, transpose(p, w.Cols, toF64(res.Vt.Data)), tol.vec)
-	us := toF64(res.U.Data)
+	oracle.CheckOrthonormalColumns(t, "U", w.Rows, p, oracle.ToF64(res.U.Data), tol.vec)
+	oracle.CheckOrthonormalColumns(t, "V", w.Cols, p, oracle.Transpose(p, w.Cols, oracle.ToF64(res.Vt.Data)), tol.vec)
+	us := oracle.ToF64(res.U.Data)
 	for i := range w.Rows {
 		for j := range p {
 			us[i*p+j] *= float64(res.S[j])
 		}
 	}
-	if d := relDiff(matmul(w.Rows, p, w.Cols, us, toF64(res.Vt.Data)), toF64(w.Data)); d > tol.vec {
+	if d := oracle.RelDiff(oracle.Matmul(w.Rows, p, w.Cols, us, oracle.ToF64(res.Vt.Data)), oracle.ToF64(w.Data)); d > tol.vec {
 		t.Errorf("U·S·Vt differs from W by %.3g", d)
 	}
 }
@@ -151,7 +160,7 @@ func checkFactors[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], sigma []fl
 	if f.B.Rows != d || f.B.Cols != r || f.A.Rows != r || f.A.Cols != k || len(f.S) != r {
 		t.Fatalf("factors B %d×%d A %d×%d S %d for W %d×%d rank %d", f.B.Rows, f.B.Cols, f.A.Rows, f.A.Cols, len(f.S), d, k, r)
 	}
-	for _, v := range [][]float64{toF64(f.B.Data), toF64(f.A.Data), f.S} {
+	for _, v := range [][]float64{oracle.ToF64(f.B.Data), oracle.ToF64(f.A.Data), f.S} {
 		for _, x := range v {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				t.Fatalf("factors hold %v", x)
@@ -161,7 +170,7 @@ func checkFactors[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], sigma []fl
 	if f.Params() != r*(d+k) || f.DenseParams() != d*k || f.BreakEven() != (r*(d+k) >= d*k) {
 		t.Errorf("Params %d DenseParams %d BreakEven %v for %d×%d rank %d", f.Params(), f.DenseParams(), f.BreakEven(), d, k, r)
 	}
-	ey := eckartYoung(sigma, r)
+	ey := oracle.EckartYoung(sigma, r)
 	actual := actualError(w, f)
 	if exact {
 		if math.Abs(f.RelError-ey) > tol.ey*ey+tol.eyAb {
@@ -191,8 +200,8 @@ func checkFactors[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], sigma []fl
 				u[i*keep+j] = float64(f.B.At(i, j)) / float64(f.S[j])
 			}
 		}
-		checkOrthonormalColumns(t, "U_r", d, keep, u, tol.vec*10)
-		checkOrthonormalColumns(t, "V_r", k, keep, transpose(keep, k, toF64(f.A.Data[:keep*k])), tol.vec*10)
+		oracle.CheckOrthonormalColumns(t, "U_r", d, keep, u, tol.vec*10)
+		oracle.CheckOrthonormalColumns(t, "V_r", k, keep, oracle.Transpose(keep, k, oracle.ToF64(f.A.Data[:keep*k])), tol.vec*10)
 	}
 	checkApply(t, w, f)
 }
@@ -212,8 +221,8 @@ func checkApply[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], f *lowrank.F
 	for i := range bias {
 		bias[i] = T(rng.NormFloat64() * scaleOf(w.Data))
 	}
-	ba := matmul(f.B.Rows, f.Rank, f.A.Cols, toF64(f.B.Data), toF64(f.A.Data))
-	want := matmul(n, w.Cols, w.Rows, toF64(x), transpose(w.Rows, w.Cols, ba))
+	ba := oracle.Matmul(f.B.Rows, f.Rank, f.A.Cols, oracle.ToF64(f.B.Data), oracle.ToF64(f.A.Data))
+	want := oracle.Matmul(n, w.Cols, w.Rows, oracle.ToF64(x), oracle.Transpose(w.Rows, w.Cols, ba))
 	for i := range n {
 		for j := range w.Rows {
 			want[i*w.Rows+j] += float64(bias[j])
@@ -223,7 +232,7 @@ func checkApply[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], f *lowrank.F
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	if d := relDiff(y, want[:w.Rows]); d > tol.vec*10 {
+	if d := oracle.RelDiff(y, want[:w.Rows]); d > tol.vec*10 {
 		t.Errorf("Apply differs from B·A·x + bias by %.3g", d)
 	}
 	xm, _ := lowrank.NewMatrix(n, w.Cols, x)
@@ -231,11 +240,65 @@ func checkApply[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], f *lowrank.F
 	if err != nil {
 		t.Fatalf("ApplyBatch: %v", err)
 	}
-	if d := relDiff(ym.Data, want); d > tol.vec*10 {
+	if d := oracle.RelDiff(ym.Data, want); d > tol.vec*10 {
 		t.Errorf("ApplyBatch differs from X·(B·A)ᵀ + bias by %.3g", d)
 	}
 }
 
+// checkProducts checks the products of f with dense matrices on b
+// (Reconstruct, AddTo, AddTransposedTo, Residual) against float64 loops.
+func checkProducts[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.Matrix[T], f *lowrank.Factors[T]) {
+	t.Helper()
+	tol := tolsOf[T]().vec * 10
+	if f.Backend != b {
+		t.Fatalf("Factors.Backend = %v; want the backend given", f.Backend)
+	}
+	d, k := w.Rows, w.Cols
+	ba := oracle.Matmul(d, f.Rank, k, oracle.ToF64(f.B.Data), oracle.ToF64(f.A.Data))
+	scale := scaleOf(w.Data)
+	rec, err := f.Reconstruct()
+	if err != nil {
+		t.Fatalf("Reconstruct: %v", err)
+	}
+	if e := oracle.RelDiff(rec.Data, ba); e > tol {
+		t.Errorf("Reconstruct: relative difference %.3g from B·A", e)
+	}
+	// W − B·A, computed by AddTo with alpha = −1, and its norm by Residual.
+	diff := lowrank.Matrix[T]{Rows: d, Cols: k, Data: append([]T(nil), w.Data...)}
+	if err := f.AddTo(diff, -1); err != nil {
+		t.Fatalf("AddTo: %v", err)
+	}
+	var want float64
+	for i, v := range w.Data {
+		x := (float64(v) - ba[i]) / scale
+		want += x * x
+		if got := float64(diff.Data[i]); math.Abs(got-(float64(v)-ba[i])) > tol*scale {
+			t.Fatalf("AddTo: (W − B·A)[%d] = %v, want %v", i, got, float64(v)-ba[i])
+		}
+	}
+	want = math.Sqrt(want) * scale
+	res, err := f.Residual(w)
+	if err != nil {
+		t.Fatalf("Residual: %v", err)
+	}
+	if math.Abs(res-want) > tol*scale*math.Sqrt(float64(d*k)) {
+		t.Errorf("Residual = %.6g, want %.6g", res, want)
+	}
+	// Wᵀ + (B·A)ᵀ by AddTransposedTo.
+	wt := lowrank.Matrix[T]{Rows: k, Cols: d, Data: oracle.ToT[T](oracle.Transpose(d, k, oracle.ToF64(w.Data)))}
+	if err := f.AddTransposedTo(wt, 1); err != nil {
+		t.Fatalf("AddTransposedTo: %v", err)
+	}
+	for i := range d {
+		for j := range k {
+			if want := float64(w.Data[i*k+j]) + ba[i*k+j]; math.Abs(float64(wt.Data[j*d+i])-want) > tol*scale {
+				t.Fatalf("AddTransposedTo: [%d,%d] = %v, want %v", j, i, wt.Data[j*d+i], want)
+			}
+		}
+	}
+}
+
+// scaleOf returns the largest |v|, or 1 when v is zero.
 func scaleOf[T lowrank.Float](v []T) float64 {
 	m := 0.0
 	for _, x := range v {
@@ -258,9 +321,9 @@ func checkSplits[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.Mat
 	if sq.Split != lowrank.SplitSqrt {
 		t.Fatalf("Split = %v, want sqrt", sq.Split)
 	}
-	p1 := matmul(us.B.Rows, r, us.A.Cols, toF64(us.B.Data), toF64(us.A.Data))
-	p2 := matmul(sq.B.Rows, r, sq.A.Cols, toF64(sq.B.Data), toF64(sq.A.Data))
-	if d := relDiff(p2, p1); d > tol.vec*10 {
+	p1 := oracle.Matmul(us.B.Rows, r, us.A.Cols, oracle.ToF64(us.B.Data), oracle.ToF64(us.A.Data))
+	p2 := oracle.Matmul(sq.B.Rows, r, sq.A.Cols, oracle.ToF64(sq.B.Data), oracle.ToF64(sq.A.Data))
+	if d := oracle.RelDiff(p2, p1); d > tol.vec*10 {
 		t.Errorf("SplitSqrt product differs from SplitUS by %.3g", d)
 	}
 	for j := range r {
@@ -294,7 +357,7 @@ func checkPolicies[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.M
 			checkFactors(t, w, sigma, f, true)
 		}
 		// Smallest rank meeting the target, by the oracle.
-		best := oracleRank(sigma, func(r int) bool { return 1-sq(eckartYoung(sigma, r)) >= e-1e-12 })
+		best := oracleRank(sigma, func(r int) bool { return 1-sq(oracle.EckartYoung(sigma, r)) >= e-1e-12 })
 		if f.Energy < e-slack || 1-sq(actualError(w, f)) < e-slack-tol.vec {
 			t.Errorf("%v energy %.2f: kept %.6g (actual %.6g) at rank %d", m, e, f.Energy, 1-sq(actualError(w, f)), f.Rank)
 		}
@@ -304,7 +367,7 @@ func checkPolicies[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.M
 	}
 	for _, tl := range []float64{0.5, 0.1, 0.02} {
 		f := factorize(t, w, lowrank.Tolerance(tl), opts...)
-		best := oracleRank(sigma, func(r int) bool { return eckartYoung(sigma, r) <= tl*(1+1e-12) })
+		best := oracleRank(sigma, func(r int) bool { return oracle.EckartYoung(sigma, r) <= tl*(1+1e-12) })
 		if f.RelError > tl+slack || actualError(w, f) > tl+slack+tol.vec {
 			t.Errorf("%v tol %.2f: reported %.6g, actual %.6g at rank %d", m, tl, f.RelError, actualError(w, f), f.Rank)
 		}
@@ -363,7 +426,7 @@ func checkRandomized[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank
 		t.Fatalf("Method = %v, want randomized", f.Method)
 	}
 	checkFactors(t, w, sigma, f, f.Method == lowrank.Exact)
-	if opt := eckartYoung(sigma, r); opt > 1e-6 {
+	if opt := oracle.EckartYoung(sigma, r); opt > 1e-6 {
 		ratio := actualError(w, f) / opt
 		// Decaying spectra are the documented target (1%); a flat
 		// spectrum is the hardest case for any range finder.
@@ -376,12 +439,12 @@ func checkRandomized[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank
 		}
 	}
 	g := factorize(t, w, lowrank.Rank(r), opts...)
-	if relDiff(g.B.Data, f.B.Data) != 0 || relDiff(g.A.Data, f.A.Data) != 0 {
+	if oracle.RelDiff(g.B.Data, f.B.Data) != 0 || oracle.RelDiff(g.A.Data, f.A.Data) != 0 {
 		t.Errorf("same seed gave different factors")
 	}
 	if f.Method == lowrank.Randomized && sigma[0] > 0 {
 		h := factorize(t, w, lowrank.Rank(r), lowrank.WithBackend(b), lowrank.WithMethod(lowrank.Randomized), lowrank.WithSeed(8), lowrank.WithPowerIters(0))
-		if relDiff(h.B.Data, f.B.Data) == 0 {
+		if oracle.RelDiff(h.B.Data, f.B.Data) == 0 {
 			t.Errorf("seeds 7 and 8 gave identical factors: is the seed used?")
 		}
 	}
@@ -402,10 +465,10 @@ func CrossCheck(t *testing.T, b, ref lowrank.Backend) {
 }
 
 func crossCheck[T lowrank.Float](t *testing.T, b, ref lowrank.Backend, tol float64) {
-	cases := []Case{
-		Spectrum("decaying", 120, 100, Decaying(100, 1), 21),
-		Spectrum("decaying-wide", 80, 150, Decaying(80, 3), 22),
-		Spectrum("larger", 400, 300, Decaying(300, 10), 23),
+	cases := []oracle.Case{
+		oracle.Spectrum("decaying", 120, 100, oracle.Decaying(100, 1), 21),
+		oracle.Spectrum("decaying-wide", 80, 150, oracle.Decaying(80, 3), 22),
+		oracle.Spectrum("larger", 400, 300, oracle.Decaying(300, 10), 23),
 	}
 	for _, c := range cases {
 		w, _ := matrixOf[T](t, c)
@@ -419,13 +482,13 @@ func crossCheck[T lowrank.Float](t *testing.T, b, ref lowrank.Backend, tol float
 					if f.Rank != g.Rank || f.Method != g.Method {
 						t.Fatalf("%s: rank %d (%v), %s: rank %d (%v)", b.Name(), f.Rank, f.Method, ref.Name(), g.Rank, g.Method)
 					}
-					if d := relDiff(f.S, g.S); d > tol {
+					if d := oracle.RelDiff(f.S, g.S); d > tol {
 						t.Errorf("singular values differ by %.3g", d)
 					}
-					if d := relDiff(f.B.Data, g.B.Data); d > tol {
+					if d := oracle.RelDiff(f.B.Data, g.B.Data); d > tol {
 						t.Errorf("B differs by %.3g", d)
 					}
-					if d := relDiff(f.A.Data, g.A.Data); d > tol {
+					if d := oracle.RelDiff(f.A.Data, g.A.Data); d > tol {
 						t.Errorf("A differs by %.3g", d)
 					}
 					if math.Abs(f.RelError-g.RelError) > tol*10 {

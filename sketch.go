@@ -1,0 +1,287 @@
+package lowrank
+
+import (
+	"math/rand/v2"
+
+	"github.com/lowrank-go/lowrank/la"
+)
+
+// First block of the adaptive range finder; each later block doubles, up
+// to adaptiveMaxBlock columns.
+const (
+	adaptiveFirstBlock = 32
+	adaptiveMaxBlock   = 512
+)
+
+// randomized runs the range finder: for a fixed rank one block of
+// l = r + p columns, for Energy and Tolerance blocks of growing size until
+// the captured energy reaches the target or the sketch reaches limit
+// columns, in which case it returns u == nil.
+func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spectrum, r int, err error) {
+	n := min(j.d, j.k)
+	sk, err := j.newSketch()
+	if err != nil {
+		return
+	}
+	capped := j.cfg.maxSketch > 0 // WithMaxSketch: never past limit
+	if !p.adaptive() {
+		if capped && fixed > limit {
+			return nil, nil, nil, fixed, nil
+		}
+		if err = sk.grow(min(fixed+j.cfg.oversample, n, limit)); err != nil {
+			return
+		}
+	} else {
+		target := p.energyTarget()
+		block := adaptiveFirstBlock
+		for sk.l == 0 || sk.captured < target-energySlack && sk.l < limit {
+			if err = sk.grow(min(block, limit-sk.l)); err != nil {
+				return
+			}
+			block = min(2*block, adaptiveMaxBlock)
+		}
+		if sk.captured < target-energySlack && limit < n {
+			return nil, nil, nil, 0, nil
+		}
+	}
+	for {
+		// SVD of the l×k projection Qᵀ·W (a copy: a rounded-up rank may
+		// still need more sketch columns, and the SVD destroys its input).
+		var bs, ub, bvt la.Mat
+		var s []float64
+		if bs, err = j.zeros(sk.l, j.k); err != nil {
+			return
+		}
+		src, verr := j.view(sk.b, 0, sk.l, 0, j.k)
+		if verr != nil {
+			return nil, nil, nil, 0, verr
+		}
+		if err = wrapBackend("copy", j.e.Copy(bs, src)); err != nil {
+			return
+		}
+		if ub, s, bvt, err = j.svd(bs); err != nil {
+			return
+		}
+		j.free(bs)
+		sp = newSpectrum(s, j.norm, false)
+		r, _ = sp.choose(p, j.d, j.k)
+		r = roundRank(r, j.cfg.roundTo, p, n)
+		if r > sk.l {
+			if capped && r > limit {
+				return nil, nil, nil, r, nil
+			}
+			grow := min(r-sk.l+j.cfg.oversample, n-sk.l)
+			if capped {
+				grow = min(grow, limit-sk.l)
+			}
+			if err = sk.grow(grow); err != nil {
+				return
+			}
+			continue
+		}
+		// U_r = Q·Ub[:, :r].
+		q, verr := j.view(sk.q, 0, j.d, 0, sk.l)
+		if verr != nil {
+			return nil, nil, nil, 0, verr
+		}
+		ubr, verr := j.view(ub, 0, sk.l, 0, r)
+		if verr != nil {
+			return nil, nil, nil, 0, verr
+		}
+		if u, err = j.zeros(j.d, r); err != nil {
+			return
+		}
+		if err = wrapBackend("gemm", j.e.Gemm(false, false, 1, q, ubr, 0, u)); err != nil {
+			return
+		}
+		vt, err = j.view(bvt, 0, r, 0, j.k)
+		return
+	}
+}
+
+// sketch is the growing orthonormal basis Q (d×l) of the range finder and
+// the projection B = Qᵀ·W (l×k), stored with spare capacity.
+type sketch[T Float] struct {
+	j        *job[T]
+	w        la.Mat // W·alpha on the engine (alpha = 2^-shift)
+	alpha    T      // 1 when w holds W·2^-shift, 2^-shift when w is W itself (borrowed)
+	q, b     la.Mat // d×cap and cap×k
+	l, cap   int
+	rng      *rand.Rand
+	captured float64 // ‖B‖_F² / ‖W‖_F²
+}
+
+func (j *job[T]) newSketch() (*sketch[T], error) {
+	w, alpha, err := j.borrowW()
+	if err != nil {
+		return nil, err
+	}
+	if w == nil {
+		if w, err = j.uploadW(); err != nil {
+			return nil, err
+		}
+		alpha = 1
+	}
+	return &sketch[T]{j: j, w: w, alpha: alpha, rng: rand.New(rand.NewPCG(j.cfg.seed, sketchStream))}, nil
+}
+
+// sketchStream is the second PCG word: fixed, so that the seed alone
+// determines the sketch.
+const sketchStream = 0x6c6f7772616e6b // "lowrank"
+
+// gaussian returns a rows×cols matrix of standard normal samples, drawn in
+// row-major order from the sketch's generator on the host, so that every
+// backend sketches with the same numbers.
+func (s *sketch[T]) gaussian(rows, cols int) []T {
+	g := make([]T, rows*cols)
+	for i := range g {
+		g[i] = T(s.rng.NormFloat64())
+	}
+	return g
+}
+
+// reserve makes room for at least want columns.
+func (s *sketch[T]) reserve(want int) error {
+	if want <= s.cap {
+		return nil
+	}
+	j := s.j
+	c := min(max(want, 2*s.cap), min(j.d, j.k))
+	if j.cfg.maxSketch > 0 {
+		c = min(c, max(want, j.cfg.maxSketch))
+	}
+	q, err := j.zeros(j.d, c)
+	if err != nil {
+		return err
+	}
+	b, err := j.zeros(c, j.k)
+	if err != nil {
+		return err
+	}
+	if s.l > 0 {
+		if err := s.copyInto(q, s.q, j.d, s.l); err != nil {
+			return err
+		}
+		if err := s.copyInto(b, s.b, s.l, j.k); err != nil {
+			return err
+		}
+	}
+	if s.q != nil {
+		j.free(s.q)
+		j.free(s.b)
+	}
+	s.q, s.b, s.cap = q, b, c
+	return nil
+}
+
+// copyInto copies the leading rows×cols block of src into dst.
+func (s *sketch[T]) copyInto(dst, src la.Mat, rows, cols int) error {
+	dv, err := s.j.view(dst, 0, rows, 0, cols)
+	if err != nil {
+		return err
+	}
+	sv, err := s.j.view(src, 0, rows, 0, cols)
+	if err != nil {
+		return err
+	}
+	return wrapBackend("copy", s.j.e.Copy(dv, sv))
+}
+
+// grow adds c orthonormal columns to Q:
+//
+//	Y = (I − QQᵀ)·W·Ω, then q times Y ← (I − QQᵀ)·W·orth(Wᵀ·orth(Y)),
+//
+// re-orthonormalizing after every product (Halko–Martinsson–Tropp,
+// Algorithm 4.4) and projecting out the existing basis twice ("twice is
+// enough") so that the blocks stay mutually orthogonal.
+func (s *sketch[T]) grow(c int) error {
+	if c <= 0 {
+		return nil
+	}
+	j, e := s.j, s.j.e
+	if err := s.reserve(s.l + c); err != nil {
+		return err
+	}
+	omega, err := j.borrow(j.k, c, s.gaussian(j.k, c))
+	if err != nil {
+		return err
+	}
+	y, err := j.view(s.q, 0, j.d, s.l, s.l+c)
+	if err != nil {
+		return err
+	}
+	z, err := j.zeros(j.k, c)
+	if err != nil {
+		return err
+	}
+	if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, omega, 0, y)); err != nil {
+		return err
+	}
+	j.free(omega)
+	if err := s.orth(y); err != nil {
+		return err
+	}
+	for range j.cfg.powerIters {
+		if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, s.w, y, 0, z)); err != nil {
+			return err
+		}
+		if err := wrapBackend("qr", e.Orthonormalize(z)); err != nil {
+			return err
+		}
+		if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, z, 0, y)); err != nil {
+			return err
+		}
+		if err := s.orth(y); err != nil {
+			return err
+		}
+	}
+	if s.l > 0 {
+		if err := s.orth(y); err != nil { // second projection pass
+			return err
+		}
+	}
+	// B[l:l+c, :] = Yᵀ·W.
+	bj, err := j.view(s.b, s.l, s.l+c, 0, j.k)
+	if err != nil {
+		return err
+	}
+	if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, y, s.w, 0, bj)); err != nil {
+		return err
+	}
+	ss, err := e.SumSquares(bj)
+	if err != nil {
+		return wrapBackend("norm", err)
+	}
+	if j.norm > 0 {
+		// Scale before dividing so that tiny norms do not underflow.
+		s.captured += ss / j.norm / j.norm
+	} else {
+		s.captured = 1
+	}
+	s.l += c
+	return nil
+}
+
+// orth projects the current basis out of y and orthonormalizes it.
+func (s *sketch[T]) orth(y la.Mat) error {
+	j, e := s.j, s.j.e
+	if s.l > 0 {
+		q, err := j.view(s.q, 0, j.d, 0, s.l)
+		if err != nil {
+			return err
+		}
+		_, c := y.Dims()
+		t, err := j.zeros(s.l, c)
+		if err != nil {
+			return err
+		}
+		if err := wrapBackend("gemm", e.Gemm(true, false, 1, q, y, 0, t)); err != nil {
+			return err
+		}
+		if err := wrapBackend("gemm", e.Gemm(false, false, -1, q, t, 1, y)); err != nil {
+			return err
+		}
+		j.free(t)
+	}
+	return wrapBackend("qr", e.Orthonormalize(y))
+}
