@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/lowrank-go/lowrank/internal/dl"
 )
 
 // Config says how Open finds the device and the libraries.
@@ -73,7 +75,7 @@ func NewJob(f func(*Ctx) error) *Job { return &Job{f: f, done: make(chan error, 
 func Open(cfg Config) (*Device, error) {
 	l := cfg.Loader
 	if l == nil {
-		l = dlLoader{}
+		l = dl.System
 	}
 	s, err := openDriver(l)
 	if err != nil {
