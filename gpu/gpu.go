@@ -50,7 +50,7 @@
 // stays usable; a kernel fault loses the context, after which every call
 // fails at once with a *cuda.LostError (restart the process). Device
 // memory is freed on every path. docs/gpufaults.md lists each fault and
-// the test that injects it through the fake CUDA of internal/cuda/cudatest.
+// the test that injects it through the fake CUDA of internal/testkit/fakecuda.
 //
 // # Threads
 //

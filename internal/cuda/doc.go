@@ -54,8 +54,9 @@
 // allocations stay accounted for; the memory goes with the context.
 // Other failures leave the Device usable.
 //
-// Package cudatest is a functional fake of the driver, cuBLAS and
-// cuSOLVER for tests without a GPU, with knobs for each failure.
+// The package internal/testkit/fakecuda is a functional fake of the
+// driver, cuBLAS and cuSOLVER for tests without a GPU, with knobs for each
+// failure.
 //
 // The file headercheck/check.c, compiled by scripts/gpu-check.sh where the
 // CUDA headers exist, checks every declaration of lowrank_cuda.h against

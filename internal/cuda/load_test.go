@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/lowrank-go/lowrank/internal/cuda"
-	"github.com/lowrank-go/lowrank/internal/cuda/cudatest"
+	"github.com/lowrank-go/lowrank/internal/testkit/fakecuda"
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -16,14 +16,14 @@ const fakeDir = "/fake/cuda/lib"
 
 // open runs cuda.Open against the fake, with the libraries searched in
 // fakeDir only.
-func open(t *testing.T, f *cudatest.Fake) (*cuda.Device, error) {
+func open(t *testing.T, f *fakecuda.Fake) (*cuda.Device, error) {
 	t.Helper()
 	t.Setenv(cuda.LibDirEnv, fakeDir)
 	f.Install()
 	return cuda.Open(cuda.Config{Loader: f})
 }
 
-func mustFail(t *testing.T, f *cudatest.Fake, want ...string) error {
+func mustFail(t *testing.T, f *fakecuda.Fake, want ...string) error {
 	t.Helper()
 	d, err := open(t, f)
 	if err == nil {
@@ -39,17 +39,17 @@ func mustFail(t *testing.T, f *cudatest.Fake, want ...string) error {
 			t.Errorf("error %q does not contain %q", err, w)
 		}
 	}
-	if n := cudatest.Retained(); n != 0 {
+	if n := fakecuda.Retained(); n != 0 {
 		t.Errorf("%d primary context references left after a failed Open", n)
 	}
-	if n := cudatest.Handles(); n != 0 {
+	if n := fakecuda.Handles(); n != 0 {
 		t.Errorf("%d handles left after a failed Open", n)
 	}
 	return err
 }
 
 func TestNoDriver(t *testing.T) {
-	err := mustFail(t, &cudatest.Fake{NoDriver: true},
+	err := mustFail(t, &fakecuda.Fake{NoDriver: true},
 		"libcuda.so.1 not found: no NVIDIA driver visible (in Docker, run with --gpus all)",
 		"cannot open shared object file")
 	if !strings.HasPrefix(err.Error(), cuda.NoDriverMessage) {
@@ -58,7 +58,7 @@ func TestNoDriver(t *testing.T) {
 }
 
 func TestMissingDriverSymbol(t *testing.T) {
-	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), MissingSyms: []string{"cuInit"}},
+	mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), MissingSyms: []string{"cuInit"}},
 		"libcuda.so.1", "has no symbol cuInit", "undefined symbol: cuInit")
 }
 
@@ -74,7 +74,7 @@ func TestCuInitFailures(t *testing.T) {
 		{35, []string{"CUDA_ERROR_INSUFFICIENT_DRIVER", "driver is too old"}},
 		{12345, []string{"cuInit: CUDA_ERROR_FAKE_UNKNOWN"}}, // name from cuGetErrorName
 	} {
-		err := mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), InitResult: tc.code}, tc.want...)
+		err := mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), InitResult: tc.code}, tc.want...)
 		var ce *cuda.Error
 		if !errors.As(err, &ce) || ce.Status != tc.code || ce.Call != "cuInit" || ce.Lib != cuda.LibDriver {
 			t.Errorf("code %d: error %v does not unwrap to the cuInit *cuda.Error", tc.code, err)
@@ -83,40 +83,40 @@ func TestCuInitFailures(t *testing.T) {
 }
 
 func TestNoDevices(t *testing.T) {
-	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), DeviceCount: -1}, "0 devices", "no CUDA device visible")
+	mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), DeviceCount: -1}, "0 devices", "no CUDA device visible")
 }
 
 func TestLibraryMissing(t *testing.T) {
-	mustFail(t, &cudatest.Fake{},
+	mustFail(t, &fakecuda.Fake{},
 		"no usable cuBLAS and cuSOLVER for driver CUDA 13.0", "libcublas.so.13, libcublas.so.12, libcublas.so.11 not found",
 		"searched LOWRANK_CUDA_LIB_DIR="+fakeDir)
 }
 
 func TestCusolverMissing(t *testing.T) {
 	var fs []string
-	for _, f := range cudatest.CUDA13(fakeDir) {
+	for _, f := range fakecuda.CUDA13(fakeDir) {
 		if !strings.Contains(f, "cusolver") {
 			fs = append(fs, f)
 		}
 	}
-	mustFail(t, &cudatest.Fake{Files: fs}, "libcusolver.so.12 not found")
+	mustFail(t, &fakecuda.Fake{Files: fs}, "libcusolver.so.12 not found")
 }
 
 func TestDependencyFailsToLoad(t *testing.T) {
-	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir),
+	mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir),
 		OpenErr: map[string]string{"libcusolver.so.12": "libcusolver.so.12: undefined symbol: __nvJitLinkFoo"}},
 		"undefined symbol: __nvJitLinkFoo")
 }
 
 func TestMissingLibrarySymbol(t *testing.T) {
-	mustFail(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), MissingSyms: []string{"cusolverDnSgesvd"}},
+	mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), MissingSyms: []string{"cusolverDnSgesvd"}},
 		"libcusolver.so.12", "has no symbol cusolverDnSgesvd")
 }
 
 func TestDriverTooOldForLibraries(t *testing.T) {
 	// A CUDA 12.4 driver with only CUDA 13 libraries: they must not be
 	// loaded, and the message must say why.
-	f := &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), DriverVersion: 12040}
+	f := &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), DriverVersion: 12040}
 	mustFail(t, f, "driver CUDA 12.4", "driver is too old for "+fakeDir+"/libcublas.so.13 (needs driver ≥ 580)")
 	for _, p := range f.Opened {
 		if strings.HasSuffix(p, ".so.13") || strings.Contains(p, ".so.13.") {
@@ -126,8 +126,8 @@ func TestDriverTooOldForLibraries(t *testing.T) {
 }
 
 func TestPicksNewestMajorNotAboveDriver(t *testing.T) {
-	files := append(cudatest.CUDA13(fakeDir), cudatest.CUDA12(fakeDir)...)
-	f := &cudatest.Fake{Files: files, DriverVersion: 12080}
+	files := append(fakecuda.CUDA13(fakeDir), fakecuda.CUDA12(fakeDir)...)
+	f := &fakecuda.Fake{Files: files, DriverVersion: 12080}
 	d, err := open(t, f)
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestPicksNewestMajorNotAboveDriver(t *testing.T) {
 }
 
 func TestOpenDescribeClose(t *testing.T) {
-	f := &cudatest.Fake{Files: cudatest.CUDA13(fakeDir)}
+	f := &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir)}
 	d, err := open(t, f)
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +161,8 @@ func TestOpenDescribeClose(t *testing.T) {
 			t.Errorf("Info lines lack %q:\n%s", w, lines)
 		}
 	}
-	if cudatest.Retained() != 1 || cudatest.Handles() != 3 {
-		t.Errorf("after Open: %d context references and %d handles; want 1 and 3 (stream, cuBLAS, cuSOLVER)", cudatest.Retained(), cudatest.Handles())
+	if fakecuda.Retained() != 1 || fakecuda.Handles() != 3 {
+		t.Errorf("after Open: %d context references and %d handles; want 1 and 3 (stream, cuBLAS, cuSOLVER)", fakecuda.Retained(), fakecuda.Handles())
 	}
 
 	// Device memory: allocations are counted, and running out maps to
@@ -188,8 +188,8 @@ func TestOpenDescribeClose(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cuMemAlloc_v2: CUDA_ERROR_OUT_OF_MEMORY") {
 		t.Errorf("error %q does not name the call and status", err)
 	}
-	if cuda.LiveAllocations() != base || cudatest.LiveAllocations() != 0 {
-		t.Errorf("allocations leaked: %d (fake driver: %d)", cuda.LiveAllocations()-base, cudatest.LiveAllocations())
+	if cuda.LiveAllocations() != base || fakecuda.LiveAllocations() != 0 {
+		t.Errorf("allocations leaked: %d (fake driver: %d)", cuda.LiveAllocations()-base, fakecuda.LiveAllocations())
 	}
 
 	// A panic in a job is an error, and the worker survives it.
@@ -201,8 +201,8 @@ func TestOpenDescribeClose(t *testing.T) {
 	}
 
 	d.Close()
-	if cudatest.Retained() != 0 || cudatest.Handles() != 0 {
-		t.Errorf("after Close: %d context references and %d handles; want 0", cudatest.Retained(), cudatest.Handles())
+	if fakecuda.Retained() != 0 || fakecuda.Handles() != 0 {
+		t.Errorf("after Close: %d context references and %d handles; want 0", fakecuda.Retained(), fakecuda.Handles())
 	}
 	if err := d.Do(func(*cuda.Ctx) error { return nil }); !errors.Is(err, cuda.ErrClosed) {
 		t.Errorf("Do after Close: %v; want ErrClosed", err)
@@ -211,12 +211,12 @@ func TestOpenDescribeClose(t *testing.T) {
 
 func TestNVRTCOptional(t *testing.T) {
 	var fs []string
-	for _, f := range cudatest.CUDA13(fakeDir) {
+	for _, f := range fakecuda.CUDA13(fakeDir) {
 		if !strings.Contains(f, "nvrtc") {
 			fs = append(fs, f)
 		}
 	}
-	d, err := open(t, &cudatest.Fake{Files: fs})
+	d, err := open(t, &fakecuda.Fake{Files: fs})
 	if err != nil {
 		t.Fatalf("Open without NVRTC: %v", err)
 	}

@@ -4,8 +4,8 @@
  * static in fake.c and reached only through fk_sym, the way dlsym reaches
  * the real ones.
  */
-#ifndef LOWRANK_CUDATEST_FAKE_H
-#define LOWRANK_CUDATEST_FAKE_H
+#ifndef LOWRANK_FAKECUDA_FAKE_H
+#define LOWRANK_FAKECUDA_FAKE_H
 
 #include <stddef.h>
 

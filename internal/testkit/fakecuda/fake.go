@@ -1,6 +1,6 @@
 //go:build cgo
 
-// Package cudatest is a fake CUDA installation for tests of
+// Package fakecuda is a fake CUDA installation for tests of
 // lowrank/internal/cuda and lowrank/gpu on machines without a GPU: a Loader
 // whose "libraries" are C functions in this package (fake.c).
 //
@@ -29,7 +29,7 @@
 // function pointers, so a test exercises the same code as a GPU run. It
 // keeps its state in C globals: use one Fake, and one Device, at a time
 // (no t.Parallel).
-package cudatest
+package fakecuda
 
 /*
 #cgo LDFLAGS: -lm
@@ -243,7 +243,7 @@ func SetFaults(fs ...Fault) {
 		r := C.fk_add_fault(cp, C.int(f.Nth), C.int(f.Status), cbool(f.Sticky), cbool(f.Repeat))
 		C.free(unsafe.Pointer(cp))
 		if r != 0 {
-			panic("cudatest: too many faults, or a Call name too long: " + f.Call)
+			panic("fakecuda: too many faults, or a Call name too long: " + f.Call)
 		}
 	}
 }
