@@ -328,10 +328,15 @@ func TestFakeNoConvergence(t *testing.T) {
 	if !errors.Is(err, la.ErrNoConvergence) || !errors.Is(err, lowrank.ErrNoConvergence) {
 		t.Errorf("no solver converges: %v; want an error wrapping la.ErrNoConvergence", err)
 	}
-	for _, s := range []string{"lowrank: svd: ", "cusolverDnDgesvdj on 50×30: devInfo = 3", "then gesvd: ", "cusolverDnDgesvd on 50×30: devInfo = 2"} {
+	for _, s := range []string{"lowrank: svd: ", "cuda: cusolverDnDgesvdj: devInfo = 3 (50×30): the SVD did not converge", "then gesvd: ",
+		"cuda: cusolverDnDgesvd: devInfo = 2 (50×30)"} {
 		if err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q lacks %q", err, s)
 		}
+	}
+	var ce *cuda.Error
+	if !errors.As(err, &ce) || ce.Call != "cusolverDnDgesvd" || ce.DevInfo != 2 || ce.Lib != cuda.LibCUSOLVER {
+		t.Errorf("no solver converges: %v does not unwrap to gesvd's devInfo *cuda.Error", err)
 	}
 	checkReleased(t, "no solver converges", u)
 
@@ -347,17 +352,28 @@ func TestFakeNoConvergence(t *testing.T) {
 
 	fakecuda.SetDevInfo(fakecuda.Gesvdj, -4)
 	_, err = exact.on(w, b)
-	if err == nil || errors.Is(err, la.ErrNoConvergence) || !strings.Contains(err.Error(), "devInfo = -4 (parameter 4 is wrong)") {
+	if err == nil || errors.Is(err, la.ErrNoConvergence) || !strings.Contains(err.Error(), "cusolverDnDgesvdj: devInfo = -4 (50×30): parameter 4 is wrong") ||
+		!errors.As(err, &ce) || ce.DevInfo != -4 {
 		t.Errorf("gesvdj devInfo = -4: %v; want a parameter error", err)
 	}
 	fakecuda.SetDevInfo(fakecuda.Gesvdj, 0)
 
 	fakecuda.SetDevInfo(fakecuda.Orgqr, -3)
 	_, err = runs()[1].on(w, b)
-	if err == nil || !strings.Contains(err.Error(), "geqrf/orgqr: devInfo = -3") {
+	if err == nil || !strings.Contains(err.Error(), "cuda: cusolverDnDorgqr: devInfo = -3") || !errors.As(err, &ce) || ce.DevInfo != -3 {
 		t.Errorf("orgqr devInfo = -3: %v; want a parameter error", err)
 	}
 	fakecuda.SetDevInfo(fakecuda.Orgqr, 0)
+
+	// geqrf's devInfo is read too: before, orgqr's overwrote it (the two
+	// shared one devInfo), so geqrf's failure went unseen and Q was built
+	// from a tau geqrf never wrote.
+	fakecuda.SetDevInfo(fakecuda.Geqrf, -3)
+	_, err = runs()[1].on(w, b)
+	if err == nil || !strings.Contains(err.Error(), "cuda: cusolverDnDgeqrf: devInfo = -3") || !errors.As(err, &ce) || ce.Call != "cusolverDnDgeqrf" {
+		t.Errorf("geqrf devInfo = -3: %v; want geqrf's parameter error", err)
+	}
+	fakecuda.SetDevInfo(fakecuda.Geqrf, 0)
 	checkReleased(t, "solver errors", u)
 
 	f, err = exact.on(w, b)
@@ -825,4 +841,35 @@ func TestFakeUnclosedFactorsReleased(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("device use %+v after the Factors became unreachable; want %+v", usageNow(), u)
+}
+
+// TestFakeQRPlanCoversBuffers: the randomized QR (Orthonormalize) checks
+// that all its buffers fit before allocating any. Before, it allocated
+// Q's buffer first and checked only the workspace, so a Q that did not fit
+// went unnoticed by the plan.
+func TestFakeQRPlanCoversBuffers(t *testing.T) {
+	b := fakeGPU(t, &fakecuda.Fake{})
+	e := b.Float64()
+	const m, n = 512, 512 // Q's work buffer: 2 MiB; the fake's workspace: 4 KiB
+	w := randMatrix[float64](m, n, 5)
+	a, err := e.Upload(m, n, w.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Free(a)
+	// fits keeps a 64 MiB margin: 1 MiB more takes the workspace, not Q.
+	old := gpu.SetMemoryLimitForTest(64<<20 + 1<<20)
+	defer gpu.SetMemoryLimitForTest(old)
+	fakecuda.ResetCalls()
+	err = e.Orthonormalize(a)
+	if !errors.Is(err, la.ErrDeviceMemory) || !strings.Contains(err.Error(), "geqrf/orgqr's buffers needs 2.0 MiB") {
+		t.Fatalf("Orthonormalize where Q's buffer does not fit: %v; want the plan's la.ErrDeviceMemory", err)
+	}
+	if got := fakecuda.Calls("cuMemAlloc_v2"); got != 0 {
+		t.Errorf("%d allocations before the plan found they do not fit; want none", got)
+	}
+	gpu.SetMemoryLimitForTest(old)
+	if err := e.Orthonormalize(a); err != nil {
+		t.Errorf("Orthonormalize without the limit: %v", err)
+	}
 }

@@ -62,7 +62,7 @@ func solverErr(call string, r C.int) error { return newError(LibCUSOLVER, call, 
 // ---- memory ----
 
 // Alloc allocates bytes of device memory (at least 1 byte is allocated).
-// Running out of memory returns an error matching la.ErrDeviceMemory.
+// Running out of memory returns an *Error matching ErrOutOfMemory.
 func (c *Ctx) Alloc(bytes int) (DevPtr, error) {
 	if bytes < 0 {
 		return 0, fmt.Errorf("cuda: allocation of %d bytes", bytes)

@@ -86,7 +86,7 @@ func Open(cfg Config) (*Device, error) {
 	}
 	info, dev, err := s.deviceInfo(cfg.Ordinal)
 	if err != nil {
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(err)
 	}
 	d := &Device{
 		libs: s, info: info, dev: dev,
@@ -97,7 +97,7 @@ func Open(cfg Config) (*Device, error) {
 	ready := make(chan error, 1)
 	go d.run(ready)
 	if err := <-ready; err != nil {
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(err)
 	}
 	return d, nil
 }

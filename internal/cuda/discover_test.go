@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/lowrank-go/lowrank/la"
 )
 
 // fakeEnv is an env over a fixed set of folders, files and variables.
@@ -139,28 +137,53 @@ func TestChooseArch(t *testing.T) {
 
 func TestErrorText(t *testing.T) {
 	err := newError(LibCUSOLVER, "cusolverDnSgesvd", 3)
-	if err.Error() != "cusolverDnSgesvd: CUSOLVER_STATUS_INVALID_VALUE" {
+	if err.Error() != "cuda: cusolverDnSgesvd: CUSOLVER_STATUS_INVALID_VALUE" {
 		t.Errorf("got %q", err)
 	}
-	if errors.Is(err, la.ErrDeviceMemory) {
-		t.Error("INVALID_VALUE matches ErrDeviceMemory")
+	if errors.Is(err, ErrOutOfMemory) || errors.Is(err, ErrNoConvergence) {
+		t.Error("INVALID_VALUE matches ErrOutOfMemory or ErrNoConvergence")
 	}
 	for _, e := range []error{
 		newError(LibDriver, "cuMemAlloc_v2", 2),
 		newError(LibCUBLAS, "cublasSgemm_v2", 3),
 		newError(LibCUSOLVER, "cusolverDnSgesvdj", 2),
+		newError(LibNVRTC, "nvrtcCompileProgram", 1),
 	} {
-		if !errors.Is(e, la.ErrDeviceMemory) {
-			t.Errorf("%v does not match la.ErrDeviceMemory", e)
+		if !errors.Is(e, ErrOutOfMemory) {
+			t.Errorf("%v does not match ErrOutOfMemory", e)
 		}
-		if !strings.Contains(e.Error(), "out of memory") {
+		if !strings.Contains(e.Error(), "out of") || !strings.Contains(e.Error(), "memory") {
 			t.Errorf("%v gives no advice", e)
 		}
 	}
-	if got := newError(LibCUBLAS, "cublasSgemm_v2", 42).Error(); got != "cublasSgemm_v2: cublas status 42" {
+	if got := newError(LibCUBLAS, "cublasSgemm_v2", 42).Error(); got != "cuda: cublasSgemm_v2: cublas status 42" {
 		t.Errorf("unknown status: %q", got)
 	}
 	if newError(LibNVRTC, "nvrtcCompileProgram", 0) != nil {
 		t.Error("status 0 is an error")
+	}
+}
+
+// TestDevInfoError: a devInfo failure is a *Error naming the routine; a
+// positive devInfo matches ErrNoConvergence, a negative one names the
+// parameter.
+func TestDevInfoError(t *testing.T) {
+	var err error = DevInfoError("cusolverDnDgesvdj", 3, "50×30")
+	if got, want := err.Error(), "cuda: cusolverDnDgesvdj: devInfo = 3 (50×30): the SVD did not converge"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if !errors.Is(err, ErrNoConvergence) || errors.Is(err, ErrOutOfMemory) {
+		t.Error("devInfo = 3 does not match ErrNoConvergence only")
+	}
+	err = DevInfoError("cusolverDnSgeqrf", -4, "")
+	if got, want := err.Error(), "cuda: cusolverDnSgeqrf: devInfo = -4: parameter 4 is wrong"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if errors.Is(err, ErrNoConvergence) {
+		t.Error("devInfo = -4 matches ErrNoConvergence")
+	}
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Lib != LibCUSOLVER || ce.DevInfo != -4 || ce.Status != 0 {
+		t.Errorf("%#v", ce)
 	}
 }

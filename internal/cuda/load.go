@@ -81,19 +81,16 @@ func openDriver(l Loader) (*libs, error) {
 		return nil, err
 	}
 	if r := C.lrc_cuInit(s.drv.cuInit, 0); r != 0 {
-		err := s.driverErr("cuInit", r)
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(s.driverErr("cuInit", r))
 	}
 	var v C.int
 	if r := C.lrc_cuDriverGetVersion(s.drv.cuDriverGetVersion, &v); r != 0 {
-		err := s.driverErr("cuDriverGetVersion", r)
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(s.driverErr("cuDriverGetVersion", r))
 	}
 	s.driver = int(v)
 	var n C.int
 	if r := C.lrc_cuDeviceGetCount(s.drv.cuDeviceGetCount, &n); r != 0 {
-		err := s.driverErr("cuDeviceGetCount", r)
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(s.driverErr("cuDeviceGetCount", r))
 	}
 	if n == 0 {
 		return nil, &LoadError{Msg: "cuDeviceGetCount: 0 devices: " + advice(LibDriver, "", cuErrorNoDevice)}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/lowrank-go/lowrank/internal/cuda"
 	"github.com/lowrank-go/lowrank/internal/testkit/fakecuda"
-	"github.com/lowrank-go/lowrank/la"
 )
 
 const fakeDir = "/fake/cuda/lib"
@@ -165,8 +164,8 @@ func TestOpenDescribeClose(t *testing.T) {
 		t.Errorf("after Open: %d context references and %d handles; want 1 and 3 (stream, cuBLAS, cuSOLVER)", fakecuda.Retained(), fakecuda.Handles())
 	}
 
-	// Device memory: allocations are counted, and running out maps to
-	// la.ErrDeviceMemory.
+	// Device memory: allocations are counted, and running out matches
+	// cuda.ErrOutOfMemory.
 	base := cuda.LiveAllocations()
 	err = d.Do(func(c *cuda.Ctx) error {
 		p, err := c.Alloc(1 << 20)
@@ -182,8 +181,8 @@ func TestOpenDescribeClose(t *testing.T) {
 		_, err = c.Alloc(32 << 30)
 		return err
 	})
-	if !errors.Is(err, la.ErrDeviceMemory) {
-		t.Errorf("allocating more than the device has: %v; want an error matching la.ErrDeviceMemory", err)
+	if !errors.Is(err, cuda.ErrOutOfMemory) {
+		t.Errorf("allocating more than the device has: %v; want an error matching cuda.ErrOutOfMemory", err)
 	}
 	if err == nil || !strings.Contains(err.Error(), "cuMemAlloc_v2: CUDA_ERROR_OUT_OF_MEMORY") {
 		t.Errorf("error %q does not name the call and status", err)

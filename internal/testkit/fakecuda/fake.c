@@ -862,7 +862,10 @@ static int fk_gemv(int dt, const char *call, void *hv, int trans, int m, int n, 
 
 /* fk_geam: C = alpha·op(A) + beta·op(B). cuBLAS allows C = A only with
  * lda = ldc and transa = N, C = B only with ldb = ldc and transb = N, and
- * otherwise no overlap; an operand whose scalar is 0 is not read. */
+ * otherwise no overlap. Both operands are read whatever their scalar (the
+ * cuBLAS documentation does not promise that an operand scaled by 0 is
+ * left alone), in IEEE arithmetic: 0·NaN is NaN, so a B nobody wrote
+ * (fresh memory is NaN) spoils C even with beta = 0. */
 static int fk_geam(int dt, const char *call, void *hv, int ta, int tb, int m, int n, const void *alpha, const void *A,
                    int lda, const void *beta, const void *B, int ldb, void *C, int ldc) {
 	int r = fk_enter(call, L_BLAS), ar, br, i, j;
@@ -884,21 +887,24 @@ static int fk_geam(int dt, const char *call, void *hv, int ta, int tb, int m, in
 	ea = fk_ext(ar, ta ? m : n, lda) * es;
 	eb = fk_ext(br, tb ? m : n, ldb) * es;
 	ec = fk_ext(m, n, ldc) * es;
-	if (!fk_in(call, "C", C, ec)) return BL_EXECUTION_FAILED;
-	if (al != 0 && !fk_in(call, "A", A, ea)) return BL_EXECUTION_FAILED;
-	if (be != 0 && !fk_in(call, "B", B, eb)) return BL_EXECUTION_FAILED;
-	if ((al != 0 && C != A && fk_mat_overlap(C, m, n, ldc, A, ar, ta ? m : n, lda, es)) ||
-	    (be != 0 && C != B && fk_mat_overlap(C, m, n, ldc, B, br, tb ? m : n, ldb, es))) {
+	if (!fk_in(call, "C", C, ec) || !fk_in(call, "A", A, ea) || !fk_in(call, "B", B, eb)) return BL_EXECUTION_FAILED;
+	if ((C != A && fk_mat_overlap(C, m, n, ldc, A, ar, ta ? m : n, lda, es)) ||
+	    (C != B && fk_mat_overlap(C, m, n, ldc, B, br, tb ? m : n, ldb, es))) {
 		fk_violate("%s: C partly overlaps an operand", call);
 		return BL_EXECUTION_FAILED;
 	}
-	for (j = 0; j < n; j++) {
-		for (i = 0; i < m; i++) {
-			double v = 0;
-			if (al != 0) v = fk_rnd(al * fk_ld(A, ta ? j + (size_t)i * lda : i + (size_t)j * lda, dt), dt);
-			if (be != 0) v = fk_rnd(v + be * fk_ld(B, tb ? j + (size_t)i * ldb : i + (size_t)j * ldb, dt), dt);
-			fk_st(C, i + (size_t)j * ldc, v, dt);
+	{
+		/* Out of place into a scratch copy: C may be A or B. */
+		double *out = malloc((size_t)m * n * sizeof *out);
+		for (j = 0; j < n; j++) {
+			for (i = 0; i < m; i++) {
+				double a = fk_ld(A, ta ? j + (size_t)i * lda : i + (size_t)j * lda, dt);
+				double b = fk_ld(B, tb ? j + (size_t)i * ldb : i + (size_t)j * ldb, dt);
+				out[i + (size_t)j * m] = fk_rnd(fk_rnd(al * a, dt) + fk_rnd(be * b, dt), dt);
+			}
 		}
+		fk_store(C, ldc, out, m, n, dt);
+		free(out);
 	}
 	return 0;
 }
