@@ -179,10 +179,17 @@ func (d *Device) run(ready chan<- error) {
 }
 
 func (c *Ctx) exec(f func(*Ctx) error) (err error) {
+	c.freeErr = nil
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("cuda: panic in device job: %v", r)
 		}
+		// A job that frees with defer ignores Free's error: a failed wait
+		// for the stream before a free is still the job's failure.
+		if err == nil && c.freeErr != nil {
+			err = c.freeErr
+		}
+		c.freeErr = nil
 	}()
 	return f(c)
 }
@@ -252,6 +259,11 @@ type Ctx struct {
 	// ptrDevice is the cuBLAS handle's pointer mode: false HOST (the
 	// default), true DEVICE.
 	ptrDevice bool
+	// queued is set when work was queued on the stream since the last
+	// synchronization, which Free waits for; freeErr is the first failure
+	// of that wait in the current job.
+	queued  bool
+	freeErr error
 
 	stagePtr [2]unsafe.Pointer
 	stage    [2][]byte

@@ -208,6 +208,7 @@ func (c *Ctx) Launch(f *Function, grid, block [3]uint32, shmem uint32, args ...a
 			return fmt.Errorf("cuda: kernel argument %d has type %T; want DevPtr, int32, uint32, int64, float32 or float64", i, a)
 		}
 	}
+	c.queued = true
 	r := C.lrc_cuLaunchKernel(c.s.drv.cuLaunchKernel, f.fn,
 		C.uint(grid[0]), C.uint(grid[1]), C.uint(grid[2]),
 		C.uint(block[0]), C.uint(block[1]), C.uint(block[2]),

@@ -184,13 +184,22 @@ static int fk_enter(const char *name, int lib) {
 typedef struct {
 	char *base;
 	size_t size;
+	unsigned long long use; /* the stream position (fk_seq) of the last work that used it */
 } fk_block;
 typedef struct {
 	fk_block *b;
 	int n, cap;
 } fk_table;
 static fk_table fk_dev, fk_host;
+static fk_table fk_quar; /* freed device blocks that queued work may still use: poisoned, kept until it completes */
 static unsigned long long fk_used;
+
+/* The stream. Work is numbered in queue order: fk_seq is the position of
+ * the last work queued, fk_done that of the last work known complete (a
+ * synchronization point). The fake runs kernels, cuBLAS and cuSOLVER at
+ * once but frees as a GPU would: memory that queued work uses must not be
+ * freed before that work completes. */
+static unsigned long long fk_seq, fk_done;
 
 int fk_get_live(void) { return fk_dev.n; }
 int fk_get_pinned(void) { return fk_host.n; }
@@ -203,6 +212,7 @@ static void fk_table_add(fk_table *t, char *p, size_t n) {
 	}
 	t->b[t->n].base = p;
 	t->b[t->n].size = n;
+	t->b[t->n].use = 0;
 	t->n++;
 }
 
@@ -230,11 +240,22 @@ static int fk_within(const fk_table *t, const void *p, size_t bytes) {
 	return i >= 0 && (const char *)p + bytes <= t->b[i].base + t->b[i].size;
 }
 
-/* fk_in checks that [p, p+bytes) lies inside one device allocation. */
+static void fk_settle_dev(const void *p, size_t n);
+
+/* fk_in checks that [p, p+bytes) lies inside one device allocation, which
+ * the work being queued then uses: pending copies from it complete first
+ * (stream order), and the block records the work's position. */
 static int fk_in(const char *call, const char *what, const void *p, size_t bytes) {
-	if (fk_within(&fk_dev, p, bytes)) return 1;
-	fk_violate("%s: %s [%p, +%zu bytes) is not inside one device allocation", call, what, p, bytes);
-	return 0;
+	int i;
+	if (!fk_within(&fk_dev, p, bytes)) {
+		fk_violate("%s: %s [%p, +%zu bytes) is not inside one device allocation", call, what, p, bytes);
+		return 0;
+	}
+	if (bytes == 0) return 1;
+	fk_settle_dev(p, bytes);
+	i = fk_table_find(&fk_dev, p);
+	fk_dev.b[i].use = ++fk_seq;
+	return 1;
 }
 
 /* fk_in_pinned checks that [p, p+bytes) lies inside one pinned host
@@ -287,14 +308,14 @@ static size_t fk_vext(int n, int inc) { return n <= 0 ? 0 : (size_t)(n - 1) * (s
 
 typedef struct {
 	unsigned long long seq;
-	int dtoh;   /* 1: device to host (data is written at completion); 0: host to device (data is the source's snapshot) */
+	int dtoh;   /* 1: device to host (read from dev and written at completion); 0: host to device */
 	char *host; /* the host range */
-	char *data;
+	char *data; /* host to device: the source's snapshot */
+	char *dev;  /* device to host: the source, read at completion */
 	size_t n;
 } fk_op;
 static fk_op *fk_ops;
 static int fk_nops, fk_capops;
-static unsigned long long fk_seq;
 
 int fk_get_pending(void) { return fk_nops; }
 
@@ -306,12 +327,26 @@ static void fk_finish(fk_op *o) {
 		if (k < o->n)
 			fk_violate("the host wrote to %p (byte %zu of %zu) while a cuMemcpyDtoHAsync into it was in flight",
 			           (void *)o->host, k, o->n);
-		memcpy(o->host, o->data, o->n);
-	} else if (memcmp(o->host, o->data, o->n) != 0) {
-		fk_violate("the host changed %p (%zu bytes) while a cuMemcpyHtoDAsync from it was in flight", (void *)o->host,
-		           o->n);
+		memcpy(o->host, o->dev, o->n);
+	} else {
+		if (memcmp(o->host, o->data, o->n) != 0)
+			fk_violate("the host changed %p (%zu bytes) while a cuMemcpyHtoDAsync from it was in flight",
+			           (void *)o->host, o->n);
+		free(o->data);
 	}
-	free(o->data);
+}
+
+/* fk_release frees the quarantined blocks whose work has completed. */
+static void fk_release(void) {
+	int i = 0;
+	while (i < fk_quar.n) {
+		if (fk_quar.b[i].use <= fk_done) {
+			free(fk_quar.b[i].base);
+			fk_table_del(&fk_quar, i);
+		} else {
+			i++;
+		}
+	}
 }
 
 /* fk_complete finishes, in stream order, the pending copies queued at or
@@ -327,6 +362,16 @@ static void fk_complete(unsigned long long seq) {
 	fk_nops = k;
 }
 
+/* fk_sync is a synchronization point of the host with the stream: the
+ * work queued at or before seq is complete (its copies are finished, the
+ * memory freed while it still used it is released), and the host knows
+ * it. */
+static void fk_sync(unsigned long long seq) {
+	fk_complete(seq);
+	if (seq > fk_done) fk_done = seq;
+	fk_release();
+}
+
 /* fk_settle finishes the pending copies queued before whose host range
  * overlaps [p, p+n): stream order puts them before the copy being queued. */
 static void fk_settle(const void *p, size_t n) {
@@ -336,22 +381,35 @@ static void fk_settle(const void *p, size_t n) {
 	if (last >= 0) fk_complete(fk_ops[last].seq);
 }
 
-static void fk_push(int dtoh, char *host, char *data, size_t n) {
+/* fk_settle_dev finishes the pending device-to-host copies whose device
+ * source overlaps [p, p+n): they come before the work being queued. */
+static void fk_settle_dev(const void *p, size_t n) {
+	int i, last = -1;
+	for (i = 0; i < fk_nops; i++)
+		if (fk_ops[i].dtoh && fk_overlap(fk_ops[i].dev, fk_ops[i].n, p, n)) last = i;
+	if (last >= 0) fk_complete(fk_ops[last].seq);
+}
+
+/* fk_push queues a copy at the stream position of the work being queued
+ * (fk_in advanced it). */
+static void fk_push(int dtoh, char *host, char *data, char *dev, size_t n) {
 	if (fk_nops == fk_capops) {
 		fk_capops = fk_capops ? 2 * fk_capops : 16;
 		fk_ops = realloc(fk_ops, (size_t)fk_capops * sizeof *fk_ops);
 	}
-	fk_ops[fk_nops].seq = ++fk_seq;
+	fk_ops[fk_nops].seq = fk_seq;
 	fk_ops[fk_nops].dtoh = dtoh;
 	fk_ops[fk_nops].host = host;
 	fk_ops[fk_nops].data = data;
+	fk_ops[fk_nops].dev = dev;
 	fk_ops[fk_nops].n = n;
 	fk_nops++;
 }
 
 static void fk_drop_pending(void) {
 	int i;
-	for (i = 0; i < fk_nops; i++) free(fk_ops[i].data);
+	for (i = 0; i < fk_nops; i++)
+		if (!fk_ops[i].dtoh) free(fk_ops[i].data);
 	fk_nops = 0;
 }
 
@@ -365,6 +423,9 @@ static void fk_reclaim(void) {
 	fk_dev.n = 0;
 	for (i = 0; i < fk_host.n; i++) free(fk_host.b[i].base);
 	fk_host.n = 0;
+	for (i = 0; i < fk_quar.n; i++) free(fk_quar.b[i].base);
+	fk_quar.n = 0;
+	fk_done = fk_seq;
 	fk_used = 0;
 	fk_sticky_status = 0;
 }
@@ -539,7 +600,7 @@ static int fk_cuCtxSetCurrent(void *c) {
 static int fk_cuCtxSynchronize(void) {
 	int r = fk_enter("cuCtxSynchronize", L_DRV);
 	if (r) return r;
-	fk_complete(fk_seq);
+	fk_sync(fk_seq);
 	return 0;
 }
 static int fk_cuStreamCreate(void **s, unsigned int flags) {
@@ -553,7 +614,7 @@ static int fk_cuStreamCreate(void **s, unsigned int flags) {
 static int fk_cuStreamDestroy(void *s) {
 	int r = fk_enter("cuStreamDestroy_v2", L_OTHER);
 	(void)s;
-	fk_complete(fk_seq); /* the work queued still completes */
+	fk_sync(fk_seq); /* the work queued still completes */
 	fk_handles--;
 	return r;
 }
@@ -561,7 +622,7 @@ static int fk_cuStreamSynchronize(void *s) {
 	int r = fk_enter("cuStreamSynchronize", L_DRV);
 	(void)s;
 	if (r) return r;
-	fk_complete(fk_seq);
+	fk_sync(fk_seq);
 	return 0;
 }
 static int fk_cuMemGetInfo(size_t *f, size_t *t) {
@@ -594,7 +655,17 @@ static int fk_cuMemFree(unsigned long long p) {
 		return CU_INVALID_VALUE;
 	}
 	fk_used -= fk_dev.b[i].size;
-	free(fk_dev.b[i].base);
+	/* Freed memory reads as NaN: work that still uses it gets garbage. */
+	memset(fk_dev.b[i].base, 0xff, fk_dev.b[i].size);
+	if (fk_dev.b[i].use > fk_done) {
+		fk_violate("cuMemFree_v2: %#llx is used by work queued on the stream since the last synchronization "
+		           "(cuMemFree is not stream-ordered: synchronize first)",
+		           p);
+		fk_table_add(&fk_quar, fk_dev.b[i].base, fk_dev.b[i].size);
+		fk_quar.b[fk_quar.n - 1].use = fk_dev.b[i].use;
+	} else {
+		free(fk_dev.b[i].base);
+	}
 	fk_table_del(&fk_dev, i);
 	return 0;
 }
@@ -604,7 +675,7 @@ static int fk_cuMemAllocHost(void **pp, size_t n) {
 	if (r) return r;
 	if (!pp || n == 0) return CU_INVALID_VALUE;
 	if (posix_memalign(&m, 4096, n) != 0) return CU_OUT_OF_MEMORY;
-	memset(m, 0, n);
+	memset(m, 0xff, n); /* NaN, like fresh device memory */
 	fk_table_add(&fk_host, m, n);
 	*pp = m;
 	return 0;
@@ -612,7 +683,7 @@ static int fk_cuMemAllocHost(void **pp, size_t n) {
 static int fk_cuMemFreeHost(void *p) {
 	int i, r = fk_enter("cuMemFreeHost", L_DRV);
 	if (r) return r;
-	fk_complete(fk_seq); /* freeing pinned memory waits for the copies in flight */
+	fk_sync(fk_seq); /* freeing pinned memory waits for the work in flight */
 	i = fk_table_exact(&fk_host, p);
 	if (i < 0) {
 		fk_violate("cuMemFreeHost: %p is not a live pinned allocation", p);
@@ -634,22 +705,22 @@ static int fk_cuMemcpyHtoDAsync(unsigned long long dst, const void *src, size_t 
 	memcpy(d, src, n);
 	snap = malloc(n);
 	memcpy(snap, src, n);
-	fk_push(0, (char *)src, snap, n);
+	fk_push(0, (char *)src, snap, 0, n);
 	return 0;
 }
 static int fk_cuMemcpyDtoHAsync(void *dst, unsigned long long src, size_t n, void *s) {
 	static const char *call = "cuMemcpyDtoHAsync_v2";
-	char *sp = (char *)(uintptr_t)src, *data;
+	char *sp = (char *)(uintptr_t)src;
 	int r = fk_enter(call, L_DRV);
 	(void)s;
 	if (r) return r;
 	if (n == 0) return 0;
-	if (!fk_in(call, "source", sp, n) || !fk_in_pinned(call, "destination", dst, n)) return CU_INVALID_VALUE;
+	if (!fk_in_pinned(call, "destination", dst, n)) return CU_INVALID_VALUE;
 	fk_settle(dst, n);
-	data = malloc(n);
-	memcpy(data, sp, n);
+	if (!fk_in(call, "source", sp, n)) return CU_INVALID_VALUE;
+	/* The source is read when the copy completes (a synchronization). */
 	memset(dst, 0xff, n);
-	fk_push(1, dst, data, n);
+	fk_push(1, dst, 0, sp, n);
 	return 0;
 }
 static int fk_cuMemcpyDtoDAsync(unsigned long long dst, unsigned long long src, size_t n, void *s) {
@@ -700,7 +771,7 @@ static int fk_cuEventRecord(void *e, void *s) {
 static int fk_cuEventSynchronize(void *e) {
 	int r = fk_enter("cuEventSynchronize", L_DRV);
 	if (r) return r;
-	if (((fk_event *)e)->recorded) fk_complete(((fk_event *)e)->seq);
+	if (((fk_event *)e)->recorded) fk_sync(((fk_event *)e)->seq);
 	return 0;
 }
 static int fk_cuEventElapsedTime(float *ms, void *a, void *b) {
