@@ -879,3 +879,42 @@ func TestFakeQRPlanCoversBuffers(t *testing.T) {
 		t.Errorf("Orthonormalize without the limit: %v", err)
 	}
 }
+
+// TestFakeGesvdp: gesvdp, asked for, runs where cuSOLVER has it; it is
+// retried with gesvd when it does not converge, and gesvdj runs in its
+// place where cuSOLVER lacks it (before 11.1).
+func TestFakeGesvdp(t *testing.T) {
+	w := randMatrix[float64](40, 25, 6)
+	want, err := lowrank.SVD(w, lowrank.WithBackend(cpu.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, b *gpu.Backend, wantCalls map[string]int) {
+		t.Helper()
+		b.SetSolver(gpu.SolverGesvdp)
+		fakecuda.ResetCalls()
+		got, err := lowrank.SVD(w, lowrank.WithBackend(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := relDiff(got.S, want.S); d > 1e-10 {
+			t.Errorf("singular values differ from the CPU's by %.3g", d)
+		}
+		for call, n := range wantCalls {
+			if got := fakecuda.Calls(call); got != n {
+				t.Errorf("%s called %d times; want %d", call, got, n)
+			}
+		}
+	}
+	t.Run("present", func(t *testing.T) {
+		b := fakeGPU(t, &fakecuda.Fake{})
+		check(t, b, map[string]int{"cusolverDnXgesvdp": 1, "cusolverDnDgesvdj": 0, "cusolverDnDgesvd": 0})
+		fakecuda.SetDevInfo(fakecuda.Gesvdp, 2)
+		check(t, b, map[string]int{"cusolverDnXgesvdp": 1, "cusolverDnDgesvd": 1})
+		fakecuda.SetDevInfo(fakecuda.Gesvdp, 0)
+	})
+	t.Run("absent", func(t *testing.T) {
+		b := fakeGPU(t, &fakecuda.Fake{MissingSyms: []string{"cusolverDnXgesvdp"}})
+		check(t, b, map[string]int{"cusolverDnXgesvdp": 0, "cusolverDnDgesvdj": 1})
+	})
+}

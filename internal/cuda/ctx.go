@@ -671,15 +671,32 @@ func (c *Ctx) GesvdpBufferSize(t DType, m, n int, a DevPtr, lda int, s, u DevPtr
 
 // Gesvdp computes the economy SVD of the column-major m×n A with the
 // polar-decomposition solver (cusolverDnXgesvdp). It returns V, not Vᵀ,
-// and cuSOLVER's estimate of the error of the singular values. The host
-// workspace is allocated here in C memory.
+// and cuSOLVER's estimate of the error of the singular values.
+//
+// Neither host pointer it hands cuSOLVER is Go memory, which C must not
+// keep after the call returns: the host workspace is C memory owned by the
+// Ctx, and h_err_sigma is a scalar in pinned memory (cuMemAllocHost) that
+// is read only after the stream is synchronized, since the documentation
+// does not say that cuSOLVER has written it when the call returns.
 func (c *Ctx) Gesvdp(t DType, m, n int, a DevPtr, lda int, s, u DevPtr, ldu int, v DevPtr, ldv int, work DevPtr, devBytes, hostBytes int, info DevPtr) (float64, error) {
 	p, err := c.dnParams()
 	if err != nil {
 		return 0, err
 	}
+	if c.scalar == nil {
+		var sp unsafe.Pointer
+		if r := C.lrc_cuMemAllocHost_v2(c.s.drv.cuMemAllocHost, &sp, 64); r != 0 {
+			return 0, c.drvErr("cuMemAllocHost_v2", r)
+		}
+		c.scalar = sp
+	}
 	if hostBytes > 0 && uintptr(hostBytes) > c.hostWorkN {
 		if c.hostWork != nil {
+			if c.queued { // an earlier call may still use it
+				if err := c.Sync(); err != nil {
+					return 0, err
+				}
+			}
 			C.free(c.hostWork)
 		}
 		c.hostWork = C.malloc(C.size_t(hostBytes))
@@ -693,10 +710,15 @@ func (c *Ctx) Gesvdp(t DType, m, n int, a DevPtr, lda int, s, u DevPtr, ldu int,
 	if hostBytes > 0 {
 		hw = c.hostWork
 	}
-	var errSigma C.double
 	c.queued = true
 	r := C.lrc_cusolverDnXgesvdp(c.s.solver.xgesvdp, c.solver, p, 1, 1, C.int64_t(m), C.int64_t(n), t.cudaDataType(),
 		C.ulonglong(a), C.int64_t(lda), C.ulonglong(s), C.ulonglong(u), C.int64_t(ldu), C.ulonglong(v), C.int64_t(ldv),
-		C.ulonglong(work), C.size_t(devBytes), hw, C.size_t(hostBytes), C.ulonglong(info), &errSigma)
-	return float64(errSigma), solverErr("cusolverDnXgesvdp", r)
+		C.ulonglong(work), C.size_t(devBytes), hw, C.size_t(hostBytes), C.ulonglong(info), (*C.double)(c.scalar))
+	if r != 0 {
+		return 0, solverErr("cusolverDnXgesvdp", r)
+	}
+	if err := c.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(*(*C.double)(c.scalar)), nil
 }

@@ -273,6 +273,7 @@ type Ctx struct {
 	params     unsafe.Pointer
 	hostWork   unsafe.Pointer // C memory for cuSOLVER's host workspace
 	hostWorkN  uintptr
+	scalar     unsafe.Pointer // pinned memory for a scalar a library writes (gesvdp's h_err_sigma)
 
 	argbuf  unsafe.Pointer // C memory for kernel arguments
 	modules map[string]*Function
@@ -312,6 +313,10 @@ func (c *Ctx) teardown() {
 	if c.hostWork != nil {
 		C.free(c.hostWork)
 		c.hostWork = nil
+	}
+	if c.scalar != nil {
+		C.lrc_cuMemFreeHost(s.drv.cuMemFreeHost, c.scalar)
+		c.scalar = nil
 	}
 	if c.argbuf != nil {
 		C.free(c.argbuf)

@@ -65,18 +65,19 @@ static int fk_driver_version = 13000;
 static int fk_device_count = 1;
 static unsigned long long fk_mem_limit = 1ULL << 34;
 static int fk_retained, fk_handles, fk_events, fk_reclaimed;
-static int fk_lwork[4] = {-1, -1, -1, -1};
-static int fk_devinfo[4];
+#define FK_NKINDS 5 /* geqrf, orgqr, gesvd, gesvdj, gesvdp */
+static int fk_lwork[FK_NKINDS] = {-1, -1, -1, -1, -1};
+static int fk_devinfo[FK_NKINDS];
 
 int fk_get_retained(void) { return fk_retained; }
 int fk_get_handles(void) { return fk_handles; }
 int fk_get_events(void) { return fk_events; }
 int fk_get_reclaimed(void) { return fk_reclaimed; }
 void fk_set_lwork(int kind, int lwork) {
-	if (kind >= 0 && kind < 4) fk_lwork[kind] = lwork;
+	if (kind >= 0 && kind < FK_NKINDS) fk_lwork[kind] = lwork;
 }
 void fk_set_devinfo(int kind, int value) {
-	if (kind >= 0 && kind < 4) fk_devinfo[kind] = value;
+	if (kind >= 0 && kind < FK_NKINDS) fk_devinfo[kind] = value;
 }
 
 /* ---- violations ---- */
@@ -328,6 +329,7 @@ static void fk_finish(fk_op *o) {
 			fk_violate("the host wrote to %p (byte %zu of %zu) while a cuMemcpyDtoHAsync into it was in flight",
 			           (void *)o->host, k, o->n);
 		memcpy(o->host, o->dev, o->n);
+		free(o->data); /* a value the fake owns (gesvdp's error estimate), or NULL */
 	} else {
 		if (memcmp(o->host, o->data, o->n) != 0)
 			fk_violate("the host changed %p (%zu bytes) while a cuMemcpyHtoDAsync from it was in flight",
@@ -408,8 +410,7 @@ static void fk_push(int dtoh, char *host, char *data, char *dev, size_t n) {
 
 static void fk_drop_pending(void) {
 	int i;
-	for (i = 0; i < fk_nops; i++)
-		if (!fk_ops[i].dtoh) free(fk_ops[i].data);
+	for (i = 0; i < fk_nops; i++) free(fk_ops[i].data);
 	fk_nops = 0;
 }
 
@@ -488,7 +489,7 @@ void fk_configure(int init, int ver, int count, unsigned long long limit) {
 	fk_handles = 0;
 	fk_events = 0;
 	fk_reclaimed = 0;
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < FK_NKINDS; i++) {
 		fk_lwork[i] = -1;
 		fk_devinfo[i] = 0;
 	}
@@ -1061,7 +1062,7 @@ FK_BLAS_WRAPPERS(D, double, 1)
 /* cuSOLVER                                                               */
 /* ====================================================================== */
 
-enum { K_GEQRF, K_ORGQR, K_GESVD, K_GESVDJ };
+enum { K_GEQRF, K_ORGQR, K_GESVD, K_GESVDJ, K_GESVDP };
 
 static int fk_cusolverDnCreate(void **h) {
 	int r = fk_enter("cusolverDnCreate", L_SOLVER);
@@ -1504,6 +1505,101 @@ static int fk_orgqr(int dt, const char *call, void *h, int m, int n, int k, void
 FK_SOLVER_WRAPPERS(S, float, 0)
 FK_SOLVER_WRAPPERS(D, double, 1)
 
+
+/* cusolverDnXgesvdp (the 64-bit API): the economy SVD with vectors of an
+ * m×n A, m ≥ n, returning V (not Vᵀ) like gesvdj. Its last argument,
+ * h_err_sigma, is a host pointer that cuSOLVER may write after the call
+ * returns: the fake requires pinned memory there and writes it only at the
+ * next synchronization point, so a caller that reads it early, or passes
+ * Go memory, is caught. */
+static int fk_cusolverDnCreateParams(void **p) {
+	int r = fk_enter("cusolverDnCreateParams", L_SOLVER);
+	if (r) return r;
+	*p = fk_new_handle(8);
+	return *p ? 0 : 2;
+}
+static int fk_cusolverDnDestroyParams(void *p) {
+	int r = fk_enter("cusolverDnDestroyParams", L_OTHER);
+	if (!fk_free_handle(p)) return SO_INVALID_VALUE;
+	return r;
+}
+static size_t fk_gesvdp_dev_bytes(int64_t m, int64_t n, int dt) { return (size_t)(2 * m * n + 1) * fk_es(dt); }
+#define FK_GESVDP_HOST_BYTES 64
+static int fk_gesvdp_types(int a, int s, int u, int v, int c) {
+	return (a == 0 || a == 1) && s == a && u == a && v == a && c == a;
+}
+static int fk_cusolverDnXgesvdp_bufferSize(void *h, void *params, int jobz, int econ, int64_t m, int64_t n, int ta,
+                                           const void *A, int64_t lda, int ts, const void *S, int tu, const void *U,
+                                           int64_t ldu, int tv, const void *V, int64_t ldv, int tc, size_t *dev,
+                                           size_t *host) {
+	int r = fk_enter("cusolverDnXgesvdp_bufferSize", L_SOLVER);
+	(void)A, (void)lda, (void)S, (void)U, (void)ldu, (void)V, (void)ldv;
+	if (r) return r;
+	if (!fk_handle_ok(h) || !fk_handle_ok(params)) return SO_NOT_INITIALIZED;
+	if (jobz != 1 || econ != 1) return SO_NOT_SUPPORTED;
+	if (m < n || n < 0 || !fk_gesvdp_types(ta, ts, tu, tv, tc)) return SO_INVALID_VALUE;
+	*dev = fk_lwork[K_GESVDP] >= 0 ? (size_t)fk_lwork[K_GESVDP] : fk_gesvdp_dev_bytes(m, n, ta);
+	*host = FK_GESVDP_HOST_BYTES;
+	return 0;
+}
+static int fk_cusolverDnXgesvdp(void *h, void *params, int jobz, int econ, int64_t m64, int64_t n64, int ta, void *A,
+                                int64_t lda64, int ts, void *S, int tu, void *U, int64_t ldu64, int tv, void *V,
+                                int64_t ldv64, int tc, void *work, size_t devBytes, void *hostWork, size_t hostBytes,
+                                int *info, double *errSigma) {
+	static const char *call = "cusolverDnXgesvdp";
+	int r = fk_enter(call, L_SOLVER), m = (int)m64, n = (int)n64, lda = (int)lda64, ldu = (int)ldu64,
+	    ldv = (int)ldv64, dt = ta;
+	size_t es;
+	double *a, *s, *v, *est;
+	if (r) return r;
+	if (!fk_handle_ok(h) || !fk_handle_ok(params)) return SO_NOT_INITIALIZED;
+	if (jobz != 1 || econ != 1) return SO_NOT_SUPPORTED;
+	if (m < n || n < 0 || !fk_gesvdp_types(ta, ts, tu, tv, tc) || lda < fk_max(1, m) || ldu < fk_max(1, m) ||
+	    ldv < fk_max(1, n))
+		return SO_INVALID_VALUE;
+	es = fk_es(dt);
+	if (devBytes < fk_gesvdp_dev_bytes(m, n, dt) || hostBytes < FK_GESVDP_HOST_BYTES || !hostWork) {
+		fk_violate("%s: workspace of %zu device and %zu host bytes is below the %zu and %d it needs", call, devBytes,
+		           hostBytes, fk_gesvdp_dev_bytes(m, n, dt), FK_GESVDP_HOST_BYTES);
+		return SO_INVALID_VALUE;
+	}
+	if (!fk_in(call, "work", work, devBytes) || !fk_in(call, "devInfo", info, sizeof(int)) ||
+	    !fk_in(call, "A", A, fk_ext(m, n, lda) * es) || !fk_in(call, "S", S, (size_t)n * es) ||
+	    !fk_in(call, "U", U, fk_ext(m, n, ldu) * es) || !fk_in(call, "V", V, fk_ext(n, n, ldv) * es))
+		return SO_INTERNAL_ERROR;
+	if (!fk_in_pinned(call, "h_err_sigma", errSigma, sizeof(double))) return SO_INVALID_VALUE;
+	fk_spoil(work, (int)(devBytes / es), 1, (int)(devBytes / es), dt);
+	memset(hostWork, 0xff, hostBytes);
+	est = malloc(sizeof *est);
+	if (fk_devinfo[K_GESVDP] != 0) {
+		fk_spoil(A, m, n, lda, dt);
+		fk_spoil(S, n, 1, n, dt);
+		fk_spoil(U, m, n, ldu, dt);
+		fk_spoil(V, n, n, ldv, dt);
+		*info = fk_devinfo[K_GESVDP];
+		*est = NAN;
+	} else {
+		a = fk_load(A, m, n, lda, dt);
+		s = malloc((size_t)fk_max(n, 1) * sizeof *s);
+		v = malloc((size_t)fk_max(n * n, 1) * sizeof *v);
+		fk_jacobi(m, n, a, s, v);
+		fk_store(S, n, s, n, 1, dt);
+		fk_store(U, ldu, a, m, n, dt);
+		fk_store(V, ldv, v, n, n, dt);
+		fk_spoil(A, m, n, lda, dt);
+		*est = (dt ? 2.2e-16 : 1.2e-7) * (n > 0 ? s[0] : 0);
+		free(a);
+		free(s);
+		free(v);
+		*info = 0;
+	}
+	/* The estimate reaches the host at the next synchronization point. */
+	fk_settle(errSigma, sizeof(double));
+	memset(errSigma, 0xff, sizeof(double));
+	fk_push(1, (char *)errSigma, (char *)est, (char *)est, sizeof(double));
+	return 0;
+}
+
 /* ====================================================================== */
 /* NVRTC: present, so that the loader finds it, but unable to compile.    */
 /* ====================================================================== */
@@ -1604,6 +1700,10 @@ static const struct fk_entry fk_symbols[] = {
 	E("cusolverDnDgesvdj_bufferSize", fk_cusolverDnDgesvdj_bufferSize),
 	E("cusolverDnSgesvdj", fk_cusolverDnSgesvdj),
 	E("cusolverDnDgesvdj", fk_cusolverDnDgesvdj),
+	E("cusolverDnCreateParams", fk_cusolverDnCreateParams),
+	E("cusolverDnDestroyParams", fk_cusolverDnDestroyParams),
+	E("cusolverDnXgesvdp_bufferSize", fk_cusolverDnXgesvdp_bufferSize),
+	E("cusolverDnXgesvdp", fk_cusolverDnXgesvdp),
 
 	E("nvrtcVersion", fk_nvrtcVersion),
 	E("nvrtcGetErrorString", fk_nvrtcGetErrorString),

@@ -280,11 +280,13 @@ const (
 	Orgqr  = 1
 	Gesvd  = 2
 	Gesvdj = 3
+	Gesvdp = 4
 )
 
 // SetLwork makes the bufferSize query of routine (Geqrf, Orgqr, Gesvd,
-// Gesvdj) report lwork elements, in both precisions; a negative lwork
-// restores the fake's own size.
+// Gesvdj) report lwork elements, in both precisions, or that of Gesvdp
+// lwork bytes of device workspace; a negative lwork restores the fake's
+// own size.
 func SetLwork(routine, lwork int) { C.fk_set_lwork(C.int(routine), C.int(lwork)) }
 
 // SetDevInfo makes routine write v to devInfo instead of 0 (a positive v
