@@ -77,11 +77,12 @@ func Open(cfg Config) (*Device, error) {
 	if l == nil {
 		l = dl.System
 	}
-	s, err := openDriver(l)
+	e := osEnv()
+	s, err := openDriver(l, e)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.loadMath(l, osEnv()); err != nil {
+	if err := s.loadMath(l, e); err != nil {
 		return nil, err
 	}
 	info, dev, err := s.deviceInfo(cfg.Ordinal)

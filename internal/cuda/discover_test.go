@@ -16,6 +16,13 @@ func fakeEnv(vars map[string]string, dirs []string, files map[string]string) env
 	}
 	return env{
 		getenv: func(k string) string { return vars[k] },
+		lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		realpath: func(p string) string {
+			if r, ok := vars["realpath:"+p]; ok {
+				return r
+			}
+			return p
+		},
 		glob: func(p string) []string {
 			var out []string
 			for _, d := range dirs {
@@ -185,5 +192,46 @@ func TestDevInfoError(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) || ce.Lib != LibCUSOLVER || ce.DevInfo != -4 || ce.Status != 0 {
 		t.Errorf("%#v", ce)
+	}
+}
+
+// TestLocationsSymlinkedFolders: Debian's /lib is a link to /usr/lib, so
+// /lib/x86_64-linux-gnu is the folder /usr/lib/x86_64-linux-gnu already
+// searched; it is searched (and its files listed) once.
+func TestLocationsSymlinkedFolders(t *testing.T) {
+	arch := archTriplet()
+	e := fakeEnv(map[string]string{"realpath:/lib/" + arch: "/usr/lib/" + arch},
+		[]string{"/usr/lib/" + arch, "/lib/" + arch}, nil)
+	got := names(locations(e))
+	if !reflect.DeepEqual(got, []string{"/usr/lib/" + arch}) {
+		t.Errorf("locations = %q; want /usr/lib/%s once", got, arch)
+	}
+}
+
+func TestNoDeviceAdvice(t *testing.T) {
+	none := noDeviceAdvice(fakeEnv(nil, nil, nil))
+	if !strings.Contains(none, "no NVIDIA device or kernel module is visible") || !strings.Contains(none, "kernel module is not loaded (no /proc/driver/nvidia/version)") {
+		t.Errorf("without the kernel module: %q", none)
+	}
+	loaded := noDeviceAdvice(fakeEnv(map[string]string{"CUDA_VISIBLE_DEVICES": ""}, nil, map[string]string{
+		procNvidiaVersion: "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.261.03  Wed Oct  1 00:00:00 UTC 2025\nGCC version: gcc 12\n",
+	}))
+	for _, w := range []string{"the nvidia kernel module 535.261.03 is loaded but shows no device", `CUDA_VISIBLE_DEVICES=""`} {
+		if !strings.Contains(loaded, w) {
+			t.Errorf("with the kernel module and CUDA_VISIBLE_DEVICES empty: %q lacks %q", loaded, w)
+		}
+	}
+}
+
+func TestSonameMajor(t *testing.T) {
+	for f, want := range map[string]int{
+		"libcublas.so.12": 12, "/x/libnvrtc.so.11.2": 11, "libnvrtc-builtins.so.13.0": 13, "libcuda.so": 0, "libfoo": 0,
+	} {
+		if got := sonameMajor(f); got != want {
+			t.Errorf("sonameMajor(%q) = %d; want %d", f, got, want)
+		}
+	}
+	if !sameLibrary("libcublas.so.11", "libcublas.so.12") || sameLibrary("libcublas.so.12", "libcublasLt.so.12") {
+		t.Error("sameLibrary is wrong")
 	}
 }

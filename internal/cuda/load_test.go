@@ -66,8 +66,11 @@ func TestCuInitFailures(t *testing.T) {
 		code int
 		want []string
 	}{
-		{100, []string{"cuInit: CUDA_ERROR_NO_DEVICE", "no CUDA device visible", "--gpus all"}},
-		{34, []string{"cuInit: CUDA_ERROR_STUB_LIBRARY", "stub"}},
+		// The driver's version is read before cuInit, so that even this
+		// reason names it.
+		{100, []string{"cuInit: CUDA_ERROR_NO_DEVICE (driver CUDA 13.0, /usr/lib/fake/libcuda.so.1): ",
+			"no NVIDIA device or kernel module is visible", "--gpus all"}},
+		{34, []string{"cuInit: CUDA_ERROR_STUB_LIBRARY (driver CUDA 13.0", "stub"}},
 		{803, []string{"cuInit: CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "kernel module"}},
 		{804, []string{"CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE"}},
 		{35, []string{"CUDA_ERROR_INSUFFICIENT_DRIVER", "driver is too old"}},
@@ -82,7 +85,8 @@ func TestCuInitFailures(t *testing.T) {
 }
 
 func TestNoDevices(t *testing.T) {
-	mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), DeviceCount: -1}, "0 devices", "no CUDA device visible")
+	mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), DeviceCount: -1}, "cuDeviceGetCount: 0 devices (driver CUDA 13.0",
+		"no NVIDIA device or kernel module is visible")
 }
 
 func TestLibraryMissing(t *testing.T) {
@@ -226,5 +230,72 @@ func TestNVRTCOptional(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(info.Lines(), "\n"), "NVRTC: not available") {
 		t.Errorf("Lines do not say NVRTC is missing: %q", info.Lines())
+	}
+}
+
+// TestOldDriver: a driver older than CUDA 11 gets one plain reason, not an
+// empty list of files ("CUDA 10.2:  not found") naming a file twice.
+func TestOldDriver(t *testing.T) {
+	err := mustFail(t, &fakecuda.Fake{Files: fakecuda.CUDA12(fakeDir), DriverVersion: 10020},
+		"the NVIDIA driver (driver CUDA 10.2, /usr/lib/fake/libcuda.so.1) is older than CUDA 11, the oldest lowrank loads: upgrade it to 450.80.02 or newer")
+	if strings.Contains(err.Error(), "not found") || strings.Count(err.Error(), "libcublas") > 0 {
+		t.Errorf("reason %q lists files", err)
+	}
+}
+
+// TestMixedInstallation: one installation per load, checked by each
+// library's own version call and by the libraries cuSOLVER was linked
+// against. libcusolver.so.11 is the soname of both CUDA 11.8 and CUDA 12:
+// a folder with CUDA 12's cuBLAS and 11.8's cuSOLVER used to load as one
+// set.
+func TestMixedInstallation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    fakecuda.Fake
+		want string
+	}{
+		{"cuSOLVER 11.8 beside cuBLAS 12", fakecuda.Fake{Files: fakecuda.CUDA12(fakeDir), DriverVersion: 12080,
+			Needed: map[string][]string{"libcusolver.so.11": {"libcublas.so.11", "libcublasLt.so.11", "libc.so.6"}}},
+			"libcusolver.so.11 (" + fakeDir + "/libcusolver.so.11) belongs to CUDA 11: it needs libcublas.so.11, but libcublas.so.12 was loaded"},
+		{"cuBLASLt of another release", fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), Versions: map[string]int{"libcublasLt.so.13": 12}},
+			"libcublasLt.so.13 (" + fakeDir + "/libcublasLt.so.13) is cuBLASLt 12.9.1 but libcublas.so.13 (" + fakeDir + "/libcublas.so.13) is cuBLAS 13.0.2"},
+		{"cuBLAS that is not its soname's", fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), Versions: map[string]int{"libcublas.so.13": 12}},
+			"libcublas.so.13 (" + fakeDir + "/libcublas.so.13) reports cuBLAS 12.9.1, not CUDA 13's"},
+		{"cuSOLVER that is not its soname's", fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), Versions: map[string]int{"libcusolver.so.12": 11}},
+			"libcusolver.so.12 (" + fakeDir + "/libcusolver.so.12) reports version 11.7.5, not 12.x"},
+		{"nvJitLink of another major", fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), Versions: map[string]int{"libnvJitLink.so.13": 12}},
+			"reports nvJitLink 12.9, not CUDA 13's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.f
+			mustFail(t, &f, "no usable cuBLAS and cuSOLVER", tc.want)
+		})
+	}
+	// The same set, consistent, loads.
+	f := &fakecuda.Fake{Files: fakecuda.CUDA12(fakeDir), DriverVersion: 12080,
+		Needed: map[string][]string{"libcusolver.so.11": {"libcublas.so.12", "libcublasLt.so.12", "libcusparse.so.12", "libnvJitLink.so.12"}}}
+	d, err := open(t, f)
+	if err != nil {
+		t.Fatalf("a consistent CUDA 12 set: %v", err)
+	}
+	lines := strings.Join(d.Info().Lines(), "\n")
+	d.Close()
+	for _, w := range []string{"cuBLAS 12.9.1", "cuSOLVER 11.7.5", "cuBLASLt 12.9.1", "cuSPARSE 12.5.10", "nvJitLink 12.9", "NVRTC 12.9"} {
+		if !strings.Contains(lines, w) {
+			t.Errorf("Info lines lack %q:\n%s", w, lines)
+		}
+	}
+}
+
+// TestNVRTCOfAnotherRelease: an NVRTC whose nvrtcVersion is not the
+// installation's major is not used, and Info says why.
+func TestNVRTCOfAnotherRelease(t *testing.T) {
+	d, err := open(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), Versions: map[string]int{"libnvrtc.so.13": 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if info := d.Info(); info.NVRTC != nil || !strings.Contains(info.NVRTCErr, "libnvrtc.so.13 ("+fakeDir+"/libnvrtc.so.13) is NVRTC 12.9, not CUDA 13's") {
+		t.Errorf("NVRTC = %v, NVRTCErr = %q", info.NVRTC, info.NVRTCErr)
 	}
 }

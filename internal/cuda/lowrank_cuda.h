@@ -49,6 +49,7 @@ typedef cusolverEigMode_t lr_cusolverEigMode;
 typedef cudaDataType lr_cudaDataType;
 typedef nvrtcResult lr_nvrtcResult;
 typedef nvrtcProgram lr_nvrtcProgram;
+typedef cusparseStatus_t lr_cusparseStatus;
 #else
 typedef int lr_CUresult;
 typedef int lr_CUdevice;
@@ -75,6 +76,12 @@ typedef int lr_cusolverEigMode;
 typedef int lr_cudaDataType;
 typedef int lr_nvrtcResult;
 typedef void *lr_nvrtcProgram;
+typedef int lr_cusparseStatus;
+#endif
+#if defined(LR_HEADERCHECK) && defined(LR_HAVE_NVJITLINK)
+typedef nvJitLinkResult lr_nvJitLinkResult;
+#else
+typedef int lr_nvJitLinkResult;
 #endif
 
 /* ---- CUDA driver API (libcuda.so.1) ---- */
@@ -203,6 +210,11 @@ typedef lr_cusolverStatus (*lr_cusolverDnXgesvdp_t)(lr_cusolverDnHandle, lr_cuso
                                                     lr_cudaDataType, void *, lr_cudaDataType, void *, int64_t,
                                                     lr_cudaDataType, void *, int64_t, lr_cudaDataType, void *, size_t,
                                                     void *, size_t, int *, double *);
+
+/* ---- the version calls of the other libraries of an installation ---- */
+typedef lr_cublasStatus (*lr_cublasLtGetProperty_t)(lr_libraryPropertyType, int *);
+typedef lr_cusparseStatus (*lr_cusparseGetProperty_t)(lr_libraryPropertyType, int *);
+typedef lr_nvJitLinkResult (*lr_nvJitLinkVersion_t)(unsigned int *, unsigned int *);
 
 /* ---- NVRTC (libnvrtc.so.N) ---- */
 typedef const char *(*lr_nvrtcGetErrorString_t)(lr_nvrtcResult);
@@ -580,6 +592,19 @@ static inline const char *lrc_nvrtcGetErrorString(void *f, int r) {
 	return ((lr_nvrtcGetErrorString_t)f)((lr_nvrtcResult)r);
 }
 static inline int lrc_nvrtcVersion(void *f, int *major, int *minor) { return ((lr_nvrtcVersion_t)f)(major, minor); }
+static inline int lrc_cublasLtGetProperty(void *f, int type, int *v) {
+	return ((lr_cublasLtGetProperty_t)f)((lr_libraryPropertyType)type, v);
+}
+static inline int lrc_cusparseGetProperty(void *f, int type, int *v) {
+	return ((lr_cusparseGetProperty_t)f)((lr_libraryPropertyType)type, v);
+}
+static inline int lrc_nvJitLinkVersion(void *f, int *major, int *minor) {
+	unsigned int a = 0, b = 0;
+	int r = ((lr_nvJitLinkVersion_t)f)(&a, &b);
+	*major = (int)a;
+	*minor = (int)b;
+	return r;
+}
 static inline int lrc_nvrtcGetNumSupportedArchs(void *f, int *n) { return ((lr_nvrtcGetNumSupportedArchs_t)f)(n); }
 static inline int lrc_nvrtcGetSupportedArchs(void *f, int *archs) { return ((lr_nvrtcGetSupportedArchs_t)f)(archs); }
 static inline int lrc_nvrtcCreateProgram(void *f, void **prog, const char *src, const char *name) {

@@ -13,8 +13,17 @@
  */
 #include <cuda.h>
 #include <cublas_v2.h>
+#include <cublasLt.h>
+#include <cusparse.h>
 #include <cusolverDn.h>
 #include <nvrtc.h>
+/* nvJitLinkVersion exists from CUDA 12.3 on. */
+#if CUDA_VERSION >= 12030 && defined(__has_include)
+#if __has_include(<nvJitLink.h>)
+#include <nvJitLink.h>
+#define LR_HAVE_NVJITLINK 1
+#endif
+#endif
 
 #define LR_HEADERCHECK 1
 #include "../lowrank_cuda.h"
@@ -38,6 +47,10 @@ LR_SAME_SIZE(cusolverStatus_t);
 LR_SAME_SIZE(cusolverEigMode_t);
 LR_SAME_SIZE(cudaDataType);
 LR_SAME_SIZE(nvrtcResult);
+LR_SAME_SIZE(cusparseStatus_t);
+#ifdef LR_HAVE_NVJITLINK
+LR_SAME_SIZE(nvJitLinkResult);
+#endif
 _Static_assert(sizeof(CUdeviceptr) == sizeof(unsigned long long), "CUdeviceptr is not 64-bit");
 
 /* The enum values internal/cuda uses. */
@@ -149,5 +162,10 @@ LR_CHECK(nvrtcGetCUBINSize);
 LR_CHECK(nvrtcGetCUBIN);
 LR_CHECK(nvrtcGetProgramLogSize);
 LR_CHECK(nvrtcGetProgramLog);
+LR_CHECK(cublasLtGetProperty);
+LR_CHECK(cusparseGetProperty);
+#ifdef LR_HAVE_NVJITLINK
+LR_CHECK(nvJitLinkVersion);
+#endif
 
 int main(void) { return 0; }

@@ -830,10 +830,6 @@ static int fk_cublasSetMathMode(void *h, int mode) {
 	if (r) return r;
 	return fk_handle_ok(h) ? 0 : BL_NOT_INITIALIZED;
 }
-static int fk_cublasGetProperty(int type, int *v) {
-	*v = type == 0 ? 13 : type == 1 ? 0 : 2;
-	return 0;
-}
 
 /* fk_scalar reads alpha or beta where the handle's pointer mode says it is. */
 static int fk_scalar(const fk_blas *h, const void *p, int dt, const char *call, const char *what, double *out) {
@@ -1080,10 +1076,6 @@ static int fk_cusolverDnSetStream(void *h, void *s) {
 	(void)s;
 	if (r) return r;
 	return fk_handle_ok(h) ? 0 : SO_NOT_INITIALIZED;
-}
-static int fk_cusolverGetProperty(int type, int *v) {
-	*v = type == 0 ? 12 : type == 1 ? 0 : 4;
-	return 0;
 }
 static int fk_cusolverDnCreateGesvdjInfo(void **info) {
 	int r = fk_enter("cusolverDnCreateGesvdjInfo", L_SOLVER);
@@ -1604,11 +1596,6 @@ static int fk_cusolverDnXgesvdp(void *h, void *params, int jobz, int econ, int64
 /* NVRTC: present, so that the loader finds it, but unable to compile.    */
 /* ====================================================================== */
 
-static int fk_nvrtcVersion(int *major, int *minor) {
-	*major = 13;
-	*minor = 0;
-	return 0;
-}
 static const char *fk_nvrtcGetErrorString(int r) {
 	(void)r;
 	return "NVRTC_FAKE";
@@ -1664,7 +1651,6 @@ static const struct fk_entry fk_symbols[] = {
 	E("cublasSetStream_v2", fk_cublasSetStream),
 	E("cublasSetPointerMode_v2", fk_cublasSetPointerMode),
 	E("cublasSetMathMode", fk_cublasSetMathMode),
-	E("cublasGetProperty", fk_cublasGetProperty),
 	E("cublasSgemm_v2", fk_cublasSgemm),
 	E("cublasDgemm_v2", fk_cublasDgemm),
 	E("cublasSgemv_v2", fk_cublasSgemv),
@@ -1676,7 +1662,6 @@ static const struct fk_entry fk_symbols[] = {
 	E("cublasSnrm2_v2", fk_cublasSnrm2),
 	E("cublasDnrm2_v2", fk_cublasDnrm2),
 
-	E("cusolverGetProperty", fk_cusolverGetProperty),
 	E("cusolverDnCreate", fk_cusolverDnCreate),
 	E("cusolverDnDestroy", fk_cusolverDnDestroy),
 	E("cusolverDnSetStream", fk_cusolverDnSetStream),
@@ -1705,7 +1690,6 @@ static const struct fk_entry fk_symbols[] = {
 	E("cusolverDnXgesvdp_bufferSize", fk_cusolverDnXgesvdp_bufferSize),
 	E("cusolverDnXgesvdp", fk_cusolverDnXgesvdp),
 
-	E("nvrtcVersion", fk_nvrtcVersion),
 	E("nvrtcGetErrorString", fk_nvrtcGetErrorString),
 	E("nvrtcCreateProgram", fk_nvrtc_unavailable),
 	E("nvrtcDestroyProgram", fk_nvrtc_unavailable),
@@ -1716,6 +1700,68 @@ static const struct fk_entry fk_symbols[] = {
 	E("nvrtcGetProgramLog", fk_nvrtc_unavailable),
 	{0, 0},
 };
+
+/* ====================================================================== */
+/* Version calls: each library reports the version of the CUDA release   */
+/* its soname's major belongs to (fk_version_sym).                        */
+/* ====================================================================== */
+
+#define FK_PROP(NAME, MAJ, MIN, PAT)                                                                                   \
+	static int fk_##NAME##_##MAJ(int type, int *v) {                                                                    \
+		*v = type == 0 ? MAJ : type == 1 ? MIN : PAT;                                                                   \
+		return 0;                                                                                                       \
+	}
+#define FK_VER(NAME, MAJ, MIN)                                                                                         \
+	static int fk_##NAME##_##MAJ(int *a, int *b) {                                                                      \
+		*a = MAJ;                                                                                                       \
+		*b = MIN;                                                                                                       \
+		return 0;                                                                                                       \
+	}
+FK_PROP(cublasGetProperty, 11, 11, 3)
+FK_PROP(cublasGetProperty, 12, 9, 1)
+FK_PROP(cublasGetProperty, 13, 0, 2)
+FK_PROP(cublasLtGetProperty, 11, 11, 3)
+FK_PROP(cublasLtGetProperty, 12, 9, 1)
+FK_PROP(cublasLtGetProperty, 13, 0, 2)
+FK_PROP(cusparseGetProperty, 11, 7, 5)
+FK_PROP(cusparseGetProperty, 12, 5, 10)
+FK_PROP(cusolverGetProperty, 11, 7, 5)
+FK_PROP(cusolverGetProperty, 12, 0, 4)
+FK_VER(nvrtcVersion, 11, 8)
+FK_VER(nvrtcVersion, 12, 9)
+FK_VER(nvrtcVersion, 13, 0)
+FK_VER(nvJitLinkVersion, 12, 9)
+FK_VER(nvJitLinkVersion, 13, 0)
+
+static const struct {
+	const char *name;
+	int major;
+	void *fn;
+} fk_versions[] = {
+	{"cublasGetProperty", 11, (void *)fk_cublasGetProperty_11},
+	{"cublasGetProperty", 12, (void *)fk_cublasGetProperty_12},
+	{"cublasGetProperty", 13, (void *)fk_cublasGetProperty_13},
+	{"cublasLtGetProperty", 11, (void *)fk_cublasLtGetProperty_11},
+	{"cublasLtGetProperty", 12, (void *)fk_cublasLtGetProperty_12},
+	{"cublasLtGetProperty", 13, (void *)fk_cublasLtGetProperty_13},
+	{"cusparseGetProperty", 11, (void *)fk_cusparseGetProperty_11},
+	{"cusparseGetProperty", 12, (void *)fk_cusparseGetProperty_12},
+	{"cusolverGetProperty", 11, (void *)fk_cusolverGetProperty_11},
+	{"cusolverGetProperty", 12, (void *)fk_cusolverGetProperty_12},
+	{"nvrtcVersion", 11, (void *)fk_nvrtcVersion_11},
+	{"nvrtcVersion", 12, (void *)fk_nvrtcVersion_12},
+	{"nvrtcVersion", 13, (void *)fk_nvrtcVersion_13},
+	{"nvJitLinkVersion", 12, (void *)fk_nvJitLinkVersion_12},
+	{"nvJitLinkVersion", 13, (void *)fk_nvJitLinkVersion_13},
+	{0, 0, 0},
+};
+
+void *fk_version_sym(const char *name, int major) {
+	int i;
+	for (i = 0; fk_versions[i].name; i++)
+		if (fk_versions[i].major == major && strcmp(fk_versions[i].name, name) == 0) return fk_versions[i].fn;
+	return 0;
+}
 
 void *fk_sym(const char *name) {
 	const struct fk_entry *e;

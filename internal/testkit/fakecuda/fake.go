@@ -42,6 +42,7 @@ import (
 	"errors"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -71,6 +72,16 @@ type Fake struct {
 	// allocation larger than what is left fails with
 	// CUDA_ERROR_OUT_OF_MEMORY, and cuMemGetInfo reports what is left.
 	MemLimit uint64
+	// Versions makes the library with this base name report the version
+	// of another CUDA release than its soname's (the major of the
+	// release's version of that library: 11 for cuBLAS 11.11.3 or
+	// cuSOLVER 11.7.5, 12 for cuSPARSE 12.5.10, ...). By default each
+	// library reports the version its soname belongs to: cuBLAS 13.0.2
+	// for libcublas.so.13, NVRTC 11.8 for libnvrtc.so.11.2, ...
+	Versions map[string]int
+	// Needed gives, by base name, the sonames a library depends on (its
+	// DT_NEEDED entries). Libraries without an entry say they cannot tell.
+	Needed map[string][]string
 
 	// Opened records every path opened, in order.
 	Opened []string
@@ -180,6 +191,14 @@ func (l *lib) Sym(name string) (unsafe.Pointer, error) {
 	}
 	cn := C.CString(name)
 	defer C.free(unsafe.Pointer(cn))
+	base := path.Base(l.path)
+	major, ok := l.f.Versions[base]
+	if !ok {
+		major = sonameMajor(base)
+	}
+	if p := C.fk_version_sym(cn, C.int(major)); p != nil {
+		return p, nil
+	}
 	p := C.fk_sym(cn)
 	if p == nil {
 		return nil, errors.New(l.path + ": undefined symbol: " + name)
@@ -188,7 +207,25 @@ func (l *lib) Sym(name string) (unsafe.Pointer, error) {
 }
 
 func (l *lib) Path() string { return l.path }
-func (l *lib) Close()       {}
+
+// Needed implements dl.NeededLister from Fake.Needed.
+func (l *lib) Needed() ([]string, error) {
+	if n, ok := l.f.Needed[path.Base(l.path)]; ok {
+		return n, nil
+	}
+	return nil, errors.New("fakecuda: no DT_NEEDED entries given for " + path.Base(l.path))
+}
+
+// sonameMajor returns N of lib….so.N[.M], or 0.
+func sonameMajor(base string) int {
+	_, after, ok := strings.Cut(base, ".so.")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.SplitN(after, ".", 2)[0])
+	return n
+}
+func (l *lib) Close() {}
 
 // OpenedBase returns the base names of the files opened, in order.
 func (f *Fake) OpenedBase() string {

@@ -16,6 +16,10 @@ void fk_configure(int init, int ver, int count, unsigned long long limit);
 /* Entry point named name, or NULL when the fake does not export it. */
 void *fk_sym(const char *name);
 
+/* The version call name (cublasGetProperty, nvrtcVersion, ...) of the
+ * library whose soname has major version major, or NULL. */
+void *fk_version_sym(const char *name, int major);
+
 /* Faults: the nth call (1-based, counted from fk_add_fault) whose name
  * matches pattern (exact, or a prefix ending in '*') returns status; with
  * repeat every later matching call does too; with sticky the context is
