@@ -317,7 +317,7 @@ func fusedKernel(c *cuda.Ctx, dt cuda.DType) (*cuda.Function, error) {
 	if dt == cuda.F64 {
 		real = "double"
 	}
-	return c.Kernel("fused_apply/"+real, src, "fused_apply", []string{"-DREAL=" + real})
+	return c.Kernel("fused_apply/"+real, src, "fused_apply", kernels.Defines(real))
 }
 
 func (p *applier[T]) Close() error {

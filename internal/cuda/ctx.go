@@ -55,7 +55,19 @@ func (c *Ctx) drvErr(call string, r C.int) error {
 	return err
 }
 
-func blasErr(call string, r C.int) error { return newError(LibCUBLAS, call, int(r)) }
+// blasErr returns the typed error of cuBLAS call's status r, named by
+// cuBLAS itself (cublasGetStatusName) for statuses the table lacks.
+func (c *Ctx) blasErr(call string, r C.int) error {
+	err := newError(LibCUBLAS, call, int(r))
+	if e, ok := err.(*Error); ok {
+		if _, known := cublasNames[int(r)]; !known {
+			if n := c.s.cublasStatusName(int(r)); n != "" {
+				e.Name = n
+			}
+		}
+	}
+	return err
+}
 
 func solverErr(call string, r C.int) error { return newError(LibCUSOLVER, call, int(r)) }
 
@@ -364,7 +376,7 @@ func (c *Ctx) Gemm(t DType, ta, tb bool, m, n, k int, alpha float64, a DevPtr, l
 			C.ulonglong(a), C.int(lda), C.ulonglong(b), C.int(ldb), C.double(beta), C.ulonglong(cc), C.int(ldc))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"gemm_v2", r)
+		return c.blasErr("cublas"+t.prefix()+"gemm_v2", r)
 	}
 	return nil
 }
@@ -384,7 +396,7 @@ func (c *Ctx) Gemv(t DType, trans bool, m, n int, alpha float64, a DevPtr, lda i
 			C.ulonglong(x), C.int(incx), C.double(beta), C.ulonglong(y), C.int(incy))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"gemv_v2", r)
+		return c.blasErr("cublas"+t.prefix()+"gemv_v2", r)
 	}
 	return nil
 }
@@ -406,7 +418,7 @@ func (c *Ctx) Geam(t DType, ta, tb bool, m, n int, alpha float64, a DevPtr, lda 
 			C.double(beta), C.ulonglong(b), C.int(ldb), C.ulonglong(cc), C.int(ldc))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"geam", r)
+		return c.blasErr("cublas"+t.prefix()+"geam", r)
 	}
 	return nil
 }
@@ -426,7 +438,7 @@ func (c *Ctx) Dgmm(t DType, right bool, m, n int, a DevPtr, lda int, x DevPtr, i
 		r = C.lrc_cublasDdgmm(c.s.blas.ddgmm, c.blas, side, C.int(m), C.int(n), C.ulonglong(a), C.int(lda), C.ulonglong(x), C.int(incx), C.ulonglong(cc), C.int(ldc))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"dgmm", r)
+		return c.blasErr("cublas"+t.prefix()+"dgmm", r)
 	}
 	return nil
 }
@@ -446,7 +458,7 @@ func (c *Ctx) pointerMode(device bool) error {
 		mode = 1
 	}
 	if r := C.lrc_cublasSetPointerMode_v2(c.s.blas.setPointerMode, c.blas, mode); r != 0 {
-		return blasErr("cublasSetPointerMode_v2", r)
+		return c.blasErr("cublasSetPointerMode_v2", r)
 	}
 	c.ptrDevice = device
 	return nil
@@ -472,7 +484,7 @@ func (c *Ctx) Nrm2s(t DType, count, n int, x DevPtr, stride, incx int, result De
 			r = C.lrc_cublasDnrm2_v2(c.s.blas.dnrm2, c.blas, C.int(n), C.ulonglong(xi), C.int(incx), C.ulonglong(ri))
 		}
 		if r != 0 {
-			return blasErr("cublas"+t.prefix()+"nrm2_v2", r)
+			return c.blasErr("cublas"+t.prefix()+"nrm2_v2", r)
 		}
 	}
 	return nil

@@ -130,6 +130,7 @@ typedef lr_cublasStatus (*lr_cublasSetStream_v2_t)(lr_cublasHandle, lr_cudaStrea
 typedef lr_cublasStatus (*lr_cublasSetPointerMode_v2_t)(lr_cublasHandle, lr_cublasPointerMode);
 typedef lr_cublasStatus (*lr_cublasSetMathMode_t)(lr_cublasHandle, lr_cublasMath);
 typedef lr_cublasStatus (*lr_cublasGetProperty_t)(lr_libraryPropertyType, int *);
+typedef const char *(*lr_cublasGetStatusName_t)(lr_cublasStatus);
 typedef lr_cublasStatus (*lr_cublasSgemm_v2_t)(lr_cublasHandle, lr_cublasOperation, lr_cublasOperation, int, int, int,
                                                const float *, const float *, int, const float *, int,
                                                const float *, float *, int);
@@ -364,6 +365,9 @@ static inline int lrc_cublasSetPointerMode_v2(void *f, void *h, int mode) {
 }
 static inline int lrc_cublasSetMathMode(void *f, void *h, int mode) {
 	return ((lr_cublasSetMathMode_t)f)((lr_cublasHandle)h, (lr_cublasMath)mode);
+}
+static inline const char *lrc_cublasGetStatusName(void *f, int s) {
+	return ((lr_cublasGetStatusName_t)f)((lr_cublasStatus)s);
 }
 static inline int lrc_cublasGetProperty(void *f, int type, int *v) {
 	return ((lr_cublasGetProperty_t)f)((lr_libraryPropertyType)type, v);

@@ -68,7 +68,7 @@ func (a *driverAPI) symbols() []symbol {
 }
 
 type blasAPI struct {
-	create, destroy, setStream, setPointerMode, setMathMode, getProperty,
+	create, destroy, setStream, setPointerMode, setMathMode, getProperty, getStatusName,
 	sgemm, dgemm, sgemv, dgemv, sgeam, dgeam, sdgmm, ddgmm, snrm2, dnrm2 unsafe.Pointer
 }
 
@@ -80,6 +80,7 @@ func (a *blasAPI) symbols() []symbol {
 		sym(&a.setPointerMode, "cublasSetPointerMode_v2"),
 		optSym(&a.setMathMode, "cublasSetMathMode"),
 		sym(&a.getProperty, "cublasGetProperty"),
+		optSym(&a.getStatusName, "cublasGetStatusName"), // CUDA 11.4.2+
 		sym(&a.sgemm, "cublasSgemm_v2"),
 		sym(&a.dgemm, "cublasDgemm_v2"),
 		sym(&a.sgemv, "cublasSgemv_v2"),
