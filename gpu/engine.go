@@ -5,7 +5,6 @@ package gpu
 import (
 	"fmt"
 	"math"
-	"time"
 	"unsafe"
 
 	"github.com/lowrank-go/lowrank/internal/cuda"
@@ -514,43 +513,4 @@ func (e *engine[T]) sumSquaresHost(a *dmat[T]) (float64, error) {
 		ss.Add(float64(v))
 	}
 	return ss.Value(), nil
-}
-
-// DeviceTime runs f and returns the time the device spent between the
-// start and the end of f's work, measured with CUDA events on the stream
-// (for benchmarks).
-func (b *Backend) DeviceTime(f func() error) (time.Duration, error) {
-	if err := b.Init(); err != nil {
-		return 0, err
-	}
-	var start, end cuda.Event
-	if err := b.dev.Do(func(c *cuda.Ctx) error {
-		var err error
-		if start, err = c.NewEvent(); err != nil {
-			return err
-		}
-		if end, err = c.NewEvent(); err != nil {
-			c.DestroyEvent(start)
-			return err
-		}
-		return c.Record(start)
-	}); err != nil {
-		return 0, err
-	}
-	ferr := f()
-	var ms float32
-	err := b.dev.Do(func(c *cuda.Ctx) error {
-		defer c.DestroyEvent(start)
-		defer c.DestroyEvent(end)
-		if err := c.Record(end); err != nil {
-			return err
-		}
-		var err error
-		ms, err = c.Elapsed(start, end)
-		return err
-	})
-	if ferr != nil {
-		return 0, ferr
-	}
-	return time.Duration(float64(ms) * float64(time.Millisecond)), err
 }

@@ -108,10 +108,10 @@ func TestSonames(t *testing.T) {
 			t.Errorf("CUDA %d: no minimum driver", m)
 		}
 	}
-	// CUDA.md §5: cuSPARSE keeps .12 in CUDA 13; cuSOLVER is .12 in 13, .11 in 12.
+	// cuSPARSE keeps .12 in CUDA 13; cuSOLVER is .12 in 13, .11 in 12 (docs/cuda.md, "Sonames").
 	if sonames(13)[keyCusparse][0] != "libcusparse.so.12" || sonames(13)[keyCusolver][0] != "libcusolver.so.12" ||
 		sonames(12)[keyCusolver][0] != "libcusolver.so.11" {
-		t.Error("soname table does not match CUDA.md")
+		t.Error("soname table does not match NVIDIA's sonames")
 	}
 }
 
