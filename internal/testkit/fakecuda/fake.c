@@ -12,17 +12,19 @@
  * column-major data, as cuBLAS and cuSOLVER define them: single precision
  * routines accumulate in float, the solvers (one-sided Jacobi SVD,
  * Householder QR) compute in double. NVRTC and kernel launches are not
- * implemented (their entry points fail), and neither is cusolverDnXgesvdp
- * (absent, as in a cuSOLVER older than 11.1).
+ * implemented (their entry points fail).
  *
  * The fake is strict where the real libraries are silent: every pointer
  * argument must lie inside one live allocation of the right kind, leading
  * dimensions and in-place rules are checked, and the one stream is
- * modelled asynchronously for the copies that involve host memory: a
- * cuMemcpyHtoDAsync remembers its source and checks at the next
- * synchronization point that the host did not change it meanwhile, and a
- * cuMemcpyDtoHAsync writes its destination only at that point (poisoning
- * it until then). Breaches are recorded as violations, which the tests
+ * modelled asynchronously: its work is numbered (fk_seq), a memory block
+ * remembers the last work that used it, and freeing a block before a
+ * synchronization point has covered that work is a violation (the block
+ * is poisoned and kept until then). A cuMemcpyHtoDAsync remembers its
+ * source and checks at the next synchronization point that the host did
+ * not change it meanwhile; a cuMemcpyDtoHAsync reads its source and
+ * writes its destination only at that point (poisoning the destination
+ * until then). Breaches are recorded as violations, which the tests
  * assert are absent.
  *
  * Everything is global state, touched only by the device's worker thread

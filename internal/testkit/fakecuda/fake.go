@@ -6,22 +6,36 @@
 //
 // The fake is functional: device memory is host memory, copies and
 // memsets work, and the cuBLAS (gemm, gemv, geam, dgmm, nrm2) and
-// cuSOLVER (geqrf, orgqr, gesvd, gesvdj and their bufferSize) routines
-// lowrank calls are reference loops on column-major data, so the gpu
-// backend's engine runs end to end on the host. NVRTC loads but cannot
-// compile, kernel launches fail, and cusolverDnXgesvdp is absent.
+// cuSOLVER (geqrf, orgqr, gesvd, gesvdj, Xgesvdp and their bufferSize)
+// routines lowrank calls are reference loops on column-major data, so the
+// gpu backend's engine runs end to end on the host. NVRTC loads but
+// cannot compile, and kernel launches fail. Each library answers its
+// version call (cublasGetProperty, nvrtcVersion, …) with the version of
+// the CUDA release its soname belongs to.
 //
-// It is stricter than the real libraries: every pointer must lie inside a
-// live allocation, leading dimensions and in-place rules are checked,
-// asynchronous copies to and from pinned memory complete only at the next
-// synchronization point, and memory nobody wrote reads as NaN. Breaches
-// are collected by Violations.
+// It is stricter than the real libraries, so that what works on a GPU only
+// by luck fails here:
+//
+//   - every pointer must lie inside a live allocation, and leading
+//     dimensions and in-place rules are checked;
+//   - fresh memory, device or pinned, reads as NaN, and so does freed
+//     memory;
+//   - the stream's work is numbered: freeing memory that work queued since
+//     the last synchronization uses is a violation (cuMemFree is not
+//     stream-ordered), and a device-to-host copy reads its source, and
+//     writes the host, only when a synchronization completes it;
+//   - geam reads B even when beta = 0, in IEEE arithmetic (0·NaN is NaN);
+//   - Xgesvdp's h_err_sigma must be pinned memory, written at the next
+//     synchronization.
+//
+// Breaches are collected by Violations.
 //
 // Knobs inject the failures a GPU can produce: a missing library or
 // symbol, cuInit codes, an old driver, a small device (MemLimit), the Nth
 // call of any entry point failing with any status (SetFaults), including
 // a lost context (Fault.Sticky), workspace sizes that do not fit
-// (SetLwork) and solvers that do not converge (SetDevInfo). Counters
+// (SetLwork), solvers that do not converge (SetDevInfo), and libraries of
+// two CUDA installations mixed in one folder (Versions, Needed). Counters
 // (LiveAllocations, PinnedAllocations, Events, Handles, Retained) show what
 // is left behind.
 //
