@@ -215,3 +215,19 @@ func TestFakeApplyAllocationFree(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeCrossCheckShapes and TestFakeOutOfMemory run the GPU tests
+// TestCrossCheckShapes and TestOutOfMemoryReal over the fake, so that
+// their own logic is checked on CI before a GPU runs them.
+func TestFakeCrossCheckShapes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: reference loops on 400×90 matrices")
+	}
+	b := fakeGPU(t, &fakecuda.Fake{})
+	crossCheckShapes[float64](t, b, 1e-9)
+	crossCheckShapes[float32](t, b, 2e-3)
+}
+
+func TestFakeOutOfMemory(t *testing.T) {
+	testOutOfMemory(t, fakeGPU(t, &fakecuda.Fake{MemLimit: 256 << 20}))
+}
