@@ -10,8 +10,10 @@ import (
 	"testing"
 )
 
-// IncludeEnv names a folder with the CUDA headers (cuda.h, cublas_v2.h,
-// cublasLt.h, cusparse.h, cusolverDn.h, nvrtc.h) for TestHeaderCheck.
+// IncludeEnv names the folders with the CUDA headers (cuda.h,
+// cublas_v2.h, cublasLt.h, cusparse.h, cusolverDn.h, nvrtc.h) for
+// TestHeaderCheck: one, or several separated by ':' (NVIDIA's pip wheels
+// put each library's headers in a folder of its own).
 const includeEnv = "LOWRANK_CUDA_INCLUDE"
 
 // TestHeaderCheckCoversTables: headercheck/check.c checks the prototype of
@@ -93,15 +95,21 @@ func TestHeaderCheck(t *testing.T) {
 	if cc == "" {
 		cc = "gcc"
 	}
-	out, err := exec.Command(cc, "-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-I"+dir, filepath.Join("headercheck", "check.c")).CombinedOutput()
+	args := []string{"-std=c11", "-Wall", "-Werror", "-fsyntax-only"}
+	version := "unknown"
+	for _, d := range filepath.SplitList(dir) {
+		args = append(args, "-I"+d)
+		if v, err := os.ReadFile(filepath.Join(d, "cuda.h")); err == nil {
+			if m := regexp.MustCompile(`#define CUDA_VERSION (\d+)`).FindSubmatch(v); m != nil {
+				version = string(m[1])
+			}
+		}
+	}
+	out, err := exec.Command(cc, append(args, filepath.Join("headercheck", "check.c"))...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("headercheck/check.c against %s: %v\n%s", dir, err, out)
 	}
-	v, _ := os.ReadFile(filepath.Join(dir, "cuda.h"))
-	m := regexp.MustCompile(`#define CUDA_VERSION (\d+)`).FindSubmatch(v)
-	if m != nil {
-		t.Logf("headers of CUDA_VERSION %s in %s: every declaration matches", m[1], dir)
-	}
+	t.Logf("headers of CUDA_VERSION %s in %s: every declaration matches", version, dir)
 }
 
 func fileExists(p string) bool {
