@@ -55,7 +55,7 @@ if ! dpkg -s "${PKGS[@]}" >/dev/null 2>&1; then
 	$SUDO apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null ||
 		skip "apt-get install ${PKGS[*]} failed"
 fi
-echo "libraries: $(dpkg-query -W -f '${Package} ${Version}, ' "${PKGS[@]}") ($((SECONDS - t0)) s)"
+echo "libraries: $(dpkg-query -W -f '${Package} ${Version}\n' "${PKGS[@]}" | paste -sd, -) ($((SECONDS - t0)) s)"
 
 # The headers: nvidia-cuda-dev's usr/include only (installing the package
 # would pull in the whole toolkit).
