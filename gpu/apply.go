@@ -46,7 +46,7 @@ func (e *engine[T]) NewApplier(d, r, k int, b, a []T) (la.Applier[T], error) {
 		return nil, fmt.Errorf("%w: factors B %d values for %d×%d, A %d values for %d×%d", la.ErrShape, len(b), d, r, len(a), r, k)
 	}
 	p := &applier[T]{e: e, d: d, r: r, k: k}
-	err := e.dev.Do(func(c *cuda.Ctx) error {
+	err := e.do(func(c *cuda.Ctx) error {
 		base, err := c.Alloc((d*r + r*k) * e.size)
 		if err != nil {
 			return err
@@ -129,7 +129,7 @@ func (p *applier[T]) Apply(y, x []T, n int, bias []T) error {
 	}
 	p.call.y, p.call.x, p.call.n, p.call.bias = y, x, n, bias
 	p.call.fused = p.e.cfg.fused.Load()
-	err := p.e.dev.Run(p.job)
+	err := laError(p.e.dev.Run(p.job))
 	p.call.y, p.call.x, p.call.bias = nil, nil, nil
 	return err
 }
@@ -317,7 +317,7 @@ func fusedKernel(c *cuda.Ctx, dt cuda.DType) (*cuda.Function, error) {
 	if dt == cuda.F64 {
 		real = "double"
 	}
-	return c.Kernel("fused_apply/"+real, src, "fused_apply", []string{"-DREAL=" + real})
+	return c.Kernel("fused_apply/"+real, src, "fused_apply", kernels.Defines(real))
 }
 
 func (p *applier[T]) Close() error {
@@ -328,7 +328,7 @@ func (p *applier[T]) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	return p.e.dev.Cleanup(func(c *cuda.Ctx) error {
+	return p.e.cleanup(func(c *cuda.Ctx) error {
 		var err error
 		if p.scratch != 0 {
 			err = c.Free(p.scratch)

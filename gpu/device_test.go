@@ -18,6 +18,7 @@ import (
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/cpu"
 	"github.com/lowrank-go/lowrank/gpu"
+	"github.com/lowrank-go/lowrank/internal/cuda"
 	"github.com/lowrank-go/lowrank/internal/testkit/testlowrank"
 	"github.com/lowrank-go/lowrank/la"
 )
@@ -412,5 +413,155 @@ func TestApplyAllocationFree(t *testing.T) {
 		if a := testing.AllocsPerRun(100, func() { _ = app.Apply(y, x, n, bias) }); a != 0 {
 			t.Errorf("n=%d: Apply allocates %v times per call", n, a)
 		}
+	}
+}
+
+// TestCrossCheckShapes factorizes the shapes users bring — square, tall,
+// wide, 1×n, n×1 and rank-deficient — in float64 and float32, exactly and
+// randomized, on the GPU and on the CPU with the same seed, and compares
+// the singular values, the error, the product B·A and Apply.
+func TestCrossCheckShapes(t *testing.T) {
+	b := requireGPU(t)
+	crossCheckShapes[float64](t, b, 1e-9)
+	crossCheckShapes[float32](t, b, 2e-3)
+}
+
+func crossCheckShapes[T lowrank.Float](t *testing.T, b lowrank.Backend, tol float64) {
+	var z T
+	for _, sh := range []struct {
+		name       string
+		d, k, rank int // rank 0: full (a decaying spectrum)
+	}{
+		{"square", 200, 200, 0}, {"tall", 400, 90, 0}, {"wide", 90, 400, 0},
+		{"1xn", 1, 300, 0}, {"nx1", 300, 1, 0}, {"rank-deficient", 150, 120, 6},
+	} {
+		w := shapeMatrix[T](sh.d, sh.k, sh.rank, uint64(sh.d*7+sh.k))
+		r := min(5, sh.d, sh.k)
+		for _, m := range []lowrank.Method{lowrank.Exact, lowrank.Randomized} {
+			t.Run(fmt.Sprintf("%T/%s/%v", z, sh.name, m), func(t *testing.T) {
+				opts := []lowrank.Option{lowrank.WithMethod(m), lowrank.WithSeed(11)}
+				g, err := lowrank.Factorize(w, lowrank.Rank(r), append(opts, lowrank.WithBackend(b))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				c, err := lowrank.Factorize(w, lowrank.Rank(r), append(opts, lowrank.WithBackend(cpu.New()))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g.Backend.Name() != "cuda" || g.Fallback != "" {
+					t.Fatalf("computed on %q (fallback %q); want cuda", g.Backend.Name(), g.Fallback)
+				}
+				if g.Rank != c.Rank {
+					t.Fatalf("rank %d on the GPU, %d on the CPU", g.Rank, c.Rank)
+				}
+				if d := relDiff(g.S, c.S); d > tol {
+					t.Errorf("singular values differ from the CPU's by %.3g", d)
+				}
+				if d := math.Abs(g.RelError - c.RelError); d > 10*tol {
+					t.Errorf("relative errors %.9g (GPU) and %.9g (CPU)", g.RelError, c.RelError)
+				}
+				gw, err1 := g.Reconstruct()
+				cw, err2 := c.Reconstruct()
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				if d := relDiff(gw.Data, cw.Data); d > 10*tol {
+					t.Errorf("B·A differs from the CPU's by %.3g", d)
+				}
+				x := randMatrix[T](1, sh.k, 5).Data
+				gy, err1 := g.Apply(x, nil)
+				cy, err2 := c.Apply(x, nil)
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				if d := relDiff(gy, cy); d > 10*tol {
+					t.Errorf("Apply differs from the CPU's by %.3g", d)
+				}
+			})
+		}
+	}
+}
+
+// shapeMatrix returns a d×k matrix: Gaussian with columns scaled by
+// 0.93^j (a decaying spectrum with clear gaps) when rank is 0, else the
+// product of Gaussian d×rank and rank×k factors.
+func shapeMatrix[T lowrank.Float](d, k, rank int, seed uint64) lowrank.Matrix[T] {
+	if rank == 0 {
+		w := randMatrix[T](d, k, seed)
+		for i := range d {
+			for j := range k {
+				w.Data[i*k+j] *= T(math.Pow(0.93, float64(j)))
+			}
+		}
+		return w
+	}
+	x, y := randMatrix[float64](d, rank, seed), randMatrix[float64](rank, k, seed+1)
+	w := lowrank.Matrix[T]{Rows: d, Cols: k, Data: make([]T, d*k)}
+	for i := range d {
+		for j := range k {
+			var s float64
+			for l := range rank {
+				s += x.Data[i*rank+l] * y.Data[l*k+j]
+			}
+			w.Data[i*k+j] = T(s)
+		}
+	}
+	return w
+}
+
+// TestOutOfMemoryReal runs out of the real device's memory, twice: a
+// request larger than the GPU (the allocation fails with
+// CUDA_ERROR_OUT_OF_MEMORY, matching la.ErrDeviceMemory, and the device
+// stays usable), and a factorization on a GPU whose memory another user
+// holds (lowrank computes on the CPU and says why). Nothing leaks.
+func TestOutOfMemoryReal(t *testing.T) { testOutOfMemory(t, requireGPU(t)) }
+
+func testOutOfMemory(t *testing.T, b *gpu.Backend) {
+	e := b.Float64()
+	base := gpu.LiveAllocations()
+	_, err := e.Zeros(1<<20, 1<<20) // 8 TiB
+	var ce *cuda.Error
+	if !errors.Is(err, la.ErrDeviceMemory) || !errors.As(err, &ce) || ce.Call != "cuMemAlloc_v2" || ce.Name != "CUDA_ERROR_OUT_OF_MEMORY" {
+		t.Fatalf("8 TiB: %v; want cuMemAlloc_v2's CUDA_ERROR_OUT_OF_MEMORY matching la.ErrDeviceMemory", err)
+	}
+	m, err := e.Upload(2, 2, []float64{1, 2, 3, 4})
+	if err != nil {
+		t.Fatalf("the device after running out: %v", err)
+	}
+	e.Free(m)
+
+	// Hold all but a few MiB of the device, in 1 GiB blocks then smaller
+	// ones.
+	var held []la.Mat
+	defer func() {
+		for _, h := range held {
+			e.Free(h)
+		}
+		if got := gpu.LiveAllocations(); got != base {
+			t.Errorf("%d device allocations leaked", got-base)
+		}
+	}()
+	for rows := 1 << 17; rows >= 1<<9; rows /= 2 { // rows of 1024 float64: 1 GiB down to 4 MiB
+		for {
+			h, err := e.Zeros(rows, 1024)
+			if err != nil {
+				if !errors.Is(err, la.ErrDeviceMemory) {
+					t.Fatalf("holding memory: %v", err)
+				}
+				break
+			}
+			held = append(held, h)
+		}
+	}
+	w := randMatrix[float64](1500, 1000, 8) // 12 MB: does not fit any more
+	f, err := lowrank.Factorize(w, lowrank.Rank(10), lowrank.WithBackend(b), lowrank.WithMethod(lowrank.Exact))
+	if err != nil {
+		t.Fatalf("Factorize on a full GPU: %v; want the CPU's result", err)
+	}
+	defer f.Close()
+	t.Logf("on a full GPU: backend %s, fallback %q", f.Backend.Name(), f.Fallback)
+	if f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "memory") {
+		t.Errorf("backend %q, fallback %q; want cpu, and the reason", f.Backend.Name(), f.Fallback)
 	}
 }

@@ -5,7 +5,6 @@ package gpu
 import (
 	"fmt"
 	"math"
-	"time"
 	"unsafe"
 
 	"github.com/lowrank-go/lowrank/internal/cuda"
@@ -38,6 +37,13 @@ type dmat[T la.Float] struct {
 }
 
 func (m *dmat[T]) Dims() (int, int) { return m.rows, m.cols }
+
+// do runs f on the device's worker thread and maps its error with laError.
+func (e *engine[T]) do(f func(*cuda.Ctx) error) error { return laError(e.dev.Do(f)) }
+
+// cleanup runs f on the worker like do, even after the context was lost
+// (see cuda.Device.Cleanup).
+func (e *engine[T]) cleanup(f func(*cuda.Ctx) error) error { return laError(e.dev.Cleanup(f)) }
 
 // contiguous reports whether the rows follow each other without gaps.
 func (m *dmat[T]) contiguous() bool { return m.ld == m.cols || m.rows <= 1 }
@@ -85,7 +91,7 @@ func (e *engine[T]) Upload(rows, cols int, data []T) (la.Mat, error) {
 		return nil, fmt.Errorf("%w: upload of %d×%d from %d values", la.ErrShape, rows, cols, len(data))
 	}
 	var m *dmat[T]
-	err := e.dev.Do(func(c *cuda.Ctx) error {
+	err := e.do(func(c *cuda.Ctx) error {
 		var err error
 		if m, err = e.alloc(c, rows, cols); err != nil {
 			return err
@@ -107,7 +113,7 @@ func (e *engine[T]) Zeros(rows, cols int) (la.Mat, error) {
 		return nil, fmt.Errorf("%w: %d×%d", la.ErrShape, rows, cols)
 	}
 	var m *dmat[T]
-	err := e.dev.Do(func(c *cuda.Ctx) error {
+	err := e.do(func(c *cuda.Ctx) error {
 		var err error
 		if m, err = e.alloc(c, rows, cols); err != nil {
 			return err
@@ -136,7 +142,7 @@ func (e *engine[T]) Download(dst []T, m la.Mat) error {
 	if n == 0 {
 		return nil
 	}
-	return e.dev.Do(func(c *cuda.Ctx) error {
+	return e.do(func(c *cuda.Ctx) error {
 		if a.contiguous() {
 			return c.CopyDtoH(bytesOf(dst[:n]), a.ptr)
 		}
@@ -161,7 +167,7 @@ func (e *engine[T]) Free(m la.Mat) {
 	}
 	// Cleanup runs even when the context is lost, so that the memory is
 	// accounted for (the driver frees it with the context).
-	_ = e.dev.Cleanup(func(c *cuda.Ctx) error {
+	_ = e.cleanup(func(c *cuda.Ctx) error {
 		e.freeOn(c, a)
 		return nil
 	})
@@ -191,7 +197,26 @@ func (e *engine[T]) copyOn(c *cuda.Ctx, dst, src *dmat[T]) error {
 	if dst.contiguous() && src.contiguous() {
 		return c.CopyDtoD(dst.ptr, src.ptr, dst.rows*dst.cols*e.size)
 	}
-	return c.Geam(e.dt, false, false, dst.cols, dst.rows, 1, src.ptr, src.ld, 0, dst.ptr, dst.ld, dst.ptr, dst.ld)
+	// B = A: cuBLAS may read B even when beta = 0, and dst may hold
+	// anything (NaN: 0·NaN is NaN).
+	return c.Geam(e.dt, false, false, dst.cols, dst.rows, 1, src.ptr, src.ld, 0, src.ptr, src.ld, dst.ptr, dst.ld)
+}
+
+// zeroOn sets every element of m to zero: one memset when its rows are
+// contiguous, one per row otherwise.
+func (e *engine[T]) zeroOn(c *cuda.Ctx, m *dmat[T]) error {
+	if m.rows == 0 || m.cols == 0 {
+		return nil
+	}
+	if m.contiguous() {
+		return c.Zero(m.ptr, m.rows*m.cols*e.size)
+	}
+	for i := 0; i < m.rows; i++ {
+		if err := c.Zero(m.ptr+cuda.DevPtr(i*m.ld*e.size), m.cols*e.size); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (e *engine[T]) Copy(dstm, srcm la.Mat) error {
@@ -209,7 +234,7 @@ func (e *engine[T]) Copy(dstm, srcm la.Mat) error {
 	if d.rows == 0 || d.cols == 0 {
 		return nil
 	}
-	return e.dev.Do(func(c *cuda.Ctx) error { return e.copyOn(c, d, s) })
+	return e.do(func(c *cuda.Ctx) error { return e.copyOn(c, d, s) })
 }
 
 func (e *engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat) error {
@@ -232,9 +257,13 @@ func (e *engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat)
 	if m == 0 || n == 0 {
 		return nil
 	}
-	return e.dev.Do(func(c *cuda.Ctx) error {
+	return e.do(func(c *cuda.Ctx) error {
 		if ka == 0 {
-			// op(a)·op(b) is the zero matrix: c = beta·c.
+			// op(a)·op(b) is the zero matrix: c = beta·c. With beta = 0
+			// c is not read (as in gemm): it may hold anything.
+			if beta == 0 {
+				return e.zeroOn(c, cc)
+			}
 			return c.Geam(e.dt, false, false, n, m, float64(beta), cc.ptr, cc.ld, 0, cc.ptr, cc.ld, cc.ptr, cc.ld)
 		}
 		// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ,
@@ -275,15 +304,6 @@ func fits(c *cuda.Ctx, what string, bytes int) error {
 	return nil
 }
 
-// readInfo downloads the devInfo int at p.
-func readInfo(c *cuda.Ctx, p cuda.DevPtr) (int32, error) {
-	var v [1]int32
-	if err := c.CopyDtoH(unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4), p); err != nil {
-		return 0, err
-	}
-	return v[0], nil
-}
-
 func (e *engine[T]) Orthonormalize(am la.Mat) error {
 	a, err := e.mat(am)
 	if err != nil {
@@ -296,19 +316,27 @@ func (e *engine[T]) Orthonormalize(am la.Mat) error {
 	if n == 0 {
 		return nil
 	}
-	return e.dev.Do(func(c *cuda.Ctx) error {
+	return e.do(func(c *cuda.Ctx) error {
 		// geqrf/orgqr work on column-major m×n: transpose a into a work
-		// buffer, factor, and transpose Q back into a.
+		// buffer, factor, and transpose Q back into a. Each routine gets
+		// its own devInfo, read after both ran.
 		var ar arena
 		offQ := ar.add(m * n * e.size)
 		offTau := ar.add(n * e.size)
-		offInfo := ar.add(4)
+		offInfo := ar.add(8)
+		// The bufferSize queries take the buffers' addresses, so the
+		// buffers are planned, checked and allocated first; the
+		// workspace check that follows sees them as used.
+		if err := fits(c, "cusolverDn"+prefix(e.dt)+"geqrf/orgqr's buffers", ar.total); err != nil {
+			return err
+		}
 		base, err := c.Alloc(ar.total)
 		if err != nil {
 			return err
 		}
 		defer c.Free(base)
-		q, tau, info := base+cuda.DevPtr(offQ), base+cuda.DevPtr(offTau), base+cuda.DevPtr(offInfo)
+		q, tau := base+cuda.DevPtr(offQ), base+cuda.DevPtr(offTau)
+		infoQR, infoQ := base+cuda.DevPtr(offInfo), base+cuda.DevPtr(offInfo+4)
 		lw1, err := c.GeqrfBufferSize(e.dt, m, n, q, m)
 		if err != nil {
 			return err
@@ -326,24 +354,28 @@ func (e *engine[T]) Orthonormalize(am la.Mat) error {
 			return err
 		}
 		defer c.Free(work)
-		if err := c.Geam(e.dt, true, false, m, n, 1, a.ptr, a.ld, 0, q, m, q, m); err != nil {
+		// B = A: geam may read B even when beta = 0.
+		if err := c.Geam(e.dt, true, true, m, n, 1, a.ptr, a.ld, 0, a.ptr, a.ld, q, m); err != nil {
 			return err
 		}
-		if err := c.Geqrf(e.dt, m, n, q, m, tau, work, lwork, info); err != nil {
+		if err := c.Geqrf(e.dt, m, n, q, m, tau, work, lwork, infoQR); err != nil {
 			return err
 		}
-		if err := c.Orgqr(e.dt, m, n, n, q, m, tau, work, lwork, info); err != nil {
+		if err := c.Orgqr(e.dt, m, n, n, q, m, tau, work, lwork, infoQ); err != nil {
 			return err
 		}
-		if err := c.Geam(e.dt, true, false, n, m, 1, q, m, 0, a.ptr, a.ld, a.ptr, a.ld); err != nil {
+		if err := c.Geam(e.dt, true, true, n, m, 1, q, m, 0, q, m, a.ptr, a.ld); err != nil {
 			return err
 		}
-		v, err := readInfo(c, info)
-		if err != nil {
+		var infos [2]int32
+		if err := c.CopyDtoH(unsafe.Slice((*byte)(unsafe.Pointer(&infos[0])), 8), infoQR); err != nil {
 			return err
 		}
-		if v != 0 {
-			return fmt.Errorf("cuda: cusolverDn%sgeqrf/orgqr: devInfo = %d (parameter %d is wrong)", prefix(e.dt), v, -v)
+		if infos[0] != 0 {
+			return cuda.DevInfoError("cusolverDn"+prefix(e.dt)+"geqrf", int(infos[0]), fmt.Sprintf("%d×%d", m, n))
+		}
+		if infos[1] != 0 {
+			return cuda.DevInfoError("cusolverDn"+prefix(e.dt)+"orgqr", int(infos[1]), fmt.Sprintf("%d×%d", m, n))
 		}
 		return nil
 	})
@@ -380,7 +412,7 @@ func (e *engine[T]) scale(am la.Mat, d []T, columns bool) error {
 	if a.rows == 0 || a.cols == 0 {
 		return nil
 	}
-	return e.dev.Do(func(c *cuda.Ctx) error {
+	return e.do(func(c *cuda.Ctx) error {
 		x, err := c.Alloc(len(d) * e.size)
 		if err != nil {
 			return err
@@ -442,7 +474,7 @@ func (e *engine[T]) SumSquares(am la.Mat) (float64, error) {
 		count += p.count
 	}
 	norms := make([]T, count)
-	err = e.dev.Do(func(c *cuda.Ctx) error {
+	err = e.do(func(c *cuda.Ctx) error {
 		res, err := c.Alloc(count * e.size)
 		if err != nil {
 			return err
@@ -481,43 +513,4 @@ func (e *engine[T]) sumSquaresHost(a *dmat[T]) (float64, error) {
 		ss.Add(float64(v))
 	}
 	return ss.Value(), nil
-}
-
-// DeviceTime runs f and returns the time the device spent between the
-// start and the end of f's work, measured with CUDA events on the stream
-// (for benchmarks).
-func (b *Backend) DeviceTime(f func() error) (time.Duration, error) {
-	if err := b.Init(); err != nil {
-		return 0, err
-	}
-	var start, end cuda.Event
-	if err := b.dev.Do(func(c *cuda.Ctx) error {
-		var err error
-		if start, err = c.NewEvent(); err != nil {
-			return err
-		}
-		if end, err = c.NewEvent(); err != nil {
-			c.DestroyEvent(start)
-			return err
-		}
-		return c.Record(start)
-	}); err != nil {
-		return 0, err
-	}
-	ferr := f()
-	var ms float32
-	err := b.dev.Do(func(c *cuda.Ctx) error {
-		defer c.DestroyEvent(start)
-		defer c.DestroyEvent(end)
-		if err := c.Record(end); err != nil {
-			return err
-		}
-		var err error
-		ms, err = c.Elapsed(start, end)
-		return err
-	})
-	if ferr != nil {
-		return 0, ferr
-	}
-	return time.Duration(float64(ms) * float64(time.Millisecond)), err
 }

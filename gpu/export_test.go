@@ -3,9 +3,15 @@
 package gpu
 
 import (
+	"time"
+
 	"github.com/lowrank-go/lowrank/internal/cuda"
 	"github.com/lowrank-go/lowrank/la"
 )
+
+// LiveAllocations returns the number of device allocations not yet freed,
+// over the whole process (for leak tests).
+func LiveAllocations() int64 { return cuda.LiveAllocations() }
 
 // SetMemoryLimitForTest caps the free device memory the workspace plans
 // see (0 removes the cap) and returns the previous cap.
@@ -46,3 +52,42 @@ func (b *Backend) CloseDevice() {
 // New backend uses, and so lowrank's registry) open through l. It takes
 // effect only before the shared device is first opened.
 func SetSharedLoaderForTest(l cuda.Loader) { shared.loader = l }
+
+// DeviceTime runs f and returns the time the device spent between the
+// start and the end of f's work, measured with CUDA events on the stream
+// (for benchmarks).
+func (b *Backend) DeviceTime(f func() error) (time.Duration, error) {
+	if err := b.Init(); err != nil {
+		return 0, err
+	}
+	var start, end cuda.Event
+	if err := b.dev.Do(func(c *cuda.Ctx) error {
+		var err error
+		if start, err = c.NewEvent(); err != nil {
+			return err
+		}
+		if end, err = c.NewEvent(); err != nil {
+			c.DestroyEvent(start)
+			return err
+		}
+		return c.Record(start)
+	}); err != nil {
+		return 0, err
+	}
+	ferr := f()
+	var ms float32
+	err := b.dev.Do(func(c *cuda.Ctx) error {
+		defer c.DestroyEvent(start)
+		defer c.DestroyEvent(end)
+		if err := c.Record(end); err != nil {
+			return err
+		}
+		var err error
+		ms, err = c.Elapsed(start, end)
+		return err
+	})
+	if ferr != nil {
+		return 0, ferr
+	}
+	return time.Duration(float64(ms) * float64(time.Millisecond)), err
+}

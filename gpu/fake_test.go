@@ -3,7 +3,7 @@
 package gpu_test
 
 // Tests of the cuda backend over the functional fake of
-// internal/cuda/cudatest: the whole engine runs on the host through the
+// internal/testkit/fakecuda: the whole engine runs on the host through the
 // real trampolines, so these run on CI without a GPU.
 
 import (
@@ -13,7 +13,7 @@ import (
 	"github.com/lowrank-go/lowrank/cpu"
 	"github.com/lowrank-go/lowrank/gpu"
 	"github.com/lowrank-go/lowrank/internal/cuda"
-	"github.com/lowrank-go/lowrank/internal/cuda/cudatest"
+	"github.com/lowrank-go/lowrank/internal/testkit/fakecuda"
 	"github.com/lowrank-go/lowrank/internal/testkit/testla"
 	"github.com/lowrank-go/lowrank/internal/testkit/testlowrank"
 )
@@ -25,10 +25,10 @@ const fakeDir = "/fake/cuda/lib"
 // of the test it closes the device and checks that the fake saw no
 // violation of the CUDA contract and that nothing is left: no device or
 // pinned memory, no event, handle or context reference.
-func fakeGPU(t *testing.T, f *cudatest.Fake) *gpu.Backend {
+func fakeGPU(t *testing.T, f *fakecuda.Fake) *gpu.Backend {
 	t.Helper()
 	if f.Files == nil {
-		f.Files = cudatest.CUDA13(fakeDir)
+		f.Files = fakecuda.CUDA13(fakeDir)
 	}
 	t.Setenv(cuda.LibDirEnv, fakeDir)
 	t.Setenv(gpu.SolverEnv, "")
@@ -40,7 +40,7 @@ func fakeGPU(t *testing.T, f *cudatest.Fake) *gpu.Backend {
 	}
 	base := cuda.LiveAllocations()
 	t.Cleanup(func() {
-		cudatest.ClearFaults()
+		fakecuda.ClearFaults()
 		if got := cuda.LiveAllocations(); got != base {
 			t.Errorf("cuda.LiveAllocations = %d at the end; want %d", got, base)
 		}
@@ -54,10 +54,10 @@ func fakeGPU(t *testing.T, f *cudatest.Fake) *gpu.Backend {
 // after the device was closed.
 func checkClean(t *testing.T) {
 	t.Helper()
-	if v := cudatest.Violations(); len(v) > 0 {
+	if v := fakecuda.Violations(); len(v) > 0 {
 		t.Errorf("the fake saw %d violations of the CUDA contract:\n%s", len(v), strings.Join(v, "\n"))
 	}
-	if n, p, e, h, r := cudatest.LiveAllocations(), cudatest.PinnedAllocations(), cudatest.Events(), cudatest.Handles(), cudatest.Retained(); n+p+e+h+r != 0 {
+	if n, p, e, h, r := fakecuda.LiveAllocations(), fakecuda.PinnedAllocations(), fakecuda.Events(), fakecuda.Handles(), fakecuda.Retained(); n+p+e+h+r != 0 {
 		t.Errorf("after Close: %d allocations, %d pinned buffers, %d events, %d handles, %d context references; want none", n, p, e, h, r)
 	}
 }
@@ -68,7 +68,7 @@ func checkClean(t *testing.T) {
 // With -short only the engine part runs (every primitive, both types);
 // the library part takes about 20 s of reference loops.
 func TestFakeConformance(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	if testing.Short() {
 		t.Run("engine/float64", func(t *testing.T) { testla.EngineTest(t, b.Float64()) })
 		t.Run("engine/float32", func(t *testing.T) { testla.EngineTest(t, b.Float32()) })
@@ -84,7 +84,7 @@ func TestFakeConformance(t *testing.T) {
 // The fake checks that no host buffer changes while a copy from it is in
 // flight (checkClean fails the test otherwise).
 func TestFakeApplyBatchBiasStaging(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	const d, r, k, n = 9, 3, 7, 4
 	bm, am := randMatrix[float64](d, r, 1), randMatrix[float64](r, k, 2)
 	app, err := b.Float64().NewApplier(d, r, k, bm.Data, am.Data)
@@ -102,7 +102,7 @@ func TestFakeApplyBatchBiasStaging(t *testing.T) {
 	if dd := relDiff(y, want); dd > 1e-12 {
 		t.Errorf("first batched Apply with a bias differs from B·A·x + bias by %.3g", dd)
 	}
-	if v := cudatest.Violations(); len(v) > 0 {
+	if v := fakecuda.Violations(); len(v) > 0 {
 		t.Errorf("violations: %q", v)
 	}
 }
@@ -137,7 +137,7 @@ func TestFakeCrossCheckCPU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the cross-check factorizes 400×300 matrices with reference loops")
 	}
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	testlowrank.CrossCheck(t, b, cpu.New())
 }
 
@@ -146,7 +146,7 @@ func TestFakeCrossCheckCPU(t *testing.T) {
 // CopyHtoD and CopyDtoH runs over several chunks under the fake's
 // asynchronous-copy checks, and applies a batch too large to stage.
 func TestFakeLargeTransfers(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	e := b.Float64()
 	const rows, cols = 1100, 2001 // 17.6 MB: three chunks, the last partial
 	w := randMatrix[float64](rows, cols, 21)
@@ -200,7 +200,7 @@ func TestFakeLargeTransfers(t *testing.T) {
 // TestFakeApplyAllocationFree checks on the fake what TestApplyAllocationFree
 // checks on a GPU: a warm Apply allocates nothing on the Go heap.
 func TestFakeApplyAllocationFree(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	app, err := b.Float32().NewApplier(64, 8, 48, randMatrix[float32](64, 8, 1).Data, randMatrix[float32](8, 48, 2).Data)
 	if err != nil {
 		t.Fatal(err)
@@ -215,4 +215,20 @@ func TestFakeApplyAllocationFree(t *testing.T) {
 			t.Errorf("n=%d: Apply allocates %v times per call", n, a)
 		}
 	}
+}
+
+// TestFakeCrossCheckShapes and TestFakeOutOfMemory run the GPU tests
+// TestCrossCheckShapes and TestOutOfMemoryReal over the fake, so that
+// their own logic is checked on CI before a GPU runs them.
+func TestFakeCrossCheckShapes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: reference loops on 400×90 matrices")
+	}
+	b := fakeGPU(t, &fakecuda.Fake{})
+	crossCheckShapes[float64](t, b, 1e-9)
+	crossCheckShapes[float32](t, b, 2e-3)
+}
+
+func TestFakeOutOfMemory(t *testing.T) {
+	testOutOfMemory(t, fakeGPU(t, &fakecuda.Fake{MemLimit: 256 << 20}))
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/lowrank-go/lowrank/cpu"
 	"github.com/lowrank-go/lowrank/gpu"
 	"github.com/lowrank-go/lowrank/internal/cuda"
-	"github.com/lowrank-go/lowrank/internal/cuda/cudatest"
+	"github.com/lowrank-go/lowrank/internal/testkit/fakecuda"
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -64,7 +64,7 @@ type usage struct {
 }
 
 func usageNow() usage {
-	return usage{cuda.LiveAllocations(), cudatest.LiveAllocations(), cudatest.PinnedAllocations(), cudatest.Events(), cudatest.LiveBytes()}
+	return usage{cuda.LiveAllocations(), fakecuda.LiveAllocations(), fakecuda.PinnedAllocations(), fakecuda.Events(), fakecuda.LiveBytes()}
 }
 
 // warm makes b allocate what it keeps for its life (the pinned staging
@@ -129,8 +129,8 @@ func (r run) reference(t *testing.T, w lowrank.Matrix[float64]) *lowrank.Factors
 // matching pattern it makes.
 func countCalls(t *testing.T, b lowrank.Backend, w lowrank.Matrix[float64], r run, pattern string) int {
 	t.Helper()
-	cudatest.ClearFaults()
-	cudatest.ResetCalls()
+	fakecuda.ClearFaults()
+	fakecuda.ResetCalls()
 	f, err := r.on(w, b)
 	if err != nil {
 		t.Fatalf("%s without faults: %v", r.name, err)
@@ -138,7 +138,7 @@ func countCalls(t *testing.T, b lowrank.Backend, w lowrank.Matrix[float64], r ru
 	if f.Backend.Name() != "cuda" {
 		t.Fatalf("%s without faults ran on %s (%s)", r.name, f.Backend.Name(), f.Fallback)
 	}
-	return cudatest.Calls(pattern)
+	return fakecuda.Calls(pattern)
 }
 
 // TestFakeOutOfMemoryAtAllocation fills the device from the Nth
@@ -147,7 +147,7 @@ func countCalls(t *testing.T, b lowrank.Backend, w lowrank.Matrix[float64], r ru
 // log, and leave no device memory behind. A single failed allocation
 // (the device recovers) must give a correct result too, on either side.
 func TestFakeOutOfMemoryAtAllocation(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	w := randMatrix[float64](60, 40, 1)
 	logs := captureLog(t)
 	for _, r := range runs() {
@@ -157,9 +157,9 @@ func TestFakeOutOfMemoryAtAllocation(t *testing.T) {
 			for i := 1; i <= n; i++ {
 				what := fmt.Sprintf("%s, allocation %d of %d fails (repeat %v)", r.name, i, n, repeat)
 				u := usageNow()
-				cudatest.SetFaults(cudatest.Fault{Call: "cuMemAlloc_v2", Nth: i, Status: cudatest.CudaErrorOutOfMemory, Repeat: repeat})
+				fakecuda.SetFaults(fakecuda.Fault{Call: "cuMemAlloc_v2", Nth: i, Status: fakecuda.CudaErrorOutOfMemory, Repeat: repeat})
 				f, err := r.on(w, b)
-				cudatest.ClearFaults()
+				fakecuda.ClearFaults()
 				if err != nil {
 					t.Fatalf("%s: %v", what, err)
 				}
@@ -180,13 +180,13 @@ func TestFakeOutOfMemoryAtAllocation(t *testing.T) {
 		pattern, name string
 		status        int
 	}{
-		{"cublas*", "CUBLAS_STATUS_ALLOC_FAILED", cudatest.CublasStatusAllocFailed},
-		{"cusolver*", "CUSOLVER_STATUS_ALLOC_FAILED", cudatest.CusolverStatusAllocFailed},
+		{"cublas*", "CUBLAS_STATUS_ALLOC_FAILED", fakecuda.CublasStatusAllocFailed},
+		{"cusolver*", "CUSOLVER_STATUS_ALLOC_FAILED", fakecuda.CusolverStatusAllocFailed},
 	} {
 		u := usageNow()
-		cudatest.SetFaults(cudatest.Fault{Call: lib.pattern, Nth: 1, Status: lib.status, Repeat: true})
+		fakecuda.SetFaults(fakecuda.Fault{Call: lib.pattern, Nth: 1, Status: lib.status, Repeat: true})
 		f, err := runs()[0].on(w, b)
-		cudatest.ClearFaults()
+		fakecuda.ClearFaults()
 		if err != nil || f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, lib.name) {
 			t.Errorf("%s fails with %s: %v, %v; want the CPU's result and the reason", lib.pattern, lib.name, f, err)
 		}
@@ -202,12 +202,12 @@ func TestFakeOutOfMemoryAtAllocation(t *testing.T) {
 // CPU, and the next one, when pinned memory is available again, runs on
 // the GPU.
 func TestFakeOutOfPinnedMemory(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	w := randMatrix[float64](30, 20, 2)
 	r := runs()[0]
 	want := r.reference(t, w)
 	captureLog(t)
-	cudatest.SetFaults(cudatest.Fault{Call: "cuMemAllocHost_v2", Nth: 2, Status: cudatest.CudaErrorOutOfMemory})
+	fakecuda.SetFaults(fakecuda.Fault{Call: "cuMemAllocHost_v2", Nth: 2, Status: fakecuda.CudaErrorOutOfMemory})
 	u := usageNow()
 	f, err := r.on(w, b)
 	if err != nil {
@@ -234,29 +234,29 @@ func TestFakeOutOfPinnedMemory(t *testing.T) {
 func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 	const mem = 256 << 20
 	huge := 1 << 26 // elements: 512 MiB of float64
-	b := fakeGPU(t, &cudatest.Fake{MemLimit: mem})
+	b := fakeGPU(t, &fakecuda.Fake{MemLimit: mem})
 	warm(t, b)
 	w := randMatrix[float64](60, 40, 3)
 	logs := captureLog(t)
 	exact, randomized := runs()[0], runs()[1]
 
-	cudatest.SetLwork(cudatest.Gesvdj, huge)
-	cudatest.ResetCalls()
+	fakecuda.SetLwork(fakecuda.Gesvdj, huge)
+	fakecuda.ResetCalls()
 	u := usageNow()
 	f, err := exact.on(w, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Backend.Name() != "cuda" || f.Fallback != "" || cudatest.Calls("cusolverDnDgesvd") != 1 || cudatest.Calls("cusolverDnDgesvdj") != 0 {
+	if f.Backend.Name() != "cuda" || f.Fallback != "" || fakecuda.Calls("cusolverDnDgesvd") != 1 || fakecuda.Calls("cusolverDnDgesvdj") != 0 {
 		t.Errorf("gesvdj's workspace too large: backend %q, fallback %q, gesvd called %d times, gesvdj %d; want gesvd once on the GPU",
-			f.Backend.Name(), f.Fallback, cudatest.Calls("cusolverDnDgesvd"), cudatest.Calls("cusolverDnDgesvdj"))
+			f.Backend.Name(), f.Fallback, fakecuda.Calls("cusolverDnDgesvd"), fakecuda.Calls("cusolverDnDgesvdj"))
 	}
 	checkSame(t, "gesvd instead of gesvdj", f, exact.reference(t, w), 1e-9)
 	checkReleased(t, "gesvd instead of gesvdj", u)
 
 	// Neither solver fits: the engine says so with la.ErrDeviceMemory, and
 	// Factorize computes on the CPU.
-	cudatest.SetLwork(cudatest.Gesvd, huge)
+	fakecuda.SetLwork(fakecuda.Gesvd, huge)
 	a, err := b.Float64().Upload(w.Rows, w.Cols, w.Data)
 	if err != nil {
 		t.Fatal(err)
@@ -275,10 +275,10 @@ func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 	}
 	checkSame(t, "no SVD workspace fits", f, exact.reference(t, w), 1e-9)
 	checkReleased(t, "no SVD workspace fits", u)
-	cudatest.SetLwork(cudatest.Gesvd, -1)
-	cudatest.SetLwork(cudatest.Gesvdj, -1)
+	fakecuda.SetLwork(fakecuda.Gesvd, -1)
+	fakecuda.SetLwork(fakecuda.Gesvdj, -1)
 
-	cudatest.SetLwork(cudatest.Geqrf, huge)
+	fakecuda.SetLwork(fakecuda.Geqrf, huge)
 	f, err = randomized.on(w, b)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 	}
 	checkSame(t, "no QR workspace fits", f, randomized.reference(t, w), 1e-9)
 	checkReleased(t, "no QR workspace fits", u)
-	cudatest.SetLwork(cudatest.Geqrf, -1)
+	fakecuda.SetLwork(fakecuda.Geqrf, -1)
 	if !strings.Contains(logs.String(), "workspace") {
 		t.Errorf("the log does not give the workspace reason:\n%s", logs)
 	}
@@ -304,60 +304,76 @@ func TestFakeWorkspaceDoesNotFit(t *testing.T) {
 // la.ErrNoConvergence and says what each solver reported. devInfo < 0 (a
 // bad parameter) is an error of its own, not retried.
 func TestFakeNoConvergence(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	warm(t, b)
 	w := randMatrix[float64](50, 30, 4)
 	exact := runs()[0]
 	want := exact.reference(t, w)
 	u := usageNow()
 
-	cudatest.SetDevInfo(cudatest.Gesvdj, 3)
-	cudatest.ResetCalls()
+	fakecuda.SetDevInfo(fakecuda.Gesvdj, 3)
+	fakecuda.ResetCalls()
 	f, err := exact.on(w, b)
 	if err != nil || f.Backend.Name() != "cuda" {
 		t.Fatalf("gesvdj did not converge: %v, %v; want gesvd's result on the GPU", f, err)
 	}
-	if cudatest.Calls("cusolverDnDgesvdj") != 1 || cudatest.Calls("cusolverDnDgesvd") != 1 {
-		t.Errorf("gesvdj called %d times, gesvd %d; want once each", cudatest.Calls("cusolverDnDgesvdj"), cudatest.Calls("cusolverDnDgesvd"))
+	if fakecuda.Calls("cusolverDnDgesvdj") != 1 || fakecuda.Calls("cusolverDnDgesvd") != 1 {
+		t.Errorf("gesvdj called %d times, gesvd %d; want once each", fakecuda.Calls("cusolverDnDgesvdj"), fakecuda.Calls("cusolverDnDgesvd"))
 	}
 	checkSame(t, "gesvd after gesvdj", f, want, 1e-9)
 	checkReleased(t, "gesvd after gesvdj", u)
 
-	cudatest.SetDevInfo(cudatest.Gesvd, 2)
+	fakecuda.SetDevInfo(fakecuda.Gesvd, 2)
 	_, err = exact.on(w, b)
 	if !errors.Is(err, la.ErrNoConvergence) || !errors.Is(err, lowrank.ErrNoConvergence) {
 		t.Errorf("no solver converges: %v; want an error wrapping la.ErrNoConvergence", err)
 	}
-	for _, s := range []string{"lowrank: svd: ", "cusolverDnDgesvdj on 50×30: devInfo = 3", "then gesvd: ", "cusolverDnDgesvd on 50×30: devInfo = 2"} {
+	for _, s := range []string{"lowrank: svd: ", "cuda: cusolverDnDgesvdj: devInfo = 3 (50×30): the SVD did not converge", "then gesvd: ",
+		"cuda: cusolverDnDgesvd: devInfo = 2 (50×30)"} {
 		if err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q lacks %q", err, s)
 		}
+	}
+	var ce *cuda.Error
+	if !errors.As(err, &ce) || ce.Call != "cusolverDnDgesvd" || ce.DevInfo != 2 || ce.Lib != cuda.LibCUSOLVER {
+		t.Errorf("no solver converges: %v does not unwrap to gesvd's devInfo *cuda.Error", err)
 	}
 	checkReleased(t, "no solver converges", u)
 
 	// gesvd asked for explicitly is not retried.
 	b.SetSolver(gpu.SolverGesvd)
-	cudatest.ResetCalls()
+	fakecuda.ResetCalls()
 	_, err = exact.on(w, b)
-	if !errors.Is(err, la.ErrNoConvergence) || cudatest.Calls("cusolverDnDgesvdj") != 0 {
-		t.Errorf("gesvd alone: %v, gesvdj called %d times; want la.ErrNoConvergence and no gesvdj", err, cudatest.Calls("cusolverDnDgesvdj"))
+	if !errors.Is(err, la.ErrNoConvergence) || fakecuda.Calls("cusolverDnDgesvdj") != 0 {
+		t.Errorf("gesvd alone: %v, gesvdj called %d times; want la.ErrNoConvergence and no gesvdj", err, fakecuda.Calls("cusolverDnDgesvdj"))
 	}
 	b.SetSolver(gpu.SolverAuto)
-	cudatest.SetDevInfo(cudatest.Gesvd, 0)
+	fakecuda.SetDevInfo(fakecuda.Gesvd, 0)
 
-	cudatest.SetDevInfo(cudatest.Gesvdj, -4)
+	fakecuda.SetDevInfo(fakecuda.Gesvdj, -4)
 	_, err = exact.on(w, b)
-	if err == nil || errors.Is(err, la.ErrNoConvergence) || !strings.Contains(err.Error(), "devInfo = -4 (parameter 4 is wrong)") {
+	if err == nil || errors.Is(err, la.ErrNoConvergence) || !strings.Contains(err.Error(), "cusolverDnDgesvdj: devInfo = -4 (50×30): parameter 4 is wrong") ||
+		!errors.As(err, &ce) || ce.DevInfo != -4 {
 		t.Errorf("gesvdj devInfo = -4: %v; want a parameter error", err)
 	}
-	cudatest.SetDevInfo(cudatest.Gesvdj, 0)
+	fakecuda.SetDevInfo(fakecuda.Gesvdj, 0)
 
-	cudatest.SetDevInfo(cudatest.Orgqr, -3)
+	fakecuda.SetDevInfo(fakecuda.Orgqr, -3)
 	_, err = runs()[1].on(w, b)
-	if err == nil || !strings.Contains(err.Error(), "geqrf/orgqr: devInfo = -3") {
+	if err == nil || !strings.Contains(err.Error(), "cuda: cusolverDnDorgqr: devInfo = -3") || !errors.As(err, &ce) || ce.DevInfo != -3 {
 		t.Errorf("orgqr devInfo = -3: %v; want a parameter error", err)
 	}
-	cudatest.SetDevInfo(cudatest.Orgqr, 0)
+	fakecuda.SetDevInfo(fakecuda.Orgqr, 0)
+
+	// geqrf's devInfo is read too: before, orgqr's overwrote it (the two
+	// shared one devInfo), so geqrf's failure went unseen and Q was built
+	// from a tau geqrf never wrote.
+	fakecuda.SetDevInfo(fakecuda.Geqrf, -3)
+	_, err = runs()[1].on(w, b)
+	if err == nil || !strings.Contains(err.Error(), "cuda: cusolverDnDgeqrf: devInfo = -3") || !errors.As(err, &ce) || ce.Call != "cusolverDnDgeqrf" {
+		t.Errorf("geqrf devInfo = -3: %v; want geqrf's parameter error", err)
+	}
+	fakecuda.SetDevInfo(fakecuda.Geqrf, 0)
 	checkReleased(t, "solver errors", u)
 
 	f, err = exact.on(w, b)
@@ -372,20 +388,20 @@ func TestFakeNoConvergence(t *testing.T) {
 // and the status; nothing is left on the device; and the device works
 // afterwards.
 func TestFakeLibraryErrorMidRun(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	w := randMatrix[float64](40, 30, 5)
 	for _, lib := range []struct {
 		pattern, name string
 		status        int
 	}{
-		{"cublas*", "CUBLAS_STATUS_EXECUTION_FAILED", cudatest.CublasStatusExecutionFailed},
-		{"cusolver*", "CUSOLVER_STATUS_EXECUTION_FAILED", cudatest.CusolverStatusExecutionFailed},
-		{"cuMemcpy*", "CUDA_ERROR_INVALID_VALUE", cudatest.CudaErrorInvalidValue},
-		{"cuMemsetD32Async", "CUDA_ERROR_INVALID_VALUE", cudatest.CudaErrorInvalidValue},
-		{"cuStreamSynchronize", "CUDA_ERROR_INVALID_VALUE", cudatest.CudaErrorInvalidValue},
-		{"cuEvent*", "CUDA_ERROR_INVALID_VALUE", cudatest.CudaErrorInvalidValue},
-		{"cuMemGetInfo_v2", "CUDA_ERROR_INVALID_VALUE", cudatest.CudaErrorInvalidValue},
-		{"cuMemAlloc_v2", "CUDA_ERROR_INVALID_VALUE", cudatest.CudaErrorInvalidValue},
+		{"cublas*", "CUBLAS_STATUS_EXECUTION_FAILED", fakecuda.CublasStatusExecutionFailed},
+		{"cusolver*", "CUSOLVER_STATUS_EXECUTION_FAILED", fakecuda.CusolverStatusExecutionFailed},
+		{"cuMemcpy*", "CUDA_ERROR_INVALID_VALUE", fakecuda.CudaErrorInvalidValue},
+		{"cuMemsetD32Async", "CUDA_ERROR_INVALID_VALUE", fakecuda.CudaErrorInvalidValue},
+		{"cuStreamSynchronize", "CUDA_ERROR_INVALID_VALUE", fakecuda.CudaErrorInvalidValue},
+		{"cuEvent*", "CUDA_ERROR_INVALID_VALUE", fakecuda.CudaErrorInvalidValue},
+		{"cuMemGetInfo_v2", "CUDA_ERROR_INVALID_VALUE", fakecuda.CudaErrorInvalidValue},
+		{"cuMemAlloc_v2", "CUDA_ERROR_INVALID_VALUE", fakecuda.CudaErrorInvalidValue},
 	} {
 		total := 0
 		for _, r := range runs() {
@@ -395,11 +411,17 @@ func TestFakeLibraryErrorMidRun(t *testing.T) {
 			for i := 1; i <= n; i++ {
 				what := fmt.Sprintf("%s: %s call %d of %d fails", r.name, lib.pattern, i, n)
 				u := usageNow()
-				cudatest.SetFaults(cudatest.Fault{Call: lib.pattern, Nth: i, Status: lib.status})
-				_, err := r.on(w, b)
-				cudatest.ClearFaults()
+				fakecuda.SetFaults(fakecuda.Fault{Call: lib.pattern, Nth: i, Status: lib.status})
+				got, err := r.on(w, b)
+				fakecuda.ClearFaults()
 				var ce *cuda.Error
 				switch {
+				case err == nil && lib.pattern == "cuStreamSynchronize":
+					// The wait before a free is tried again when it
+					// fails; inside la.Engine.Free, which has no error
+					// to return, that is all that can be done. The
+					// result must be unharmed.
+					checkSame(t, what, got, want, 1e-9)
 				case err == nil:
 					t.Errorf("%s: no error", what)
 				case !errors.As(err, &ce):
@@ -427,7 +449,7 @@ func TestFakeLibraryErrorMidRun(t *testing.T) {
 // factors, a cuBLAS failure, no memory for a larger batch. Each is an
 // error; the Factors stay usable and release everything on Close.
 func TestFakeApplyFaults(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	w := randMatrix[float64](30, 24, 6)
 	f, err := lowrank.Factorize(w, lowrank.Rank(4), lowrank.WithBackend(b))
 	if err != nil {
@@ -441,9 +463,9 @@ func TestFakeApplyFaults(t *testing.T) {
 	// No device memory for the factors: Apply runs on the CPU, says so in
 	// the log, and Close lets the next Apply try the GPU again.
 	logs := captureLog(t)
-	cudatest.SetFaults(cudatest.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: cudatest.CudaErrorOutOfMemory})
+	fakecuda.SetFaults(fakecuda.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: fakecuda.CudaErrorOutOfMemory})
 	y0, err := f.Apply(x, bias)
-	cudatest.ClearFaults()
+	fakecuda.ClearFaults()
 	if err != nil || relDiff(y0, want) > 1e-12 {
 		t.Errorf("no memory for the factors: %v; want the CPU's result", err)
 	}
@@ -455,24 +477,24 @@ func TestFakeApplyFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cudatest.SetFaults(cudatest.Fault{Call: "cublasDgemv_v2", Nth: 2, Status: cudatest.CublasStatusExecutionFailed})
+	fakecuda.SetFaults(fakecuda.Fault{Call: "cublasDgemv_v2", Nth: 2, Status: fakecuda.CublasStatusExecutionFailed})
 	_, err = f.Apply(x, bias)
 	var ce *cuda.Error
 	if !errors.As(err, &ce) || ce.Call != "cublasDgemv_v2" || !strings.Contains(err.Error(), "CUBLAS_STATUS_EXECUTION_FAILED") {
 		t.Errorf("gemv fails: %v; want the cuBLAS error", err)
 	}
-	cudatest.ClearFaults()
+	fakecuda.ClearFaults()
 	y, err := f.Apply(x, bias)
 	if err != nil || relDiff(y, want) > 1e-12 {
 		t.Errorf("Apply after a cuBLAS error: %v (off by %.3g)", err, relDiff(y, want))
 	}
 
 	xs := randMatrix[float64](40, 24, 9)
-	cudatest.SetFaults(cudatest.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: cudatest.CudaErrorOutOfMemory})
+	fakecuda.SetFaults(fakecuda.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: fakecuda.CudaErrorOutOfMemory})
 	if _, err := f.ApplyBatch(xs, bias); !errors.Is(err, la.ErrDeviceMemory) {
 		t.Errorf("no memory for a batch's scratch: %v; want la.ErrDeviceMemory", err)
 	}
-	cudatest.ClearFaults()
+	fakecuda.ClearFaults()
 	ys, err := f.ApplyBatch(xs, bias)
 	if err != nil || relDiff(ys.Data, denseApply(f.B.Data, f.A.Data, xs.Data, bias, 30, 4, 24, 40)) > 1e-12 {
 		t.Errorf("ApplyBatch after running out of memory: %v", err)
@@ -503,9 +525,9 @@ func TestFakeApplyFaults(t *testing.T) {
 	checkReleased(t, "after Close", u)
 
 	// lowrank.SVD reruns on the CPU when the device runs out of memory.
-	cudatest.SetFaults(cudatest.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: cudatest.CudaErrorOutOfMemory, Repeat: true})
+	fakecuda.SetFaults(fakecuda.Fault{Call: "cuMemAlloc_v2", Nth: 1, Status: fakecuda.CudaErrorOutOfMemory, Repeat: true})
 	res, err := lowrank.SVD(w, lowrank.WithBackend(b))
-	cudatest.ClearFaults()
+	fakecuda.ClearFaults()
 	ref, _ := lowrank.SVD(w, lowrank.WithBackend(cpu.New()))
 	if err != nil || relDiff(res.S, ref.S) > 1e-12 {
 		t.Errorf("SVD out of device memory: %v; want the CPU's result", err)
@@ -519,12 +541,12 @@ func TestFakeApplyFaults(t *testing.T) {
 // too and says to restart; nothing hangs; and closing the device releases
 // everything.
 func TestFakeContextLost(t *testing.T) {
-	for _, fault := range []cudatest.Fault{
-		{Call: "cuStreamSynchronize", Nth: 3, Status: cudatest.CudaErrorLaunchFailed, Sticky: true},
-		{Call: "cublasDgemm_v2", Nth: 2, Status: cudatest.CublasStatusExecutionFailed, Sticky: true},
+	for _, fault := range []fakecuda.Fault{
+		{Call: "cuStreamSynchronize", Nth: 3, Status: fakecuda.CudaErrorLaunchFailed, Sticky: true},
+		{Call: "cublasDgemm_v2", Nth: 2, Status: fakecuda.CublasStatusExecutionFailed, Sticky: true},
 	} {
 		t.Run(fault.Call, func(t *testing.T) {
-			b := fakeGPU(t, &cudatest.Fake{})
+			b := fakeGPU(t, &fakecuda.Fake{})
 			w := randMatrix[float64](40, 30, 10)
 			r := runs()[1]
 			before, err := r.on(w, b)
@@ -535,7 +557,7 @@ func TestFakeContextLost(t *testing.T) {
 			if _, err := before.Apply(x, nil); err != nil {
 				t.Fatal(err)
 			}
-			cudatest.SetFaults(fault)
+			fakecuda.SetFaults(fault)
 			_, err = r.on(w, b)
 			var ce *cuda.Error
 			if !errors.As(err, &ce) || ce.Call != fault.Call || ce.Status != fault.Status {
@@ -543,7 +565,7 @@ func TestFakeContextLost(t *testing.T) {
 			}
 			_, err = r.on(w, b)
 			var le *cuda.LostError
-			if !errors.As(err, &le) || !errors.As(err, &ce) || ce.Status != cudatest.CudaErrorLaunchFailed ||
+			if !errors.As(err, &le) || !errors.As(err, &ce) || ce.Status != fakecuda.CudaErrorLaunchFailed ||
 				!strings.Contains(err.Error(), "CUDA_ERROR_LAUNCH_FAILED") || !strings.Contains(err.Error(), "restart") {
 				t.Errorf("after the loss: %v; want a *cuda.LostError naming CUDA_ERROR_LAUNCH_FAILED", err)
 			}
@@ -575,7 +597,7 @@ func TestFakeMissingSymbol(t *testing.T) {
 		{"cuMemAlloc_v2", "libcuda.so.1"},
 		{"cuMemcpyDtoHAsync_v2", "libcuda.so.1"},
 	} {
-		f := &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), MissingSyms: []string{tc.sym}}
+		f := &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), MissingSyms: []string{tc.sym}}
 		f.Install()
 		b := gpu.NewWithLoader(f)
 		err := b.Init()
@@ -599,7 +621,7 @@ func TestFakeMissingSymbol(t *testing.T) {
 	}
 
 	// Optional entry points may be missing.
-	b := fakeGPU(t, &cudatest.Fake{MissingSyms: []string{"cusolverDnXgesvdjSetMaxSweeps", "cublasSetMathMode"}})
+	b := fakeGPU(t, &fakecuda.Fake{MissingSyms: []string{"cusolverDnXgesvdjSetMaxSweeps", "cublasSetMathMode"}})
 	w := randMatrix[float64](20, 10, 2)
 	f, err := runs()[0].on(w, b)
 	if err != nil || f.Backend.Name() != "cuda" {
@@ -613,7 +635,7 @@ func TestFakeMissingSymbol(t *testing.T) {
 // made once per process, so the check runs in a child process.
 func TestFakeAutoChoiceMissingSymbol(t *testing.T) {
 	if os.Getenv("LOWRANK_FAKE_AUTO_CHILD") == "1" {
-		f := &cudatest.Fake{Files: cudatest.CUDA13(fakeDir), MissingSyms: []string{"cusolverDnSgesvd"}}
+		f := &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir), MissingSyms: []string{"cusolverDnSgesvd"}}
 		f.Install()
 		gpu.SetSharedLoaderForTest(f)
 		def, err := lowrank.DefaultBackend()
@@ -647,7 +669,7 @@ func TestFakeAutoChoiceMissingSymbol(t *testing.T) {
 // that device memory, pinned buffers and events return to where they
 // started after every round.
 func TestFakeNoLeaks(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	w := randMatrix[float32](50, 40, 12)
 	x := randMatrix[float32](6, 40, 13)
 	round := func() {
@@ -682,15 +704,15 @@ func TestFakeNoLeaks(t *testing.T) {
 		round()
 		checkReleased(t, fmt.Sprintf("round %d", i), u)
 	}
-	if cudatest.Pending() != 0 {
-		t.Errorf("%d asynchronous copies never synchronized", cudatest.Pending())
+	if fakecuda.Pending() != 0 {
+		t.Errorf("%d asynchronous copies never synchronized", fakecuda.Pending())
 	}
 }
 
 // TestFakeSolvers checks each solver's layout (gesvd returns Vᵀ, gesvdj
 // V; wide inputs are transposed) against the CPU, on the fake.
 func TestFakeSolvers(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	defer b.SetSolver(gpu.SolverAuto)
 	for _, s := range []gpu.Solver{gpu.SolverGesvd, gpu.SolverGesvdj, gpu.SolverGesvdp} {
 		for _, shape := range [][2]int{{30, 30}, {45, 20}, {20, 45}, {1, 17}, {17, 1}} {
@@ -710,7 +732,7 @@ func TestFakeSolvers(t *testing.T) {
 // (an illegal address on a GPU). The mode is now set before each call that
 // depends on it.
 func TestFakePointerModeRestore(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	e := b.Float64()
 	a, err := e.Upload(2, 2, []float64{3, 0, 0, 4})
 	if err != nil {
@@ -726,7 +748,7 @@ func TestFakePointerModeRestore(t *testing.T) {
 		t.Fatalf("SumSquares = %v, %v", ss, err)
 	}
 	// The next mode switch (back to HOST) fails once.
-	cudatest.SetFaults(cudatest.Fault{Call: "cublasSetPointerMode_v2", Nth: 1, Status: cudatest.CublasStatusInternalError})
+	fakecuda.SetFaults(fakecuda.Fault{Call: "cublasSetPointerMode_v2", Nth: 1, Status: fakecuda.CublasStatusInternalError})
 	err = e.Gemm(false, false, 1, a, a, 0, c)
 	var ce *cuda.Error
 	if !errors.As(err, &ce) || ce.Call != "cublasSetPointerMode_v2" {
@@ -739,7 +761,7 @@ func TestFakePointerModeRestore(t *testing.T) {
 	if err := e.Download(got, c); err != nil || got[0] != 9 || got[3] != 16 || got[1] != 0 || got[2] != 0 {
 		t.Errorf("a·a = %v, %v; want [9 0 0 16]", got, err)
 	}
-	if v := cudatest.Violations(); len(v) > 0 {
+	if v := fakecuda.Violations(); len(v) > 0 {
 		t.Errorf("violations: %q", v)
 	}
 }
@@ -757,24 +779,24 @@ func TestFakeContextLostAnywhere(t *testing.T) {
 			pattern string
 			status  int
 		}{
-			{"cuMem*", cudatest.CudaErrorIllegalAddr},
-			{"cuStream*", cudatest.CudaErrorLaunchFailed},
-			{"cuEvent*", cudatest.CudaErrorLaunchFailed},
-			{"cublas*", cudatest.CublasStatusExecutionFailed},
-			{"cusolver*", cudatest.CusolverStatusExecutionFailed},
+			{"cuMem*", fakecuda.CudaErrorIllegalAddr},
+			{"cuStream*", fakecuda.CudaErrorLaunchFailed},
+			{"cuEvent*", fakecuda.CudaErrorLaunchFailed},
+			{"cublas*", fakecuda.CublasStatusExecutionFailed},
+			{"cusolver*", fakecuda.CusolverStatusExecutionFailed},
 		} {
 			var n int
 			t.Run(r.name+"/"+lib.pattern+"/count", func(t *testing.T) {
-				b := fakeGPU(t, &cudatest.Fake{})
+				b := fakeGPU(t, &fakecuda.Fake{})
 				warm(t, b)
 				n = countCalls(t, b, w, r, lib.pattern)
 			})
 			for i := 1; i <= n; i++ {
 				t.Run(fmt.Sprintf("%s/%s/%d", r.name, lib.pattern, i), func(t *testing.T) {
-					b := fakeGPU(t, &cudatest.Fake{})
+					b := fakeGPU(t, &fakecuda.Fake{})
 					warm(t, b)
 					u := usageNow()
-					cudatest.SetFaults(cudatest.Fault{Call: lib.pattern, Nth: i, Status: lib.status, Sticky: true})
+					fakecuda.SetFaults(fakecuda.Fault{Call: lib.pattern, Nth: i, Status: lib.status, Sticky: true})
 					f, err := r.on(w, b)
 					var ce *cuda.Error
 					if err != nil && !errors.As(err, &ce) {
@@ -800,7 +822,7 @@ func TestFakeContextLostAnywhere(t *testing.T) {
 // TestFakeUnclosedFactorsReleased: Factors dropped without Close release
 // their device-resident copy once the garbage collector finds them.
 func TestFakeUnclosedFactorsReleased(t *testing.T) {
-	b := fakeGPU(t, &cudatest.Fake{})
+	b := fakeGPU(t, &fakecuda.Fake{})
 	warm(t, b)
 	u := usageNow()
 	func() {
@@ -825,4 +847,74 @@ func TestFakeUnclosedFactorsReleased(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("device use %+v after the Factors became unreachable; want %+v", usageNow(), u)
+}
+
+// TestFakeQRPlanCoversBuffers: the randomized QR (Orthonormalize) checks
+// that all its buffers fit before allocating any. Before, it allocated
+// Q's buffer first and checked only the workspace, so a Q that did not fit
+// went unnoticed by the plan.
+func TestFakeQRPlanCoversBuffers(t *testing.T) {
+	b := fakeGPU(t, &fakecuda.Fake{})
+	e := b.Float64()
+	const m, n = 512, 512 // Q's work buffer: 2 MiB; the fake's workspace: 4 KiB
+	w := randMatrix[float64](m, n, 5)
+	a, err := e.Upload(m, n, w.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Free(a)
+	// fits keeps a 64 MiB margin: 1 MiB more takes the workspace, not Q.
+	old := gpu.SetMemoryLimitForTest(64<<20 + 1<<20)
+	defer gpu.SetMemoryLimitForTest(old)
+	fakecuda.ResetCalls()
+	err = e.Orthonormalize(a)
+	if !errors.Is(err, la.ErrDeviceMemory) || !strings.Contains(err.Error(), "geqrf/orgqr's buffers needs 2.0 MiB") {
+		t.Fatalf("Orthonormalize where Q's buffer does not fit: %v; want the plan's la.ErrDeviceMemory", err)
+	}
+	if got := fakecuda.Calls("cuMemAlloc_v2"); got != 0 {
+		t.Errorf("%d allocations before the plan found they do not fit; want none", got)
+	}
+	gpu.SetMemoryLimitForTest(old)
+	if err := e.Orthonormalize(a); err != nil {
+		t.Errorf("Orthonormalize without the limit: %v", err)
+	}
+}
+
+// TestFakeGesvdp: gesvdp, asked for, runs where cuSOLVER has it; it is
+// retried with gesvd when it does not converge, and gesvdj runs in its
+// place where cuSOLVER lacks it (before 11.1).
+func TestFakeGesvdp(t *testing.T) {
+	w := randMatrix[float64](40, 25, 6)
+	want, err := lowrank.SVD(w, lowrank.WithBackend(cpu.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, b *gpu.Backend, wantCalls map[string]int) {
+		t.Helper()
+		b.SetSolver(gpu.SolverGesvdp)
+		fakecuda.ResetCalls()
+		got, err := lowrank.SVD(w, lowrank.WithBackend(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := relDiff(got.S, want.S); d > 1e-10 {
+			t.Errorf("singular values differ from the CPU's by %.3g", d)
+		}
+		for call, n := range wantCalls {
+			if got := fakecuda.Calls(call); got != n {
+				t.Errorf("%s called %d times; want %d", call, got, n)
+			}
+		}
+	}
+	t.Run("present", func(t *testing.T) {
+		b := fakeGPU(t, &fakecuda.Fake{})
+		check(t, b, map[string]int{"cusolverDnXgesvdp": 1, "cusolverDnDgesvdj": 0, "cusolverDnDgesvd": 0})
+		fakecuda.SetDevInfo(fakecuda.Gesvdp, 2)
+		check(t, b, map[string]int{"cusolverDnXgesvdp": 1, "cusolverDnDgesvd": 1})
+		fakecuda.SetDevInfo(fakecuda.Gesvdp, 0)
+	})
+	t.Run("absent", func(t *testing.T) {
+		b := fakeGPU(t, &fakecuda.Fake{MissingSyms: []string{"cusolverDnXgesvdp"}})
+		check(t, b, map[string]int{"cusolverDnXgesvdp": 0, "cusolverDnDgesvdj": 1})
+	})
 }

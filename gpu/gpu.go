@@ -50,7 +50,7 @@
 // stays usable; a kernel fault loses the context, after which every call
 // fails at once with a *cuda.LostError (restart the process). Device
 // memory is freed on every path. docs/gpufaults.md lists each fault and
-// the test that injects it through the fake CUDA of internal/cuda/cudatest.
+// the test that injects it through the fake CUDA of internal/testkit/fakecuda.
 //
 // # Threads
 //
@@ -174,7 +174,3 @@ func (b *Backend) SetSolver(s Solver) { b.cfg.solver.Store(int32(s)) }
 // SetFusedApply turns the fused apply kernel on or off for the following
 // Apply calls of this backend's Appliers. It overrides LOWRANK_CUDA_FUSED.
 func (b *Backend) SetFusedApply(on bool) { b.cfg.fused.Store(on) }
-
-// LiveAllocations returns the number of device allocations not yet freed,
-// over the whole process (for leak tests).
-func LiveAllocations() int64 { return cuda.LiveAllocations() }

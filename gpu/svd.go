@@ -23,7 +23,10 @@ func (e *engine[T]) SVD(am la.Mat) (la.Mat, []float64, la.Mat, error) {
 	p := min(m, n)
 	s := make([]float64, p)
 	var u, vt *dmat[T]
-	err = e.dev.Do(func(c *cuda.Ctx) error {
+	err = e.do(func(c *cuda.Ctx) error {
+		if err := fits(c, "the SVD's U and Vᵀ", (m*p+p*n)*e.size); err != nil {
+			return err
+		}
 		var err error
 		if u, err = e.alloc(c, m, p); err != nil {
 			return err
@@ -38,7 +41,7 @@ func (e *engine[T]) SVD(am la.Mat) (la.Mat, []float64, la.Mat, error) {
 		req := Solver(e.cfg.solver.Load())
 		solver := ChooseSolver(req, m, n, c.HasGesvdp())
 		err = e.svdOn(c, a, solver, u, s, vt)
-		if solver != SolverGesvd && (errors.Is(err, la.ErrNoConvergence) || errors.Is(err, la.ErrDeviceMemory)) {
+		if m := laError(err); solver != SolverGesvd && (errors.Is(m, la.ErrNoConvergence) || errors.Is(m, la.ErrDeviceMemory)) {
 			// gesvd needs the least workspace and always converges in
 			// practice; a is intact, so start again.
 			err2 := e.svdOn(c, a, SolverGesvd, u, s, vt)
@@ -152,11 +155,12 @@ func (e *engine[T]) svdOn(c *cuda.Ctx, a *dmat[T], solver Solver, u *dmat[T], s 
 	}
 	defer c.Free(work)
 
-	// X.
+	// X. Every geam passes its A as B too (beta = 0): cuBLAS may read B
+	// even then, and the destinations hold nothing yet.
 	if wide {
-		err = c.Geam(dt, false, false, R, C, 1, a.ptr, a.ld, 0, x, R, x, R)
+		err = c.Geam(dt, false, false, R, C, 1, a.ptr, a.ld, 0, a.ptr, a.ld, x, R)
 	} else {
-		err = c.Geam(dt, true, false, R, C, 1, a.ptr, a.ld, 0, x, R, x, R)
+		err = c.Geam(dt, true, true, R, C, 1, a.ptr, a.ld, 0, a.ptr, a.ld, x, R)
 	}
 	if err != nil {
 		return err
@@ -178,13 +182,13 @@ func (e *engine[T]) svdOn(c *cuda.Ctx, a *dmat[T], solver Solver, u *dmat[T], s 
 	switch {
 	case wide && solver != SolverGesvd:
 		// U (row-major m×p) = column-major p×m = Vxᵀ.
-		err = c.Geam(dt, true, false, p, m, 1, vOut, m, 0, u.ptr, p, u.ptr, p)
+		err = c.Geam(dt, true, true, p, m, 1, vOut, m, 0, vOut, m, u.ptr, p)
 	case !wide:
 		// U = Ux: column-major p×m = Uxᵀ.
-		err = c.Geam(dt, true, false, p, m, 1, uOut, m, 0, u.ptr, p, u.ptr, p)
+		err = c.Geam(dt, true, true, p, m, 1, uOut, m, 0, uOut, m, u.ptr, p)
 		if err == nil && solver == SolverGesvd {
 			// Vᵀ (row-major p×n) = column-major n×p = (Vxᵀ)ᵀ.
-			err = c.Geam(dt, true, false, n, p, 1, vOut, p, 0, vt.ptr, n, vt.ptr, n)
+			err = c.Geam(dt, true, true, n, p, 1, vOut, p, 0, vOut, p, vt.ptr, n)
 		}
 	}
 	if err != nil {
@@ -197,11 +201,8 @@ func (e *engine[T]) svdOn(c *cuda.Ctx, a *dmat[T], solver Solver, u *dmat[T], s 
 		return err
 	}
 	devInfo := *(*int32)(unsafe.Pointer(&host[p*sz]))
-	if devInfo < 0 {
-		return fmt.Errorf("cuda: %s: devInfo = %d (parameter %d is wrong)", name, devInfo, -devInfo)
-	}
-	if devInfo > 0 {
-		return fmt.Errorf("cuda: %s on %d×%d: devInfo = %d: %w", name, m, n, devInfo, la.ErrNoConvergence)
+	if devInfo != 0 {
+		return cuda.DevInfoError(name, int(devInfo), fmt.Sprintf("%d×%d", m, n))
 	}
 	if dt == cuda.F32 {
 		for i := range s {

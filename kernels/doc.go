@@ -31,6 +31,14 @@ func Source(name string) (string, error) {
 	return string(b), nil
 }
 
+// Reals are the element types every kernel is compiled for, as the C type
+// names Defines takes.
+var Reals = []string{"float", "double"}
+
+// Defines returns the NVRTC options that compile a kernel for the element
+// type real ("float" or "double"): -DREAL=real.
+func Defines(real string) []string { return []string{"-DREAL=" + real} }
+
 // Names lists the kernels, sorted.
 func Names() []string {
 	ents, _ := fs.ReadDir(sources, ".")

@@ -1,8 +1,8 @@
 // Package blas loads a system BLAS and LAPACK (OpenBLAS, MKL, or the
-// Debian libblas.so.3/liblapack.so.3 pair) at run time with dlopen, the
-// way internal/cuda loads CUDA: no header and no library is needed to
-// build, one binary uses the library where it is installed, and the
-// portable gonum path runs where it is not.
+// Debian libblas.so.3/liblapack.so.3 pair) at run time with dlopen
+// (through internal/dl), the way internal/cuda loads CUDA: no header and
+// no library is needed to build, one binary uses the library where it is
+// installed, and the portable gonum path runs where it is not.
 //
 // Nothing is loaded when the package is imported: Load opens the library
 // on its first call, inside a sync.Once, and every later call returns the

@@ -13,8 +13,15 @@ import (
 //   - else the newest supported sm_XZ of the same major with Z ≤ Y, also a
 //     cubin (a cubin runs on devices of its major and a higher minor);
 //   - else the newest supported compute_XY below the device's, compiled to
-//     PTX for the driver to JIT (the NVRTC major is never above the
-//     driver's, so the driver accepts its PTX).
+//     PTX for the driver to JIT-compile.
+//
+// PTX is not always accepted: NVRTC writes the PTX ISA version of its own
+// release (NVRTC 11.8 writes PTX 7.8), and a driver JIT-compiles only the
+// ISA versions it knows. The NVRTC major is never above the driver's, but
+// under minor-version compatibility a CUDA 11.4 driver runs the 11.8
+// libraries and still rejects their PTX (CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+// from cuModuleLoadData). Kernel then returns that error, and the fused
+// apply, its only user, falls back to cuBLAS. A cubin has no such limit.
 //
 // It fails when NVRTC supports nothing at or below the device.
 func chooseArch(cc int, supported []int) (arch string, cubin bool, err error) {

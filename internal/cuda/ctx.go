@@ -55,14 +55,26 @@ func (c *Ctx) drvErr(call string, r C.int) error {
 	return err
 }
 
-func blasErr(call string, r C.int) error { return newError(LibCUBLAS, call, int(r)) }
+// blasErr returns the typed error of cuBLAS call's status r, named by
+// cuBLAS itself (cublasGetStatusName) for statuses the table lacks.
+func (c *Ctx) blasErr(call string, r C.int) error {
+	err := newError(LibCUBLAS, call, int(r))
+	if e, ok := err.(*Error); ok {
+		if _, known := cublasNames[int(r)]; !known {
+			if n := c.s.cublasStatusName(int(r)); n != "" {
+				e.Name = n
+			}
+		}
+	}
+	return err
+}
 
 func solverErr(call string, r C.int) error { return newError(LibCUSOLVER, call, int(r)) }
 
 // ---- memory ----
 
 // Alloc allocates bytes of device memory (at least 1 byte is allocated).
-// Running out of memory returns an error matching la.ErrDeviceMemory.
+// Running out of memory returns an *Error matching ErrOutOfMemory.
 func (c *Ctx) Alloc(bytes int) (DevPtr, error) {
 	if bytes < 0 {
 		return 0, fmt.Errorf("cuda: allocation of %d bytes", bytes)
@@ -78,12 +90,36 @@ func (c *Ctx) Alloc(bytes int) (DevPtr, error) {
 }
 
 // Free releases memory from Alloc. Free(0) does nothing.
+//
+// cuMemFree is not stream-ordered: its documentation does not promise to
+// wait for the work queued on the stream that may still use the memory.
+// So when work was queued since the last synchronization, Free first
+// waits for the stream (cuStreamSynchronize). Most frees follow a
+// download, which has waited already, and cost nothing more. (The
+// stream-ordered cuMemFreeAsync, CUDA 11.2+, is documented for memory from
+// the stream-ordered allocator's pools, which lowrank does not use.)
 func (c *Ctx) Free(p DevPtr) error {
 	if p == 0 {
 		return nil
 	}
 	live.Add(-1)
-	return c.drvErr("cuMemFree_v2", C.lrc_cuMemFree_v2(c.s.drv.cuMemFree, C.ulonglong(p)))
+	var serr error
+	if c.queued && c.d.lost.Load() == nil { // nothing runs on a lost context
+		// A failed wait is reported (see freeErr) and tried once more: a
+		// stream that cannot be waited for twice has lost its context,
+		// and the memory goes with it.
+		if serr = c.Sync(); serr != nil {
+			_ = c.Sync()
+			if c.freeErr == nil {
+				c.freeErr = serr
+			}
+		}
+	}
+	ferr := c.drvErr("cuMemFree_v2", C.lrc_cuMemFree_v2(c.s.drv.cuMemFree, C.ulonglong(p)))
+	if serr != nil {
+		return serr
+	}
+	return ferr
 }
 
 // MemInfo returns the free and total device memory in bytes.
@@ -104,6 +140,7 @@ func (c *Ctx) Zero(p DevPtr, bytes int) error {
 	if bytes%4 != 0 {
 		return fmt.Errorf("cuda: zero of %d bytes, not a multiple of 4", bytes)
 	}
+	c.queued = true
 	return c.drvErr("cuMemsetD32Async", C.lrc_cuMemsetD32Async(c.s.drv.cuMemsetD32Async, C.ulonglong(p), 0, C.size_t(bytes/4), c.stream))
 }
 
@@ -112,12 +149,17 @@ func (c *Ctx) CopyDtoD(dst, src DevPtr, bytes int) error {
 	if bytes == 0 {
 		return nil
 	}
+	c.queued = true
 	return c.drvErr("cuMemcpyDtoDAsync_v2", C.lrc_cuMemcpyDtoDAsync_v2(c.s.drv.cuMemcpyDtoDAsync, C.ulonglong(dst), C.ulonglong(src), C.size_t(bytes), c.stream))
 }
 
 // Sync waits until all work queued on the stream has finished.
 func (c *Ctx) Sync() error {
-	return c.drvErr("cuStreamSynchronize", C.lrc_cuStreamSynchronize(c.s.drv.cuStreamSynchronize, c.stream))
+	if err := c.drvErr("cuStreamSynchronize", C.lrc_cuStreamSynchronize(c.s.drv.cuStreamSynchronize, c.stream)); err != nil {
+		return err
+	}
+	c.queued = false
+	return nil
 }
 
 // ---- pinned staging ----
@@ -164,6 +206,7 @@ func (c *Ctx) StageToDevice(dst DevPtr, off, n int) error {
 		return fmt.Errorf("cuda: staging range [%d, %d) out of bounds", off, off+n)
 	}
 	src := unsafe.Add(c.stagePtr[0], off)
+	c.queued = true
 	return c.drvErr("cuMemcpyHtoDAsync_v2", C.lrc_cuMemcpyHtoDAsync_v2(c.s.drv.cuMemcpyHtoDAsync, C.ulonglong(dst), src, C.size_t(n), c.stream))
 }
 
@@ -176,6 +219,7 @@ func (c *Ctx) DeviceToStage(off int, src DevPtr, n int) error {
 		return fmt.Errorf("cuda: staging range [%d, %d) out of bounds", off, off+n)
 	}
 	dst := unsafe.Add(c.stagePtr[0], off)
+	c.queued = true
 	return c.drvErr("cuMemcpyDtoHAsync_v2", C.lrc_cuMemcpyDtoHAsync_v2(c.s.drv.cuMemcpyDtoHAsync, dst, C.ulonglong(src), C.size_t(n), c.stream))
 }
 
@@ -204,6 +248,7 @@ func (c *Ctx) CopyHtoD(dst DevPtr, src []byte) (err error) {
 		}
 		n := min(len(src)-off, StageBytes)
 		copy(c.stage[b][:n], src[off:off+n])
+		c.queued = true
 		if r := C.lrc_cuMemcpyHtoDAsync_v2(c.s.drv.cuMemcpyHtoDAsync, C.ulonglong(dst)+C.ulonglong(off), c.stagePtr[b], C.size_t(n), c.stream); r != 0 {
 			return c.drvErr("cuMemcpyHtoDAsync_v2", r)
 		}
@@ -235,6 +280,7 @@ func (c *Ctx) CopyDtoH(dst []byte, src DevPtr) (err error) {
 		b := i & 1
 		off := i * StageBytes
 		n := min(len(dst)-off, StageBytes)
+		c.queued = true
 		if r := C.lrc_cuMemcpyDtoHAsync_v2(c.s.drv.cuMemcpyDtoHAsync, c.stagePtr[b], C.ulonglong(src)+C.ulonglong(off), C.size_t(n), c.stream); r != 0 {
 			return c.drvErr("cuMemcpyDtoHAsync_v2", r)
 		}
@@ -262,6 +308,8 @@ func (c *Ctx) CopyDtoH(dst []byte, src DevPtr) (err error) {
 			}
 		}
 	}
+	// The last event waited for was recorded after everything queued.
+	c.queued = false
 	return nil
 }
 
@@ -319,6 +367,7 @@ func (c *Ctx) Gemm(t DType, ta, tb bool, m, n, k int, alpha float64, a DevPtr, l
 		return err
 	}
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cublasSgemm_v2(c.s.blas.sgemm, c.blas, op(ta), op(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
 			C.ulonglong(a), C.int(lda), C.ulonglong(b), C.int(ldb), C.float(beta), C.ulonglong(cc), C.int(ldc))
@@ -327,7 +376,7 @@ func (c *Ctx) Gemm(t DType, ta, tb bool, m, n, k int, alpha float64, a DevPtr, l
 			C.ulonglong(a), C.int(lda), C.ulonglong(b), C.int(ldb), C.double(beta), C.ulonglong(cc), C.int(ldc))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"gemm_v2", r)
+		return c.blasErr("cublas"+t.prefix()+"gemm_v2", r)
 	}
 	return nil
 }
@@ -338,6 +387,7 @@ func (c *Ctx) Gemv(t DType, trans bool, m, n int, alpha float64, a DevPtr, lda i
 		return err
 	}
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cublasSgemv_v2(c.s.blas.sgemv, c.blas, op(trans), C.int(m), C.int(n), C.float(alpha), C.ulonglong(a), C.int(lda),
 			C.ulonglong(x), C.int(incx), C.float(beta), C.ulonglong(y), C.int(incy))
@@ -346,7 +396,7 @@ func (c *Ctx) Gemv(t DType, trans bool, m, n int, alpha float64, a DevPtr, lda i
 			C.ulonglong(x), C.int(incx), C.double(beta), C.ulonglong(y), C.int(incy))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"gemv_v2", r)
+		return c.blasErr("cublas"+t.prefix()+"gemv_v2", r)
 	}
 	return nil
 }
@@ -359,6 +409,7 @@ func (c *Ctx) Geam(t DType, ta, tb bool, m, n int, alpha float64, a DevPtr, lda 
 		return err
 	}
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cublasSgeam(c.s.blas.sgeam, c.blas, op(ta), op(tb), C.int(m), C.int(n), C.float(alpha), C.ulonglong(a), C.int(lda),
 			C.float(beta), C.ulonglong(b), C.int(ldb), C.ulonglong(cc), C.int(ldc))
@@ -367,7 +418,7 @@ func (c *Ctx) Geam(t DType, ta, tb bool, m, n int, alpha float64, a DevPtr, lda 
 			C.double(beta), C.ulonglong(b), C.int(ldb), C.ulonglong(cc), C.int(ldc))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"geam", r)
+		return c.blasErr("cublas"+t.prefix()+"geam", r)
 	}
 	return nil
 }
@@ -380,13 +431,14 @@ func (c *Ctx) Dgmm(t DType, right bool, m, n int, a DevPtr, lda int, x DevPtr, i
 		side = 1
 	}
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cublasSdgmm(c.s.blas.sdgmm, c.blas, side, C.int(m), C.int(n), C.ulonglong(a), C.int(lda), C.ulonglong(x), C.int(incx), C.ulonglong(cc), C.int(ldc))
 	} else {
 		r = C.lrc_cublasDdgmm(c.s.blas.ddgmm, c.blas, side, C.int(m), C.int(n), C.ulonglong(a), C.int(lda), C.ulonglong(x), C.int(incx), C.ulonglong(cc), C.int(ldc))
 	}
 	if r != 0 {
-		return blasErr("cublas"+t.prefix()+"dgmm", r)
+		return c.blasErr("cublas"+t.prefix()+"dgmm", r)
 	}
 	return nil
 }
@@ -406,7 +458,7 @@ func (c *Ctx) pointerMode(device bool) error {
 		mode = 1
 	}
 	if r := C.lrc_cublasSetPointerMode_v2(c.s.blas.setPointerMode, c.blas, mode); r != 0 {
-		return blasErr("cublasSetPointerMode_v2", r)
+		return c.blasErr("cublasSetPointerMode_v2", r)
 	}
 	c.ptrDevice = device
 	return nil
@@ -421,6 +473,7 @@ func (c *Ctx) Nrm2s(t DType, count, n int, x DevPtr, stride, incx int, result De
 		return err
 	}
 	size := DevPtr(t.Size())
+	c.queued = true
 	for i := 0; i < count; i++ {
 		xi := x + DevPtr(i*stride)*size
 		ri := result + DevPtr(i)*size
@@ -431,7 +484,7 @@ func (c *Ctx) Nrm2s(t DType, count, n int, x DevPtr, stride, incx int, result De
 			r = C.lrc_cublasDnrm2_v2(c.s.blas.dnrm2, c.blas, C.int(n), C.ulonglong(xi), C.int(incx), C.ulonglong(ri))
 		}
 		if r != 0 {
-			return blasErr("cublas"+t.prefix()+"nrm2_v2", r)
+			return c.blasErr("cublas"+t.prefix()+"nrm2_v2", r)
 		}
 	}
 	return nil
@@ -457,6 +510,7 @@ func (c *Ctx) GeqrfBufferSize(t DType, m, n int, a DevPtr, lda int) (int, error)
 // Geqrf computes the QR factorization of the column-major m×n A in place.
 func (c *Ctx) Geqrf(t DType, m, n int, a DevPtr, lda int, tau, work DevPtr, lwork int, info DevPtr) error {
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cusolverDnSgeqrf(c.s.solver.sgeqrf, c.solver, C.int(m), C.int(n), C.ulonglong(a), C.int(lda), C.ulonglong(tau), C.ulonglong(work), C.int(lwork), C.ulonglong(info))
 	} else {
@@ -486,6 +540,7 @@ func (c *Ctx) OrgqrBufferSize(t DType, m, n, k int, a DevPtr, lda int, tau DevPt
 // Orgqr overwrites the geqrf output A with the m×n matrix Q.
 func (c *Ctx) Orgqr(t DType, m, n, k int, a DevPtr, lda int, tau, work DevPtr, lwork int, info DevPtr) error {
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cusolverDnSorgqr(c.s.solver.sorgqr, c.solver, C.int(m), C.int(n), C.int(k), C.ulonglong(a), C.int(lda), C.ulonglong(tau), C.ulonglong(work), C.int(lwork), C.ulonglong(info))
 	} else {
@@ -517,6 +572,7 @@ func (c *Ctx) GesvdBufferSize(t DType, m, n int) (int, error) {
 // It returns Vᵀ.
 func (c *Ctx) Gesvd(t DType, jobu, jobvt byte, m, n int, a DevPtr, lda int, s, u DevPtr, ldu int, vt DevPtr, ldvt int, work DevPtr, lwork int, info DevPtr) error {
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cusolverDnSgesvd(c.s.solver.sgesvd, c.solver, C.int(jobu), C.int(jobvt), C.int(m), C.int(n), C.ulonglong(a), C.int(lda),
 			C.ulonglong(s), C.ulonglong(u), C.int(ldu), C.ulonglong(vt), C.int(ldvt), C.ulonglong(work), C.int(lwork), C.ulonglong(info))
@@ -580,6 +636,7 @@ func (c *Ctx) Gesvdj(t DType, m, n int, a DevPtr, lda int, s, u DevPtr, ldu int,
 		return err
 	}
 	var r C.int
+	c.queued = true
 	if t == F32 {
 		r = C.lrc_cusolverDnSgesvdj(c.s.solver.sgesvdj, c.solver, 1, 1, C.int(m), C.int(n), C.ulonglong(a), C.int(lda),
 			C.ulonglong(s), C.ulonglong(u), C.int(ldu), C.ulonglong(v), C.int(ldv), C.ulonglong(work), C.int(lwork), C.ulonglong(info), p)
@@ -626,15 +683,32 @@ func (c *Ctx) GesvdpBufferSize(t DType, m, n int, a DevPtr, lda int, s, u DevPtr
 
 // Gesvdp computes the economy SVD of the column-major m×n A with the
 // polar-decomposition solver (cusolverDnXgesvdp). It returns V, not Vᵀ,
-// and cuSOLVER's estimate of the error of the singular values. The host
-// workspace is allocated here in C memory.
+// and cuSOLVER's estimate of the error of the singular values.
+//
+// Neither host pointer it hands cuSOLVER is Go memory, which C must not
+// keep after the call returns: the host workspace is C memory owned by the
+// Ctx, and h_err_sigma is a scalar in pinned memory (cuMemAllocHost) that
+// is read only after the stream is synchronized, since the documentation
+// does not say that cuSOLVER has written it when the call returns.
 func (c *Ctx) Gesvdp(t DType, m, n int, a DevPtr, lda int, s, u DevPtr, ldu int, v DevPtr, ldv int, work DevPtr, devBytes, hostBytes int, info DevPtr) (float64, error) {
 	p, err := c.dnParams()
 	if err != nil {
 		return 0, err
 	}
+	if c.scalar == nil {
+		var sp unsafe.Pointer
+		if r := C.lrc_cuMemAllocHost_v2(c.s.drv.cuMemAllocHost, &sp, 64); r != 0 {
+			return 0, c.drvErr("cuMemAllocHost_v2", r)
+		}
+		c.scalar = sp
+	}
 	if hostBytes > 0 && uintptr(hostBytes) > c.hostWorkN {
 		if c.hostWork != nil {
+			if c.queued { // an earlier call may still use it
+				if err := c.Sync(); err != nil {
+					return 0, err
+				}
+			}
 			C.free(c.hostWork)
 		}
 		c.hostWork = C.malloc(C.size_t(hostBytes))
@@ -648,9 +722,15 @@ func (c *Ctx) Gesvdp(t DType, m, n int, a DevPtr, lda int, s, u DevPtr, ldu int,
 	if hostBytes > 0 {
 		hw = c.hostWork
 	}
-	var errSigma C.double
+	c.queued = true
 	r := C.lrc_cusolverDnXgesvdp(c.s.solver.xgesvdp, c.solver, p, 1, 1, C.int64_t(m), C.int64_t(n), t.cudaDataType(),
 		C.ulonglong(a), C.int64_t(lda), C.ulonglong(s), C.ulonglong(u), C.int64_t(ldu), C.ulonglong(v), C.int64_t(ldv),
-		C.ulonglong(work), C.size_t(devBytes), hw, C.size_t(hostBytes), C.ulonglong(info), &errSigma)
-	return float64(errSigma), solverErr("cusolverDnXgesvdp", r)
+		C.ulonglong(work), C.size_t(devBytes), hw, C.size_t(hostBytes), C.ulonglong(info), (*C.double)(c.scalar))
+	if r != 0 {
+		return 0, solverErr("cusolverDnXgesvdp", r)
+	}
+	if err := c.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(*(*C.double)(c.scalar)), nil
 }

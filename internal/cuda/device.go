@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/lowrank-go/lowrank/internal/dl"
 )
 
 // Config says how Open finds the device and the libraries.
@@ -73,18 +75,19 @@ func NewJob(f func(*Ctx) error) *Job { return &Job{f: f, done: make(chan error, 
 func Open(cfg Config) (*Device, error) {
 	l := cfg.Loader
 	if l == nil {
-		l = dlLoader{}
+		l = dl.System
 	}
-	s, err := openDriver(l)
+	e := osEnv()
+	s, err := openDriver(l, e)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.loadMath(l, osEnv()); err != nil {
+	if err := s.loadMath(l, e); err != nil {
 		return nil, err
 	}
 	info, dev, err := s.deviceInfo(cfg.Ordinal)
 	if err != nil {
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(err)
 	}
 	d := &Device{
 		libs: s, info: info, dev: dev,
@@ -95,7 +98,7 @@ func Open(cfg Config) (*Device, error) {
 	ready := make(chan error, 1)
 	go d.run(ready)
 	if err := <-ready; err != nil {
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(err)
 	}
 	return d, nil
 }
@@ -177,10 +180,17 @@ func (d *Device) run(ready chan<- error) {
 }
 
 func (c *Ctx) exec(f func(*Ctx) error) (err error) {
+	c.freeErr = nil
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("cuda: panic in device job: %v", r)
 		}
+		// A job that frees with defer ignores Free's error: a failed wait
+		// for the stream before a free is still the job's failure.
+		if err == nil && c.freeErr != nil {
+			err = c.freeErr
+		}
+		c.freeErr = nil
 	}()
 	return f(c)
 }
@@ -250,6 +260,11 @@ type Ctx struct {
 	// ptrDevice is the cuBLAS handle's pointer mode: false HOST (the
 	// default), true DEVICE.
 	ptrDevice bool
+	// queued is set when work was queued on the stream since the last
+	// synchronization, which Free waits for; freeErr is the first failure
+	// of that wait in the current job.
+	queued  bool
+	freeErr error
 
 	stagePtr [2]unsafe.Pointer
 	stage    [2][]byte
@@ -259,6 +274,7 @@ type Ctx struct {
 	params     unsafe.Pointer
 	hostWork   unsafe.Pointer // C memory for cuSOLVER's host workspace
 	hostWorkN  uintptr
+	scalar     unsafe.Pointer // pinned memory for a scalar a library writes (gesvdp's h_err_sigma)
 
 	argbuf  unsafe.Pointer // C memory for kernel arguments
 	modules map[string]*Function
@@ -298,6 +314,10 @@ func (c *Ctx) teardown() {
 	if c.hostWork != nil {
 		C.free(c.hostWork)
 		c.hostWork = nil
+	}
+	if c.scalar != nil {
+		C.lrc_cuMemFreeHost(s.drv.cuMemFreeHost, c.scalar)
+		c.scalar = nil
 	}
 	if c.argbuf != nil {
 		C.free(c.argbuf)

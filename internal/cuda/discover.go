@@ -38,8 +38,9 @@ const (
 
 // sonames returns, for CUDA major version major, the file names to try for
 // each library key, best first. A key with no names is not needed for that
-// major (nvJitLink before 12). See CUDA.md §5: cuSPARSE keeps soname 12
-// in CUDA 13, cuSOLVER is .12 in 13 and .11 in 12 and 11.1–11.8.
+// major (nvJitLink before 12). cuSPARSE keeps soname 12 in CUDA 13;
+// cuSOLVER is .12 in 13 and .11 in 12 and 11.1–11.8 (NVIDIA's release
+// notes; the table is in docs/cuda.md, "Sonames").
 func sonames(major int) map[string][]string {
 	switch major {
 	case 13:
@@ -103,15 +104,24 @@ func wheelLocation(nv string) location {
 
 // env is the environment the search reads, so that tests can give their own.
 type env struct {
-	getenv func(string) string
-	glob   func(string) []string
-	isDir  func(string) bool
-	read   func(string) ([]byte, error)
+	getenv   func(string) string
+	lookup   func(string) (string, bool)
+	glob     func(string) []string
+	isDir    func(string) bool
+	read     func(string) ([]byte, error)
+	realpath func(string) string // the folder with symbolic links resolved
 }
 
 func osEnv() env {
 	return env{
 		getenv: os.Getenv,
+		lookup: os.LookupEnv,
+		realpath: func(p string) string {
+			if r, err := filepath.EvalSymlinks(p); err == nil {
+				return r
+			}
+			return p
+		},
 		glob: func(p string) []string {
 			m, _ := filepath.Glob(p)
 			return m
@@ -129,7 +139,8 @@ func osEnv() env {
 // ldconfig (/etc/ld.so.conf and its includes), the CUDA toolkit's, the
 // distribution's library folders, and the pip wheels of the Python
 // installations found (site-packages/nvidia/cu13/lib, nvidia/*/lib).
-// Folders that do not exist are left out.
+// Folders that do not exist are left out, and so is a folder that is
+// another's symbolic link (Debian's /lib is /usr/lib).
 func locations(e env) []location {
 	if d := strings.TrimSpace(e.getenv(LibDirEnv)); d != "" {
 		return []location{dirLocation(d)}
@@ -158,10 +169,14 @@ func locations(e env) []location {
 	var out []location
 	seen := map[string]bool{}
 	add := func(l location) {
-		if seen[l.name] {
+		key := l.name
+		if d, ok := l.dirs[""]; ok && len(l.dirs) == 1 && e.realpath != nil {
+			key = e.realpath(d)
+		}
+		if seen[key] {
 			return
 		}
-		seen[l.name] = true
+		seen[key] = true
 		out = append(out, l)
 	}
 	for _, d := range dirs {

@@ -4,15 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/lowrank-go/lowrank/la"
 )
 
-// ErrNoCgo is returned by Open in a binary built with CGO_ENABLED=0.
+// ErrNoCgo is returned by Open in a binary built with CGO_ENABLED=0. Like
+// a *LoadError, its text is a reason, shown after the backend's name.
 var ErrNoCgo = errors.New("cuda backend needs cgo (built with CGO_ENABLED=0)")
 
 // ErrClosed is returned by Device methods after Close.
 var ErrClosed = errors.New("cuda: device closed")
+
+// ErrOutOfMemory is matched (errors.Is) by every *Error that ran out of
+// device memory: CUDA_ERROR_OUT_OF_MEMORY, CUBLAS_STATUS_ALLOC_FAILED,
+// CUSOLVER_STATUS_ALLOC_FAILED, NVRTC_ERROR_OUT_OF_MEMORY. The gpu package
+// maps it to la.ErrDeviceMemory, on which lowrank reruns on the CPU.
+var ErrOutOfMemory = errors.New("cuda: out of device memory")
+
+// ErrNoConvergence is matched by the *Error of a cuSOLVER SVD whose
+// devInfo is positive: the solver did not converge.
+var ErrNoConvergence = errors.New("cuda: the solver did not converge")
 
 // Library names used in errors.
 const (
@@ -25,22 +34,29 @@ const (
 // Error is a failed call into a CUDA library: it names the library, the
 // call and the status, and gives advice for the common failures:
 //
-//	cusolverDnSgesvd: CUSOLVER_STATUS_INVALID_VALUE
-//	cuInit: CUDA_ERROR_NO_DEVICE (100): no CUDA device visible; ...
+//	cuda: cusolverDnSgesvd: CUSOLVER_STATUS_INVALID_VALUE
+//	cuda: cuMemAlloc_v2: CUDA_ERROR_OUT_OF_MEMORY (1048576 bytes): the GPU is out of memory
+//	cuda: cusolverDnDgesvdj: devInfo = 3 (50×30): the SVD did not converge
 //
-// errors.Is(err, la.ErrDeviceMemory) reports whether the call ran out of
-// device memory (CUDA_ERROR_OUT_OF_MEMORY, CUBLAS_STATUS_ALLOC_FAILED,
-// CUSOLVER_STATUS_ALLOC_FAILED, NVRTC_ERROR_OUT_OF_MEMORY).
+// A cuSOLVER routine that returns success but reports a failure in devInfo
+// is an *Error too (see DevInfoError). errors.Is(err, ErrOutOfMemory)
+// reports whether the call ran out of device memory, errors.Is(err,
+// ErrNoConvergence) whether an SVD did not converge.
 type Error struct {
-	Lib    string // LibDriver, LibCUBLAS, LibCUSOLVER or LibNVRTC
-	Call   string // the C function, e.g. "cusolverDnSgesvd"
-	Status int    // the status code it returned
-	Name   string // the status name, e.g. "CUSOLVER_STATUS_INVALID_VALUE"
-	Advice string // what to do about it, or ""
-	Detail string // extra context (an NVRTC log, a devInfo value), or ""
+	Lib     string // LibDriver, LibCUBLAS, LibCUSOLVER or LibNVRTC
+	Call    string // the C function, e.g. "cusolverDnSgesvd"
+	Status  int    // the status code it returned (0 for a devInfo failure)
+	Name    string // the status name, e.g. "CUSOLVER_STATUS_INVALID_VALUE", or "devInfo = -4"
+	DevInfo int    // cuSOLVER's devInfo when the call itself succeeded, else 0
+	Advice  string // what to do about it, or ""
+	Detail  string // extra context (an NVRTC log, the matrix shape), or ""
 }
 
-func (e *Error) Error() string {
+func (e *Error) Error() string { return "cuda: " + e.text() }
+
+// text is the error without the package prefix, for the reasons of
+// LoadError and LostError.
+func (e *Error) text() string {
 	var b strings.Builder
 	b.WriteString(e.Call)
 	b.WriteString(": ")
@@ -57,10 +73,31 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Is reports whether e is an out-of-memory failure when target is
-// la.ErrDeviceMemory.
+// Is reports whether e ran out of memory (target ErrOutOfMemory) or is an
+// SVD that did not converge (target ErrNoConvergence).
 func (e *Error) Is(target error) bool {
-	return target == la.ErrDeviceMemory && e.outOfMemory()
+	switch target {
+	case ErrOutOfMemory:
+		return e.outOfMemory()
+	case ErrNoConvergence:
+		return e.DevInfo > 0
+	}
+	return false
+}
+
+// DevInfoError returns the error of the cuSOLVER routine call that
+// returned success but wrote info ≠ 0 to devInfo: a negative info names
+// the wrong parameter, a positive one means (for the SVD routines) that
+// the solver did not converge, and matches ErrNoConvergence. detail (the
+// matrix shape, say) may be "".
+func DevInfoError(call string, info int, detail string) *Error {
+	e := &Error{Lib: LibCUSOLVER, Call: call, Name: fmt.Sprintf("devInfo = %d", info), DevInfo: info, Detail: detail}
+	if info < 0 {
+		e.Advice = fmt.Sprintf("parameter %d is wrong", -info)
+	} else {
+		e.Advice = "the SVD did not converge"
+	}
+	return e
 }
 
 func (e *Error) outOfMemory() bool {
@@ -72,7 +109,7 @@ func (e *Error) outOfMemory() bool {
 	case LibCUSOLVER:
 		return e.Status == cusolverStatusAllocFailed
 	case LibNVRTC:
-		return e.Status == 1 // NVRTC_ERROR_OUT_OF_MEMORY
+		return e.Status == nvrtcErrorOutOfMemory
 	}
 	return false
 }
@@ -100,6 +137,7 @@ const (
 
 	cublasStatusAllocFailed   = 3
 	cusolverStatusAllocFailed = 2
+	nvrtcErrorOutOfMemory     = 1
 )
 
 var cuResultNames = map[int]string{
@@ -196,6 +234,10 @@ func advice(lib, call string, s int) string {
 		if s == cusolverStatusAllocFailed {
 			return "the GPU is out of memory"
 		}
+	case LibNVRTC:
+		if s == nvrtcErrorOutOfMemory {
+			return "out of host memory while compiling a kernel"
+		}
 	}
 	return ""
 }
@@ -244,7 +286,9 @@ func (e *LostError) Unwrap() error { return e.Err }
 
 // LoadError says why the CUDA libraries could not be loaded: a library that
 // is missing, a symbol that is missing, a driver too old for the libraries
-// found. Its text is the reason shown after "cuda: not available: ".
+// found. Its text is a reason, shown after the backend's name ("cuda  not
+// available: <reason>", "lowrank: backend cuda: <reason>"), so unlike the
+// package's other errors it does not start with "cuda: ".
 type LoadError struct {
 	Msg string // the whole reason
 	Err error  // the underlying error (a dlerror text, an *Error), or nil
@@ -252,6 +296,19 @@ type LoadError struct {
 
 func (e *LoadError) Error() string { return e.Msg }
 func (e *LoadError) Unwrap() error { return e.Err }
+
+// loadError turns the error of a call made while opening the device into a
+// *LoadError whose reason is the error without the "cuda: " prefix.
+func loadError(err error) *LoadError {
+	if le, ok := err.(*LoadError); ok {
+		return le
+	}
+	msg := err.Error()
+	if e, ok := err.(*Error); ok {
+		msg = e.text()
+	}
+	return &LoadError{Msg: msg, Err: err}
+}
 
 // NoDriverMessage is the reason given when libcuda.so.1 cannot be opened.
 const NoDriverMessage = "libcuda.so.1 not found: no NVIDIA driver visible (in Docker, run with --gpus all)"

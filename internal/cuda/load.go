@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"unsafe"
+
+	"github.com/lowrank-go/lowrank/internal/dl"
 )
 
 // Device attributes (cuda.h CUdevice_attribute).
@@ -29,12 +31,14 @@ type libs struct {
 	drv       driverAPI
 	blas      blasAPI
 	solver    solverAPI
+	vers      versionAPI
 	nvrtc     nvrtcAPI
 	hasNVRTC  bool
 	nvrtcErr  string
 	major     int // CUDA major version of the math libraries
 	paths     map[string]string
-	driver    int // cuDriverGetVersion
+	loaded    map[string]*loadedLib // the math libraries, with their versions
+	driver    int                   // cuDriverGetVersion, 0 when unknown
 }
 
 // driverErr returns the typed error for CUresult r of call, preferring the
@@ -53,9 +57,21 @@ func (s *libs) driverErr(call string, r C.int) error {
 	return e
 }
 
-// openDriver loads libcuda.so.1 and initializes the driver.
-func openDriver(l Loader) (*libs, error) {
-	s := &libs{paths: map[string]string{}}
+// driverDetail names the driver library and the CUDA version it supports,
+// for the messages of a driver that cannot be used.
+func (s *libs) driverDetail() string {
+	v := "version unknown"
+	if s.driver > 0 {
+		v = "CUDA " + versionString(s.driver)
+	}
+	return fmt.Sprintf("driver %s, %s", v, s.driverLib.Path())
+}
+
+// openDriver loads libcuda.so.1 and initializes the driver. It asks the
+// driver's version before cuInit (cuDriverGetVersion needs no cuInit), so
+// that every reason it gives names the driver.
+func openDriver(l Loader, e env) (*libs, error) {
+	s := &libs{paths: map[string]string{}, loaded: map[string]*loadedLib{}}
 	var first error
 	for _, c := range []string{"libcuda.so.1", "/usr/lib/wsl/lib/libcuda.so.1", "/usr/local/nvidia/lib64/libcuda.so.1"} {
 		if strings.HasPrefix(c, "/") && !l.Exists(c) {
@@ -80,23 +96,30 @@ func openDriver(l Loader) (*libs, error) {
 	if err := bind(s.driverLib, "libcuda.so.1", s.drv.initSymbols()); err != nil {
 		return nil, err
 	}
-	if r := C.lrc_cuInit(s.drv.cuInit, 0); r != 0 {
-		err := s.driverErr("cuInit", r)
-		return nil, &LoadError{Msg: err.Error(), Err: err}
-	}
 	var v C.int
-	if r := C.lrc_cuDriverGetVersion(s.drv.cuDriverGetVersion, &v); r != 0 {
-		err := s.driverErr("cuDriverGetVersion", r)
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+	if C.lrc_cuDriverGetVersion(s.drv.cuDriverGetVersion, &v) == 0 {
+		s.driver = int(v)
 	}
-	s.driver = int(v)
+	if r := C.lrc_cuInit(s.drv.cuInit, 0); r != 0 {
+		err := s.driverErr("cuInit", r).(*Error)
+		err.Detail = s.driverDetail()
+		if err.Status == cuErrorNoDevice {
+			err.Advice = noDeviceAdvice(e)
+		}
+		return nil, loadError(err)
+	}
+	if s.driver == 0 {
+		if r := C.lrc_cuDriverGetVersion(s.drv.cuDriverGetVersion, &v); r != 0 {
+			return nil, loadError(s.driverErr("cuDriverGetVersion", r))
+		}
+		s.driver = int(v)
+	}
 	var n C.int
 	if r := C.lrc_cuDeviceGetCount(s.drv.cuDeviceGetCount, &n); r != 0 {
-		err := s.driverErr("cuDeviceGetCount", r)
-		return nil, &LoadError{Msg: err.Error(), Err: err}
+		return nil, loadError(s.driverErr("cuDeviceGetCount", r))
 	}
 	if n == 0 {
-		return nil, &LoadError{Msg: "cuDeviceGetCount: 0 devices: " + advice(LibDriver, "", cuErrorNoDevice)}
+		return nil, &LoadError{Msg: "cuDeviceGetCount: 0 devices (" + s.driverDetail() + "): " + noDeviceAdvice(e)}
 	}
 	if err := bind(s.driverLib, "libcuda.so.1", s.drv.symbols()); err != nil {
 		return nil, err
@@ -107,15 +130,21 @@ func openDriver(l Loader) (*libs, error) {
 // loadMath loads cuBLASLt, cuBLAS, nvJitLink, cuSPARSE, cuSOLVER and NVRTC
 // of one CUDA major version ≤ the driver's, all from one installation,
 // dependencies first; the first installation (see locations) that has a
-// complete set wins, newest major first.
+// complete and consistent set wins, newest major first.
 func (s *libs) loadMath(l Loader, e env) error {
 	driverMajor := s.driver / 1000
+	if driverMajor < minMajor {
+		return &LoadError{Msg: fmt.Sprintf("the NVIDIA driver (%s) is older than CUDA %d, the oldest lowrank loads: upgrade it to %s or newer",
+			s.driverDetail(), minMajor, minDriver[minMajor])}
+	}
 	top := min(driverMajor, maxMajor)
 	locs := locations(e)
 	var tooNew, fails []string
+	seen := map[string]bool{}
 	for _, loc := range locs {
 		for m := maxMajor; m > top; m-- {
-			if f := filepath.Join(loc.dir(keyCublas), sonames(m)[keyCublas][0]); l.Exists(f) {
+			if f := filepath.Join(loc.dir(keyCublas), sonames(m)[keyCublas][0]); l.Exists(f) && !seen[f] {
+				seen[f] = true
 				tooNew = append(tooNew, fmt.Sprintf("%s (needs driver ≥ %s)", f, minDriver[m]))
 			}
 		}
@@ -159,7 +188,8 @@ func (s *libs) loadMath(l Loader, e env) error {
 	return &LoadError{Msg: b.String()}
 }
 
-// tryLoad loads the libraries of CUDA major m from loc.
+// tryLoad loads the libraries of CUDA major m from loc and checks that
+// they are one installation (checkInstallation).
 func (s *libs) tryLoad(l Loader, loc location, m int) (err error) {
 	names := sonames(m)
 	var opened []Library
@@ -168,6 +198,8 @@ func (s *libs) tryLoad(l Loader, loc location, m int) (err error) {
 			for i := len(opened) - 1; i >= 0; i-- {
 				opened[i].Close()
 			}
+			s.paths = map[string]string{}
+			s.loaded = map[string]*loadedLib{}
 		}
 	}()
 	libsByKey := map[string]Library{}
@@ -183,7 +215,13 @@ func (s *libs) tryLoad(l Loader, loc location, m int) (err error) {
 		opened = append(opened, lib)
 		libsByKey[key] = lib
 		s.paths[key] = lib.Path()
-		_ = soname
+		ll := &loadedLib{key: key, soname: soname, path: lib.Path()}
+		if nl, ok := lib.(dl.NeededLister); ok {
+			if need, err := nl.Needed(); err == nil {
+				ll.needed = need
+			}
+		}
+		s.loaded[key] = ll
 	}
 	if err := bind(libsByKey[keyCublas], names[keyCublas][0], s.blas.symbols()); err != nil {
 		return err
@@ -191,15 +229,59 @@ func (s *libs) tryLoad(l Loader, loc location, m int) (err error) {
 	if err := bind(libsByKey[keyCusolver], names[keyCusolver][0], s.solver.symbols()); err != nil {
 		return err
 	}
+	if err := bind(libsByKey[keyCublasLt], names[keyCublasLt][0], s.vers.cublasLtSymbols()); err != nil {
+		return err
+	}
+	if err := bind(libsByKey[keyCusparse], names[keyCusparse][0], s.vers.cusparseSymbols()); err != nil {
+		return err
+	}
+	if lib := libsByKey[keyNvJitLink]; lib != nil {
+		if err := bind(lib, names[keyNvJitLink][0], s.vers.nvJitLinkSymbols()); err != nil {
+			return err
+		}
+	}
+	s.readVersions()
+	if err := checkInstallation(m, s.loaded); err != nil {
+		return &LoadError{Msg: err.Error()}
+	}
 	s.major = m
 	s.loadNVRTC(l, loc, m)
 	return nil
 }
 
+// readVersions asks each loaded math library its version.
+func (s *libs) readVersions() {
+	prop := func(key string, get func(t C.int, v *C.int) C.int) {
+		ll := s.loaded[key]
+		if ll == nil {
+			return
+		}
+		var parts [3]C.int
+		for i := range parts {
+			if get(C.int(i), &parts[i]) != 0 {
+				return
+			}
+		}
+		ll.ver, ll.hasVer = libVer{int(parts[0]), int(parts[1]), int(parts[2])}, true
+	}
+	blas, solver, lt, sparse := s.blas.getProperty, s.solver.getProperty, s.vers.cublasLt, s.vers.cusparse
+	prop(keyCublas, func(t C.int, v *C.int) C.int { return C.lrc_cublasGetProperty(blas, t, v) })
+	prop(keyCusolver, func(t C.int, v *C.int) C.int { return C.lrc_cusolverGetProperty(solver, t, v) })
+	prop(keyCublasLt, func(t C.int, v *C.int) C.int { return C.lrc_cublasLtGetProperty(lt, t, v) })
+	prop(keyCusparse, func(t C.int, v *C.int) C.int { return C.lrc_cusparseGetProperty(sparse, t, v) })
+	if ll := s.loaded[keyNvJitLink]; ll != nil && s.vers.nvJitLink != nil {
+		var a, b C.int
+		if C.lrc_nvJitLinkVersion(s.vers.nvJitLink, &a, &b) == 0 {
+			ll.ver, ll.hasVer = libVer{int(a), int(b), -1}, true
+		}
+	}
+}
+
 // loadNVRTC loads NVRTC of CUDA major m from loc, after the builtins
 // library it needs (the pip wheel's libnvrtc.so.13 has no RUNPATH, so it
-// would not find libnvrtc-builtins.so.13.x by itself). NVRTC is optional:
-// without it the fused kernels are off.
+// would not find libnvrtc-builtins.so.13.x by itself), and checks with
+// nvrtcVersion that it is CUDA m's. NVRTC is optional: without it the
+// fused kernels are off.
 func (s *libs) loadNVRTC(l Loader, loc location, m int) {
 	dir := loc.dir(keyNvrtc)
 	builtins := l.Glob(filepath.Join(dir, fmt.Sprintf("libnvrtc-builtins.so.%d.*", m)))
@@ -209,16 +291,28 @@ func (s *libs) loadNVRTC(l Loader, loc location, m int) {
 			s.paths["nvrtc-builtins"] = b.Path()
 		}
 	}
-	lib, _, err := openFirst(l, dir, sonames(m)[keyNvrtc])
+	lib, soname, err := openFirst(l, dir, sonames(m)[keyNvrtc])
 	if err != nil {
 		s.nvrtcErr = fmt.Sprintf("%s: %v", dir, err)
 		return
 	}
-	if err := bind(lib, sonames(m)[keyNvrtc][0], s.nvrtc.symbols()); err != nil {
+	if err := bind(lib, soname, s.nvrtc.symbols()); err != nil {
 		s.nvrtcErr = err.Error()
 		lib.Close()
 		return
 	}
+	var maj, mnr C.int
+	if C.lrc_nvrtcVersion(s.nvrtc.version, &maj, &mnr) != 0 {
+		s.nvrtcErr = fmt.Sprintf("%s (%s): nvrtcVersion failed", soname, lib.Path())
+		lib.Close()
+		return
+	}
+	if int(maj) != m {
+		s.nvrtcErr = fmt.Sprintf("%s (%s) is NVRTC %d.%d, not CUDA %d's", soname, lib.Path(), maj, mnr, m)
+		lib.Close()
+		return
+	}
+	s.loaded[keyNvrtc] = &loadedLib{key: keyNvrtc, soname: soname, path: lib.Path(), ver: libVer{int(maj), int(mnr), -1}, hasVer: true}
 	s.paths[keyNvrtc] = lib.Path()
 	s.hasNVRTC = true
 }
@@ -239,18 +333,6 @@ func openFirst(l Loader, dir string, names []string) (Library, string, error) {
 		errs = append(errs, err.Error())
 	}
 	return nil, "", errors.New(strings.Join(errs, "; "))
-}
-
-// libVersion reads a library's version with its GetProperty function
-// (MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2).
-func libVersion(get func(t C.int, v *C.int) C.int) string {
-	var parts [3]C.int
-	for i := range parts {
-		if get(C.int(i), &parts[i]) != 0 {
-			return "(version unknown)"
-		}
-	}
-	return fmt.Sprintf("%d.%d.%d", parts[0], parts[1], parts[2])
 }
 
 // deviceInfo queries the static facts of device dev.
@@ -283,24 +365,19 @@ func (s *libs) deviceInfo(ordinal int) (Info, C.int, error) {
 	}
 	info.TotalMem = uint64(total)
 
-	blas := s.blas.getProperty
-	info.Libs = append(info.Libs, LibInfo{Name: "cuBLAS", Path: s.paths[keyCublas],
-		Version: libVersion(func(t C.int, v *C.int) C.int { return C.lrc_cublasGetProperty(blas, t, v) })})
-	solver := s.solver.getProperty
-	info.Libs = append(info.Libs, LibInfo{Name: "cuSOLVER", Path: s.paths[keyCusolver],
-		Version: libVersion(func(t C.int, v *C.int) C.int { return C.lrc_cusolverGetProperty(solver, t, v) })})
-	for _, dep := range []struct{ key, name string }{{keyCublasLt, "cuBLASLt"}, {keyCusparse, "cuSPARSE"}, {keyNvJitLink, "nvJitLink"}} {
-		if p, ok := s.paths[dep.key]; ok {
-			info.Libs = append(info.Libs, LibInfo{Name: dep.name, Version: fmt.Sprintf("(CUDA %d)", s.major), Path: p})
+	for _, dep := range []struct{ key, name string }{
+		{keyCublas, "cuBLAS"}, {keyCusolver, "cuSOLVER"}, {keyCublasLt, "cuBLASLt"}, {keyCusparse, "cuSPARSE"}, {keyNvJitLink, "nvJitLink"},
+	} {
+		if ll := s.loaded[dep.key]; ll != nil {
+			v := fmt.Sprintf("(CUDA %d)", s.major)
+			if ll.hasVer {
+				v = ll.ver.String()
+			}
+			info.Libs = append(info.Libs, LibInfo{Name: dep.name, Version: v, Path: ll.path})
 		}
 	}
-	if s.hasNVRTC {
-		var maj, mnr C.int
-		v := "(version unknown)"
-		if C.lrc_nvrtcVersion(s.nvrtc.version, &maj, &mnr) == 0 {
-			v = fmt.Sprintf("%d.%d", maj, mnr)
-		}
-		info.NVRTC = &LibInfo{Name: "NVRTC", Version: v, Path: s.paths[keyNvrtc]}
+	if ll := s.loaded[keyNvrtc]; s.hasNVRTC && ll != nil {
+		info.NVRTC = &LibInfo{Name: "NVRTC", Version: ll.ver.String(), Path: ll.path}
 	} else {
 		info.NVRTCErr = s.nvrtcErr
 	}

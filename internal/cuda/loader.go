@@ -4,31 +4,18 @@ import (
 	"fmt"
 	"strings"
 	"unsafe"
+
+	"github.com/lowrank-go/lowrank/internal/dl"
 )
 
-// Loader opens shared libraries. The default (nil in Config) calls dlopen
-// and dlsym; tests substitute a fake (internal/cuda/cudatest) so that the
-// loader's failure paths run without a GPU.
-type Loader interface {
-	// Open opens the library at path, a file name (searched by the
-	// dynamic linker) or an absolute path. Its error carries dlerror's text.
-	Open(path string) (Library, error)
-	// Exists reports whether the file path exists.
-	Exists(path string) bool
-	// Glob returns the files matching pattern (filepath.Glob syntax).
-	Glob(pattern string) []string
-}
+// Loader opens shared libraries. The default (nil in Config) is
+// dl.System, which calls dlopen and dlsym; tests substitute a fake
+// (internal/testkit/fakecuda) so that the loader's failure paths run
+// without a GPU.
+type Loader = dl.Loader
 
 // Library is an open shared library.
-type Library interface {
-	// Sym returns the address of the symbol name; its error carries
-	// dlerror's text.
-	Sym(name string) (unsafe.Pointer, error)
-	// Path returns the file the library was loaded from.
-	Path() string
-	// Close unloads the library (dlclose).
-	Close()
-}
+type Library = dl.Library
 
 // symbol is one entry point to look up: the first of names that the
 // library exports is stored in *dst.

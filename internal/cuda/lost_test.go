@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/lowrank-go/lowrank/internal/cuda"
-	"github.com/lowrank-go/lowrank/internal/cuda/cudatest"
+	"github.com/lowrank-go/lowrank/internal/testkit/fakecuda"
 )
 
 // TestContextLost: once a driver call returns a status that loses the
@@ -16,13 +16,13 @@ import (
 // call, without running the job; Cleanup still runs its job; Close
 // releases the context, and with it the memory left.
 func TestContextLost(t *testing.T) {
-	d, err := open(t, &cudatest.Fake{Files: cudatest.CUDA13(fakeDir)})
+	d, err := open(t, &fakecuda.Fake{Files: fakecuda.CUDA13(fakeDir)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := cuda.LiveAllocations()
 	var p cuda.DevPtr
-	cudatest.SetFaults(cudatest.Fault{Call: "cuStreamSynchronize", Nth: 1, Status: cudatest.CudaErrorLaunchFailed, Sticky: true})
+	fakecuda.SetFaults(fakecuda.Fault{Call: "cuStreamSynchronize", Nth: 1, Status: fakecuda.CudaErrorLaunchFailed, Sticky: true})
 	err = d.Do(func(c *cuda.Ctx) error {
 		var err error
 		if p, err = c.Alloc(64); err != nil {
@@ -54,8 +54,8 @@ func TestContextLost(t *testing.T) {
 		t.Errorf("LiveAllocations = %d after Cleanup; want %d", got, base)
 	}
 	d.Close()
-	if cudatest.LiveAllocations() != 0 || cudatest.Reclaimed() != 1 || cudatest.Handles() != 0 || cudatest.Retained() != 0 {
+	if fakecuda.LiveAllocations() != 0 || fakecuda.Reclaimed() != 1 || fakecuda.Handles() != 0 || fakecuda.Retained() != 0 {
 		t.Errorf("after Close: %d allocations (%d reclaimed with the context), %d handles, %d references",
-			cudatest.LiveAllocations(), cudatest.Reclaimed(), cudatest.Handles(), cudatest.Retained())
+			fakecuda.LiveAllocations(), fakecuda.Reclaimed(), fakecuda.Handles(), fakecuda.Retained())
 	}
 }

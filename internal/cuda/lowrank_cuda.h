@@ -49,6 +49,7 @@ typedef cusolverEigMode_t lr_cusolverEigMode;
 typedef cudaDataType lr_cudaDataType;
 typedef nvrtcResult lr_nvrtcResult;
 typedef nvrtcProgram lr_nvrtcProgram;
+typedef cusparseStatus_t lr_cusparseStatus;
 #else
 typedef int lr_CUresult;
 typedef int lr_CUdevice;
@@ -75,6 +76,12 @@ typedef int lr_cusolverEigMode;
 typedef int lr_cudaDataType;
 typedef int lr_nvrtcResult;
 typedef void *lr_nvrtcProgram;
+typedef int lr_cusparseStatus;
+#endif
+#if defined(LR_HEADERCHECK) && defined(LR_HAVE_NVJITLINK)
+typedef nvJitLinkResult lr_nvJitLinkResult;
+#else
+typedef int lr_nvJitLinkResult;
 #endif
 
 /* ---- CUDA driver API (libcuda.so.1) ---- */
@@ -123,6 +130,7 @@ typedef lr_cublasStatus (*lr_cublasSetStream_v2_t)(lr_cublasHandle, lr_cudaStrea
 typedef lr_cublasStatus (*lr_cublasSetPointerMode_v2_t)(lr_cublasHandle, lr_cublasPointerMode);
 typedef lr_cublasStatus (*lr_cublasSetMathMode_t)(lr_cublasHandle, lr_cublasMath);
 typedef lr_cublasStatus (*lr_cublasGetProperty_t)(lr_libraryPropertyType, int *);
+typedef const char *(*lr_cublasGetStatusName_t)(lr_cublasStatus);
 typedef lr_cublasStatus (*lr_cublasSgemm_v2_t)(lr_cublasHandle, lr_cublasOperation, lr_cublasOperation, int, int, int,
                                                const float *, const float *, int, const float *, int,
                                                const float *, float *, int);
@@ -203,6 +211,11 @@ typedef lr_cusolverStatus (*lr_cusolverDnXgesvdp_t)(lr_cusolverDnHandle, lr_cuso
                                                     lr_cudaDataType, void *, lr_cudaDataType, void *, int64_t,
                                                     lr_cudaDataType, void *, int64_t, lr_cudaDataType, void *, size_t,
                                                     void *, size_t, int *, double *);
+
+/* ---- the version calls of the other libraries of an installation ---- */
+typedef lr_cublasStatus (*lr_cublasLtGetProperty_t)(lr_libraryPropertyType, int *);
+typedef lr_cusparseStatus (*lr_cusparseGetProperty_t)(lr_libraryPropertyType, int *);
+typedef lr_nvJitLinkResult (*lr_nvJitLinkVersion_t)(unsigned int *, unsigned int *);
 
 /* ---- NVRTC (libnvrtc.so.N) ---- */
 typedef const char *(*lr_nvrtcGetErrorString_t)(lr_nvrtcResult);
@@ -352,6 +365,9 @@ static inline int lrc_cublasSetPointerMode_v2(void *f, void *h, int mode) {
 }
 static inline int lrc_cublasSetMathMode(void *f, void *h, int mode) {
 	return ((lr_cublasSetMathMode_t)f)((lr_cublasHandle)h, (lr_cublasMath)mode);
+}
+static inline const char *lrc_cublasGetStatusName(void *f, int s) {
+	return ((lr_cublasGetStatusName_t)f)((lr_cublasStatus)s);
 }
 static inline int lrc_cublasGetProperty(void *f, int type, int *v) {
 	return ((lr_cublasGetProperty_t)f)((lr_libraryPropertyType)type, v);
@@ -580,6 +596,19 @@ static inline const char *lrc_nvrtcGetErrorString(void *f, int r) {
 	return ((lr_nvrtcGetErrorString_t)f)((lr_nvrtcResult)r);
 }
 static inline int lrc_nvrtcVersion(void *f, int *major, int *minor) { return ((lr_nvrtcVersion_t)f)(major, minor); }
+static inline int lrc_cublasLtGetProperty(void *f, int type, int *v) {
+	return ((lr_cublasLtGetProperty_t)f)((lr_libraryPropertyType)type, v);
+}
+static inline int lrc_cusparseGetProperty(void *f, int type, int *v) {
+	return ((lr_cusparseGetProperty_t)f)((lr_libraryPropertyType)type, v);
+}
+static inline int lrc_nvJitLinkVersion(void *f, int *major, int *minor) {
+	unsigned int a = 0, b = 0;
+	int r = ((lr_nvJitLinkVersion_t)f)(&a, &b);
+	*major = (int)a;
+	*minor = (int)b;
+	return r;
+}
 static inline int lrc_nvrtcGetNumSupportedArchs(void *f, int *n) { return ((lr_nvrtcGetNumSupportedArchs_t)f)(n); }
 static inline int lrc_nvrtcGetSupportedArchs(void *f, int *archs) { return ((lr_nvrtcGetSupportedArchs_t)f)(archs); }
 static inline int lrc_nvrtcCreateProgram(void *f, void **prog, const char *src, const char *name) {

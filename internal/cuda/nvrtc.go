@@ -75,7 +75,7 @@ func (c *Ctx) Kernel(key, src, name string, opts []string) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	image, err := c.compile(src, name, append([]string{"--gpu-architecture=" + arch}, opts...), cubin)
+	image, _, err := c.compile(src, name, KernelOptions(arch, opts), cubin)
 	if err != nil {
 		return nil, err
 	}
@@ -95,8 +95,15 @@ func (c *Ctx) Kernel(key, src, name string, opts []string) (*Function, error) {
 	return f, nil
 }
 
-// compile runs NVRTC on src and returns a cubin, or NUL-terminated PTX.
-func (c *Ctx) compile(src, name string, opts []string, cubin bool) ([]byte, error) {
+// KernelOptions returns the NVRTC options Kernel compiles with for arch
+// ("sm_90", "compute_90"): the architecture, then the kernel's own.
+func KernelOptions(arch string, opts []string) []string {
+	return append([]string{"--gpu-architecture=" + arch}, opts...)
+}
+
+// compile runs NVRTC on src and returns a cubin, or NUL-terminated PTX,
+// and NVRTC's log (its warnings; "" when there are none).
+func (c *Ctx) compile(src, name string, opts []string, cubin bool) ([]byte, string, error) {
 	n := &c.s.nvrtc
 	csrc := C.CString(src)
 	defer C.free(unsafe.Pointer(csrc))
@@ -104,7 +111,7 @@ func (c *Ctx) compile(src, name string, opts []string, cubin bool) ([]byte, erro
 	defer C.free(unsafe.Pointer(cname))
 	var prog unsafe.Pointer
 	if r := C.lrc_nvrtcCreateProgram(n.createProgram, &prog, csrc, cname); r != 0 {
-		return nil, c.nvrtcErr("nvrtcCreateProgram", r, name)
+		return nil, "", c.nvrtcErr("nvrtcCreateProgram", r, name)
 	}
 	defer C.lrc_nvrtcDestroyProgram(n.destroyProgram, prog)
 
@@ -124,28 +131,29 @@ func (c *Ctx) compile(src, name string, opts []string, cubin bool) ([]byte, erro
 		if log := c.programLog(prog); log != "" {
 			detail += ": " + log
 		}
-		return nil, c.nvrtcErr("nvrtcCompileProgram", r, detail)
+		return nil, "", c.nvrtcErr("nvrtcCompileProgram", r, detail)
 	}
+	log := c.programLog(prog)
 	sizeFn, getFn, what := n.getPTXSize, n.getPTX, "nvrtcGetPTX"
 	if cubin {
 		if n.getCUBINSize == nil || n.getCUBIN == nil {
-			return nil, errors.New("cuda: this NVRTC cannot produce a cubin (no nvrtcGetCUBIN)")
+			return nil, log, errors.New("cuda: this NVRTC cannot produce a cubin (no nvrtcGetCUBIN)")
 		}
 		sizeFn, getFn, what = n.getCUBINSize, n.getCUBIN, "nvrtcGetCUBIN"
 	}
 	var size C.size_t
 	if r := C.lrc_nvrtcGetSize(sizeFn, prog, &size); r != 0 {
-		return nil, c.nvrtcErr(what+"Size", r, name)
+		return nil, log, c.nvrtcErr(what+"Size", r, name)
 	}
 	if size == 0 {
-		return nil, fmt.Errorf("cuda: %sSize returned 0 bytes for %s", what, name)
+		return nil, log, fmt.Errorf("cuda: %sSize returned 0 bytes for %s", what, name)
 	}
 	buf := C.malloc(size)
 	defer C.free(buf)
 	if r := C.lrc_nvrtcGetBytes(getFn, prog, (*C.char)(buf)); r != 0 {
-		return nil, c.nvrtcErr(what, r, name)
+		return nil, log, c.nvrtcErr(what, r, name)
 	}
-	return C.GoBytes(buf, C.int(size)), nil
+	return C.GoBytes(buf, C.int(size)), log, nil
 }
 
 func (c *Ctx) programLog(prog unsafe.Pointer) string {
@@ -208,6 +216,7 @@ func (c *Ctx) Launch(f *Function, grid, block [3]uint32, shmem uint32, args ...a
 			return fmt.Errorf("cuda: kernel argument %d has type %T; want DevPtr, int32, uint32, int64, float32 or float64", i, a)
 		}
 	}
+	c.queued = true
 	r := C.lrc_cuLaunchKernel(c.s.drv.cuLaunchKernel, f.fn,
 		C.uint(grid[0]), C.uint(grid[1]), C.uint(grid[2]),
 		C.uint(block[0]), C.uint(block[1]), C.uint(block[2]),

@@ -5,7 +5,9 @@ import "unsafe"
 // The entry points of each library, filled by bind. Versioned names come
 // first where cuda.h maps the plain name onto them (cuMemAlloc →
 // cuMemAlloc_v2, …); cuEventElapsedTime keeps its oldest name first so
-// that drivers older than 12.8 work (CUDA.md §1).
+// that drivers older than 12.8 work: CUDA 12.8's cuda.h maps it onto
+// cuEventElapsedTime_v2, and CUDA 13 drivers export both (see
+// docs/cuda.md, "Entry points").
 
 type driverAPI struct {
 	cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName,
@@ -66,7 +68,7 @@ func (a *driverAPI) symbols() []symbol {
 }
 
 type blasAPI struct {
-	create, destroy, setStream, setPointerMode, setMathMode, getProperty,
+	create, destroy, setStream, setPointerMode, setMathMode, getProperty, getStatusName,
 	sgemm, dgemm, sgemv, dgemv, sgeam, dgeam, sdgmm, ddgmm, snrm2, dnrm2 unsafe.Pointer
 }
 
@@ -78,6 +80,7 @@ func (a *blasAPI) symbols() []symbol {
 		sym(&a.setPointerMode, "cublasSetPointerMode_v2"),
 		optSym(&a.setMathMode, "cublasSetMathMode"),
 		sym(&a.getProperty, "cublasGetProperty"),
+		optSym(&a.getStatusName, "cublasGetStatusName"), // CUDA 11.4.2+
 		sym(&a.sgemm, "cublasSgemm_v2"),
 		sym(&a.dgemm, "cublasDgemm_v2"),
 		sym(&a.sgemv, "cublasSgemv_v2"),
@@ -136,6 +139,26 @@ func (a *solverAPI) symbols() []symbol {
 
 func (a *solverAPI) hasGesvdp() bool {
 	return a.createParams != nil && a.destroyParams != nil && a.xgesvdpBuf != nil && a.xgesvdp != nil
+}
+
+// versionAPI are the version calls of the libraries lowrank loads only as
+// dependencies, with which loadMath checks that they belong to the same
+// installation as cuBLAS and cuSOLVER.
+type versionAPI struct {
+	cublasLt, cusparse, nvJitLink unsafe.Pointer
+}
+
+func (a *versionAPI) cublasLtSymbols() []symbol {
+	return []symbol{sym(&a.cublasLt, "cublasLtGetProperty")}
+}
+
+func (a *versionAPI) cusparseSymbols() []symbol {
+	return []symbol{sym(&a.cusparse, "cusparseGetProperty")}
+}
+
+// nvJitLinkSymbols: nvJitLinkVersion exists from CUDA 12.3 on.
+func (a *versionAPI) nvJitLinkSymbols() []symbol {
+	return []symbol{optSym(&a.nvJitLink, "nvJitLinkVersion")}
 }
 
 type nvrtcAPI struct {

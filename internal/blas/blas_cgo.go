@@ -3,9 +3,6 @@
 package blas
 
 /*
-#cgo LDFLAGS: -ldl
-#define _GNU_SOURCE
-#include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,34 +25,6 @@ typedef void (*lr_dorg_t)(const int *, const int *, const int *, double *, const
 typedef char *(*lr_cfg_t)(void);
 typedef int (*lr_int_t)(void);
 typedef void (*lr_mklver_t)(char *, int);
-
-static void *lr_open(const char *name, char *err, size_t errlen) {
-	dlerror();
-	void *h = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
-	if (h == NULL) {
-		const char *e = dlerror();
-		strncpy(err, e ? e : "dlopen failed", errlen - 1);
-		err[errlen - 1] = 0;
-	}
-	return h;
-}
-
-static void *lr_sym(void *h, const char *name) {
-	dlerror();
-	return dlsym(h, name);
-}
-
-static void lr_close(void *h) { dlclose(h); }
-
-// lr_where copies the path of the object that holds fn into buf.
-static void lr_where(void *fn, char *buf, size_t len) {
-	Dl_info info;
-	buf[0] = 0;
-	if (dladdr(fn, &info) && info.dli_fname) {
-		strncpy(buf, info.dli_fname, len - 1);
-		buf[len - 1] = 0;
-	}
-}
 
 static void lr_sgemm(void *fn, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
 	((lr_sgemm_t)fn)(101, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -118,10 +87,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/lowrank-go/lowrank/internal/dl"
 )
 
 // Indices into symbols.fn.
@@ -151,7 +121,7 @@ var required = [nRequired]string{
 
 type symbols struct {
 	fn      [nRequired]unsafe.Pointer
-	handles []unsafe.Pointer
+	handles []*dl.Handle
 }
 
 var loaded struct {
@@ -200,29 +170,24 @@ func load(env string) (*Lib, error) {
 // order; it closes them again on any failure.
 func open(set []string) (_ *Lib, err error) {
 	name := strings.Join(set, "+")
-	var hs []unsafe.Pointer
+	var hs []*dl.Handle
 	defer func() {
 		if err != nil {
 			for _, h := range hs {
-				C.lr_close(h)
+				h.Close()
 			}
 		}
 	}()
-	errbuf := make([]byte, 512)
 	for _, path := range set {
-		cs := C.CString(path)
-		h := C.lr_open(cs, (*C.char)(unsafe.Pointer(&errbuf[0])), C.size_t(len(errbuf)))
-		C.free(unsafe.Pointer(cs))
-		if h == nil {
-			return nil, fmt.Errorf("%s: %s", path, cstr(errbuf))
+		h, err := dl.Open(path, dl.Now|dl.Global)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
 		}
 		hs = append(hs, h)
 	}
 	lookup := func(sym string) unsafe.Pointer {
-		cs := C.CString(sym)
-		defer C.free(unsafe.Pointer(cs))
 		for _, h := range hs {
-			if p := C.lr_sym(h, cs); p != nil {
+			if p, err := h.Sym(sym); err == nil && p != nil {
 				return p
 			}
 		}
@@ -241,16 +206,7 @@ func open(set []string) (_ *Lib, err error) {
 	}
 	seen := map[string]bool{}
 	for _, i := range []int{sSgemm, sSgesdd} {
-		buf := make([]byte, 4096)
-		C.lr_where(lib.sym.fn[i], (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
-		p := cstr(buf)
-		if p == "" {
-			continue
-		}
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			p = r
-		}
-		if !seen[p] {
+		if p := dl.Where(lib.sym.fn[i]); p != "" && !seen[p] {
 			seen[p] = true
 			lib.Paths = append(lib.Paths, p)
 		}

@@ -12,17 +12,19 @@
  * column-major data, as cuBLAS and cuSOLVER define them: single precision
  * routines accumulate in float, the solvers (one-sided Jacobi SVD,
  * Householder QR) compute in double. NVRTC and kernel launches are not
- * implemented (their entry points fail), and neither is cusolverDnXgesvdp
- * (absent, as in a cuSOLVER older than 11.1).
+ * implemented (their entry points fail).
  *
  * The fake is strict where the real libraries are silent: every pointer
  * argument must lie inside one live allocation of the right kind, leading
  * dimensions and in-place rules are checked, and the one stream is
- * modelled asynchronously for the copies that involve host memory: a
- * cuMemcpyHtoDAsync remembers its source and checks at the next
- * synchronization point that the host did not change it meanwhile, and a
- * cuMemcpyDtoHAsync writes its destination only at that point (poisoning
- * it until then). Breaches are recorded as violations, which the tests
+ * modelled asynchronously: its work is numbered (fk_seq), a memory block
+ * remembers the last work that used it, and freeing a block before a
+ * synchronization point has covered that work is a violation (the block
+ * is poisoned and kept until then). A cuMemcpyHtoDAsync remembers its
+ * source and checks at the next synchronization point that the host did
+ * not change it meanwhile; a cuMemcpyDtoHAsync reads its source and
+ * writes its destination only at that point (poisoning the destination
+ * until then). Breaches are recorded as violations, which the tests
  * assert are absent.
  *
  * Everything is global state, touched only by the device's worker thread
@@ -65,18 +67,19 @@ static int fk_driver_version = 13000;
 static int fk_device_count = 1;
 static unsigned long long fk_mem_limit = 1ULL << 34;
 static int fk_retained, fk_handles, fk_events, fk_reclaimed;
-static int fk_lwork[4] = {-1, -1, -1, -1};
-static int fk_devinfo[4];
+#define FK_NKINDS 5 /* geqrf, orgqr, gesvd, gesvdj, gesvdp */
+static int fk_lwork[FK_NKINDS] = {-1, -1, -1, -1, -1};
+static int fk_devinfo[FK_NKINDS];
 
 int fk_get_retained(void) { return fk_retained; }
 int fk_get_handles(void) { return fk_handles; }
 int fk_get_events(void) { return fk_events; }
 int fk_get_reclaimed(void) { return fk_reclaimed; }
 void fk_set_lwork(int kind, int lwork) {
-	if (kind >= 0 && kind < 4) fk_lwork[kind] = lwork;
+	if (kind >= 0 && kind < FK_NKINDS) fk_lwork[kind] = lwork;
 }
 void fk_set_devinfo(int kind, int value) {
-	if (kind >= 0 && kind < 4) fk_devinfo[kind] = value;
+	if (kind >= 0 && kind < FK_NKINDS) fk_devinfo[kind] = value;
 }
 
 /* ---- violations ---- */
@@ -184,13 +187,22 @@ static int fk_enter(const char *name, int lib) {
 typedef struct {
 	char *base;
 	size_t size;
+	unsigned long long use; /* the stream position (fk_seq) of the last work that used it */
 } fk_block;
 typedef struct {
 	fk_block *b;
 	int n, cap;
 } fk_table;
 static fk_table fk_dev, fk_host;
+static fk_table fk_quar; /* freed device blocks that queued work may still use: poisoned, kept until it completes */
 static unsigned long long fk_used;
+
+/* The stream. Work is numbered in queue order: fk_seq is the position of
+ * the last work queued, fk_done that of the last work known complete (a
+ * synchronization point). The fake runs kernels, cuBLAS and cuSOLVER at
+ * once but frees as a GPU would: memory that queued work uses must not be
+ * freed before that work completes. */
+static unsigned long long fk_seq, fk_done;
 
 int fk_get_live(void) { return fk_dev.n; }
 int fk_get_pinned(void) { return fk_host.n; }
@@ -203,6 +215,7 @@ static void fk_table_add(fk_table *t, char *p, size_t n) {
 	}
 	t->b[t->n].base = p;
 	t->b[t->n].size = n;
+	t->b[t->n].use = 0;
 	t->n++;
 }
 
@@ -230,11 +243,22 @@ static int fk_within(const fk_table *t, const void *p, size_t bytes) {
 	return i >= 0 && (const char *)p + bytes <= t->b[i].base + t->b[i].size;
 }
 
-/* fk_in checks that [p, p+bytes) lies inside one device allocation. */
+static void fk_settle_dev(const void *p, size_t n);
+
+/* fk_in checks that [p, p+bytes) lies inside one device allocation, which
+ * the work being queued then uses: pending copies from it complete first
+ * (stream order), and the block records the work's position. */
 static int fk_in(const char *call, const char *what, const void *p, size_t bytes) {
-	if (fk_within(&fk_dev, p, bytes)) return 1;
-	fk_violate("%s: %s [%p, +%zu bytes) is not inside one device allocation", call, what, p, bytes);
-	return 0;
+	int i;
+	if (!fk_within(&fk_dev, p, bytes)) {
+		fk_violate("%s: %s [%p, +%zu bytes) is not inside one device allocation", call, what, p, bytes);
+		return 0;
+	}
+	if (bytes == 0) return 1;
+	fk_settle_dev(p, bytes);
+	i = fk_table_find(&fk_dev, p);
+	fk_dev.b[i].use = ++fk_seq;
+	return 1;
 }
 
 /* fk_in_pinned checks that [p, p+bytes) lies inside one pinned host
@@ -287,14 +311,14 @@ static size_t fk_vext(int n, int inc) { return n <= 0 ? 0 : (size_t)(n - 1) * (s
 
 typedef struct {
 	unsigned long long seq;
-	int dtoh;   /* 1: device to host (data is written at completion); 0: host to device (data is the source's snapshot) */
+	int dtoh;   /* 1: device to host (read from dev and written at completion); 0: host to device */
 	char *host; /* the host range */
-	char *data;
+	char *data; /* host to device: the source's snapshot */
+	char *dev;  /* device to host: the source, read at completion */
 	size_t n;
 } fk_op;
 static fk_op *fk_ops;
 static int fk_nops, fk_capops;
-static unsigned long long fk_seq;
 
 int fk_get_pending(void) { return fk_nops; }
 
@@ -306,12 +330,27 @@ static void fk_finish(fk_op *o) {
 		if (k < o->n)
 			fk_violate("the host wrote to %p (byte %zu of %zu) while a cuMemcpyDtoHAsync into it was in flight",
 			           (void *)o->host, k, o->n);
-		memcpy(o->host, o->data, o->n);
-	} else if (memcmp(o->host, o->data, o->n) != 0) {
-		fk_violate("the host changed %p (%zu bytes) while a cuMemcpyHtoDAsync from it was in flight", (void *)o->host,
-		           o->n);
+		memcpy(o->host, o->dev, o->n);
+		free(o->data); /* a value the fake owns (gesvdp's error estimate), or NULL */
+	} else {
+		if (memcmp(o->host, o->data, o->n) != 0)
+			fk_violate("the host changed %p (%zu bytes) while a cuMemcpyHtoDAsync from it was in flight",
+			           (void *)o->host, o->n);
+		free(o->data);
 	}
-	free(o->data);
+}
+
+/* fk_release frees the quarantined blocks whose work has completed. */
+static void fk_release(void) {
+	int i = 0;
+	while (i < fk_quar.n) {
+		if (fk_quar.b[i].use <= fk_done) {
+			free(fk_quar.b[i].base);
+			fk_table_del(&fk_quar, i);
+		} else {
+			i++;
+		}
+	}
 }
 
 /* fk_complete finishes, in stream order, the pending copies queued at or
@@ -327,6 +366,16 @@ static void fk_complete(unsigned long long seq) {
 	fk_nops = k;
 }
 
+/* fk_sync is a synchronization point of the host with the stream: the
+ * work queued at or before seq is complete (its copies are finished, the
+ * memory freed while it still used it is released), and the host knows
+ * it. */
+static void fk_sync(unsigned long long seq) {
+	fk_complete(seq);
+	if (seq > fk_done) fk_done = seq;
+	fk_release();
+}
+
 /* fk_settle finishes the pending copies queued before whose host range
  * overlaps [p, p+n): stream order puts them before the copy being queued. */
 static void fk_settle(const void *p, size_t n) {
@@ -336,15 +385,27 @@ static void fk_settle(const void *p, size_t n) {
 	if (last >= 0) fk_complete(fk_ops[last].seq);
 }
 
-static void fk_push(int dtoh, char *host, char *data, size_t n) {
+/* fk_settle_dev finishes the pending device-to-host copies whose device
+ * source overlaps [p, p+n): they come before the work being queued. */
+static void fk_settle_dev(const void *p, size_t n) {
+	int i, last = -1;
+	for (i = 0; i < fk_nops; i++)
+		if (fk_ops[i].dtoh && fk_overlap(fk_ops[i].dev, fk_ops[i].n, p, n)) last = i;
+	if (last >= 0) fk_complete(fk_ops[last].seq);
+}
+
+/* fk_push queues a copy at the stream position of the work being queued
+ * (fk_in advanced it). */
+static void fk_push(int dtoh, char *host, char *data, char *dev, size_t n) {
 	if (fk_nops == fk_capops) {
 		fk_capops = fk_capops ? 2 * fk_capops : 16;
 		fk_ops = realloc(fk_ops, (size_t)fk_capops * sizeof *fk_ops);
 	}
-	fk_ops[fk_nops].seq = ++fk_seq;
+	fk_ops[fk_nops].seq = fk_seq;
 	fk_ops[fk_nops].dtoh = dtoh;
 	fk_ops[fk_nops].host = host;
 	fk_ops[fk_nops].data = data;
+	fk_ops[fk_nops].dev = dev;
 	fk_ops[fk_nops].n = n;
 	fk_nops++;
 }
@@ -365,6 +426,9 @@ static void fk_reclaim(void) {
 	fk_dev.n = 0;
 	for (i = 0; i < fk_host.n; i++) free(fk_host.b[i].base);
 	fk_host.n = 0;
+	for (i = 0; i < fk_quar.n; i++) free(fk_quar.b[i].base);
+	fk_quar.n = 0;
+	fk_done = fk_seq;
 	fk_used = 0;
 	fk_sticky_status = 0;
 }
@@ -427,7 +491,7 @@ void fk_configure(int init, int ver, int count, unsigned long long limit) {
 	fk_handles = 0;
 	fk_events = 0;
 	fk_reclaimed = 0;
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < FK_NKINDS; i++) {
 		fk_lwork[i] = -1;
 		fk_devinfo[i] = 0;
 	}
@@ -539,7 +603,7 @@ static int fk_cuCtxSetCurrent(void *c) {
 static int fk_cuCtxSynchronize(void) {
 	int r = fk_enter("cuCtxSynchronize", L_DRV);
 	if (r) return r;
-	fk_complete(fk_seq);
+	fk_sync(fk_seq);
 	return 0;
 }
 static int fk_cuStreamCreate(void **s, unsigned int flags) {
@@ -553,7 +617,7 @@ static int fk_cuStreamCreate(void **s, unsigned int flags) {
 static int fk_cuStreamDestroy(void *s) {
 	int r = fk_enter("cuStreamDestroy_v2", L_OTHER);
 	(void)s;
-	fk_complete(fk_seq); /* the work queued still completes */
+	fk_sync(fk_seq); /* the work queued still completes */
 	fk_handles--;
 	return r;
 }
@@ -561,7 +625,7 @@ static int fk_cuStreamSynchronize(void *s) {
 	int r = fk_enter("cuStreamSynchronize", L_DRV);
 	(void)s;
 	if (r) return r;
-	fk_complete(fk_seq);
+	fk_sync(fk_seq);
 	return 0;
 }
 static int fk_cuMemGetInfo(size_t *f, size_t *t) {
@@ -594,7 +658,17 @@ static int fk_cuMemFree(unsigned long long p) {
 		return CU_INVALID_VALUE;
 	}
 	fk_used -= fk_dev.b[i].size;
-	free(fk_dev.b[i].base);
+	/* Freed memory reads as NaN: work that still uses it gets garbage. */
+	memset(fk_dev.b[i].base, 0xff, fk_dev.b[i].size);
+	if (fk_dev.b[i].use > fk_done) {
+		fk_violate("cuMemFree_v2: %#llx is used by work queued on the stream since the last synchronization "
+		           "(cuMemFree is not stream-ordered: synchronize first)",
+		           p);
+		fk_table_add(&fk_quar, fk_dev.b[i].base, fk_dev.b[i].size);
+		fk_quar.b[fk_quar.n - 1].use = fk_dev.b[i].use;
+	} else {
+		free(fk_dev.b[i].base);
+	}
 	fk_table_del(&fk_dev, i);
 	return 0;
 }
@@ -604,7 +678,7 @@ static int fk_cuMemAllocHost(void **pp, size_t n) {
 	if (r) return r;
 	if (!pp || n == 0) return CU_INVALID_VALUE;
 	if (posix_memalign(&m, 4096, n) != 0) return CU_OUT_OF_MEMORY;
-	memset(m, 0, n);
+	memset(m, 0xff, n); /* NaN, like fresh device memory */
 	fk_table_add(&fk_host, m, n);
 	*pp = m;
 	return 0;
@@ -612,7 +686,7 @@ static int fk_cuMemAllocHost(void **pp, size_t n) {
 static int fk_cuMemFreeHost(void *p) {
 	int i, r = fk_enter("cuMemFreeHost", L_DRV);
 	if (r) return r;
-	fk_complete(fk_seq); /* freeing pinned memory waits for the copies in flight */
+	fk_sync(fk_seq); /* freeing pinned memory waits for the work in flight */
 	i = fk_table_exact(&fk_host, p);
 	if (i < 0) {
 		fk_violate("cuMemFreeHost: %p is not a live pinned allocation", p);
@@ -634,22 +708,22 @@ static int fk_cuMemcpyHtoDAsync(unsigned long long dst, const void *src, size_t 
 	memcpy(d, src, n);
 	snap = malloc(n);
 	memcpy(snap, src, n);
-	fk_push(0, (char *)src, snap, n);
+	fk_push(0, (char *)src, snap, 0, n);
 	return 0;
 }
 static int fk_cuMemcpyDtoHAsync(void *dst, unsigned long long src, size_t n, void *s) {
 	static const char *call = "cuMemcpyDtoHAsync_v2";
-	char *sp = (char *)(uintptr_t)src, *data;
+	char *sp = (char *)(uintptr_t)src;
 	int r = fk_enter(call, L_DRV);
 	(void)s;
 	if (r) return r;
 	if (n == 0) return 0;
-	if (!fk_in(call, "source", sp, n) || !fk_in_pinned(call, "destination", dst, n)) return CU_INVALID_VALUE;
+	if (!fk_in_pinned(call, "destination", dst, n)) return CU_INVALID_VALUE;
 	fk_settle(dst, n);
-	data = malloc(n);
-	memcpy(data, sp, n);
+	if (!fk_in(call, "source", sp, n)) return CU_INVALID_VALUE;
+	/* The source is read when the copy completes (a synchronization). */
 	memset(dst, 0xff, n);
-	fk_push(1, dst, data, n);
+	fk_push(1, dst, 0, sp, n);
 	return 0;
 }
 static int fk_cuMemcpyDtoDAsync(unsigned long long dst, unsigned long long src, size_t n, void *s) {
@@ -700,7 +774,7 @@ static int fk_cuEventRecord(void *e, void *s) {
 static int fk_cuEventSynchronize(void *e) {
 	int r = fk_enter("cuEventSynchronize", L_DRV);
 	if (r) return r;
-	if (((fk_event *)e)->recorded) fk_complete(((fk_event *)e)->seq);
+	if (((fk_event *)e)->recorded) fk_sync(((fk_event *)e)->seq);
 	return 0;
 }
 static int fk_cuEventElapsedTime(float *ms, void *a, void *b) {
@@ -757,10 +831,6 @@ static int fk_cublasSetMathMode(void *h, int mode) {
 	(void)mode;
 	if (r) return r;
 	return fk_handle_ok(h) ? 0 : BL_NOT_INITIALIZED;
-}
-static int fk_cublasGetProperty(int type, int *v) {
-	*v = type == 0 ? 13 : type == 1 ? 0 : 2;
-	return 0;
 }
 
 /* fk_scalar reads alpha or beta where the handle's pointer mode says it is. */
@@ -862,7 +932,10 @@ static int fk_gemv(int dt, const char *call, void *hv, int trans, int m, int n, 
 
 /* fk_geam: C = alpha·op(A) + beta·op(B). cuBLAS allows C = A only with
  * lda = ldc and transa = N, C = B only with ldb = ldc and transb = N, and
- * otherwise no overlap; an operand whose scalar is 0 is not read. */
+ * otherwise no overlap. Both operands are read whatever their scalar (the
+ * cuBLAS documentation does not promise that an operand scaled by 0 is
+ * left alone), in IEEE arithmetic: 0·NaN is NaN, so a B nobody wrote
+ * (fresh memory is NaN) spoils C even with beta = 0. */
 static int fk_geam(int dt, const char *call, void *hv, int ta, int tb, int m, int n, const void *alpha, const void *A,
                    int lda, const void *beta, const void *B, int ldb, void *C, int ldc) {
 	int r = fk_enter(call, L_BLAS), ar, br, i, j;
@@ -884,21 +957,24 @@ static int fk_geam(int dt, const char *call, void *hv, int ta, int tb, int m, in
 	ea = fk_ext(ar, ta ? m : n, lda) * es;
 	eb = fk_ext(br, tb ? m : n, ldb) * es;
 	ec = fk_ext(m, n, ldc) * es;
-	if (!fk_in(call, "C", C, ec)) return BL_EXECUTION_FAILED;
-	if (al != 0 && !fk_in(call, "A", A, ea)) return BL_EXECUTION_FAILED;
-	if (be != 0 && !fk_in(call, "B", B, eb)) return BL_EXECUTION_FAILED;
-	if ((al != 0 && C != A && fk_mat_overlap(C, m, n, ldc, A, ar, ta ? m : n, lda, es)) ||
-	    (be != 0 && C != B && fk_mat_overlap(C, m, n, ldc, B, br, tb ? m : n, ldb, es))) {
+	if (!fk_in(call, "C", C, ec) || !fk_in(call, "A", A, ea) || !fk_in(call, "B", B, eb)) return BL_EXECUTION_FAILED;
+	if ((C != A && fk_mat_overlap(C, m, n, ldc, A, ar, ta ? m : n, lda, es)) ||
+	    (C != B && fk_mat_overlap(C, m, n, ldc, B, br, tb ? m : n, ldb, es))) {
 		fk_violate("%s: C partly overlaps an operand", call);
 		return BL_EXECUTION_FAILED;
 	}
-	for (j = 0; j < n; j++) {
-		for (i = 0; i < m; i++) {
-			double v = 0;
-			if (al != 0) v = fk_rnd(al * fk_ld(A, ta ? j + (size_t)i * lda : i + (size_t)j * lda, dt), dt);
-			if (be != 0) v = fk_rnd(v + be * fk_ld(B, tb ? j + (size_t)i * ldb : i + (size_t)j * ldb, dt), dt);
-			fk_st(C, i + (size_t)j * ldc, v, dt);
+	{
+		/* Out of place into a scratch copy: C may be A or B. */
+		double *out = malloc((size_t)m * n * sizeof *out);
+		for (j = 0; j < n; j++) {
+			for (i = 0; i < m; i++) {
+				double a = fk_ld(A, ta ? j + (size_t)i * lda : i + (size_t)j * lda, dt);
+				double b = fk_ld(B, tb ? j + (size_t)i * ldb : i + (size_t)j * ldb, dt);
+				out[i + (size_t)j * m] = fk_rnd(fk_rnd(al * a, dt) + fk_rnd(be * b, dt), dt);
+			}
 		}
+		fk_store(C, ldc, out, m, n, dt);
+		free(out);
 	}
 	return 0;
 }
@@ -984,7 +1060,7 @@ FK_BLAS_WRAPPERS(D, double, 1)
 /* cuSOLVER                                                               */
 /* ====================================================================== */
 
-enum { K_GEQRF, K_ORGQR, K_GESVD, K_GESVDJ };
+enum { K_GEQRF, K_ORGQR, K_GESVD, K_GESVDJ, K_GESVDP };
 
 static int fk_cusolverDnCreate(void **h) {
 	int r = fk_enter("cusolverDnCreate", L_SOLVER);
@@ -1002,10 +1078,6 @@ static int fk_cusolverDnSetStream(void *h, void *s) {
 	(void)s;
 	if (r) return r;
 	return fk_handle_ok(h) ? 0 : SO_NOT_INITIALIZED;
-}
-static int fk_cusolverGetProperty(int type, int *v) {
-	*v = type == 0 ? 12 : type == 1 ? 0 : 4;
-	return 0;
 }
 static int fk_cusolverDnCreateGesvdjInfo(void **info) {
 	int r = fk_enter("cusolverDnCreateGesvdjInfo", L_SOLVER);
@@ -1427,15 +1499,105 @@ static int fk_orgqr(int dt, const char *call, void *h, int m, int n, int k, void
 FK_SOLVER_WRAPPERS(S, float, 0)
 FK_SOLVER_WRAPPERS(D, double, 1)
 
+
+/* cusolverDnXgesvdp (the 64-bit API): the economy SVD with vectors of an
+ * m×n A, m ≥ n, returning V (not Vᵀ) like gesvdj. Its last argument,
+ * h_err_sigma, is a host pointer that cuSOLVER may write after the call
+ * returns: the fake requires pinned memory there and writes it only at the
+ * next synchronization point, so a caller that reads it early, or passes
+ * Go memory, is caught. */
+static int fk_cusolverDnCreateParams(void **p) {
+	int r = fk_enter("cusolverDnCreateParams", L_SOLVER);
+	if (r) return r;
+	*p = fk_new_handle(8);
+	return *p ? 0 : 2;
+}
+static int fk_cusolverDnDestroyParams(void *p) {
+	int r = fk_enter("cusolverDnDestroyParams", L_OTHER);
+	if (!fk_free_handle(p)) return SO_INVALID_VALUE;
+	return r;
+}
+static size_t fk_gesvdp_dev_bytes(int64_t m, int64_t n, int dt) { return (size_t)(2 * m * n + 1) * fk_es(dt); }
+#define FK_GESVDP_HOST_BYTES 64
+static int fk_gesvdp_types(int a, int s, int u, int v, int c) {
+	return (a == 0 || a == 1) && s == a && u == a && v == a && c == a;
+}
+static int fk_cusolverDnXgesvdp_bufferSize(void *h, void *params, int jobz, int econ, int64_t m, int64_t n, int ta,
+                                           const void *A, int64_t lda, int ts, const void *S, int tu, const void *U,
+                                           int64_t ldu, int tv, const void *V, int64_t ldv, int tc, size_t *dev,
+                                           size_t *host) {
+	int r = fk_enter("cusolverDnXgesvdp_bufferSize", L_SOLVER);
+	(void)A, (void)lda, (void)S, (void)U, (void)ldu, (void)V, (void)ldv;
+	if (r) return r;
+	if (!fk_handle_ok(h) || !fk_handle_ok(params)) return SO_NOT_INITIALIZED;
+	if (jobz != 1 || econ != 1) return SO_NOT_SUPPORTED;
+	if (m < n || n < 0 || !fk_gesvdp_types(ta, ts, tu, tv, tc)) return SO_INVALID_VALUE;
+	*dev = fk_lwork[K_GESVDP] >= 0 ? (size_t)fk_lwork[K_GESVDP] : fk_gesvdp_dev_bytes(m, n, ta);
+	*host = FK_GESVDP_HOST_BYTES;
+	return 0;
+}
+static int fk_cusolverDnXgesvdp(void *h, void *params, int jobz, int econ, int64_t m64, int64_t n64, int ta, void *A,
+                                int64_t lda64, int ts, void *S, int tu, void *U, int64_t ldu64, int tv, void *V,
+                                int64_t ldv64, int tc, void *work, size_t devBytes, void *hostWork, size_t hostBytes,
+                                int *info, double *errSigma) {
+	static const char *call = "cusolverDnXgesvdp";
+	int r = fk_enter(call, L_SOLVER), m = (int)m64, n = (int)n64, lda = (int)lda64, ldu = (int)ldu64,
+	    ldv = (int)ldv64, dt = ta;
+	size_t es;
+	double *a, *s, *v, *est;
+	if (r) return r;
+	if (!fk_handle_ok(h) || !fk_handle_ok(params)) return SO_NOT_INITIALIZED;
+	if (jobz != 1 || econ != 1) return SO_NOT_SUPPORTED;
+	if (m < n || n < 0 || !fk_gesvdp_types(ta, ts, tu, tv, tc) || lda < fk_max(1, m) || ldu < fk_max(1, m) ||
+	    ldv < fk_max(1, n))
+		return SO_INVALID_VALUE;
+	es = fk_es(dt);
+	if (devBytes < fk_gesvdp_dev_bytes(m, n, dt) || hostBytes < FK_GESVDP_HOST_BYTES || !hostWork) {
+		fk_violate("%s: workspace of %zu device and %zu host bytes is below the %zu and %d it needs", call, devBytes,
+		           hostBytes, fk_gesvdp_dev_bytes(m, n, dt), FK_GESVDP_HOST_BYTES);
+		return SO_INVALID_VALUE;
+	}
+	if (!fk_in(call, "work", work, devBytes) || !fk_in(call, "devInfo", info, sizeof(int)) ||
+	    !fk_in(call, "A", A, fk_ext(m, n, lda) * es) || !fk_in(call, "S", S, (size_t)n * es) ||
+	    !fk_in(call, "U", U, fk_ext(m, n, ldu) * es) || !fk_in(call, "V", V, fk_ext(n, n, ldv) * es))
+		return SO_INTERNAL_ERROR;
+	if (!fk_in_pinned(call, "h_err_sigma", errSigma, sizeof(double))) return SO_INVALID_VALUE;
+	fk_spoil(work, (int)(devBytes / es), 1, (int)(devBytes / es), dt);
+	memset(hostWork, 0xff, hostBytes);
+	est = malloc(sizeof *est);
+	if (fk_devinfo[K_GESVDP] != 0) {
+		fk_spoil(A, m, n, lda, dt);
+		fk_spoil(S, n, 1, n, dt);
+		fk_spoil(U, m, n, ldu, dt);
+		fk_spoil(V, n, n, ldv, dt);
+		*info = fk_devinfo[K_GESVDP];
+		*est = NAN;
+	} else {
+		a = fk_load(A, m, n, lda, dt);
+		s = malloc((size_t)fk_max(n, 1) * sizeof *s);
+		v = malloc((size_t)fk_max(n * n, 1) * sizeof *v);
+		fk_jacobi(m, n, a, s, v);
+		fk_store(S, n, s, n, 1, dt);
+		fk_store(U, ldu, a, m, n, dt);
+		fk_store(V, ldv, v, n, n, dt);
+		fk_spoil(A, m, n, lda, dt);
+		*est = (dt ? 2.2e-16 : 1.2e-7) * (n > 0 ? s[0] : 0);
+		free(a);
+		free(s);
+		free(v);
+		*info = 0;
+	}
+	/* The estimate reaches the host at the next synchronization point. */
+	fk_settle(errSigma, sizeof(double));
+	memset(errSigma, 0xff, sizeof(double));
+	fk_push(1, (char *)errSigma, (char *)est, (char *)est, sizeof(double));
+	return 0;
+}
+
 /* ====================================================================== */
 /* NVRTC: present, so that the loader finds it, but unable to compile.    */
 /* ====================================================================== */
 
-static int fk_nvrtcVersion(int *major, int *minor) {
-	*major = 13;
-	*minor = 0;
-	return 0;
-}
 static const char *fk_nvrtcGetErrorString(int r) {
 	(void)r;
 	return "NVRTC_FAKE";
@@ -1491,7 +1653,6 @@ static const struct fk_entry fk_symbols[] = {
 	E("cublasSetStream_v2", fk_cublasSetStream),
 	E("cublasSetPointerMode_v2", fk_cublasSetPointerMode),
 	E("cublasSetMathMode", fk_cublasSetMathMode),
-	E("cublasGetProperty", fk_cublasGetProperty),
 	E("cublasSgemm_v2", fk_cublasSgemm),
 	E("cublasDgemm_v2", fk_cublasDgemm),
 	E("cublasSgemv_v2", fk_cublasSgemv),
@@ -1503,7 +1664,6 @@ static const struct fk_entry fk_symbols[] = {
 	E("cublasSnrm2_v2", fk_cublasSnrm2),
 	E("cublasDnrm2_v2", fk_cublasDnrm2),
 
-	E("cusolverGetProperty", fk_cusolverGetProperty),
 	E("cusolverDnCreate", fk_cusolverDnCreate),
 	E("cusolverDnDestroy", fk_cusolverDnDestroy),
 	E("cusolverDnSetStream", fk_cusolverDnSetStream),
@@ -1527,8 +1687,11 @@ static const struct fk_entry fk_symbols[] = {
 	E("cusolverDnDgesvdj_bufferSize", fk_cusolverDnDgesvdj_bufferSize),
 	E("cusolverDnSgesvdj", fk_cusolverDnSgesvdj),
 	E("cusolverDnDgesvdj", fk_cusolverDnDgesvdj),
+	E("cusolverDnCreateParams", fk_cusolverDnCreateParams),
+	E("cusolverDnDestroyParams", fk_cusolverDnDestroyParams),
+	E("cusolverDnXgesvdp_bufferSize", fk_cusolverDnXgesvdp_bufferSize),
+	E("cusolverDnXgesvdp", fk_cusolverDnXgesvdp),
 
-	E("nvrtcVersion", fk_nvrtcVersion),
 	E("nvrtcGetErrorString", fk_nvrtcGetErrorString),
 	E("nvrtcCreateProgram", fk_nvrtc_unavailable),
 	E("nvrtcDestroyProgram", fk_nvrtc_unavailable),
@@ -1539,6 +1702,68 @@ static const struct fk_entry fk_symbols[] = {
 	E("nvrtcGetProgramLog", fk_nvrtc_unavailable),
 	{0, 0},
 };
+
+/* ====================================================================== */
+/* Version calls: each library reports the version of the CUDA release   */
+/* its soname's major belongs to (fk_version_sym).                        */
+/* ====================================================================== */
+
+#define FK_PROP(NAME, MAJ, MIN, PAT)                                                                                   \
+	static int fk_##NAME##_##MAJ(int type, int *v) {                                                                    \
+		*v = type == 0 ? MAJ : type == 1 ? MIN : PAT;                                                                   \
+		return 0;                                                                                                       \
+	}
+#define FK_VER(NAME, MAJ, MIN)                                                                                         \
+	static int fk_##NAME##_##MAJ(int *a, int *b) {                                                                      \
+		*a = MAJ;                                                                                                       \
+		*b = MIN;                                                                                                       \
+		return 0;                                                                                                       \
+	}
+FK_PROP(cublasGetProperty, 11, 11, 3)
+FK_PROP(cublasGetProperty, 12, 9, 1)
+FK_PROP(cublasGetProperty, 13, 0, 2)
+FK_PROP(cublasLtGetProperty, 11, 11, 3)
+FK_PROP(cublasLtGetProperty, 12, 9, 1)
+FK_PROP(cublasLtGetProperty, 13, 0, 2)
+FK_PROP(cusparseGetProperty, 11, 7, 5)
+FK_PROP(cusparseGetProperty, 12, 5, 10)
+FK_PROP(cusolverGetProperty, 11, 7, 5)
+FK_PROP(cusolverGetProperty, 12, 0, 4)
+FK_VER(nvrtcVersion, 11, 8)
+FK_VER(nvrtcVersion, 12, 9)
+FK_VER(nvrtcVersion, 13, 0)
+FK_VER(nvJitLinkVersion, 12, 9)
+FK_VER(nvJitLinkVersion, 13, 0)
+
+static const struct {
+	const char *name;
+	int major;
+	void *fn;
+} fk_versions[] = {
+	{"cublasGetProperty", 11, (void *)fk_cublasGetProperty_11},
+	{"cublasGetProperty", 12, (void *)fk_cublasGetProperty_12},
+	{"cublasGetProperty", 13, (void *)fk_cublasGetProperty_13},
+	{"cublasLtGetProperty", 11, (void *)fk_cublasLtGetProperty_11},
+	{"cublasLtGetProperty", 12, (void *)fk_cublasLtGetProperty_12},
+	{"cublasLtGetProperty", 13, (void *)fk_cublasLtGetProperty_13},
+	{"cusparseGetProperty", 11, (void *)fk_cusparseGetProperty_11},
+	{"cusparseGetProperty", 12, (void *)fk_cusparseGetProperty_12},
+	{"cusolverGetProperty", 11, (void *)fk_cusolverGetProperty_11},
+	{"cusolverGetProperty", 12, (void *)fk_cusolverGetProperty_12},
+	{"nvrtcVersion", 11, (void *)fk_nvrtcVersion_11},
+	{"nvrtcVersion", 12, (void *)fk_nvrtcVersion_12},
+	{"nvrtcVersion", 13, (void *)fk_nvrtcVersion_13},
+	{"nvJitLinkVersion", 12, (void *)fk_nvJitLinkVersion_12},
+	{"nvJitLinkVersion", 13, (void *)fk_nvJitLinkVersion_13},
+	{0, 0, 0},
+};
+
+void *fk_version_sym(const char *name, int major) {
+	int i;
+	for (i = 0; fk_versions[i].name; i++)
+		if (fk_versions[i].major == major && strcmp(fk_versions[i].name, name) == 0) return fk_versions[i].fn;
+	return 0;
+}
 
 void *fk_sym(const char *name) {
 	const struct fk_entry *e;

@@ -1,27 +1,41 @@
 //go:build cgo
 
-// Package cudatest is a fake CUDA installation for tests of
+// Package fakecuda is a fake CUDA installation for tests of
 // lowrank/internal/cuda and lowrank/gpu on machines without a GPU: a Loader
 // whose "libraries" are C functions in this package (fake.c).
 //
 // The fake is functional: device memory is host memory, copies and
 // memsets work, and the cuBLAS (gemm, gemv, geam, dgmm, nrm2) and
-// cuSOLVER (geqrf, orgqr, gesvd, gesvdj and their bufferSize) routines
-// lowrank calls are reference loops on column-major data, so the gpu
-// backend's engine runs end to end on the host. NVRTC loads but cannot
-// compile, kernel launches fail, and cusolverDnXgesvdp is absent.
+// cuSOLVER (geqrf, orgqr, gesvd, gesvdj, Xgesvdp and their bufferSize)
+// routines lowrank calls are reference loops on column-major data, so the
+// gpu backend's engine runs end to end on the host. NVRTC loads but
+// cannot compile, and kernel launches fail. Each library answers its
+// version call (cublasGetProperty, nvrtcVersion, …) with the version of
+// the CUDA release its soname belongs to.
 //
-// It is stricter than the real libraries: every pointer must lie inside a
-// live allocation, leading dimensions and in-place rules are checked,
-// asynchronous copies to and from pinned memory complete only at the next
-// synchronization point, and memory nobody wrote reads as NaN. Breaches
-// are collected by Violations.
+// It is stricter than the real libraries, so that what works on a GPU only
+// by luck fails here:
+//
+//   - every pointer must lie inside a live allocation, and leading
+//     dimensions and in-place rules are checked;
+//   - fresh memory, device or pinned, reads as NaN, and so does freed
+//     memory;
+//   - the stream's work is numbered: freeing memory that work queued since
+//     the last synchronization uses is a violation (cuMemFree is not
+//     stream-ordered), and a device-to-host copy reads its source, and
+//     writes the host, only when a synchronization completes it;
+//   - geam reads B even when beta = 0, in IEEE arithmetic (0·NaN is NaN);
+//   - Xgesvdp's h_err_sigma must be pinned memory, written at the next
+//     synchronization.
+//
+// Breaches are collected by Violations.
 //
 // Knobs inject the failures a GPU can produce: a missing library or
 // symbol, cuInit codes, an old driver, a small device (MemLimit), the Nth
 // call of any entry point failing with any status (SetFaults), including
 // a lost context (Fault.Sticky), workspace sizes that do not fit
-// (SetLwork) and solvers that do not converge (SetDevInfo). Counters
+// (SetLwork), solvers that do not converge (SetDevInfo), and libraries of
+// two CUDA installations mixed in one folder (Versions, Needed). Counters
 // (LiveAllocations, PinnedAllocations, Events, Handles, Retained) show what
 // is left behind.
 //
@@ -29,7 +43,7 @@
 // function pointers, so a test exercises the same code as a GPU run. It
 // keeps its state in C globals: use one Fake, and one Device, at a time
 // (no t.Parallel).
-package cudatest
+package fakecuda
 
 /*
 #cgo LDFLAGS: -lm
@@ -42,6 +56,7 @@ import (
 	"errors"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -71,6 +86,16 @@ type Fake struct {
 	// allocation larger than what is left fails with
 	// CUDA_ERROR_OUT_OF_MEMORY, and cuMemGetInfo reports what is left.
 	MemLimit uint64
+	// Versions makes the library with this base name report the version
+	// of another CUDA release than its soname's (the major of the
+	// release's version of that library: 11 for cuBLAS 11.11.3 or
+	// cuSOLVER 11.7.5, 12 for cuSPARSE 12.5.10, ...). By default each
+	// library reports the version its soname belongs to: cuBLAS 13.0.2
+	// for libcublas.so.13, NVRTC 11.8 for libnvrtc.so.11.2, ...
+	Versions map[string]int
+	// Needed gives, by base name, the sonames a library depends on (its
+	// DT_NEEDED entries). Libraries without an entry say they cannot tell.
+	Needed map[string][]string
 
 	// Opened records every path opened, in order.
 	Opened []string
@@ -180,6 +205,14 @@ func (l *lib) Sym(name string) (unsafe.Pointer, error) {
 	}
 	cn := C.CString(name)
 	defer C.free(unsafe.Pointer(cn))
+	base := path.Base(l.path)
+	major, ok := l.f.Versions[base]
+	if !ok {
+		major = sonameMajor(base)
+	}
+	if p := C.fk_version_sym(cn, C.int(major)); p != nil {
+		return p, nil
+	}
 	p := C.fk_sym(cn)
 	if p == nil {
 		return nil, errors.New(l.path + ": undefined symbol: " + name)
@@ -188,7 +221,25 @@ func (l *lib) Sym(name string) (unsafe.Pointer, error) {
 }
 
 func (l *lib) Path() string { return l.path }
-func (l *lib) Close()       {}
+
+// Needed implements dl.NeededLister from Fake.Needed.
+func (l *lib) Needed() ([]string, error) {
+	if n, ok := l.f.Needed[path.Base(l.path)]; ok {
+		return n, nil
+	}
+	return nil, errors.New("fakecuda: no DT_NEEDED entries given for " + path.Base(l.path))
+}
+
+// sonameMajor returns N of lib….so.N[.M], or 0.
+func sonameMajor(base string) int {
+	_, after, ok := strings.Cut(base, ".so.")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.SplitN(after, ".", 2)[0])
+	return n
+}
+func (l *lib) Close() {}
 
 // OpenedBase returns the base names of the files opened, in order.
 func (f *Fake) OpenedBase() string {
@@ -243,7 +294,7 @@ func SetFaults(fs ...Fault) {
 		r := C.fk_add_fault(cp, C.int(f.Nth), C.int(f.Status), cbool(f.Sticky), cbool(f.Repeat))
 		C.free(unsafe.Pointer(cp))
 		if r != 0 {
-			panic("cudatest: too many faults, or a Call name too long: " + f.Call)
+			panic("fakecuda: too many faults, or a Call name too long: " + f.Call)
 		}
 	}
 }
@@ -280,11 +331,13 @@ const (
 	Orgqr  = 1
 	Gesvd  = 2
 	Gesvdj = 3
+	Gesvdp = 4
 )
 
 // SetLwork makes the bufferSize query of routine (Geqrf, Orgqr, Gesvd,
-// Gesvdj) report lwork elements, in both precisions; a negative lwork
-// restores the fake's own size.
+// Gesvdj) report lwork elements, in both precisions, or that of Gesvdp
+// lwork bytes of device workspace; a negative lwork restores the fake's
+// own size.
 func SetLwork(routine, lwork int) { C.fk_set_lwork(C.int(routine), C.int(lwork)) }
 
 // SetDevInfo makes routine write v to devInfo instead of 0 (a positive v

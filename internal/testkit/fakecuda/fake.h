@@ -4,8 +4,8 @@
  * static in fake.c and reached only through fk_sym, the way dlsym reaches
  * the real ones.
  */
-#ifndef LOWRANK_CUDATEST_FAKE_H
-#define LOWRANK_CUDATEST_FAKE_H
+#ifndef LOWRANK_FAKECUDA_FAKE_H
+#define LOWRANK_FAKECUDA_FAKE_H
 
 #include <stddef.h>
 
@@ -15,6 +15,10 @@ void fk_configure(int init, int ver, int count, unsigned long long limit);
 
 /* Entry point named name, or NULL when the fake does not export it. */
 void *fk_sym(const char *name);
+
+/* The version call name (cublasGetProperty, nvrtcVersion, ...) of the
+ * library whose soname has major version major, or NULL. */
+void *fk_version_sym(const char *name, int major);
 
 /* Faults: the nth call (1-based, counted from fk_add_fault) whose name
  * matches pattern (exact, or a prefix ending in '*') returns status; with
