@@ -58,9 +58,10 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 	if err := p.validate(w.Rows, w.Cols); err != nil {
 		return nil, err
 	}
-	wh, err := whiteningFor[T](&cfg, w.Cols) // nil without input statistics (whiten.go)
-	if err != nil {
-		return nil, err
+	if cfg.input != nil { // WithInputCovariance, WithInputScale (whiten.go)
+		if err := cfg.input.checkSize(w.Cols); err != nil {
+			return nil, err
+		}
 	}
 	b, err := cfg.backendFor()
 	if err != nil {
@@ -68,8 +69,8 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 	}
 	f, b, fallback, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
 		func(b Backend) (*Factors[T], error) {
-			if wh != nil {
-				return factorizeWhitened(b, w, norm, p, &cfg, wh)
+			if cfg.input != nil {
+				return factorizeWhitened(b, w, norm, p, &cfg)
 			}
 			return factorize(engineOf[T](b), w, norm, p, &cfg)
 		})

@@ -1,9 +1,9 @@
 package lowrank
 
 import (
+	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 
 	"github.com/lowrank-go/lowrank/la"
@@ -28,16 +28,18 @@ import (
 // error of plain factors is known from W's. The steps and where they run:
 //
 //  1. Host, float64: check C (size, finite, symmetric, no negative
-//     eigenvalue beyond rounding), scale it to mean eigenvalue 1 and
-//     compute its Cholesky factor L (S = L), adding the smallest ridge
-//     ρ·I that makes C/m + ρ·I safely positive definite when C is singular
-//     or ill-conditioned.
-//  2. The backend, float64: G = W·L, in blocks of rows.
-//  3. The backend, in W's type: Factorize's exact or randomized SVD of G,
+//     eigenvalue beyond rounding) and scale it to mean eigenvalue 1.
+//  2. The backend, float64: its Cholesky factor L (S = L), blocked
+//     (cholesky.go: Gemm updates on the backend, 256-column blocks
+//     factorized on the host), adding the smallest ridge ρ·I that makes
+//     C/m + ρ·I safely positive definite when C is singular or
+//     ill-conditioned (the condition number estimated on the host).
+//  3. The backend, float64: G = W·L, in blocks of rows, rounded to W's type.
+//  4. The backend, in W's type: Factorize's exact or randomized SVD of G,
 //     with the rank policy read from G's spectrum, that is from the
 //     output error.
-//  4. Host, float64: A ← A·L⁻¹ by a triangular solve (gonum's Dtrsm, the
-//     rows of A split over the cores), never by forming L⁻¹.
+//  5. The backend, float64: A ← A·L⁻¹ by a blocked triangular solve
+//     (cholesky.go), never by forming L⁻¹.
 //
 // Why Cholesky and a ridge rather than an eigendecomposition: the Cholesky
 // factor costs k³/3 flops against ≈ 9k³ for the eigenvectors, it is
@@ -107,13 +109,15 @@ func (w Weighting) String() string {
 // Ridge stays below 1e-4 of C's largest diagonal entry). S holds the
 // singular values of W·L with C scaled to mean eigenvalue 1.
 //
-// The k×k work (the checks, the Cholesky factorization, the triangular
-// solve for A) runs on the host in float64 with gonum; W·L is computed on
-// the backend in float64 and rounded to W's type for the SVD, which runs
-// on the backend in W's type. The factorization of C is done on the first
-// Factorize that uses the option and kept for the next ones, so one option
-// serves several weights with the same inputs (a transformer's q, k and v
-// projections); C must not change after that first call.
+// Everything with C is computed in float64, whatever W's type: the
+// checks on the host, the blocked Cholesky factorization of C, the
+// product W·L and the triangular solve for A on the backend (Gemm) with
+// blocks of 256 columns factorized or solved on the host by gonum; only
+// the SVD of W·L runs in W's type. The factorization of C is done on the
+// first Factorize that uses the option and kept (k² float64 values) for
+// the next ones, so one option serves several weights with the same inputs
+// (a transformer's q, k and v projections); C must not change after that
+// first call.
 //
 // Factorize returns an error wrapping ErrShape when C is not k×k for W's
 // k columns, a *NonFiniteError naming C's element for a NaN or ±Inf, and
@@ -158,16 +162,17 @@ func (c *config) setInput(in *inputStats) {
 }
 
 // inputStats is the value of WithInputCovariance or WithInputScale, with
-// its whitening computed once per precision (the ridge rule depends on it).
+// its whitening computed on first use and kept, once per precision (the
+// ridge rule depends on it). A failure of the backend is not kept: the
+// next call (on the CPU after the device ran out of memory) tries again.
 type inputStats struct {
 	kind  Weighting
 	cov   Matrix[float64]
 	scale []float64
-	prep  [2]struct {
-		once sync.Once
-		w    *whitening
-		err  error
-	}
+
+	mu    sync.Mutex
+	ready [2]*whitening // float32, float64
+	bad   error         // the input error, once found
 }
 
 // whitening is S, prepared: W·S is what gets factorized and A·S⁻¹ what
@@ -211,29 +216,39 @@ func minRcond[T Float]() float64 {
 	return 1e-12
 }
 
-// whiteningFor returns the prepared whitening of cfg's input statistics
-// for a W with k columns, or nil when there are none.
-func whiteningFor[T Float](cfg *config, k int) (*whitening, error) {
+// whiteningFor returns the whitening of cfg's input statistics for W's
+// type, prepared on b the first time.
+func whiteningFor[T Float](b Backend, cfg *config) (*whitening, error) {
 	in := cfg.input
-	if in == nil {
-		return nil, nil
-	}
-	if err := in.checkSize(k); err != nil {
-		return nil, err
-	}
 	i := 1
 	if _, ok := any(T(0)).(float32); ok {
 		i = 0
 	}
-	p := &in.prep[i]
-	p.once.Do(func() {
-		if in.kind == WeightScale {
-			p.w, p.err = prepareScale(in.scale)
-		} else {
-			p.w, p.err = prepareCovariance(in.cov, minRcond[T]())
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.bad != nil {
+		return nil, in.bad
+	}
+	if w := in.ready[i]; w != nil {
+		return w, nil
+	}
+	var w *whitening
+	var err error
+	if in.kind == WeightScale {
+		w, err = prepareScale(in.scale)
+	} else {
+		w, err = prepareCovariance(b.Float64(), in.cov, minRcond[T]())
+	}
+	if err != nil {
+		var ie *inputError
+		var nf *NonFiniteError
+		if errors.As(err, &ie) || errors.As(err, &nf) {
+			in.bad = err
 		}
-	})
-	return p.w, p.err
+		return nil, err
+	}
+	in.ready[i] = w
+	return w, nil
 }
 
 // checkSize checks the statistics against W's k columns.
@@ -273,8 +288,8 @@ func prepareScale(s []float64) (*whitening, error) {
 }
 
 // prepareCovariance checks C and computes the Cholesky factor of C/m
-// with the ridge the conditioning needs.
-func prepareCovariance(c Matrix[float64], minRcond float64) (*whitening, error) {
+// with the ridge the conditioning needs, on e.
+func prepareCovariance(e la.Engine[float64], c Matrix[float64], minRcond float64) (*whitening, error) {
 	k := c.Rows
 	if i := firstNonFinite(c.Data); i >= 0 {
 		return nil, c.nonFinite("C", i)
@@ -326,7 +341,10 @@ func prepareCovariance(c Matrix[float64], minRcond float64) (*whitening, error) 
 		for i := range k {
 			l[i*k+i] += ridge
 		}
-		_, ok := lapack64.Potrf(sym(l))
+		ok, err := cholesky(e, l, k)
+		if err != nil {
+			return nil, err
+		}
 		if ok && lapack64.Pocon(sym(l), anorm+ridge, work, iwork) >= minRcond {
 			break
 		}
@@ -434,10 +452,10 @@ func whiten[T Float](b Backend, wh *whitening, w Matrix[T]) (Matrix[T], error) {
 	return g, nil
 }
 
-// unwhiten computes A ← A·S⁻¹ in float64 and rounds it back to T: a
-// triangular solve X·L = A for the covariance (the rows of A split over
-// the cores), a division by sⱼ for the scale.
-func unwhiten[T Float](wh *whitening, a Matrix[T]) {
+// unwhiten computes A ← A·S⁻¹ in float64 and rounds it back to T: the
+// triangular solve X·L = A for the covariance (blocked on the engine, see
+// solveLower), a division by sⱼ for the scale.
+func unwhiten[T Float](b Backend, wh *whitening, a Matrix[T]) error {
 	r, k := a.Rows, a.Cols
 	if wh.kind == WeightScale {
 		for i := range r {
@@ -446,7 +464,7 @@ func unwhiten[T Float](wh *whitening, a Matrix[T]) {
 				row[j] = T(float64(v) / wh.s[j])
 			}
 		}
-		return
+		return nil
 	}
 	x, ok := any(a.Data).([]float64)
 	if !ok {
@@ -455,31 +473,24 @@ func unwhiten[T Float](wh *whitening, a Matrix[T]) {
 			x[i] = float64(v)
 		}
 	}
-	l := blas64.Triangular{Uplo: blas.Lower, Diag: blas.NonUnit, N: k, Stride: k, Data: wh.l}
-	parts := max(1, min(runtime.GOMAXPROCS(0), r))
-	var wg sync.WaitGroup
-	for p := range parts {
-		i0, i1 := p*r/parts, (p+1)*r/parts
-		if i0 == i1 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			blas64.Trsm(blas.Right, blas.NoTrans, 1, l, blas64.General{Rows: i1 - i0, Cols: k, Stride: k, Data: x[i0*k : i1*k]})
-		}()
+	if err := solveLower(b.Float64(), wh.l, x, r, k); err != nil {
+		return err
 	}
-	wg.Wait()
 	if !ok {
 		for i, v := range x {
 			a.Data[i] = T(v)
 		}
 	}
+	return nil
 }
 
 // factorizeWhitened is Factorize with input statistics: the factors of
 // G = W·S, with A un-whitened, and both errors measured.
-func factorizeWhitened[T Float](b Backend, w Matrix[T], norm float64, p Policy, cfg *config, wh *whitening) (*Factors[T], error) {
+func factorizeWhitened[T Float](b Backend, w Matrix[T], norm float64, p Policy, cfg *config) (*Factors[T], error) {
+	wh, err := whiteningFor[T](b, cfg)
+	if err != nil {
+		return nil, err
+	}
 	e := engineOf[T](b)
 	g, err := whiten(b, wh, w)
 	if err != nil {
@@ -496,7 +507,9 @@ func factorizeWhitened[T Float](b Backend, w Matrix[T], norm float64, p Policy, 
 	}
 	g = Matrix[T]{} // let the GC have it before the products below
 	outRel := f.RelError
-	unwhiten(wh, f.A)
+	if err := unwhiten(b, wh, f.A); err != nil {
+		return nil, err
+	}
 	if i := firstNonFinite(f.A.Data); i >= 0 {
 		return nil, errorf(ErrNonFinite, "the factor A = Vᵀ·S⁻¹ of this %d×%d matrix overflows %T; expected input statistics whose smallest scales are not tiny against the largest (try float64)",
 			w.Rows, w.Cols, T(0))

@@ -429,3 +429,58 @@ func TestInputCovarianceMemory(t *testing.T) {
 		t.Errorf("C 300×300 for k = 200: %v; want ErrShape", err)
 	}
 }
+
+// BenchmarkInputCovariance: a 2048×2048 float32 W with a 2048×2048 C, rank
+// 256 randomized, against the same without C (the whitening's cost: the
+// Cholesky factorization, W·L and the solve).
+func BenchmarkInputCovariance(b *testing.B) {
+	const d, k = 2048, 2048
+	w64 := oracle.Gaussian("w", d, k, 1).W
+	w, _ := lowrank.NewMatrix(d, k, oracle.ToT[float32](w64))
+	x := oracle.Gaussian("x", 2*k, k, 2).W
+	for j := range k { // anisotropic channels
+		s := math.Pow(10, -3*float64(j)/float64(k))
+		for i := range 2 * k {
+			x[i*k+j] *= s
+		}
+	}
+	c, _ := lowrank.NewMatrix(k, k, oracle.SecondMoment(2*k, k, x))
+	for _, tc := range []struct {
+		name string
+		opts []lowrank.Option
+	}{{"plain", nil}, {"covariance", []lowrank.Option{lowrank.WithInputCovariance(c)}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				// A new option each time: the factorization of C is counted.
+				opts := tc.opts
+				if opts != nil {
+					opts = []lowrank.Option{lowrank.WithInputCovariance(c)}
+				}
+				if _, err := lowrank.Factorize(w, lowrank.Rank(256), append(opts, lowrank.WithMethod(lowrank.Randomized))...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestInputCovarianceBlocked: the blocked Cholesky factorization and
+// solve (blocks of 7 columns for k = 40, so that the last block is
+// partial) give the unblocked answer, on the CPU and on every backend the
+// suite runs.
+func TestInputCovarianceBlocked(t *testing.T) {
+	p := newCalib(60, 40, 300, oracle.Decaying(40, 1), oracle.Geometric(40, 1e-6), 1)
+	sing := newCalib(50, 40, 200, oracle.Decaying(40, 1), oracle.Geometric(12, 1e-2), 3)
+	for _, q := range []calib{p, sing} {
+		want := mustFactorize(t, q.weight(), lowrank.Rank(9), lowrank.WithInputCovariance(q.c))
+		restore := lowrank.SetCholBlock(7)
+		got := mustFactorize(t, q.weight(), lowrank.Rank(9), lowrank.WithInputCovariance(q.c))
+		restore()
+		if d := oracle.RelDiff(got.A.Data, want.A.Data) + oracle.RelDiff(got.B.Data, want.B.Data); d > 1e-9 || got.Ridge != want.Ridge {
+			t.Errorf("blocked factors differ by %.3g (ridge %g, unblocked %g)", d, got.Ridge, want.Ridge)
+		}
+		if math.Abs(outErr(q, got)-outErr(q, want)) > 1e-12 {
+			t.Errorf("blocked output error %.15g; unblocked %.15g", outErr(q, got), outErr(q, want))
+		}
+	}
+}

@@ -148,11 +148,15 @@ def collect(model, batches, include=None, stats_device=None, forward=None, log=N
 _DT = {np.dtype("float64"): "F64", np.dtype("float32"): "F32"}
 
 
-def save(path, stats, counts=None, dtype="F64", source=""):
-    """Write {name: k×k array} as a safetensors file, atomically."""
+def save(path, stats, counts=None, dtype="F64", source="", metadata=None):
+    """Write {name: array} as a safetensors file in dtype (F64 or F32), atomically.
+
+    The metadata records what the file holds and how many input rows are
+    behind each matrix (counts), unless metadata gives other entries.
+    """
     np_dtype = {"F64": "<f8", "F32": "<f4"}[dtype]
     arrays = {n: np.ascontiguousarray(a, dtype=np_dtype) for n, a in sorted(stats.items())}
-    meta = {"lowrank_calibration": json.dumps({
+    meta = metadata if metadata is not None else {"lowrank_calibration": json.dumps({
         "kind": "second_moment XᵀX/n",
         "samples": counts or {},
         "source": source,
