@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lowrank-go/lowrank"
@@ -482,5 +483,35 @@ func TestInputCovarianceBlocked(t *testing.T) {
 		if math.Abs(outErr(q, got)-outErr(q, want)) > 1e-12 {
 			t.Errorf("blocked output error %.15g; unblocked %.15g", outErr(q, got), outErr(q, want))
 		}
+	}
+}
+
+// TestInputCovarianceConcurrent: one option shared by goroutines that
+// factorize different weights at once (C is factorized once, under a
+// lock) gives each the answer it gets alone.
+func TestInputCovarianceConcurrent(t *testing.T) {
+	p := newCalib(40, 30, 100, oracle.Decaying(30, 1), oracle.Geometric(30, 1e-3), 11)
+	cov := lowrank.WithInputCovariance(p.c)
+	want := mustFactorize(t, p.weight(), lowrank.Rank(5), lowrank.WithInputCovariance(p.c))
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := lowrank.Factorize(p.weight(), lowrank.Rank(5), cov)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			if d := oracle.RelDiff(f.A.Data, want.A.Data); d > 1e-12 {
+				errs <- fmt.Sprintf("A differs by %.3g", d)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
