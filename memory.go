@@ -23,7 +23,9 @@ type Estimate struct {
 // given options on the CPU backend, not counting W itself (which the
 // caller holds), and the method whose memory that is (plus, with
 // WithInputCovariance or WithInputScale, the whitened W·S, the float64
-// k×k factor of C and its working copy, and A in float64 for the solve):
+// k×k factor of C and its working copy, and A in float64 for the solve;
+// of C only the dimensions are read, so a Matrix with Rows and Cols set
+// and no Data will do):
 //
 //	Exact        T·d·k (a copy of W) + the SVD: U, S, Vᵀ and LAPACK's
 //	             workspace (a system LAPACK's gesdd: about 4·p² more

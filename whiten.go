@@ -555,8 +555,13 @@ func addWhiteningBytes(n int64, d, k int, es float64, p Policy, opts []Option) (
 	if in == nil {
 		return n, nil
 	}
-	if err := in.checkSize(k); err != nil {
-		return 0, err
+	// Only the shape is read: a caller may estimate with a C that has
+	// its dimensions but no data yet.
+	if in.kind == WeightCovariance && (in.cov.Rows != k || in.cov.Cols != k) {
+		return 0, errorf(ErrShape, "input covariance C is %d×%d; expected %d×%d for W with %d columns", in.cov.Rows, in.cov.Cols, k, k, k)
+	}
+	if in.kind == WeightScale && len(in.scale) != k {
+		return 0, errorf(ErrShape, "input scale s has length %d; expected %d, one per column of W", len(in.scale), k)
 	}
 	extra := es * float64(d) * float64(k)
 	if in.kind == WeightCovariance {

@@ -426,6 +426,10 @@ func TestInputCovarianceMemory(t *testing.T) {
 	if aware.Bytes < plain.Bytes+4*500*300+8*300*300 {
 		t.Errorf("estimate with a covariance %d bytes; without %d", aware.Bytes, plain.Bytes)
 	}
+	shape := lowrank.Matrix[float64]{Rows: 300, Cols: 300} // no data: the estimate reads the shape only
+	if e, err := lowrank.EstimateMemory(500, 300, 4, lowrank.Rank(20), lowrank.WithInputCovariance(shape)); err != nil || e != aware {
+		t.Errorf("estimate with a C of shape only: %v, %v; want %v", e, err, aware)
+	}
 	if _, err := lowrank.EstimateMemory(500, 200, 4, lowrank.Rank(20), lowrank.WithInputCovariance(c)); !errors.Is(err, lowrank.ErrShape) {
 		t.Errorf("C 300×300 for k = 200: %v; want ErrShape", err)
 	}
