@@ -121,7 +121,7 @@ func (w Weighting) String() string {
 //
 // Factorize returns an error wrapping ErrShape when C is not k×k for W's
 // k columns, a *NonFiniteError naming C's element for a NaN or ±Inf, and
-// an error wrapping ErrOption when C is not symmetric (beyond 1e-5 of
+// an error wrapping ErrOption and ErrInputStats when C is not symmetric (beyond 1e-5 of
 // sqrt(Cᵢᵢ·Cⱼⱼ)), has a negative eigenvalue beyond rounding (below −1e-4
 // of its largest diagonal entry), or is zero. WithInputCovariance and
 // WithInputScale together are an ErrOption error: the covariance already
@@ -145,11 +145,22 @@ func WithInputCovariance(c Matrix[float64]) Option {
 // Factors.OutputRelError reports beside the weight error RelError.
 //
 // Factorize returns an error wrapping ErrShape when len(s) is not W's k,
-// a *NonFiniteError for a NaN or ±Inf, and an error wrapping ErrOption
-// for an entry ≤ 0 and when WithInputCovariance is given as well.
+// a *NonFiniteError for a NaN or ±Inf, an error wrapping ErrOption and
+// ErrInputStats for an entry ≤ 0, and one wrapping ErrOption when
+// WithInputCovariance is given as well.
 func WithInputScale(s []float64) Option {
 	in := &inputStats{kind: WeightScale, scale: s}
 	return option{"WithInputScale", func(cf *config) { cf.setInput(in) }}
+}
+
+// statsError is an error about input statistics: it wraps ErrOption and
+// ErrInputStats.
+type statsError struct{ inputError }
+
+func (e *statsError) Unwrap() []error { return []error{ErrOption, ErrInputStats} }
+
+func statsErrorf(format string, args ...any) error {
+	return &statsError{inputError{kind: ErrOption, msg: fmt.Sprintf(format, args...)}}
 }
 
 // setInput records input statistics; two different kinds conflict.
@@ -240,9 +251,8 @@ func whiteningFor[T Float](b Backend, cfg *config) (*whitening, error) {
 		w, err = prepareCovariance(b.Float64(), in.cov, minRcond[T]())
 	}
 	if err != nil {
-		var ie *inputError
 		var nf *NonFiniteError
-		if errors.As(err, &ie) || errors.As(err, &nf) {
+		if errors.Is(err, ErrInputStats) || errors.As(err, &nf) {
 			in.bad = err
 		}
 		return nil, err
@@ -275,7 +285,7 @@ func prepareScale(s []float64) (*whitening, error) {
 	var ss la.SumSq
 	for i, v := range s {
 		if !(v > 0) {
-			return nil, errorf(ErrOption, "input scale s[%d] = %v; expected positive scales (ASVD: the mean |x| of each input channel, to a power α ≈ 0.5)", i, v)
+			return nil, statsErrorf("input scale s[%d] = %v; expected positive scales (ASVD: the mean |x| of each input channel, to a power α ≈ 0.5)", i, v)
 		}
 		ss.Add(v)
 	}
@@ -299,11 +309,11 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], minRcond float64
 		cmax = max(cmax, c.At(i, i))
 	}
 	if !(cmax > 0) {
-		return nil, errorf(ErrOption, "input covariance C has no positive diagonal entry (inputs that are all zero); expected the second moment XᵀX/n of inputs that are not all zero")
+		return nil, statsErrorf("input covariance C has no positive diagonal entry (inputs that are all zero); expected the second moment XᵀX/n of inputs that are not all zero")
 	}
 	for i := range k {
 		if v := c.At(i, i); v < -covNegTol*cmax {
-			return nil, errorf(ErrOption, "input covariance C[%d,%d] = %g is negative; expected a positive semi-definite matrix XᵀX/n, whose diagonal is ≥ 0", i, i, v)
+			return nil, statsErrorf("input covariance C[%d,%d] = %g is negative; expected a positive semi-definite matrix XᵀX/n, whose diagonal is ≥ 0", i, i, v)
 		}
 	}
 	// m = tr(C)/k, summed scaled by cmax so that it cannot overflow.
@@ -319,7 +329,7 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], minRcond float64
 			x, y := c.At(i, j), c.At(j, i)
 			tol := covSymTol*di*math.Sqrt(max(0, c.At(j, j))) + 1e-12*cmax
 			if !(math.Abs(x-y) <= tol) {
-				return nil, errorf(ErrOption, "input covariance C is not symmetric: C[%d,%d] = %g but C[%d,%d] = %g; expected a symmetric matrix XᵀX/n (equal to within %.0e of sqrt(Cᵢᵢ·Cⱼⱼ))",
+				return nil, statsErrorf("input covariance C is not symmetric: C[%d,%d] = %g but C[%d,%d] = %g; expected a symmetric matrix XᵀX/n (equal to within %.0e of sqrt(Cᵢᵢ·Cⱼⱼ))",
 					i, j, x, j, i, y, covSymTol)
 			}
 			v := x/m/2 + y/m/2
@@ -372,10 +382,10 @@ func notPositive(a []float64, k int, m, cmax float64) error {
 	lapack64.Syev(lapack.EVNone, s, w, work, -1)
 	work = make([]float64, int(work[0]))
 	if lapack64.Syev(lapack.EVNone, s, w, work, len(work)) {
-		return errorf(ErrOption, "input covariance C has a negative eigenvalue %.3g (%.2g of its largest diagonal entry); expected a positive semi-definite matrix XᵀX/n, whose eigenvalues are ≥ 0 up to rounding (−%.0e of the largest diagonal entry)",
+		return statsErrorf("input covariance C has a negative eigenvalue %.3g (%.2g of its largest diagonal entry); expected a positive semi-definite matrix XᵀX/n, whose eigenvalues are ≥ 0 up to rounding (−%.0e of the largest diagonal entry)",
 			w[0]*m, w[0]*m/cmax, covNegTol)
 	}
-	return errorf(ErrOption, "input covariance C is not positive semi-definite (its Cholesky factorization fails even with a ridge of %.0e of its largest diagonal entry); expected a matrix XᵀX/n", covNegTol)
+	return statsErrorf("input covariance C is not positive semi-definite (its Cholesky factorization fails even with a ridge of %.0e of its largest diagonal entry); expected a matrix XᵀX/n", covNegTol)
 }
 
 // whiten returns G = W·S in T. The product with L runs on b in float64,

@@ -397,6 +397,10 @@ func TestInputStatsErrors(t *testing.T) {
 			if !errors.Is(err, tc.is) || !strings.HasPrefix(err.Error(), "lowrank: ") || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("error %q; want one wrapping %v that says %q", err, tc.is, tc.says)
 			}
+			// Bad contents of C or s, and only those, are ErrInputStats.
+			if stats := tc.is == lowrank.ErrOption && tc.name != "both"; errors.Is(err, lowrank.ErrInputStats) != stats {
+				t.Errorf("error %q: errors.Is(ErrInputStats) = %v; want %v", err, !stats, stats)
+			}
 		})
 	}
 	if _, err := lowrank.SVD(w, lowrank.WithInputCovariance(good)); !errors.Is(err, lowrank.ErrOption) {
