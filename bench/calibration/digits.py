@@ -83,6 +83,12 @@ def run(cmd):
     return p.stdout
 
 
+SCOPES = {  # --include for each scope
+    "hidden": r"^fc[12]\.weight$",  # the hidden layers; the 10-class head stays dense
+    "all": r"\.weight$",            # every layer, the head too
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lowrank", required=True, help="the lowrank binary")
@@ -90,7 +96,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--ratios", default="0.05,0.1,0.15,0.2,0.3,0.4,0.6")
+    ap.add_argument("--ratios", default="0.03,0.05,0.08,0.1,0.15,0.2,0.3,0.45,0.6")
     a = ap.parse_args()
     ratios = [float(r) for r in a.ratios.split(",")]
     torch.set_num_threads(max(1, os.cpu_count() // 2))
@@ -106,68 +112,73 @@ def main():
             save(p("model.safetensors"), {k: v.double().numpy() for k, v in m.state_dict().items()}, dtype="F32", metadata={})
             stats, counts = collect(m, [xtr])  # the training split, one batch
             save(p("stats.safetensors"), stats, counts)
-            for rho in ratios:
-                for mode in ("plain", "calibrated"):
-                    cmd = [a.lowrank, "factorize", p("model.safetensors"), "-o", p("fact.safetensors"),
-                           "--ratio", str(rho), "--method", "exact", "--report", p("report.json"), "--quiet", "--force"]
-                    if mode == "calibrated":
-                        cmd += ["--calibration", p("stats.safetensors")]
-                    run(cmd)
-                    run([a.lowrank, "merge", p("fact.safetensors"), "-o", p("dense.safetensors"), "--quiet", "--force"])
-                    dense, _ = load(p("dense.safetensors"))
-                    acc = accuracy(with_weights(a.hidden, dense), xte, yte)
-                    rows = json.load(open(p("report.json")))
-                    rows = rows.get("tensors", rows) if isinstance(rows, dict) else rows
-                    w = [r for r in rows if r["name"].endswith(".weight")]
-                    kept = sum(r["params_after"] for r in w) / sum(r["params_before"] for r in w)
-                    runs.append({"seed": seed, "ratio": rho, "mode": mode, "accuracy": acc, "dense": base,
-                                 "params_kept": kept,
-                                 "layers": {r["name"]: {k: r.get(k) for k in ("status", "rank", "rel_error", "output_rel_error")} for r in w}})
-                    print("  ratio %.2f %-10s accuracy %.4f  params kept %.3f  ranks %s" % (
-                        rho, mode, acc, kept, [r.get("rank", "dense") for r in w]), flush=True)
+            for scope, include in SCOPES.items():
+                for rho in ratios:
+                    for mode in ("plain", "calibrated"):
+                        cmd = [a.lowrank, "factorize", p("model.safetensors"), "-o", p("fact.safetensors"),
+                               "--ratio", str(rho), "--method", "exact", "--include", include,
+                               "--report", p("report.json"), "--quiet", "--force"]
+                        if mode == "calibrated":
+                            cmd += ["--calibration", p("stats.safetensors")]
+                        run(cmd)
+                        run([a.lowrank, "merge", p("fact.safetensors"), "-o", p("dense.safetensors"), "--quiet", "--force"])
+                        dense, _ = load(p("dense.safetensors"))
+                        acc = accuracy(with_weights(a.hidden, dense), xte, yte)
+                        rows = json.load(open(p("report.json")))["tensors"]
+                        w = [r for r in rows if r["name"].endswith(".weight")]
+                        kept = sum(r["params_after"] for r in w) / sum(r["params_before"] for r in w)
+                        runs.append({"seed": seed, "scope": scope, "ratio": rho, "mode": mode, "accuracy": acc,
+                                     "dense": base, "params_kept": kept,
+                                     "layers": {r["name"]: {k: r.get(k) for k in ("status", "rank", "rel_error", "output_rel_error", "calibration")} for r in w}})
+                        print("  %-6s ratio %.2f %-10s accuracy %.4f  params kept %.3f  ranks %s" % (
+                            scope, rho, mode, acc, kept, [r.get("rank") or "dense" for r in w]), flush=True)
     json.dump(runs, open(os.path.join(a.out, "results.json"), "w"), indent=1)
     report(runs, ratios, a)
 
 
 def report(runs, ratios, a):
-    sel = lambda rho, mode: [r for r in runs if r["ratio"] == rho and r["mode"] == mode]
-    dense = [r["dense"] for r in runs if r["ratio"] == ratios[0] and r["mode"] == "plain"]
+    sel = lambda scope, rho, mode: [r for r in runs if r["scope"] == scope and r["ratio"] == rho and r["mode"] == mode]
+    dense = [r["dense"] for r in sel("hidden", ratios[0], "plain")]
     fmt = lambda v: "%.1f%% (%.1f–%.1f)" % (100 * np.mean(v), 100 * min(v), 100 * max(v))
     lines = [
         "Test accuracy of an MLP 64→%d→%d→10 trained on scikit-learn's digits (1257 training, 540 test images), "
-        "every layer compressed by `lowrank factorize --ratio R --method exact`, without and with "
-        "`--calibration` (statistics from the training split), merged back with `lowrank merge`; "
-        "mean over %d training seeds (min–max). Dense: %s." % (a.hidden, a.hidden, a.seeds, fmt(dense)),
-        "",
-        "| --ratio | parameters kept | ranks fc1, fc2, fc3 | plain SVD | data-aware (--calibration) |",
-        "|---|---|---|---|---|",
+        "compressed by `lowrank factorize --ratio R --method exact` without and with `--calibration` (statistics "
+        "from the training split, `scripts/collect_stats.py`), merged back with `lowrank merge`; mean over %d "
+        "training seeds (min–max). Dense: %s. Parameters kept: of the three weight matrices, a dense one counted whole." % (
+            a.hidden, a.hidden, a.seeds, fmt(dense)),
     ]
-    for rho in ratios:
-        pl, ca = sel(rho, "plain"), sel(rho, "calibrated")
-        ranks = ", ".join(str(v.get("rank") or "dense") for v in pl[0]["layers"].values())
-        lines.append("| %.2f | %.1f%% | %s | %s | %s |" % (
-            rho, 100 * pl[0]["params_kept"], ranks, fmt([r["accuracy"] for r in pl]), fmt([r["accuracy"] for r in ca])))
+    for scope, title in (("hidden", "The hidden layers fc1 and fc2 compressed, the 10-class head fc3 dense"),
+                         ("all", "Every layer compressed, the head fc3 (10×%d) too: a rank below 10 drops classes" % a.hidden)):
+        lines += ["", "**%s.**" % title, "",
+                  "| --ratio | parameters kept | ranks | plain SVD | data-aware (--calibration) |",
+                  "|---|---|---|---|---|"]
+        for rho in ratios:
+            pl, ca = sel(scope, rho, "plain"), sel(scope, rho, "calibrated")
+            ranks = ", ".join("%s %s" % (n.split(".")[0], v.get("rank") or "dense") for n, v in pl[0]["layers"].items())
+            lines.append("| %.2f | %.1f%% | %s | %s | %s |" % (
+                rho, 100 * pl[0]["params_kept"], ranks, fmt([r["accuracy"] for r in pl]), fmt([r["accuracy"] for r in ca])))
     open(os.path.join(a.out, "results.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for mode, label, c in (("plain", "plain SVD", "tab:red"), ("calibrated", "data-aware (--calibration)", "tab:blue")):
-        x = [100 * sel(rho, mode)[0]["params_kept"] for rho in ratios]
-        ys = np.array([[r["accuracy"] for r in sel(rho, mode)] for rho in ratios]) * 100
-        ax.plot(x, ys.mean(1), "o-", color=c, label=label)
-        ax.fill_between(x, ys.min(1), ys.max(1), color=c, alpha=0.15)
-    ax.axhline(100 * np.mean(dense), color="gray", ls="--", label="dense")
-    ax.set_xlabel("parameters kept (% of the dense weights)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("MLP on digits: every layer compressed by lowrank")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, (scope, title) in zip(axes, (("hidden", "hidden layers compressed (head dense)"), ("all", "every layer compressed"))):
+        for mode, label, c in (("plain", "plain SVD", "tab:red"), ("calibrated", "data-aware (--calibration)", "tab:blue")):
+            x = [100 * sel(scope, rho, mode)[0]["params_kept"] for rho in ratios]
+            ys = np.array([[r["accuracy"] for r in sel(scope, rho, mode)] for rho in ratios]) * 100
+            ax.plot(x, ys.mean(1), "o-", color=c, label=label)
+            ax.fill_between(x, ys.min(1), ys.max(1), color=c, alpha=0.15)
+        ax.axhline(100 * np.mean(dense), color="gray", ls="--", label="dense")
+        ax.set_xlabel("parameters kept (% of the compressed weights)")
+        ax.set_title("MLP on digits: " + title)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%%, mean and range over %d seeds)" % a.seeds)
+    axes[0].legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(os.path.join(a.out, "accuracy.png"), dpi=110)
+    fig.savefig(os.path.join(a.out, "accuracy.png"), dpi=100)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 
 	"github.com/lowrank-go/lowrank"
@@ -21,6 +22,8 @@ type factMeta struct {
 	Policy  string                `json:"policy"`
 	Split   string                `json:"split"`
 	Tensors map[string]tensorMeta `json:"tensors"`
+	// Calibration is the base name of the --calibration file, if any.
+	Calibration string `json:"calibration,omitempty"`
 	// Dense lists the selected tensors kept dense, with the reason.
 	Dense map[string]string `json:"dense,omitempty"`
 }
@@ -31,6 +34,13 @@ type tensorMeta struct {
 	RelError float64 `json:"rel_error"`
 	Energy   float64 `json:"energy"`
 	DType    string  `json:"dtype"`
+	// With --calibration (calibration.go): whether the tensor had
+	// statistics, and for those that had, the relative output error
+	// ‖(W − B·A)·X‖/‖W·X‖ the factors were chosen for (before rounding to
+	// --dtype) and the ridge added to C.
+	Calibrated     *bool    `json:"calibrated,omitempty"`
+	OutputRelError *float64 `json:"output_rel_error,omitempty"`
+	Ridge          *float64 `json:"ridge,omitempty"`
 }
 
 // outcome is what the pipeline computed for one tensor: its report row and
@@ -45,6 +55,7 @@ type outcome struct {
 func runFactorize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("factorize", "factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
 	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
+	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (scripts/collect_stats.py); those weights are factorized for their outputs, the others with plain SVD")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -65,6 +76,15 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	if *calPath != "" {
+		if sameFile(*calPath, s.output) || sameFile(*calPath, s.report) {
+			return fmt.Errorf("lowrank: %s: the calibration file is also an output; expected another -o or --report", *calPath)
+		}
+		if s.calib, err = openCalibration(*calPath); err != nil {
+			return err
+		}
+		defer s.calib.Close()
+	}
 
 	// Write tensors by decreasing element size, keeping the file's order
 	// within a size, so that every tensor's data stays aligned.
@@ -87,18 +107,37 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
-	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
+	inputs := []*safetensors.File{f}
+	if s.calib != nil {
+		inputs = append(inputs, s.calib.f)
+	}
+	if s.mem, err = newBudget(s.maxMemory, inputs...); err != nil {
 		return err
 	}
 	defer s.mem.restore()
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
-		if !it.sel || s.mem.total == 0 {
+		if !it.sel {
 			continue
 		}
 		d, k, _ := it.t.Matrix()
 		es := elemBytes(it.t.DType)
-		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, mul(es, d, k)); err != nil {
+		held := mul(es, d, k)
+		var extra []lowrank.Option
+		if s.calib != nil { // the statistics: checked now, counted with the tensor
+			has, err := s.calib.check(it.t.Name, k)
+			if err != nil {
+				return err
+			}
+			if has {
+				held = add(held, calibrationBytes(k))
+				extra = append(extra, shapeOnly(k))
+			}
+		}
+		if s.mem.total == 0 {
+			continue
+		}
+		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, held, extra...); err != nil {
 			return err
 		}
 	}
@@ -109,6 +148,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	defer w.Abort()
 	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
+	if s.calib != nil {
+		meta.Calibration = filepath.Base(s.calib.f.Path())
+	}
 	var rows []row
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
@@ -147,6 +189,11 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	w.SetMetadata(md)
 	if err := w.Close(); err != nil {
 		return err
+	}
+	if s.calib != nil && !s.quiet {
+		if n := s.calib.note(); n != "" {
+			fmt.Fprintln(stderr, n)
+		}
 	}
 	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 }
@@ -197,7 +244,24 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
-	fac, err := lowrank.Factorize(W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	opts := append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)
+	cal := "" // with --calibration: calibrated, or plain for want of statistics
+	if s.calib != nil {
+		cal = calPlain
+		if s.calib.has[t.Name] {
+			c, err := s.calib.option(t.Name)
+			if err != nil {
+				return outcome{}, err
+			}
+			opts, cal = append(opts, c), calCalibrated
+		}
+	}
+	fac, err := lowrank.Factorize(W, s.policy, opts...)
+	if s.calib != nil && err != nil {
+		if e := s.calib.fault(err, t.Name); e != nil {
+			return outcome{}, e
+		}
+	}
 	switch {
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
@@ -225,6 +289,16 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		}
 	}
 	o.meta = recordFactors(&o.row, stFactorized, fac, rel, out)
+	if cal != "" {
+		o.row.Calibration = cal
+		calibrated := cal == calCalibrated
+		o.meta.Calibrated = &calibrated
+		if calibrated {
+			o.row.OutputRelError = f64p(fac.OutputRelError)
+			o.meta.OutputRelError = f64p(fac.OutputRelError)
+			o.meta.Ridge = f64p(fac.Ridge)
+		}
+	}
 	A, B := fac.A, fac.B
 	o.write = func(w *safetensors.Writer) error {
 		if err := writeMatrix(w, t.Name+".A", out, A); err != nil {

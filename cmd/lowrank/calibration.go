@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// The --calibration file of factorize: for each weight it calibrates, a
+// tensor of the same name holding the k×k second moment C = XᵀX/n of the
+// inputs that weight sees (F32 or F64), as scripts/collect_stats.py
+// writes it. A weight with an entry is factorized for its outputs
+// (lowrank.WithInputCovariance); one without falls back to plain SVD and
+// is reported so. The file is read lazily, one matrix at a time, each
+// counted in the memory budget with the tensor it calibrates.
+
+// Calibration statuses, in the table, the report and the metadata.
+const (
+	calCalibrated = "calibrated"
+	calPlain      = "plain (no statistics)"
+)
+
+// calibration is an open --calibration file.
+type calibration struct {
+	f *safetensors.File
+	// has holds the selected tensors whose entry was checked before the
+	// work; read-only once the pipeline runs.
+	has  map[string]bool
+	seen map[string]bool // entries some selected tensor asked for
+}
+
+func openCalibration(path string) (*calibration, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &calibration{f: f, has: map[string]bool{}, seen: map[string]bool{}}, nil
+}
+
+func (c *calibration) Close() error { return c.f.Close() }
+
+// check looks up the entry for the selected tensor name, of k columns,
+// before any work: it reports whether there is one, and refuses one that
+// is not a k×k F32 or F64 matrix.
+func (c *calibration) check(name string, k int) (bool, error) {
+	t, ok := c.f.Tensor(name)
+	if !ok {
+		return false, nil
+	}
+	c.seen[name] = true
+	if t.DType != safetensors.F32 && t.DType != safetensors.F64 {
+		return false, tensorErr(c.f.Path(), name, "calibration matrix of dtype %s; expected F32 or F64 (the second moment XᵀX/n of the weight's inputs)", t.DType)
+	}
+	if len(t.Shape) != 2 || t.Shape[0] != k || t.Shape[1] != k {
+		return false, tensorErr(c.f.Path(), name, "calibration matrix of shape %v; expected [%d %d] for the weight's %d input columns (XᵀX/n of its inputs)", t.Shape, k, k, k)
+	}
+	c.has[name] = true
+	return true, nil
+}
+
+// bytes is the memory the entry for a k-column weight takes while its
+// tensor is computed: C in float64.
+func calibrationBytes(k int) int64 { return mul(8, k, k) }
+
+// shapeOnly is the option EstimateMemory needs for a calibrated d×k
+// weight: only C's dimensions are read.
+func shapeOnly(k int) lowrank.Option {
+	return lowrank.WithInputCovariance(lowrank.Matrix[float64]{Rows: k, Cols: k})
+}
+
+// option reads the entry for name and returns the option that makes
+// Factorize use it.
+func (c *calibration) option(name string) (lowrank.Option, error) {
+	m, err := readMatrix[float64](c.f, name)
+	if err != nil {
+		return nil, err
+	}
+	return lowrank.WithInputCovariance(m), nil
+}
+
+// fault names the calibration file and the tensor for an error of
+// Factorize that is about the statistics (not symmetric, a negative
+// eigenvalue, a NaN), and returns nil for any other.
+func (c *calibration) fault(err error, name string) error {
+	var nf *lowrank.NonFiniteError
+	if errors.As(err, &nf) && nf.Name == "C" {
+		return tensorErr(c.f.Path(), name, "calibration matrix element [%d, %d] is %v; expected finite values", nf.Row, nf.Col, nf.Value)
+	}
+	if errors.Is(err, lowrank.ErrInputStats) {
+		return tensorErr(c.f.Path(), name, "calibration matrix: %s", strip(err))
+	}
+	return nil
+}
+
+// unused returns the entries that no selected tensor asked for, sorted.
+func (c *calibration) unused() []string {
+	var out []string
+	for _, t := range c.f.Tensors() {
+		if !c.seen[t.Name] {
+			out = append(out, t.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// note is what the command says, on stderr, about entries that calibrated
+// nothing (a misspelt name, statistics for another model).
+func (c *calibration) note() string {
+	u := c.unused()
+	if len(u) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("lowrank: note: %d of the %d matrices in %s match no selected tensor (first: %q)",
+		len(u), len(c.f.Tensors()), filepath.Base(c.f.Path()), u[0])
+}
+
+// sameFile reports whether the paths a and b name the same file (b may
+// not exist yet: then they are compared as cleaned absolute paths).
+func sameFile(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	if sa, err := os.Stat(a); err == nil {
+		if sb, err := os.Stat(b); err == nil {
+			return os.SameFile(sa, sb)
+		}
+	}
+	pa, ea := filepath.Abs(a)
+	pb, eb := filepath.Abs(b)
+	return ea == nil && eb == nil && pa == pb
+}
