@@ -36,7 +36,7 @@ type row struct {
 	// "plain (no statistics)"; OutputRelError for calibrated tensors.
 	Calibration    string   `json:"calibration,omitempty"`
 	OutputRelError *float64 `json:"output_rel_error,omitempty"`
-	Backend  string   `json:"backend,omitempty"`
+	Backend        string   `json:"backend,omitempty"`
 	// Parameters and bytes before (the dense tensor) and after (what was
 	// written for it).
 	ParamsBefore int64 `json:"params_before"`
