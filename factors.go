@@ -50,6 +50,9 @@ type Factors[T Float] struct {
 	// OutputEnergy is the fraction of ‖W·X‖_F² the factors keep,
 	// 1 − OutputRelError². NaN for factors built by NewFactors.
 	OutputEnergy float64
+	// BiasShift is (W − B·A)·μ for WithInputMoments: add it to the
+	// layer's bias (length d). nil otherwise.
+	BiasShift []float64
 	// Ridge is the multiple of the identity added to the input
 	// covariance C before its Cholesky factorization, in C's units: the
 	// factors minimise the output error for C + Ridge·I. It is 0 unless C

@@ -131,6 +131,29 @@ func WithInputCovariance(c Matrix[float64]) Option {
 	return option{"WithInputCovariance", func(cf *config) { cf.setInput(in) }}
 }
 
+// WithInputMoments is WithInputCovariance for a layer with a bias, which
+// absorbs the error of the mean output: given the inputs' second moment C
+// and their mean μ (length k), the factors minimise
+//
+//	Σᵢ ‖(W − B·A)·xᵢ + δ‖²  over B, A and the bias change δ
+//	δ = −(W − B·A)·μ,  that is  Σᵢ ‖(W − B·A)·(xᵢ − μ)‖²
+//
+// by whitening with the covariance about the mean, C − μμᵀ, instead of C.
+// Factors.BiasShift = (W − B·A)·μ is then what to add to the layer's bias
+// (y = B·(A·x) + b + BiasShift), and OutputRelError is relative to the
+// outputs' spread about their mean, ‖(W − B·A)·(X − μ)‖_F / ‖W·(X − μ)‖_F.
+// Without a bias to absorb it, use WithInputCovariance: the mean output
+// then counts in the error. Measured on a trained MLP (docs/calibration.md),
+// the rank freed from reproducing the mean output is worth a lot.
+//
+// C and μ must come from the same inputs (C − μμᵀ positive semi-definite,
+// checked as WithInputCovariance checks C); a length of μ other than k is
+// an ErrShape error, a NaN or ±Inf a *NonFiniteError naming "mean".
+func WithInputMoments(c Matrix[float64], mean []float64) Option {
+	in := &inputStats{kind: WeightCovariance, cov: c, mean: mean}
+	return option{"WithInputMoments", func(cf *config) { cf.setInput(in) }}
+}
+
 // WithInputScale makes Factorize minimise the error of W scaled column by
 // column, as ASVD (activation-aware SVD) does:
 //
@@ -179,6 +202,7 @@ func (c *config) setInput(in *inputStats) {
 type inputStats struct {
 	kind  Weighting
 	cov   Matrix[float64]
+	mean  []float64 // WithInputMoments
 	scale []float64
 
 	mu    sync.Mutex
@@ -248,7 +272,7 @@ func whiteningFor[T Float](b Backend, cfg *config) (*whitening, error) {
 	if in.kind == WeightScale {
 		w, err = prepareScale(in.scale)
 	} else {
-		w, err = prepareCovariance(b.Float64(), in.cov, minRcond[T]())
+		w, err = prepareCovariance(b.Float64(), in.cov, in.mean, minRcond[T]())
 	}
 	if err != nil {
 		var nf *NonFiniteError
@@ -275,6 +299,9 @@ func (in *inputStats) checkSize(k int) error {
 	if in.cov.Rows != k || in.cov.Cols != k {
 		return errorf(ErrShape, "input covariance C is %d×%d; expected %d×%d for W with %d columns", in.cov.Rows, in.cov.Cols, k, k, k)
 	}
+	if in.mean != nil && len(in.mean) != k {
+		return errorf(ErrShape, "input mean μ has length %d; expected %d, one per column of W", len(in.mean), k)
+	}
 	return nil
 }
 
@@ -299,10 +326,13 @@ func prepareScale(s []float64) (*whitening, error) {
 
 // prepareCovariance checks C and computes the Cholesky factor of C/m
 // with the ridge the conditioning needs, on e.
-func prepareCovariance(e la.Engine[float64], c Matrix[float64], minRcond float64) (*whitening, error) {
+func prepareCovariance(e la.Engine[float64], c Matrix[float64], mean []float64, minRcond float64) (*whitening, error) {
 	k := c.Rows
 	if i := firstNonFinite(c.Data); i >= 0 {
 		return nil, c.nonFinite("C", i)
+	}
+	if err := checkVector("mean", mean, len(mean)); err != nil {
+		return nil, err
 	}
 	cmax := 0.0
 	for i := range k {
@@ -337,6 +367,31 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], minRcond float64
 		}
 		a[i*k+i] = max(0, c.At(i, i)) / m
 	}
+	name := "input covariance C"
+	if mean != nil {
+		// The covariance about the mean, C − μμᵀ, scaled anew to mean
+		// eigenvalue 1.
+		name = "input covariance about the mean C − μμᵀ"
+		tr := 0.0
+		for i := range k {
+			mi := mean[i] / math.Sqrt(m)
+			for j := range k {
+				a[i*k+j] -= mi * (mean[j] / math.Sqrt(m))
+			}
+			if v := a[i*k+i]; v < -covNegTol*cmax/m {
+				return nil, statsErrorf("%s has a negative diagonal entry at [%d,%d] (C = %g, μ² = %g); expected the mean μ of the inputs whose second moment is C", name, i, i, c.At(i, i), mean[i]*mean[i])
+			}
+			tr += max(0, a[i*k+i])
+		}
+		t := tr / float64(k)
+		if !(t > covNegTol*cmax/m) {
+			return nil, statsErrorf("%s is zero (every input is its mean); expected inputs that vary", name)
+		}
+		for i := range a {
+			a[i] /= t
+		}
+		m *= t
+	}
 	sym := func(d []float64) blas64.Symmetric {
 		return blas64.Symmetric{Uplo: blas.Lower, N: k, Stride: k, Data: d}
 	}
@@ -359,7 +414,7 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], minRcond float64
 			break
 		}
 		if !ok && ridge >= negTol {
-			return nil, notPositive(a, k, m, cmax)
+			return nil, notPositive(name, a, k, m, cmax)
 		}
 		if ridge == 0 {
 			ridge = minRcond * anorm
@@ -375,17 +430,17 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], minRcond float64
 
 // notPositive is the error for a C with a negative eigenvalue beyond
 // rounding; a holds C/m.
-func notPositive(a []float64, k int, m, cmax float64) error {
+func notPositive(name string, a []float64, k int, m, cmax float64) error {
 	w := make([]float64, k)
 	work := []float64{0}
 	s := blas64.Symmetric{Uplo: blas.Lower, N: k, Stride: k, Data: a}
 	lapack64.Syev(lapack.EVNone, s, w, work, -1)
 	work = make([]float64, int(work[0]))
 	if lapack64.Syev(lapack.EVNone, s, w, work, len(work)) {
-		return statsErrorf("input covariance C has a negative eigenvalue %.3g (%.2g of its largest diagonal entry); expected a positive semi-definite matrix XᵀX/n, whose eigenvalues are ≥ 0 up to rounding (−%.0e of the largest diagonal entry)",
-			w[0]*m, w[0]*m/cmax, covNegTol)
+		return statsErrorf("%s has a negative eigenvalue %.3g (%.2g of C's largest diagonal entry); expected a positive semi-definite matrix, whose eigenvalues are ≥ 0 up to rounding (−%.0e of the largest diagonal entry)",
+			name, w[0]*m, w[0]*m/cmax, covNegTol)
 	}
-	return statsErrorf("input covariance C is not positive semi-definite (its Cholesky factorization fails even with a ridge of %.0e of its largest diagonal entry); expected a matrix XᵀX/n", covNegTol)
+	return statsErrorf("%s is not positive semi-definite (its Cholesky factorization fails even with a ridge of %.0e of C's largest diagonal entry); expected a matrix XᵀX/n", name, covNegTol)
 }
 
 // whiten returns G = W·S in T. The product with L runs on b in float64,
@@ -543,6 +598,9 @@ func factorizeWhitened[T Float](b Backend, w Matrix[T], norm float64, p Policy, 
 			outRel = math.Sqrt(min(1, max(0, num/den)))
 		}
 	}
+	if m := cfg.input.mean; m != nil {
+		f.BiasShift = biasShift(w, f.B, f.A, m)
+	}
 	f.Weighting = wh.kind
 	f.OutputRelError = outRel
 	f.OutputEnergy = 1 - outRel*outRel
@@ -570,6 +628,9 @@ func addWhiteningBytes(n int64, d, k int, es float64, p Policy, opts []Option) (
 	if in.kind == WeightCovariance && (in.cov.Rows != k || in.cov.Cols != k) {
 		return 0, errorf(ErrShape, "input covariance C is %d×%d; expected %d×%d for W with %d columns", in.cov.Rows, in.cov.Cols, k, k, k)
 	}
+	if in.kind == WeightCovariance && in.mean != nil && len(in.mean) != k {
+		return 0, errorf(ErrShape, "input mean μ has length %d; expected %d, one per column of W", len(in.mean), k)
+	}
 	if in.kind == WeightScale && len(in.scale) != k {
 		return 0, errorf(ErrShape, "input scale s has length %d; expected %d, one per column of W", len(in.scale), k)
 	}
@@ -588,4 +649,26 @@ func addWhiteningBytes(n int64, d, k int, es float64, p Policy, opts []Option) (
 		return math.MaxInt64, nil
 	}
 	return int64(b), nil
+}
+
+// biasShift returns (W − B·A)·μ in float64: W·μ − B·(A·μ).
+func biasShift[T Float](w, b, a Matrix[T], mu []float64) []float64 {
+	am := make([]float64, a.Rows)
+	for i := range a.Rows {
+		for j, v := range a.Row(i) {
+			am[i] += float64(v) * mu[j]
+		}
+	}
+	out := make([]float64, w.Rows)
+	for i := range w.Rows {
+		var s float64
+		for j, v := range w.Row(i) {
+			s += float64(v) * mu[j]
+		}
+		for t, v := range b.Row(i) {
+			s -= float64(v) * am[t]
+		}
+		out[i] = s
+	}
+	return out
 }

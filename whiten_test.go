@@ -523,3 +523,96 @@ func TestInputCovarianceConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestInputMoments: with the inputs' mean, the factors and BiasShift
+// reach the optimum of min over rank-r M and a bias change δ of
+// ‖(W − M)·Xᵀ + δ·1ᵀ‖, computed independently from the SVD of W·(X − μ)ᵀ,
+// and beat WithInputCovariance (the uncentred whitening) in that measure.
+func TestInputMoments(t *testing.T) {
+	const d, k, n = 50, 40, 300
+	w := oracle.Spectrum("w", d, k, oracle.Decaying(k, 1), 12).W
+	x := oracle.Inputs(n, k, oracle.Geometric(k, 1e-4), 13)
+	mu := make([]float64, k)
+	for j := range k { // a large mean, as after a ReLU
+		mu[j] = 2 + math.Sin(float64(j))
+	}
+	for i := range n {
+		for j := range k {
+			x[i*k+j] += mu[j]
+		}
+	}
+	for j := range k { // μ of the data itself
+		mu[j] = 0
+		for i := range n {
+			mu[j] += x[i*k+j] / n
+		}
+	}
+	xc := make([]float64, n*k)
+	for i := range n {
+		for j := range k {
+			xc[i*k+j] = x[i*k+j] - mu[j]
+		}
+	}
+	c, _ := lowrank.NewMatrix(k, k, oracle.SecondMoment(n, k, x))
+	wm, _ := lowrank.NewMatrix(d, k, append([]float64(nil), w...))
+	out := oracle.OutputSpectrum(d, k, n, w, xc)
+	// ‖(W − B·A)·Xᵀ − shift·1ᵀ‖ / ‖W·Xcᵀ‖: the layer's output error once
+	// the bias has absorbed shift.
+	centredErr := func(f *lowrank.Factors[float64], shift []float64) float64 {
+		ba := oracle.Matmul(d, f.Rank, k, f.B.Data, f.A.Data)
+		var num, den float64
+		for i := range n {
+			for r := range d {
+				var e, y float64
+				for j := range k {
+					e += (w[r*k+j] - ba[r*k+j]) * x[i*k+j]
+					y += w[r*k+j] * xc[i*k+j]
+				}
+				e -= shift[r]
+				num += e * e
+				den += y * y
+			}
+		}
+		return math.Sqrt(num / den)
+	}
+	for _, r := range []int{1, 4, 10, 25} {
+		f := mustFactorize(t, wm, lowrank.Rank(r), lowrank.WithInputMoments(c, mu))
+		g := mustFactorize(t, wm, lowrank.Rank(r), lowrank.WithInputCovariance(c))
+		opt := oracle.EckartYoung(out, r)
+		if len(f.BiasShift) != d {
+			t.Fatalf("BiasShift has length %d; want %d", len(f.BiasShift), d)
+		}
+		got := centredErr(f, f.BiasShift)
+		if math.Abs(got-opt) > 1e-8*opt || math.Abs(f.OutputRelError-opt) > 1e-8*opt {
+			t.Errorf("rank %d: centred output error %.12g (reported %.12g); optimum %.12g", r, got, f.OutputRelError, opt)
+		}
+		// The uncentred factors, even with the best bias change for them.
+		gShift := make([]float64, d)
+		gba := oracle.Matmul(d, r, k, g.B.Data, g.A.Data)
+		for i := range d {
+			for j := range k {
+				gShift[i] += (w[i*k+j] - gba[i*k+j]) * mu[j]
+			}
+		}
+		if base := centredErr(g, gShift); got > base*(1+1e-12) {
+			t.Errorf("rank %d: with the mean %.6g; without %.6g", r, got, base)
+		}
+		if g.BiasShift != nil {
+			t.Errorf("WithInputCovariance set BiasShift")
+		}
+	}
+	for _, tc := range []struct {
+		mean []float64
+		is   error
+		says string
+	}{
+		{mu[:3], lowrank.ErrShape, "mean μ has length 3; expected 40"},
+		{append([]float64{math.NaN()}, mu[1:]...), lowrank.ErrNonFinite, "mean[0] is NaN"},
+		{append([]float64{100}, mu[1:]...), lowrank.ErrInputStats, "C − μμᵀ has a negative diagonal entry at [0,0]"},
+	} {
+		_, err := lowrank.Factorize(wm, lowrank.Rank(2), lowrank.WithInputMoments(c, tc.mean))
+		if !errors.Is(err, tc.is) || !strings.Contains(fmt.Sprint(err), tc.says) {
+			t.Errorf("error %v; want %v saying %q", err, tc.is, tc.says)
+		}
+	}
+}
