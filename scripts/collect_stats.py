@@ -7,8 +7,10 @@ layer sees,
 
     C = XᵀX / n        (k×k, float64; X holds the n inputs as rows)
 
-and write them to a safetensors file, each under the name of the weight it
-calibrates (`model.layers.0.mlp.down_proj.weight`). For a Conv2d the inputs
+and their mean μ, and write them to a safetensors file, each C under the
+name of the weight it calibrates (`model.layers.0.mlp.down_proj.weight`) and
+μ under that name + ".input_mean" (for a layer with a bias, lowrank then
+factorizes about the mean and shifts the bias: WithInputMoments). For a Conv2d the inputs
 are its unfolded patches (torch.nn.functional.unfold), so that C is
 (in·kh·kw)×(in·kh·kw), the k of the weight reshaped to out×(in·kh·kw).
 
@@ -57,6 +59,7 @@ class _Acc:
 
     def __init__(self, k, device):
         self.xtx = torch.zeros(k, k, dtype=torch.float64, device=device)
+        self.sum = torch.zeros(k, dtype=torch.float64, device=device)
         self.n = 0
 
 
@@ -72,7 +75,8 @@ def _rows(module, x):
 
 
 def collect(model, batches, include=None, stats_device=None, forward=None, log=None):
-    """Run model over batches and return {weight name: C (numpy float64, k×k)}.
+    """Run model over batches and return {weight name: C (numpy float64, k×k),
+    weight name + ".input_mean": μ (length k)}.
 
     batches: an iterable of inputs; forward(model, batch) runs one (default:
     model(batch), or model(**batch) for a dict). include: a regex on module
@@ -105,6 +109,7 @@ def collect(model, batches, include=None, stats_device=None, forward=None, log=N
             acc = accs[name]
             r = rows.to(acc.xtx.device, torch.float64)
             acc.xtx.addmm_(r.T, r)
+            acc.sum += r.sum(0)
             acc.n += r.shape[0]
         return fn
 
@@ -141,6 +146,7 @@ def collect(model, batches, include=None, stats_device=None, forward=None, log=N
         if acc.n == 0:
             continue
         stats[name + ".weight"] = (acc.xtx / acc.n).cpu().numpy()
+        stats[name + ".weight.input_mean"] = (acc.sum / acc.n).cpu().numpy()
         counts[name + ".weight"] = acc.n
     return stats, counts
 

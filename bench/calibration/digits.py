@@ -83,6 +83,10 @@ def run(cmd):
     return p.stdout
 
 
+# plain SVD; --calibration with C = XᵀX/n only; with C and the mean μ
+# (factorized about the mean, the bias shifted by (W − B·A)·μ).
+MODES = {"plain": "plain SVD", "second": "data-aware, C only", "moments": "data-aware, C and μ (bias shifted)"}
+
 SCOPES = {  # --include for each scope
     "hidden": r"^fc[12]\.weight$",  # the hidden layers; the 10-class head stays dense
     "all": r"\.weight$",            # every layer, the head too
@@ -111,15 +115,16 @@ def main():
             print("seed %d: dense test accuracy %.4f" % (seed, base), flush=True)
             save(p("model.safetensors"), {k: v.double().numpy() for k, v in m.state_dict().items()}, dtype="F32", metadata={})
             stats, counts = collect(m, [xtr])  # the training split, one batch
-            save(p("stats.safetensors"), stats, counts)
+            save(p("moments.safetensors"), stats, counts)  # C and μ per layer
+            save(p("second.safetensors"), {n: v for n, v in stats.items() if not n.endswith(".input_mean")}, counts)
             for scope, include in SCOPES.items():
                 for rho in ratios:
-                    for mode in ("plain", "calibrated"):
+                    for mode in MODES:
                         cmd = [a.lowrank, "factorize", p("model.safetensors"), "-o", p("fact.safetensors"),
                                "--ratio", str(rho), "--method", "exact", "--include", include,
                                "--report", p("report.json"), "--quiet", "--force"]
-                        if mode == "calibrated":
-                            cmd += ["--calibration", p("stats.safetensors")]
+                        if mode != "plain":
+                            cmd += ["--calibration", p(mode + ".safetensors")]
                         run(cmd)
                         run([a.lowrank, "merge", p("fact.safetensors"), "-o", p("dense.safetensors"), "--quiet", "--force"])
                         dense, _ = load(p("dense.safetensors"))
@@ -142,21 +147,22 @@ def report(runs, ratios, a):
     fmt = lambda v: "%.1f%% (%.1f–%.1f)" % (100 * np.mean(v), 100 * min(v), 100 * max(v))
     lines = [
         "Test accuracy of an MLP 64→%d→%d→10 trained on scikit-learn's digits (1257 training, 540 test images), "
-        "compressed by `lowrank factorize --ratio R --method exact` without and with `--calibration` (statistics "
-        "from the training split, `scripts/collect_stats.py`), merged back with `lowrank merge`; mean over %d "
+        "compressed by `lowrank factorize --ratio R --method exact`: plain, with `--calibration` holding C = XᵀX/n only, "
+        "and with C and the mean μ (the bias then takes the mean error); statistics from the training split "
+        "(`scripts/collect_stats.py`), merged back with `lowrank merge`; mean over %d "
         "training seeds (min–max). Dense: %s. Parameters kept: of the three weight matrices, a dense one counted whole." % (
             a.hidden, a.hidden, a.seeds, fmt(dense)),
     ]
     for scope, title in (("hidden", "The hidden layers fc1 and fc2 compressed, the 10-class head fc3 dense"),
                          ("all", "Every layer compressed, the head fc3 (10×%d) too: a rank below 10 drops classes" % a.hidden)):
         lines += ["", "**%s.**" % title, "",
-                  "| --ratio | parameters kept | ranks | plain SVD | data-aware (--calibration) |",
-                  "|---|---|---|---|---|"]
+                  "| --ratio | parameters kept | ranks | " + " | ".join(MODES.values()) + " |",
+                  "|---|---|---|" + "---|" * len(MODES)]
         for rho in ratios:
-            pl, ca = sel(scope, rho, "plain"), sel(scope, rho, "calibrated")
+            pl = sel(scope, rho, "plain")
             ranks = ", ".join("%s %s" % (n.split(".")[0], v.get("rank") or "dense") for n, v in pl[0]["layers"].items())
-            lines.append("| %.2f | %.1f%% | %s | %s | %s |" % (
-                rho, 100 * pl[0]["params_kept"], ranks, fmt([r["accuracy"] for r in pl]), fmt([r["accuracy"] for r in ca])))
+            lines.append("| %.2f | %.1f%% | %s | %s |" % (rho, 100 * pl[0]["params_kept"], ranks,
+                         " | ".join(fmt([r["accuracy"] for r in sel(scope, rho, mode)]) for mode in MODES)))
     open(os.path.join(a.out, "results.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -165,7 +171,7 @@ def report(runs, ratios, a):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, (scope, title) in zip(axes, (("hidden", "hidden layers compressed (head dense)"), ("all", "every layer compressed"))):
-        for mode, label, c in (("plain", "plain SVD", "tab:red"), ("calibrated", "data-aware (--calibration)", "tab:blue")):
+        for (mode, label), c in zip(MODES.items(), ("tab:red", "tab:orange", "tab:blue")):
             x = [100 * sel(scope, rho, mode)[0]["params_kept"] for rho in ratios]
             ys = np.array([[r["accuracy"] for r in sel(scope, rho, mode)] for rho in ratios]) * 100
             ax.plot(x, ys.mean(1), "o-", color=c, label=label)

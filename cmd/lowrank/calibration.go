@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/safetensors"
@@ -23,7 +24,25 @@ import (
 const (
 	calCalibrated = "calibrated"
 	calPlain      = "plain (no statistics)"
+	// stBias is the status of a bias that took its weight's mean error.
+	stBias = "bias shifted"
 )
+
+// meanSuffix names the entry holding a weight's input mean μ (length k):
+// with it, and a bias of the weight's dtype to absorb it, the weight is
+// factorized with lowrank.WithInputMoments and the bias is written
+// shifted by (W − B·A)·μ.
+const meanSuffix = ".input_mean"
+
+// absorb is a bias that takes the mean output error of its weight's
+// factors. The weight's computation sets shift (nil when the weight
+// stays dense) and closes done, always; the bias comes right after the
+// weight in the pipeline, so it waits only for a computation under way.
+type absorb struct {
+	bias  safetensors.TensorInfo
+	done  chan struct{}
+	shift []float64
+}
 
 // calibration is an open --calibration file.
 type calibration struct {
@@ -32,6 +51,9 @@ type calibration struct {
 	// work; read-only once the pipeline runs.
 	has  map[string]bool
 	seen map[string]bool // entries some selected tensor asked for
+	// absorbs maps a weight to the bias that takes its mean error,
+	// biases the bias back to it.
+	absorbs, biases map[string]*absorb
 }
 
 func openCalibration(path string) (*calibration, error) {
@@ -39,7 +61,8 @@ func openCalibration(path string) (*calibration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &calibration{f: f, has: map[string]bool{}, seen: map[string]bool{}}, nil
+	return &calibration{f: f, has: map[string]bool{}, seen: map[string]bool{},
+		absorbs: map[string]*absorb{}, biases: map[string]*absorb{}}, nil
 }
 
 func (c *calibration) Close() error { return c.f.Close() }
@@ -63,6 +86,34 @@ func (c *calibration) check(name string, k int) (bool, error) {
 	return true, nil
 }
 
+// checkMean looks, before any work, for the calibrated weight t's input
+// mean and for a bias to absorb the mean error: NAME.input_mean (length
+// k, F32 or F64) and, for a NAME ending in "weight", the same name ending
+// in "bias" in the model, of shape [d] and of the dtype the weight is
+// written in. Without both, the weight is calibrated about zero.
+func (c *calibration) checkMean(model *safetensors.File, t safetensors.TensorInfo, out safetensors.DType) error {
+	d, k, _ := t.Matrix()
+	mt, ok := c.f.Tensor(t.Name + meanSuffix)
+	if !ok {
+		return nil
+	}
+	c.seen[mt.Name] = true
+	if (mt.DType != safetensors.F32 && mt.DType != safetensors.F64) || len(mt.Shape) != 1 || mt.Shape[0] != k {
+		return tensorErr(c.f.Path(), mt.Name, "input mean of dtype %s and shape %v; expected F32 or F64 of shape [%d], the mean of the weight's inputs", mt.DType, mt.Shape, k)
+	}
+	base, isWeight := strings.CutSuffix(t.Name, "weight")
+	if !isWeight {
+		return nil
+	}
+	bt, ok := model.Tensor(base + "bias")
+	if !ok || len(bt.Shape) != 1 || bt.Shape[0] != d || bt.DType != out {
+		return nil
+	}
+	ab := &absorb{bias: bt, done: make(chan struct{})}
+	c.absorbs[t.Name], c.biases[bt.Name] = ab, ab
+	return nil
+}
+
 // bytes is the memory the entry for a k-column weight takes while its
 // tensor is computed: C in float64.
 func calibrationBytes(k int) int64 { return mul(8, k, k) }
@@ -73,14 +124,45 @@ func shapeOnly(k int) lowrank.Option {
 	return lowrank.WithInputCovariance(lowrank.Matrix[float64]{Rows: k, Cols: k})
 }
 
-// option reads the entry for name and returns the option that makes
-// Factorize use it.
+// option reads the entries for name and returns the option that makes
+// Factorize use them.
 func (c *calibration) option(name string) (lowrank.Option, error) {
 	m, err := readMatrix[float64](c.f, name)
 	if err != nil {
 		return nil, err
 	}
-	return lowrank.WithInputCovariance(m), nil
+	if c.absorbs[name] == nil {
+		return lowrank.WithInputCovariance(m), nil
+	}
+	mean, err := c.f.Float64s(name + meanSuffix)
+	if err != nil {
+		return nil, err
+	}
+	return lowrank.WithInputMoments(m, mean), nil
+}
+
+// biasOutcome writes the bias t shifted by its weight's mean error, or
+// copies it when the weight stayed dense.
+func biasOutcome(f *safetensors.File, t safetensors.TensorInfo, ab *absorb) (outcome, error) {
+	select {
+	case <-ab.done:
+	case <-cmdContext.Done():
+		return outcome{}, errInterrupted
+	}
+	o := copyOutcome(f, t)
+	if ab.shift == nil {
+		return o, nil
+	}
+	b, err := f.Float64s(t.Name)
+	if err != nil {
+		return outcome{}, err
+	}
+	for i := range b {
+		b[i] += ab.shift[i]
+	}
+	o.row.Status, o.row.listed = stBias, true
+	o.write = func(w *safetensors.Writer) error { return w.WriteFloat64(t.Name, t.DType, t.Shape, b) }
+	return o, nil
 }
 
 // fault names the calibration file and the tensor for an error of
@@ -90,6 +172,9 @@ func (c *calibration) fault(err error, name string) error {
 	var nf *lowrank.NonFiniteError
 	if errors.As(err, &nf) && nf.Name == "C" {
 		return tensorErr(c.f.Path(), name, "calibration matrix element [%d, %d] is %v; expected finite values", nf.Row, nf.Col, nf.Value)
+	}
+	if errors.As(err, &nf) && nf.Name == "mean" {
+		return tensorErr(c.f.Path(), name+meanSuffix, "element %d is %v; expected finite values", nf.Col, nf.Value)
 	}
 	if errors.Is(err, lowrank.ErrInputStats) {
 		return tensorErr(c.f.Path(), name, "calibration matrix: %s", strip(err))

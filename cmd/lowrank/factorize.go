@@ -41,6 +41,9 @@ type tensorMeta struct {
 	Calibrated     *bool    `json:"calibrated,omitempty"`
 	OutputRelError *float64 `json:"output_rel_error,omitempty"`
 	Ridge          *float64 `json:"ridge,omitempty"`
+	// BiasShifted names the bias that took the mean error (b + (W − B·A)·μ)
+	// when the statistics held the inputs' mean.
+	BiasShifted string `json:"bias_shifted,omitempty"`
 }
 
 // outcome is what the pipeline computed for one tensor: its report row and
@@ -107,6 +110,38 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	if s.calib != nil { // the statistics: checked before any work (calibration.go)
+		for _, it := range items {
+			if !it.sel {
+				continue
+			}
+			_, k, _ := it.t.Matrix()
+			has, err := s.calib.check(it.t.Name, k)
+			if err != nil {
+				return err
+			}
+			if has {
+				if err := s.calib.checkMean(f, it.t, it.out); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if s.calib != nil && len(s.calib.biases) > 0 {
+		// A bias that absorbs its weight's mean error is written right
+		// after the weight (same dtype: alignment holds).
+		sorted := make([]item, 0, len(items))
+		for _, it := range items {
+			if s.calib.biases[it.t.Name] != nil {
+				continue
+			}
+			sorted = append(sorted, it)
+			if ab := s.calib.absorbs[it.t.Name]; ab != nil {
+				sorted = append(sorted, item{t: ab.bias, out: ab.bias.DType})
+			}
+		}
+		items = sorted
+	}
 	inputs := []*safetensors.File{f}
 	if s.calib != nil {
 		inputs = append(inputs, s.calib.f)
@@ -124,15 +159,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		es := elemBytes(it.t.DType)
 		held := mul(es, d, k)
 		var extra []lowrank.Option
-		if s.calib != nil { // the statistics: checked now, counted with the tensor
-			has, err := s.calib.check(it.t.Name, k)
-			if err != nil {
-				return err
-			}
-			if has {
-				held = add(held, calibrationBytes(k))
-				extra = append(extra, shapeOnly(k))
-			}
+		if s.calib != nil && s.calib.has[it.t.Name] { // counted with the tensor
+			held = add(held, calibrationBytes(k)+mul(8, k))
+			extra = append(extra, shapeOnly(k))
 		}
 		if s.mem.total == 0 {
 			continue
@@ -155,6 +184,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]
+		if s.calib != nil && s.calib.biases[it.t.Name] != nil {
+			return biasOutcome(f, it.t, s.calib.biases[it.t.Name])
+		}
 		if !it.sel {
 			return copyOutcome(f, it.t), nil
 		}
@@ -244,6 +276,12 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
+	var ab *absorb // the bias that takes the mean error, if any
+	if s.calib != nil {
+		if ab = s.calib.absorbs[t.Name]; ab != nil {
+			defer close(ab.done)
+		}
+	}
 	opts := append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)
 	cal := "" // with --calibration: calibrated, or plain for want of statistics
 	if s.calib != nil {
@@ -297,6 +335,10 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 			o.row.OutputRelError = f64p(fac.OutputRelError)
 			o.meta.OutputRelError = f64p(fac.OutputRelError)
 			o.meta.Ridge = f64p(fac.Ridge)
+		}
+		if ab != nil {
+			ab.shift = fac.BiasShift
+			o.meta.BiasShifted = ab.bias.Name
 		}
 	}
 	A, B := fac.A, fac.B
