@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/lowrank-go/lowrank/internal/osfile"
 )
 
 // WriterOptions configure Create.
@@ -22,9 +24,12 @@ type WriterOptions struct {
 	Overwrite bool
 	// HeaderReserve is the room, in bytes, kept for the header before the
 	// first tensor. Tensors are streamed to the file as they are written
-	// and the header, which lists their offsets, is written last: when it
-	// fits the reserve it is padded with spaces (as the format allows),
-	// otherwise the data is moved forward once. 0 means 64 KiB.
+	// and the header, which lists their offsets, is written last; the data
+	// is then moved once (forward or back) unless the header, padded with
+	// spaces to a multiple of 8 as the format asks, fills the reserve
+	// exactly: a written header is never larger than it needs to be. A
+	// reserve close to the final header size saves that move. 0 means
+	// 64 KiB.
 	HeaderReserve int
 }
 
@@ -34,11 +39,12 @@ type WriterOptions struct {
 // implementation does, so that every tensor's data is aligned to its
 // element size for readers that map the file.
 //
-// Nothing appears at the output path until Close succeeds: the data goes
-// to a temporary file in the same directory, which Close syncs and renames.
-// Abort (or a failed Close) removes the temporary file.
+// With Create, nothing appears at the output path until Close succeeds:
+// the data goes to a temporary file in the same directory, which Close
+// syncs and renames. Abort (or a failed Close) removes the temporary file.
+// With NewWriter the caller owns the file and its name.
 type Writer struct {
-	path, tmp string
+	path, tmp string // tmp: the temporary file Create made ("" for NewWriter)
 	opts      WriterOptions
 	f         *os.File
 	bw        *bufio.Writer
@@ -52,21 +58,16 @@ type Writer struct {
 
 // Create starts a safetensors file at path. It fails with an error wrapping
 // ErrExists when path exists and opts.Overwrite is false, and with the
-// operating system's error when the directory is not writable.
+// operating system's error when the directory is not writable. With
+// Overwrite, only a regular file (or a symbolic link to one, which is
+// replaced as a link, its target untouched) is replaced: a folder, device,
+// FIFO or socket at path is refused.
 func Create(path string, opts WriterOptions) (*Writer, error) {
-	if st, err := os.Stat(path); err == nil {
-		if st.IsDir() {
-			return nil, &Error{File: path, Err: errors.New("is a directory; expected a file name for the output")}
-		}
-		if !opts.Overwrite {
-			return nil, &Error{File: path, Err: fmt.Errorf("%w; expected a new file (use --force to overwrite)", ErrExists)}
-		}
+	if err := replaceable(path, opts.Overwrite); err != nil {
+		return nil, err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, osfile.TempPattern(path))
 	if err != nil {
 		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
 	}
@@ -76,14 +77,53 @@ func Create(path string, opts WriterOptions) (*Writer, error) {
 		os.Remove(f.Name())
 		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
 	}
+	w, err := NewWriter(f, path, opts)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	w.tmp = f.Name()
+	return w, nil
+}
+
+// replaceable checks what is at path before a file is written there: nothing,
+// or (with overwrite) a regular file or a symbolic link to one.
+func replaceable(path string, overwrite bool) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil
+	}
+	if st.Mode()&os.ModeSymlink != 0 {
+		if t, err := os.Stat(path); err != nil || !t.Mode().IsRegular() {
+			what := "a missing target"
+			if err == nil {
+				what = osfile.Kind(t.Mode())
+			}
+			return &Error{File: path, Err: fmt.Errorf("is a symbolic link to %s; expected a new file name or a previous output (a regular file)", what)}
+		}
+	} else if !st.Mode().IsRegular() {
+		return &Error{File: path, Err: fmt.Errorf("is %s; expected a new file name or a previous output (a regular file)", osfile.Kind(st.Mode()))}
+	}
+	if !overwrite {
+		return &Error{File: path, Err: fmt.Errorf("%w; expected a new file (use --force to overwrite)", ErrExists)}
+	}
+	return nil
+}
+
+// NewWriter starts a safetensors file written into f, an empty file open for
+// reading and writing that the caller created (a temporary file, say);
+// name is how errors call it. Close writes the header, syncs and closes f
+// but does not rename it, and Abort only closes it: where f ends up is the
+// caller's business. opts.Overwrite is not used.
+func NewWriter(f *os.File, name string, opts WriterOptions) (*Writer, error) {
 	reserve := int64(opts.HeaderReserve)
 	if reserve <= 0 {
 		reserve = 64 << 10
 	}
 	reserve = (reserve + 7) &^ 7
-	w := &Writer{path: path, tmp: f.Name(), opts: opts, f: f, reserve: reserve, names: map[string]bool{}, meta: map[string]string{}}
+	w := &Writer{path: name, opts: opts, f: f, reserve: reserve, names: map[string]bool{}, meta: map[string]string{}}
 	if _, err := f.Seek(8+reserve, io.SeekStart); err != nil {
-		w.Abort()
 		return nil, w.fail(err)
 	}
 	w.bw = bufio.NewWriterSize(f, 1<<20)
@@ -209,14 +249,18 @@ func writeFloats[T float32 | float64](w *Writer, name string, dt DType, shape []
 	return nil
 }
 
-// Abort discards everything written and removes the temporary file. It is
-// safe to call after Close (it then does nothing).
+// Abort discards everything written: it closes the file and, for Create,
+// removes the temporary file. It is safe to call after Close (it then does
+// nothing).
 func (w *Writer) Abort() error {
 	if w.done {
 		return nil
 	}
 	w.done = true
 	w.f.Close()
+	if w.tmp == "" {
+		return nil
+	}
 	return os.Remove(w.tmp)
 }
 
@@ -309,8 +353,10 @@ func (w *Writer) Close() (err error) {
 	if err := w.f.Close(); err != nil {
 		return w.fail(err)
 	}
-	if err := commit(w.tmp, w.path, w.opts.Overwrite); err != nil {
-		return err
+	if w.tmp != "" {
+		if err := commit(w.tmp, w.path, w.opts.Overwrite); err != nil {
+			return err
+		}
 	}
 	w.done = true
 	return nil
@@ -355,6 +401,9 @@ func shift(f *os.File, from, to, n int64) error {
 // rename, without it by a hard link that fails if path exists (so a file
 // that appeared meanwhile is not clobbered), then syncs the directory.
 func commit(tmp, path string, overwrite bool) error {
+	if err := replaceable(path, overwrite); err != nil {
+		return err
+	}
 	if overwrite {
 		if err := os.Rename(tmp, path); err != nil {
 			return &Error{File: path, Err: fmt.Errorf("cannot rename the finished output into place: %w", unwrapPath(err))}
@@ -382,9 +431,4 @@ func commit(tmp, path string, overwrite bool) error {
 
 // SyncDir flushes a directory's entries to disk (best effort), so that a
 // rename into it survives a crash.
-func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+func SyncDir(dir string) { osfile.SyncDir(dir) }

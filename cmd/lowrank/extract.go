@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -63,9 +64,18 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ready("extract", s); err != nil {
+	outs := newOutputSet(s.force, *base, *tuned)
+	var out *output
+	if kohya {
+		out = outs.file(s.output, "the output")
+	} else {
+		out = outs.folder(s.output, "extract", peftConfigName, peftWeightsName)
+	}
+	s.addReport(outs)
+	if err := ready("extract", s, outs); err != nil {
 		return err
 	}
+	defer outs.abort()
 	fb, err := safetensors.Open(*base)
 	if err != nil {
 		return err
@@ -166,16 +176,14 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Output: a folder (PEFT) or one file (kohya).
-	var dir *dirWriter
-	weights := s.output
+	wf, weights := out.file, s.output
 	if !kohya {
-		if dir, err = createDir(s.output, s.force); err != nil {
+		weights = filepath.Join(s.output, peftWeightsName)
+		if wf, err = out.create(peftWeightsName); err != nil {
 			return err
 		}
-		defer dir.abort()
-		weights = dir.path(peftWeightsName)
 	}
-	w, err := safetensors.Create(weights, safetensors.WriterOptions{Overwrite: s.force || !kohya, HeaderReserve: 64 << 10})
+	w, err := safetensors.NewWriter(wf, weights, safetensors.WriterOptions{HeaderReserve: 64 << 10})
 	if err != nil {
 		return err
 	}
@@ -232,12 +240,12 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileSync(dir.path(peftConfigName), cfg); err != nil {
-			return fmt.Errorf("lowrank: %s: writing %s: %w", s.output, peftConfigName, unwrapPathErr(err))
-		}
-		if err := dir.commit(); err != nil {
+		if err := out.writeFile(peftConfigName, cfg); err != nil {
 			return err
 		}
+	}
+	if err := out.commit(); err != nil {
+		return err
 	}
 	return finish(stdout, s, reportFile{Command: "extract", Inputs: []string{*base, *tuned}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 }

@@ -57,9 +57,13 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	in := pos[0]
-	if err := ready("factorize", s); err != nil {
+	outs := newOutputSet(s.force, in)
+	out := outs.file(s.output, "the output")
+	s.addReport(outs)
+	if err := ready("factorize", s, outs); err != nil {
 		return err
 	}
+	defer outs.abort()
 	f, err := safetensors.Open(in)
 	if err != nil {
 		return err
@@ -103,7 +107,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: 2*f.HeaderEstimate() + 256*nsel})
+	w, err := out.writer(2*f.HeaderEstimate() + 256*nsel)
 	if err != nil {
 		return err
 	}
@@ -148,6 +152,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
+	if err := out.commit(); err != nil {
+		return err
+	}
 	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 }
 
@@ -163,8 +170,8 @@ func finish(stdout io.Writer, s *settings, rep reportFile) error {
 	if !s.quiet {
 		printTable(stdout, rep.Tensors)
 	}
-	if s.report != "" {
-		return writeReport(s.report, s.force, rep)
+	if s.rep != nil {
+		return writeReport(s.rep, rep)
 	}
 	return nil
 }

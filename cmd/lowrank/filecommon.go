@@ -69,6 +69,7 @@ type settings struct {
 	include *regexp.Regexp
 	dtype   safetensors.DType // "" for keep
 	report  string
+	rep     *output // the report's output, once prepared
 	output  string
 	force   bool
 	quiet   bool
@@ -317,17 +318,22 @@ func frob[T lowrank.Float](v []T) float64 {
 	return ss.Norm()
 }
 
-// ready runs the checks every file command makes once its flags are
-// parsed and before any work: the test hook, then that neither the output
-// nor the report exists (unless --force).
-func ready(cmd string, s *settings) error {
+// ready runs what every file command does once its flags are parsed and
+// before any work: the test hook, then the checks of its inputs and
+// outputs, and the creation of the outputs' temporaries (outputSet.prepare).
+// The caller defers outs.abort().
+func ready(cmd string, s *settings, outs *outputSet) error {
 	if err := parsed(cmd, s); err != nil {
 		return err
 	}
-	if err := checkNew(s.output, s.force); err != nil {
-		return err
+	return outs.prepare()
+}
+
+// addReport adds the --report output to outs, if there is one.
+func (s *settings) addReport(outs *outputSet) {
+	if s.report != "" {
+		s.rep = outs.file(s.report, "the report")
 	}
-	return checkNew(s.report, s.force)
 }
 
 // recordFactors fills rw for a tensor written as the factors fac (stored

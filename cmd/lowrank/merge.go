@@ -61,18 +61,22 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
 		return usagef("merge: %v", err)
 	}
-	if err := ready("merge", s); err != nil {
+	outs := newOutputSet(s.force, in, *adapter)
+	out := outs.file(s.output, "the output")
+	s.addReport(outs)
+	if err := ready("merge", s, outs); err != nil {
 		return err
 	}
+	defer outs.abort()
 	fb, err := safetensors.Open(in)
 	if err != nil {
 		return err
 	}
 	defer fb.Close()
 	if *adapter == "" {
-		return densify(stdout, stderr, fb, s)
+		return densify(stdout, stderr, fb, s, out)
 	}
-	return mergeAdapter(stdout, stderr, fb, *adapter, *unmerge, s)
+	return mergeAdapter(stdout, stderr, fb, *adapter, *unmerge, s, out)
 }
 
 // mergeItem is one base tensor that an adapter module changes.
@@ -82,7 +86,7 @@ type mergeItem struct {
 	scaling float64
 }
 
-func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, s *settings) error {
+func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, s *settings, out *output) error {
 	st, err := os.Stat(adapter)
 	if err != nil {
 		return fmt.Errorf("lowrank: %w", err)
@@ -211,7 +215,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		}
 	}
 	var rows []row
-	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: fb.HeaderEstimate()})
+	w, err := out.writer(fb.HeaderEstimate())
 	if err != nil {
 		return err
 	}
@@ -243,6 +247,9 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	}
 	w.SetMetadata(fb.Metadata())
 	if err := w.Close(); err != nil {
+		return err
+	}
+	if err := out.commit(); err != nil {
 		return err
 	}
 	cmd := "merge"
@@ -291,7 +298,7 @@ func firstNonFinite[T lowrank.Float](v []T) int {
 
 // densify writes NAME = NAME.B·NAME.A for every factor pair of a file
 // written by factorize, and copies everything else.
-func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
+func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *output) error {
 	tensors := f.Tensors()
 	pairs := map[string]bool{} // NAME of each pair
 	for _, t := range tensors {
@@ -335,7 +342,7 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
 			return memErr(f.Path(), name, d, k, costs[i], "densify", s.mem)
 		}
 	}
-	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: f.HeaderEstimate()})
+	w, err := out.writer(f.HeaderEstimate())
 	if err != nil {
 		return err
 	}
@@ -378,6 +385,9 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
 	}
 	w.SetMetadata(md)
 	if err := w.Close(); err != nil {
+		return err
+	}
+	if err := out.commit(); err != nil {
 		return err
 	}
 	return finish(stdout, s, reportFile{Command: "densify", Inputs: []string{f.Path()}, Output: s.output, Tensors: rows})

@@ -132,9 +132,10 @@ func TestSignalLeavesNothing(t *testing.T) {
 	}
 }
 
-// --force on an existing adapter folder replaces it whole: the new folder
-// takes its place (one atomic exchange on Linux, two renames elsewhere)
-// and nothing of the old one, or of the temporary names, is left.
+// --force on an existing adapter folder written by extract replaces it
+// whole: the new folder takes its place (one atomic exchange on Linux, two
+// renames elsewhere) and nothing of the old one, or of the temporary
+// names, is left. A folder holding anything else is never replaced.
 func TestForceReplacesAdapterFolder(t *testing.T) {
 	p := makePair(t, t.TempDir(), safetensors.F32)
 	parent := t.TempDir()
@@ -152,11 +153,13 @@ func TestForceReplacesAdapterFolder(t *testing.T) {
 			defer func() { exchangeDirs = saved }()
 			os.RemoveAll(ad)
 			os.Mkdir(ad, 0o755)
-			os.WriteFile(filepath.Join(ad, "old.txt"), []byte("old"), 0o644)
+			// A previous adapter (of an older lowrank: no manifest).
+			os.WriteFile(filepath.Join(ad, peftConfigName), []byte("old"), 0o644)
+			os.WriteFile(filepath.Join(ad, peftWeightsName), []byte("old"), 0o644)
 			assertFails(t, parent, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet"}, ad, "exists", "--force")
 			mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet", "--force")
 			got := listDir(t, parent)
-			want := map[string]bool{"adapter": true, filepath.Join("adapter", peftConfigName): true, filepath.Join("adapter", peftWeightsName): true}
+			want := map[string]bool{"adapter": true, filepath.Join("adapter", peftConfigName): true, filepath.Join("adapter", peftWeightsName): true, filepath.Join("adapter", manifestName): true}
 			if len(got) != len(want) {
 				t.Errorf("after --force: %v; want %v", got, want)
 			}
@@ -164,6 +167,17 @@ func TestForceReplacesAdapterFolder(t *testing.T) {
 				if !got[name] {
 					t.Errorf("after --force: %s missing", name)
 				}
+			}
+			// Our own output, with its manifest, is replaced again.
+			mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet", "--force")
+			if got := listDir(t, parent); len(got) != len(want) {
+				t.Errorf("after a second --force: %v; want %v", got, want)
+			}
+			// Anything else in it: refused, and nothing touched.
+			os.WriteFile(filepath.Join(ad, "notes.txt"), []byte("mine"), 0o644)
+			assertFails(t, parent, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet", "--force"}, ad, `holds "notes.txt"`, "does not write")
+			if b, err := os.ReadFile(filepath.Join(ad, "notes.txt")); err != nil || string(b) != "mine" {
+				t.Errorf("notes.txt: %q, %v", b, err)
 			}
 		})
 	}
