@@ -327,9 +327,9 @@ func (w *Writer) Close() (err error) {
 		return err
 	}
 	need := (int64(len(hdr)) + 7) &^ 7
-	// Move the data forward when the header does not fit the reserve, and
-	// back when the reserve wastes more than 4 KiB of a small file.
-	if need > w.reserve || (w.reserve-need > 4<<10 && w.pos <= 64<<20) {
+	// The header takes exactly what it needs (padded to a multiple of 8):
+	// move the data when the reserve was too small or too large.
+	if need != w.reserve {
 		if err := shift(w.f, 8+w.reserve, 8+need, w.pos); err != nil {
 			return w.fail(err)
 		}

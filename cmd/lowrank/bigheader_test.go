@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// manyTensors writes a model of n small 1-D F32 tensors of 56 values
+// (copied by factorize) and one 8×6 matrix; with n = 300 000 its data
+// passes 64 MiB.
+func manyTensors(t *testing.T, path string, n int) {
+	t.Helper()
+	w, err := safetensors.Create(path, safetensors.WriterOptions{Overwrite: true, HeaderReserve: 80 * n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := make([]float64, 48)
+	for i := range m {
+		m[i] = float64(i%7) - 3 + float64(i)/10
+	}
+	if err := w.WriteFloat64("m.weight", safetensors.F32, []int{8, 6}, m); err != nil {
+		t.Fatal(err)
+	}
+	row := make([]byte, 56*4)
+	for i := range n {
+		binary.LittleEndian.PutUint32(row, uint32(i))
+		if err := w.WriteRaw(fmt.Sprintf("layers.%d.norm", i), safetensors.F32, []int{56}, row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// headerSize returns the length field of a safetensors file and the bytes
+// of padding after its JSON.
+func headerSize(t *testing.T, path string) (int64, int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var nb [8]byte
+	io.ReadFull(f, nb[:])
+	n := int64(binary.LittleEndian.Uint64(nb[:]))
+	hdr := make([]byte, n)
+	io.ReadFull(f, hdr)
+	return n, len(hdr) - len(strings.TrimRight(string(hdr), " "))
+}
+
+// Issue 9, point 3: factorize of 300 000 ordinary tensors exited 0 with a
+// 143 MB header (the reserve kept as padding) that its own reader, info,
+// refused. The output's header is now exactly as large as needed, and both
+// our reader and scripts/st_check.py read the file back.
+func TestManyTensorsRoundTrip(t *testing.T) {
+	n := 300_000
+	if testing.Short() {
+		n = 20_000
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "many.safetensors"), filepath.Join(dir, "fact.safetensors")
+	manyTensors(t, in, n)
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "1", "--quiet")
+	size, pad := headerSize(t, out)
+	if pad > 7 {
+		t.Errorf("output header of %d bytes ends in %d bytes of padding; want at most 7", size, pad)
+	}
+	code, stdout, stderr := cli("info", out)
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("%d tensors", n+2)) {
+		t.Fatalf("info: exit %d, %s", code, stderr)
+	}
+	f, err := safetensors.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := fmt.Sprintf("layers.%d.norm", n-1)
+	raw, err := f.ReadRaw(last)
+	f.Close()
+	if err != nil || binary.LittleEndian.Uint32(raw) != uint32(n-1) {
+		t.Errorf("%s read back wrong: %v", last, err)
+	}
+	if testing.Short() {
+		return
+	}
+	py := pythonWithNumpy(t)
+	script, _ := filepath.Abs("../../scripts/st_check.py")
+	res, err := exec.Command(py, script, "header", out).CombinedOutput()
+	if want := fmt.Sprintf("OK: %d tensors", n+2); err != nil || !strings.Contains(string(res), want) {
+		t.Errorf("st_check.py header: %v\n%s\nwant %q", err, res, want)
+	}
+}
