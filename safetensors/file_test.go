@@ -412,3 +412,26 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// HeaderLen is the length Close writes, for any metadata and names.
+func TestHeaderLenMatchesWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.safetensors")
+	meta := map[string]string{"a<b>": "q\"\n\u2028é", "format": "pt"}
+	w, err := Create(path, WriterOptions{HeaderReserve: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"w", "<&>", "é\x00\n"} {
+		if err := w.WriteFloat64(n, F32, []int{2, 3}, make([]float64, 6)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.SetMetadata(meta)
+	want := HeaderLen(meta, w.tensors)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := headerPadding(t, path); int(n) != want {
+		t.Errorf("HeaderLen = %d; the writer wrote %d", want, n)
+	}
+}

@@ -11,7 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/lowrank-go/lowrank/internal/osfile"
 )
@@ -162,6 +163,9 @@ func (w *Writer) begin(name string, dt DType, shape []int) (TensorInfo, error) {
 	if w.names[name] {
 		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("written twice; expected unique names")}
 	}
+	if !utf8.ValidString(name) {
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("name is not valid UTF-8; expected a UTF-8 name (the header is UTF-8 JSON)")}
+	}
 	if !dt.Known() {
 		_, err := ParseDType(string(dt))
 		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: err}
@@ -268,10 +272,22 @@ func (w *Writer) Abort() error {
 // file order.
 func (w *Writer) header() ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(HeaderLen(w.meta, w.tensors))
+	appendHeader(&b, w.meta, w.tensors)
+	if b.Len() > MaxHeaderSize {
+		return nil, &Error{File: w.path, Err: fmt.Errorf("header would be %d bytes; expected at most %d", b.Len(), MaxHeaderSize)}
+	}
+	return b.Bytes(), nil
+}
+
+// appendHeader writes the header JSON for meta and tensors (with their
+// offsets) to b, as Writer writes it. Its length is HeaderLen's (less the
+// padding).
+func appendHeader(b *bytes.Buffer, meta map[string]string, tensors []TensorInfo) {
 	b.WriteByte('{')
-	if len(w.meta) > 0 {
-		keys := make([]string, 0, len(w.meta))
-		for k := range w.meta {
+	if len(meta) > 0 {
+		keys := make([]string, 0, len(meta))
+		for k := range meta {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
@@ -281,30 +297,72 @@ func (w *Writer) header() ([]byte, error) {
 				b.WriteByte(',')
 			}
 			kj, _ := json.Marshal(k)
-			vj, _ := json.Marshal(w.meta[k])
+			vj, _ := json.Marshal(meta[k])
 			b.Write(kj)
 			b.WriteByte(':')
 			b.Write(vj)
 		}
 		b.WriteByte('}')
 	}
-	for i, t := range w.tensors {
-		if i > 0 || len(w.meta) > 0 {
+	var e []byte
+	for i, t := range tensors {
+		if i > 0 || len(meta) > 0 {
 			b.WriteByte(',')
 		}
-		nj, _ := json.Marshal(t.Name)
-		b.Write(nj)
-		shape := make([]string, len(t.Shape))
-		for j, d := range t.Shape {
-			shape[j] = fmt.Sprint(d)
-		}
-		fmt.Fprintf(&b, `:{"dtype":%q,"shape":[%s],"data_offsets":[%d,%d]}`, t.DType, strings.Join(shape, ","), t.Begin, t.End)
+		e = appendEntry(e[:0], t)
+		b.Write(e)
 	}
 	b.WriteByte('}')
-	if b.Len() > MaxHeaderSize {
-		return nil, &Error{File: w.path, Err: fmt.Errorf("header would be %d bytes; expected at most %d", b.Len(), MaxHeaderSize)}
+}
+
+// appendEntry appends one tensor's entry, "NAME":{…}, to e.
+func appendEntry(e []byte, t TensorInfo) []byte {
+	nj, _ := json.Marshal(t.Name)
+	e = append(e, nj...)
+	e = append(e, `:{"dtype":"`...)
+	e = append(e, t.DType...)
+	e = append(e, `","shape":[`...)
+	for j, d := range t.Shape {
+		if j > 0 {
+			e = append(e, ',')
+		}
+		e = strconv.AppendInt(e, int64(d), 10)
 	}
-	return b.Bytes(), nil
+	e = append(e, `],"data_offsets":[`...)
+	e = strconv.AppendInt(e, t.Begin, 10)
+	e = append(e, ',')
+	e = strconv.AppendInt(e, t.End, 10)
+	return append(e, "]}"...)
+}
+
+// EntryLen returns the length of one tensor's entry, "NAME":{…}, in a
+// header the Writer writes (without the comma before it).
+func EntryLen(t TensorInfo) int { return len(appendEntry(nil, t)) }
+
+// HeaderLen returns the length of the header a Writer writes for these
+// metadata and tensors (in this order, with their offsets): the JSON
+// padded with spaces to a multiple of 8. It allocates only what one entry
+// needs, so a caller can check, before writing anything, that an output
+// stays within MaxHeaderSize (offsets of 0 give a lower bound).
+func HeaderLen(meta map[string]string, tensors []TensorInfo) int {
+	n := 2 // {}
+	if len(meta) > 0 {
+		n += len(`"__metadata__":{}`) + len(meta) - 1
+		for k, v := range meta {
+			kj, _ := json.Marshal(k)
+			vj, _ := json.Marshal(v)
+			n += len(kj) + 1 + len(vj)
+		}
+	}
+	var e []byte
+	for i, t := range tensors {
+		if i > 0 || len(meta) > 0 {
+			n++
+		}
+		e = appendEntry(e[:0], t)
+		n += len(e)
+	}
+	return (n + 7) &^ 7
 }
 
 // Close writes the header, syncs the file and renames it to the output

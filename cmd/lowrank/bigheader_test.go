@@ -99,3 +99,57 @@ func TestManyTensorsRoundTrip(t *testing.T) {
 		t.Errorf("st_check.py header: %v\n%s\nwant %q", err, res, want)
 	}
 }
+
+// tinyMatrices writes n 2×2 F32 matrices (each kept dense by factorize:
+// rank 1 saves nothing), named with a long prefix.
+func tinyMatrices(t *testing.T, path string, n int) {
+	t.Helper()
+	w, err := safetensors.Create(path, safetensors.WriterOptions{Overwrite: true, HeaderReserve: 120 * n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := []float64{1, 2, 3, 4}
+	for i := range n {
+		if err := w.WriteFloat64(fmt.Sprintf("m.%07d.w", i), safetensors.F32, []int{2, 2}, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Issue 9, point 4: a valid 1 M-tensor file ran for minutes and failed at
+// the end, its output's header over the limit. The least size of the
+// output's header is now checked before the work. Here with a lowered
+// limit (the real 1 M-tensor case is TestMillionTensorsFailEarly).
+func TestOutputHeaderCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "tiny.safetensors")
+	tinyMatrices(t, in, 2000)
+	out := filepath.Join(dir, "out.safetensors")
+	f, _ := safetensors.Open(in)
+	inHeader := f.HeaderSize()
+	f.Close()
+	saved := maxOutputHeader
+	defer func() { maxOutputHeader = saved }()
+	// The input's header fits the limit, the output's cannot.
+	maxOutputHeader = int(inHeader) + 100
+	assertFails(t, dir, nil, []string{"factorize", in, "-o", out, "--quiet"}, in, "would need a header of at least", fmt.Sprintf("expected at most %d", maxOutputHeader))
+	// A limit the output does fit: the run succeeds, and its header is no
+	// larger than the lower bound promised... plus the real offsets.
+	maxOutputHeader = saved
+	mustCLI(t, "factorize", in, "-o", out, "--quiet")
+}
+
+// The real case: 1 048 576 tensors (MaxTensors) whose output cannot fit
+// the 100 MB limit fail within the time it takes to read the header.
+func TestMillionTensorsFailEarly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds a 100 MB file")
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "million.safetensors")
+	tinyMatrices(t, in, safetensors.MaxTensors)
+	assertFails(t, dir, []string{"million.safetensors"}, []string{"factorize", in, "-o", filepath.Join(dir, "out.safetensors"), "--quiet"}, "would need a header of at least", "expected at most 100000000")
+}

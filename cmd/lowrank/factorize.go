@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/safetensors"
@@ -91,6 +93,34 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	// The output's header must stay within the format's limit: check its
+	// least possible size now rather than after the work. A selected
+	// tensor becomes NAME.A and NAME.B (rank 1 at the least) with an entry
+	// in the lowrank metadata, or stays dense with a reason there.
+	var copied []safetensors.TensorInfo
+	extra := 0
+	for _, it := range items {
+		t := it.t
+		if !it.sel {
+			copied = append(copied, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+			continue
+		}
+		d, k, _ := t.Matrix()
+		fac := 2 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".A", DType: it.out, Shape: []int{1, k}}) +
+			safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".B", DType: it.out, Shape: []int{d, 1}}) +
+			metaEntryLen(t.Name, tensorMeta{Shape: t.Shape, Rank: 1, DType: string(it.out)})
+		dense := 1 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name, DType: it.out, Shape: t.Shape}) + metaEntryLen(t.Name, shortestReason(s, d, k))
+		extra += min(fac, dense)
+	}
+	floorMeta := map[string]string{}
+	for k, v := range f.Metadata() {
+		floorMeta[k] = v
+	}
+	fj, _ := json.Marshal(factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String()})
+	floorMeta[metaKey] = string(fj)
+	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil {
+		return err
+	}
 	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
 		return err
 	}
@@ -158,6 +188,30 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 }
 
+// Why a selected tensor is kept dense (the "dense" entries of the lowrank
+// metadata).
+const reasonRatio = "ratio too small for rank 1"
+
+func reasonRank(m int) string      { return fmt.Sprintf("rank above min(d,k) = %d", m) }
+func reasonBreakEven(r int) string { return fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", r) }
+
+// shortestReason is the shortest reason a d×k tensor could be kept dense
+// for under the command's policy (for the least size of the metadata).
+func shortestReason(s *settings, d, k int) string {
+	p := s.policy.String()
+	if r, ok := strings.CutPrefix(p, "rank="); ok {
+		n, _ := strconv.Atoi(r)
+		if n > min(d, k) {
+			return reasonRank(min(d, k))
+		}
+		return reasonBreakEven(n)
+	}
+	if strings.HasPrefix(p, "ratio=") && len(reasonRatio) < len(reasonBreakEven(1)) {
+		return reasonRatio
+	}
+	return reasonBreakEven(1)
+}
+
 func includeHint(s *settings) string {
 	if s.include != nil {
 		return fmt.Sprintf(" matching --include %q", s.include.String())
@@ -209,13 +263,13 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
-		return denseOutcome(f, t, W, out, o, fmt.Sprintf("rank above min(d,k) = %d", min(d, k)))
+		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)))
 	case errors.Is(err, lowrank.ErrPolicy):
-		return denseOutcome(f, t, W, out, o, "ratio too small for rank 1")
+		return denseOutcome(f, t, W, out, o, reasonRatio)
 	case err != nil:
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", strip(err))
 	case fac.BreakEven():
-		return denseOutcome(f, t, W, out, o, fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", fac.Rank))
+		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank))
 	}
 	r := fac.Rank
 	rel := fac.RelError

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -334,6 +335,33 @@ func (s *settings) addReport(outs *outputSet) {
 	if s.report != "" {
 		s.rep = outs.file(s.report, "the report")
 	}
+}
+
+// maxOutputHeader is the largest output header a command writes: the
+// format's limit (a variable for tests).
+var maxOutputHeader = safetensors.MaxHeaderSize
+
+// checkHeader refuses, before any work, an output whose header could not
+// stay within maxOutputHeader: ts are the tensors known already (offsets 0
+// give a lower bound), meta the metadata, and extra the least bytes the
+// entries not known yet add.
+func checkHeader(in, out string, meta map[string]string, ts []safetensors.TensorInfo, extra int) error {
+	n := safetensors.HeaderLen(meta, ts) + extra
+	if n > maxOutputHeader {
+		return fmt.Errorf("lowrank: %s: the output %s would need a header of at least %d bytes for its tensors and their metadata; expected at most %d (the safetensors limit): leave tensors out with --include, or split the model",
+			in, out, n, maxOutputHeader)
+	}
+	return nil
+}
+
+// metaEntryLen returns the bytes one entry "name": v of the lowrank
+// metadata adds to a header (where the metadata is a JSON string, so its
+// quotes are escaped), with its comma.
+func metaEntryLen(name string, v any) int {
+	nj, _ := json.Marshal(name)
+	vj, _ := json.Marshal(v)
+	inner, _ := json.Marshal(string(nj) + ":" + string(vj))
+	return len(inner) - 2 + 1
 }
 
 // recordFactors fills rw for a tensor written as the factors fac (stored
