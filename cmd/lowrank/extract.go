@@ -169,7 +169,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			p.cost = max(p.cost, mul(2*es, d, k))
 			if !s.mem.fits(p.cost) {
 				return tensorErr(*tuned, it.t.Name, "%d×%d needs about %s to read from both models but --max-memory %s leaves %s for tensors; expected a larger --max-memory or --include to leave the tensor out",
-					d, k, humanSize(p.cost), humanSize(s.mem.total), humanSize(s.mem.avail))
+					d, k, humanBytes(p.cost), humanBytes(s.mem.total), humanBytes(s.mem.avail))
 			}
 			plans[i] = p
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/internal/finite"
 	"github.com/lowrank-go/lowrank/la"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
@@ -246,12 +247,32 @@ func readMatrix[T lowrank.Float](f *safetensors.File, name string) (lowrank.Matr
 	if err != nil {
 		return lowrank.Matrix[T]{}, err
 	}
-	for i, x := range data {
-		if x-x != 0 {
-			return lowrank.Matrix[T]{}, tensorErr(f.Path(), name, "element [%d, %d] is %v; expected finite values", i/k, i%k, x)
-		}
+	if i := firstNonFinite(data); i >= 0 {
+		return lowrank.Matrix[T]{}, tensorErr(f.Path(), name, "element [%d, %d] is %v; expected finite values", i/k, i%k, data[i])
 	}
 	return lowrank.Matrix[T]{Rows: d, Cols: k, Data: data}, nil
+}
+
+// firstNonFinite returns the index of the first NaN or ±Inf in v, or -1:
+// a vectorized check of the whole slice first (internal/finite), the
+// element loop only when it found one.
+func firstNonFinite[T lowrank.Float](v []T) int {
+	var has bool
+	switch v := any(v).(type) {
+	case []float32:
+		has = finite.Has32(v)
+	case []float64:
+		has = finite.Has64(v)
+	}
+	if !has {
+		return -1
+	}
+	for i, x := range v {
+		if x-x != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // computesIn64 reports whether tensors of these dtypes are computed in

@@ -71,21 +71,6 @@ func parseSize(s string) (int64, error) {
 	return int64(math.Ceil(b)), nil // a tiny size is not "no limit"
 }
 
-// humanSize prints a byte count for messages ("1.5 GiB").
-func humanSize(n int64) string {
-	f := float64(n)
-	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
-		if f < 1024 || u == "TiB" {
-			if u == "B" {
-				return fmt.Sprintf("%d B", n)
-			}
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-		f /= 1024
-	}
-	return ""
-}
-
 // budget shares --max-memory between the tensors in flight.
 type budget struct {
 	total   int64 // --max-memory; 0: no limit
@@ -109,7 +94,7 @@ func newBudget(total int64, inputs ...*safetensors.File) (*budget, error) {
 		reserve += headerFactor * f.HeaderSize()
 	}
 	if total <= reserve {
-		return nil, usagef("--max-memory %s is below the %s the program needs for itself and its input headers; expected more", humanSize(total), humanSize(reserve))
+		return nil, usagef("--max-memory %s is below the %s the program needs for itself and its input headers; expected more", humanBytes(total), humanBytes(reserve))
 	}
 	b.avail = total - reserve
 	setLimit(total)
@@ -245,7 +230,7 @@ func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int
 	}
 	refuse := func(n int64, how string) error {
 		return tensorErr(file, tensor, "%d×%d needs about %s to factorize (%s) but --max-memory %s leaves %s for tensors; expected a larger --max-memory%s",
-			d, k, humanSize(n), how, humanSize(b.total), humanSize(b.avail), s.budgetHint())
+			d, k, humanBytes(n), how, humanBytes(b.total), humanBytes(b.avail), s.budgetHint())
 	}
 	if s.method == lowrank.Exact {
 		return factorPlan{}, refuse(cost, "exact SVD, as --method exact asks")
@@ -305,5 +290,5 @@ func (p factorPlan) capped(s *settings, err error) bool {
 // allowed.
 func budgetErr(s *settings, p factorPlan) string {
 	return fmt.Sprintf("%s needs more than the %d sketch columns that fit in the %s --max-memory %s leaves for tensors (without that cap it needs about %s); expected a larger --max-memory, a --rank N policy or --include to leave the tensor out",
-		s.policy, p.sketch, humanSize(s.mem.avail), humanSize(s.mem.total), humanSize(p.need))
+		s.policy, p.sketch, humanBytes(s.mem.avail), humanBytes(s.mem.total), humanBytes(p.need))
 }

@@ -147,7 +147,7 @@ func TestMaxMemoryPlans(t *testing.T) {
 	// Refused: not even W and a minimal sketch fit.
 	tiny := reserve + int64(4*d*k)
 	assertFails(t, dir, keep, []string{"factorize", model, "-o", out, "--max-memory", size(tiny)},
-		model, `tensor "big.weight"`, "needs about", "--max-memory "+humanSize(tiny), "--rank N")
+		model, `tensor "big.weight"`, "needs about", "--max-memory "+humanBytes(tiny), "--rank N")
 	assertFails(t, dir, keep, []string{"factorize", model, "-o", out, "--max-memory", "1MiB"}, "--max-memory 1.0 MiB is below")
 
 	exact := costOf(t, d, k, lowrank.Rank(20), lowrank.WithMethod(lowrank.Exact))
@@ -212,7 +212,7 @@ func TestMaxMemoryResident(t *testing.T) {
 		}
 		b, _ := os.ReadFile(hwm)
 		n, _ := strconv.ParseInt(string(b), 10, 64)
-		t.Logf("%-32s budget %9s  peak RSS %9s  method %s", name, humanSize(budget), humanSize(n), reportMethod(t, filepath.Join(dir, name+".json"), "big.weight"))
+		t.Logf("%-32s budget %9s  peak RSS %9s  method %s", name, humanBytes(budget), humanBytes(n), reportMethod(t, filepath.Join(dir, name+".json"), "big.weight"))
 		return n
 	}
 	measure("exact, no budget", 0, "100", "--method", "exact")

@@ -287,15 +287,6 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 	return o, nil
 }
 
-func firstNonFinite[T lowrank.Float](v []T) int {
-	for i, x := range v {
-		if x-x != 0 {
-			return i
-		}
-	}
-	return -1
-}
-
 // densify writes NAME = NAME.B·NAME.A for every factor pair of a file
 // written by factorize, and copies everything else.
 func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *output) error {
@@ -426,5 +417,5 @@ func productCost(es int64, d, k, r int) int64 {
 // memErr refuses a tensor whose work does not fit the budget.
 func memErr(file, tensor string, d, k int, need int64, what string, b *budget) error {
 	return tensorErr(file, tensor, "%d×%d needs about %s to %s but --max-memory %s leaves %s for tensors; expected a larger --max-memory",
-		d, k, humanSize(need), what, humanSize(b.total), humanSize(b.avail))
+		d, k, humanBytes(need), what, humanBytes(b.total), humanBytes(b.avail))
 }

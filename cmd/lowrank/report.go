@@ -67,6 +67,8 @@ func shapeString(s []int) string {
 	return strings.Join(p, "×")
 }
 
+// humanBytes prints a byte count for tables and messages ("1.5 GiB",
+// "-3.0 KiB", "512 B").
 func humanBytes(n int64) string {
 	neg := n < 0
 	if neg {
