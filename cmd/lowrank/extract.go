@@ -24,11 +24,13 @@ const maxCompareBytes = 64 << 20
 
 // adapterMeta is stored under metaKey in the adapter's safetensors file.
 type adapterMeta struct {
-	Version int                   `json:"version"`
-	Policy  string                `json:"policy"`
-	Split   string                `json:"split"`
-	Format  string                `json:"format"`
-	Modules map[string]tensorMeta `json:"modules"`
+	Version int    `json:"version"`
+	Policy  string `json:"policy"`
+	Split   string `json:"split"`
+	Format  string `json:"format"`
+	// KohyaPrefix is --kohya-prefix, for merge to map the names back.
+	KohyaPrefix string                `json:"kohya_prefix,omitempty"`
+	Modules     map[string]tensorMeta `json:"modules"`
 }
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
@@ -190,6 +192,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	defer w.Abort()
 
 	meta := adapterMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Format: strings.ToLower(*format), Modules: map[string]tensorMeta{}}
+	if kohya {
+		meta.KohyaPrefix = *prefix
+	}
 	var rows []row
 	var mods []peftModule
 	prog := newProgress(stderr, s.quiet, len(items), "extract")

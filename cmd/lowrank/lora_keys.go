@@ -115,14 +115,24 @@ func isKohya(f *safetensors.File) bool {
 	return false
 }
 
+// defaultKohyaPrefixes are the prefixes merge tries when neither
+// --kohya-prefix nor the adapter's own lowrank metadata names one: extract's
+// default and those of kohya-ss/sd-scripts (networks/lora.py).
+var defaultKohyaPrefixes = []string{"lora", "lora_unet", "lora_te", "lora_te1", "lora_te2"}
+
 // parseKohyaKeys groups a kohya adapter's tensors by LoRA name and maps
-// each to the base tensor whose kohya name (prefix_module_with_underscores)
-// it is.
-func parseKohyaKeys(f *safetensors.File, base *safetensors.File) ([]*loraModule, []string, error) {
+// each, exactly, to the base tensor whose kohya name it is: PREFIX, "_",
+// and the module path with its dots turned into underscores, for one of
+// prefixes. A name that two base tensors (or two prefixes) could produce is
+// an error naming both; a name none produces is returned in missing.
+func parseKohyaKeys(f *safetensors.File, base *safetensors.File, prefixes []string) (mods []*loraModule, missing []string, err error) {
 	type parts struct{ down, up, alpha string }
 	byName := map[string]*parts{}
 	var order []string
-	for _, t := range f.Tensors() {
+	for i, t := range f.Tensors() {
+		if err := tick(i); err != nil {
+			return nil, nil, err
+		}
 		var name, kind string
 		for _, suf := range []string{".lora_down.weight", ".lora_up.weight", ".alpha"} {
 			if n, ok := strings.CutSuffix(t.Name, suf); ok {
@@ -148,37 +158,56 @@ func parseKohyaKeys(f *safetensors.File, base *safetensors.File) ([]*loraModule,
 			p.alpha = t.Name
 		}
 	}
-	// Underscored module path → base tensor name.
-	under := map[string]string{}
-	for _, t := range base.Tensors() {
-		if m, ok := moduleOf(t.Name); ok {
-			u := strings.ReplaceAll(m, ".", "_")
-			if _, dup := under[u]; dup {
-				under[u] = "" // ambiguous
-				continue
-			}
-			under[u] = m
+	// Module path with underscores for dots → the base tensor's module;
+	// two modules that read the same that way are both kept, for the
+	// error.
+	type target struct{ module, other string }
+	under := map[string]target{}
+	for i, t := range base.Tensors() {
+		if err := tick(i); err != nil {
+			return nil, nil, err
 		}
+		m, ok := moduleOf(t.Name)
+		if !ok {
+			continue
+		}
+		u := strings.ReplaceAll(m, ".", "_")
+		if c, dup := under[u]; dup {
+			if c.other == "" {
+				c.other = m
+				under[u] = c
+			}
+			continue
+		}
+		under[u] = target{module: m}
 	}
-	var mods []*loraModule
-	var missing []string
-	for _, name := range order {
+	for i, name := range order {
+		if err := tick(i); err != nil {
+			return nil, nil, err
+		}
 		p := byName[name]
 		if p.down == "" || p.up == "" {
 			return nil, nil, fmt.Errorf("lowrank: %s: LoRA %q lacks lora_down or lora_up; expected both", f.Path(), name)
 		}
-		module := ""
-		for i := 0; i < len(name); i++ {
-			if name[i] != '_' {
+		module, via := "", ""
+		for _, pre := range prefixes {
+			rest, ok := strings.CutPrefix(name, pre+"_")
+			if !ok {
 				continue
 			}
-			if m, ok := under[name[i+1:]]; ok {
-				if m == "" {
-					return nil, nil, fmt.Errorf("lowrank: %s: LoRA %q matches several tensors of %s once dots become underscores", f.Path(), name, base.Path())
-				}
-				module = m
-				break
+			c, ok := under[rest]
+			if !ok {
+				continue
 			}
+			if c.other != "" {
+				return nil, nil, fmt.Errorf("lowrank: %s: LoRA %q is the kohya name of both %q and %q of %s (dots become underscores); expected names that stay distinct",
+					f.Path(), name, c.module+".weight", c.other+".weight", base.Path())
+			}
+			if module != "" && module != c.module {
+				return nil, nil, fmt.Errorf("lowrank: %s: LoRA %q names both %q (prefix %q) and %q (prefix %q) of %s; expected one: give the adapter's prefix with --kohya-prefix",
+					f.Path(), name, module+".weight", via, c.module+".weight", pre, base.Path())
+			}
+			module, via = c.module, pre
 		}
 		if module == "" {
 			missing = append(missing, name)

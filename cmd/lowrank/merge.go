@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
 	adapter := fs.String("adapter", "", "PEFT adapter `DIR` (adapter_config.json + adapter_model.safetensors) or kohya LoRA .safetensors file")
 	unmerge := fs.Bool("unmerge", false, "subtract the adapter instead of adding it")
+	kohyaPrefix := fs.String("kohya-prefix", "", "kohya adapters: the `PREFIX`es of LoRA names, comma-separated (default: the prefix extract recorded in the adapter, else "+strings.Join(defaultKohyaPrefixes, ", ")+"; a name two prefixes could map is an error)")
 	output := fs.String("o", "", "output `FILE`.safetensors")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	quiet := fs.Bool("quiet", false, "no progress bar and no table")
@@ -76,7 +78,15 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	if *adapter == "" {
 		return densify(stdout, stderr, fb, s, out)
 	}
-	return mergeAdapter(stdout, stderr, fb, *adapter, *unmerge, s, out)
+	var prefixes []string
+	if *kohyaPrefix != "" {
+		for _, p := range strings.Split(*kohyaPrefix, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				prefixes = append(prefixes, p)
+			}
+		}
+	}
+	return mergeAdapter(stdout, stderr, fb, *adapter, *unmerge, prefixes, s, out)
 }
 
 // mergeItem is one base tensor that an adapter module changes.
@@ -86,7 +96,7 @@ type mergeItem struct {
 	scaling float64
 }
 
-func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, s *settings, out *output) error {
+func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, prefixes []string, s *settings, out *output) error {
 	st, err := os.Stat(adapter)
 	if err != nil {
 		return fmt.Errorf("lowrank: %w", err)
@@ -118,7 +128,10 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if !isKohya(fa) {
 			return fmt.Errorf("lowrank: %s: no adapter_config.json beside it and no kohya lora_down keys; expected a PEFT adapter folder or a kohya LoRA file", adapter)
 		}
-		if mods, missing, err = parseKohyaKeys(fa, fb); err != nil {
+		if len(prefixes) == 0 {
+			prefixes = recordedPrefix(fa)
+		}
+		if mods, missing, err = parseKohyaKeys(fa, fb, prefixes); err != nil {
 			return err
 		}
 	} else {
@@ -257,6 +270,16 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		cmd = "unmerge"
 	}
 	return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
+}
+
+// recordedPrefix returns the kohya prefix extract recorded in an adapter's
+// lowrank metadata, or the default prefixes when there is none.
+func recordedPrefix(fa *safetensors.File) []string {
+	var m adapterMeta
+	if raw, ok := fa.Metadata()[metaKey]; ok && json.Unmarshal([]byte(raw), &m) == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
+		return []string{m.KohyaPrefix}
+	}
+	return defaultKohyaPrefixes
 }
 
 // mergeOne computes W + scaling·B·A for one base tensor.

@@ -2,6 +2,16 @@ package main
 
 import "context"
 
+// tick returns errInterrupted when cmdContext is cancelled, checking it
+// every 4096th call: long loops over names call it with their index so that
+// SIGINT and SIGTERM are honoured at once even in a loop of millions.
+func tick(i int) error {
+	if i&4095 == 0 && cmdContext.Err() != nil {
+		return errInterrupted
+	}
+	return nil
+}
+
 // pipeline computes items 0…n-1 with at most jobs of them in flight and
 // hands each result to write in item order, so that outputs are written
 // in a fixed order whatever finishes first. An item's slot is freed only
