@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/lowrank-go/lowrank/internal/strictjson"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -85,7 +86,7 @@ func fileInfo(w io.Writer, f *safetensors.File) {
 			Modules map[string]tensorMeta `json:"modules"`
 			Dense   map[string]string     `json:"dense"`
 		}
-		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		if err := strictjson.Unmarshal([]byte(raw), &m); err != nil {
 			fmt.Fprintf(w, "\n(metadata %q is not lowrank's JSON: %v)\n", metaKey, err)
 			return
 		}

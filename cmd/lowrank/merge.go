@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/internal/strictjson"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -276,7 +276,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 // lowrank metadata, or the default prefixes when there is none.
 func recordedPrefix(fa *safetensors.File) []string {
 	var m adapterMeta
-	if raw, ok := fa.Metadata()[metaKey]; ok && json.Unmarshal([]byte(raw), &m) == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
+	if raw, ok := fa.Metadata()[metaKey]; ok && strictjson.Unmarshal([]byte(raw), &m) == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
 		return []string{m.KohyaPrefix}
 	}
 	return defaultKohyaPrefixes

@@ -345,31 +345,13 @@ func readManifest(path string) (manifest, bool) {
 	if err != nil {
 		return manifest{}, false
 	}
-	v, err := strictjson.Parse(raw)
-	if err != nil || v.Kind != strictjson.Object {
+	var m manifest
+	if strictjson.Unmarshal(raw, &m) != nil {
 		return manifest{}, false
 	}
-	var m manifest
-	for _, kv := range v.Members {
-		switch kv.Key {
-		case "version":
-			if kv.Value.Kind != strictjson.Number {
-				return manifest{}, false
-			}
-			m.Version = 1
-		case "command":
-			m.Command = kv.Value.Str
-		case "files":
-			if kv.Value.Kind != strictjson.Array {
-				return manifest{}, false
-			}
-			for _, f := range kv.Value.Elems {
-				n := f.Str
-				if f.Kind != strictjson.String || n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00") {
-					return manifest{}, false
-				}
-				m.Files = append(m.Files, n)
-			}
+	for _, n := range m.Files {
+		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00") {
+			return manifest{}, false
 		}
 	}
 	return m, m.Version == 1

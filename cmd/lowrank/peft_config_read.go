@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/lowrank-go/lowrank/internal/osfile"
+	"github.com/lowrank-go/lowrank/internal/strictjson"
 )
 
 // peftConfig is what merge needs from adapter_config.json.
@@ -39,17 +42,25 @@ func configErr(path, format string, args ...any) error {
 	return fmt.Errorf("lowrank: %s: %s", path, fmt.Sprintf(format, args...))
 }
 
-// readPEFTConfig reads and checks an adapter folder's adapter_config.json.
+// readPEFTConfig reads and checks an adapter folder's adapter_config.json,
+// which must be a regular file (a FIFO or device is refused, not waited
+// on).
 func readPEFTConfig(dir string) (*peftConfig, error) {
 	path := filepath.Join(dir, peftConfigName)
-	f, err := os.Open(path)
+	f, st, err := osfile.OpenRegular(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("lowrank: %s: %s not found; expected a PEFT adapter folder holding %s and %s", dir, peftConfigName, peftConfigName, peftWeightsName)
+		case errors.Is(err, osfile.ErrNotRegular):
+			return nil, configErr(path, "%v; expected a JSON file", unwrapPathErr(err))
 		}
 		return nil, fmt.Errorf("lowrank: %w", err)
 	}
 	defer f.Close()
+	if st.Size() > maxConfigBytes {
+		return nil, configErr(path, "larger than %d bytes; expected a small JSON file", maxConfigBytes)
+	}
 	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("lowrank: %s: %w", path, unwrapPathErr(err))
@@ -60,129 +71,189 @@ func readPEFTConfig(dir string) (*peftConfig, error) {
 	return parsePEFTConfig(raw, path)
 }
 
+// configKeys are the adapter_config.json keys merge reads, spelled as PEFT
+// writes them (LoraConfig's fields).
+var configKeys = []string{"peft_type", "r", "lora_alpha", "use_rslora", "fan_in_fan_out", "use_dora", "rank_pattern", "alpha_pattern"}
+
+// parsePEFTConfig reads adapter_config.json strictly (internal/strictjson):
+// a key twice, anywhere, is an error, as is a key that differs from one of
+// configKeys only by case or Unicode folding ("R", "Lora_Alpha",
+// "ſhape"); other keys are checked as JSON and otherwise ignored.
 func parsePEFTConfig(raw []byte, path string) (*peftConfig, error) {
 	if !utf8.Valid(raw) {
 		return nil, configErr(path, "not valid UTF-8; expected a UTF-8 JSON object")
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil {
-		return nil, configErr(path, "not a JSON object: %v", err)
+	c := &peftConfig{path: path, raw: raw, LoraAlpha: 8} // LoraConfig's default alpha
+	s := strictjson.NewScanner(raw)
+	syntax := func(err error) error { return configErr(path, "%v", err) }
+	k, err := s.Peek()
+	if err != nil {
+		return nil, syntax(err)
 	}
-	c := &peftConfig{path: path, raw: raw}
-	str := func(k string) (string, error) {
-		v, ok := top[k]
-		if !ok || string(v) == "null" {
-			return "", nil
-		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", configErr(path, "%q is %s; expected a string", k, v)
-		}
-		return s, nil
+	if k != strictjson.Object {
+		return nil, configErr(path, "is %s; expected a JSON object", k)
 	}
-	boolean := func(k string) (bool, error) {
-		v, ok := top[k]
-		if !ok || string(v) == "null" {
-			return false, nil
+	s.BeginObject()
+	var keys strictjson.Keys
+	seenR := false
+	for {
+		off := s.Offset()
+		key, more, err := s.NextKey()
+		if err != nil {
+			return nil, syntax(err)
 		}
-		var b bool
-		if err := json.Unmarshal(v, &b); err != nil {
-			return false, configErr(path, "%q is %s; expected true or false", k, v)
+		if !more {
+			break
 		}
-		return b, nil
+		if err := keys.Add(key, off, s); err != nil {
+			return nil, syntax(err)
+		}
+		known := false
+		for _, want := range configKeys {
+			if key == want {
+				known = true
+			} else if strings.EqualFold(key, want) {
+				return nil, configErr(path, "key %q is not spelled as PEFT spells %q; expected the exact spelling (keys are not case-folded)", key, want)
+			}
+		}
+		if !known {
+			if err := s.Skip(); err != nil {
+				return nil, syntax(err)
+			}
+			continue
+		}
+		vk, err := s.Peek()
+		if err != nil {
+			return nil, syntax(err)
+		}
+		if vk == strictjson.Null {
+			s.Null()
+			continue
+		}
+		switch key {
+		case "peft_type":
+			if vk != strictjson.String {
+				return nil, configErr(path, "%q is %s; expected a string", key, rawText(s, raw))
+			}
+			c.PeftType, _ = s.String()
+		case "use_rslora", "fan_in_fan_out", "use_dora":
+			if vk != strictjson.Bool {
+				return nil, configErr(path, "%q is %s; expected true or false", key, rawText(s, raw))
+			}
+			b, _ := s.Bool()
+			switch key {
+			case "use_rslora":
+				c.UseRslora = b
+			case "fan_in_fan_out":
+				c.FanInFanOut = b
+			case "use_dora":
+				if b {
+					return nil, configErr(path, "use_dora is true; DoRA adapters are not supported, expected a plain LoRA adapter")
+				}
+			}
+		case "r", "lora_alpha":
+			x, err := number(s, raw, key, path)
+			if err != nil {
+				return nil, err
+			}
+			if key == "r" {
+				seenR = true
+				if x < 1 || x != math.Trunc(x) || x > maxRank {
+					return nil, configErr(path, "\"r\" is %v; expected a positive integer ≤ %d", x, maxRank)
+				}
+				c.R = int(x)
+			} else {
+				c.LoraAlpha = x
+			}
+		case "rank_pattern", "alpha_pattern":
+			dst := &c.rankPattern
+			if key == "alpha_pattern" {
+				dst = &c.alphaPattern
+			}
+			if *dst, err = parsePattern(s, raw, key, path); err != nil {
+				return nil, err
+			}
+		}
 	}
-	num := func(k string) (float64, bool, error) {
-		v, ok := top[k]
-		if !ok || string(v) == "null" {
-			return 0, false, nil
-		}
-		var x float64
-		if err := json.Unmarshal(v, &x); err != nil || math.IsInf(x, 0) {
-			return 0, false, configErr(path, "%q is %s; expected a number", k, v)
-		}
-		return x, true, nil
-	}
-	var err error
-	if c.PeftType, err = str("peft_type"); err != nil {
-		return nil, err
+	if err := s.End(); err != nil {
+		return nil, syntax(err)
 	}
 	if c.PeftType != "LORA" {
 		return nil, configErr(path, "peft_type is %q; expected \"LORA\" (other PEFT methods are not supported)", c.PeftType)
 	}
-	r, ok, err := num("r")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	if !seenR {
 		return nil, configErr(path, "\"r\" is missing; expected a positive integer")
-	}
-	if r < 1 || r != math.Trunc(r) || r > maxRank {
-		return nil, configErr(path, "\"r\" is %v; expected a positive integer ≤ %d", r, maxRank)
-	}
-	c.R = int(r)
-	alpha, ok, err := num("lora_alpha")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		alpha = 8 // LoraConfig's default
-	}
-	c.LoraAlpha = alpha
-	if c.UseRslora, err = boolean("use_rslora"); err != nil {
-		return nil, err
-	}
-	if c.FanInFanOut, err = boolean("fan_in_fan_out"); err != nil {
-		return nil, err
-	}
-	if dora, err := boolean("use_dora"); err != nil {
-		return nil, err
-	} else if dora {
-		return nil, configErr(path, "use_dora is true; DoRA adapters are not supported, expected a plain LoRA adapter")
-	}
-	for _, p := range []struct {
-		key string
-		dst *[]patternEntry
-	}{{"rank_pattern", &c.rankPattern}, {"alpha_pattern", &c.alphaPattern}} {
-		if *p.dst, err = parsePattern(top[p.key], p.key, path); err != nil {
-			return nil, err
-		}
 	}
 	return c, nil
 }
 
+// rawText skips the next value and returns its text, for messages (cut at
+// 40 bytes).
+func rawText(s *strictjson.Scanner, raw []byte) string {
+	start := s.Offset()
+	if err := s.Skip(); err != nil {
+		return err.Error()
+	}
+	v := strings.TrimSpace(string(raw[start:s.Offset()]))
+	if len(v) > 40 {
+		v = v[:37] + "…"
+	}
+	return v
+}
+
+// number reads a finite JSON number (1e400 is refused, not read as +Inf).
+func number(s *strictjson.Scanner, raw []byte, key, path string) (float64, error) {
+	if k, err := s.Peek(); err != nil || k != strictjson.Number {
+		if err != nil {
+			return 0, configErr(path, "%v", err)
+		}
+		return 0, configErr(path, "%q is %s; expected a number", key, rawText(s, raw))
+	}
+	lit, err := s.Number()
+	if err != nil {
+		return 0, configErr(path, "%v", err)
+	}
+	x, err := strconv.ParseFloat(lit, 64)
+	if err != nil || math.IsInf(x, 0) {
+		return 0, configErr(path, "%q is %s; expected a finite number", key, lit)
+	}
+	return x, nil
+}
+
 // parsePattern reads a rank_pattern or alpha_pattern object, keeping the
 // order of its keys (PEFT takes the first key that matches).
-func parsePattern(raw json.RawMessage, name, path string) ([]patternEntry, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
+func parsePattern(s *strictjson.Scanner, raw []byte, name, path string) ([]patternEntry, error) {
+	if k, err := s.Peek(); err != nil || k != strictjson.Object {
+		if err != nil {
+			return nil, configErr(path, "%v", err)
+		}
+		return nil, configErr(path, "%q is %s; expected an object of module names to numbers", name, rawText(s, raw))
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	bad := func() error { return configErr(path, "%q is not an object of module names to numbers", name) }
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, bad()
-	}
+	s.BeginObject()
+	var keys strictjson.Keys
 	var out []patternEntry
-	for dec.More() {
-		kt, err := dec.Token()
+	for {
+		off := s.Offset()
+		k, more, err := s.NextKey()
 		if err != nil {
-			return nil, bad()
+			return nil, configErr(path, "%v", err)
 		}
-		vt, err := dec.Token()
+		if !more {
+			return out, nil
+		}
+		if err := keys.Add(k, off, s); err != nil {
+			return nil, configErr(path, "%s: %v", name, err)
+		}
+		label := fmt.Sprintf("%s[%q]", name, k)
+		v, err := number(s, raw, label, path)
 		if err != nil {
-			return nil, bad()
+			return nil, err
 		}
-		k, _ := kt.(string)
-		n, ok := vt.(json.Number)
-		if !ok {
-			return nil, configErr(path, "%s[%q] is %v; expected a number", name, k, vt)
-		}
-		v, err := n.Float64()
-		if err != nil || !(v > 0) || math.IsInf(v, 0) {
-			return nil, configErr(path, "%s[%q] is %v; expected a positive number", name, k, n)
+		if !(v > 0) {
+			return nil, configErr(path, "%s is %v; expected a positive number", label, v)
 		}
 		if name == "rank_pattern" && (v != math.Trunc(v) || v > maxRank) {
-			return nil, configErr(path, "%s[%q] is %v; expected a positive integer rank ≤ %d", name, k, n, maxRank)
+			return nil, configErr(path, "%s is %v; expected a positive integer rank ≤ %d", label, v, maxRank)
 		}
 		re, err := regexp.Compile(`^(?:.*\.)?(?:` + k + `)$`)
 		if err != nil {
@@ -190,7 +261,6 @@ func parsePattern(raw json.RawMessage, name, path string) ([]patternEntry, error
 		}
 		out = append(out, patternEntry{key: k, re: re, value: v})
 	}
-	return out, nil
 }
 
 func matchPattern(ps []patternEntry, module string) (float64, bool) {

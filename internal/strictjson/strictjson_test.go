@@ -98,3 +98,40 @@ func toAny(v Value) any {
 	}
 	return nil
 }
+
+func TestUnmarshalExact(t *testing.T) {
+	type inner struct {
+		Rank  int     `json:"rank"`
+		Error float64 `json:"rel_error"`
+	}
+	type doc struct {
+		Format  string           `json:"format"`
+		Tensors map[string]inner `json:"tensors"`
+		List    []int            `json:"list"`
+		Opt     *string          `json:"opt"`
+		Any     any              `json:"any"`
+	}
+	var d doc
+	err := Unmarshal([]byte(`{"format":"kohya","Format":"peft","tensors":{"w":{"rank":2,"RANK":9,"rel_error":0.5}},"list":[1,2],"opt":null,"any":{"x":[1,"a"]},"extra":{"deep":[1]}}`), &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Format != "kohya" || d.Tensors["w"].Rank != 2 || d.Tensors["w"].Error != 0.5 || len(d.List) != 2 || d.Opt != nil {
+		t.Errorf("decoded %+v: keys were folded or lost", d)
+	}
+	for _, c := range []struct{ in, want string }{
+		{`{"format":"a","format":"b"}`, `key "format" appears twice`},
+		{`{"tensors":{"w":{},"w":{}}}`, `key "w" appears twice`},
+		{`{"list":[1.5]}`, `value .list[0] 1.5 is not an integer`},
+		{`{"format":2}`, `value .format is a number; expected a string`},
+		{`{"tensors":{"w":{"rel_error":NaN}}}`, `NaN is not a JSON number`},
+		{`{"tensors":{"w":{"rel_error":1e999}}}`, `out of range`},
+		{`{"extra":{"a":1,"a":2}}`, `appears twice`},
+		{`{} {}`, `after the value`},
+	} {
+		var d doc
+		if err := Unmarshal([]byte(c.in), &d); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Unmarshal(%s) = %v; want an error containing %q", c.in, err, c.want)
+		}
+	}
+}
