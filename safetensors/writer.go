@@ -54,8 +54,12 @@ type Writer struct {
 	tensors   []TensorInfo
 	names     map[string]bool
 	meta      map[string]string
+	copyBuf   []byte
 	done      bool
 }
+
+// writerOnly hides a writer's ReadFrom.
+type writerOnly struct{ io.Writer }
 
 // Create starts a safetensors file at path. It fails with an error wrapping
 // ErrExists when path exists and opts.Overwrite is false, and with the
@@ -202,7 +206,13 @@ func (w *Writer) WriteFrom(name string, dt DType, shape []int, r io.Reader) erro
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(w.bw, io.LimitReader(r, t.Size()))
+	// Copy through our own buffer into the buffered writer: io.Copy would
+	// hand an empty bufio.Writer's ReadFrom straight to the file, one write
+	// system call per tensor (a million for a million small tensors).
+	if w.copyBuf == nil {
+		w.copyBuf = make([]byte, 256<<10)
+	}
+	n, err := io.CopyBuffer(writerOnly{w.bw}, io.LimitReader(r, t.Size()), w.copyBuf)
 	if err != nil {
 		return w.fail(err)
 	}

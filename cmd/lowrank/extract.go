@@ -78,12 +78,16 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer outs.abort()
-	fb, err := safetensors.Open(*base)
+	if s.mem, err = newBudget(s.maxMemory); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	fb, err := s.mem.open(*base)
 	if err != nil {
 		return err
 	}
 	defer fb.Close()
-	ft, err := safetensors.Open(*tuned)
+	ft, err := s.mem.open(*tuned)
 	if err != nil {
 		return err
 	}
@@ -148,10 +152,6 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	if s.mem, err = newBudget(s.maxMemory, fb, ft); err != nil {
-		return err
-	}
-	defer s.mem.restore()
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
 		if s.mem.total == 0 {
@@ -170,8 +170,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			// Reading holds the base and the tuned tensor at once.
 			p.cost = max(p.cost, mul(2*es, d, k))
 			if !s.mem.fits(p.cost) {
-				return tensorErr(*tuned, it.t.Name, "%d×%d needs about %s to read from both models but --max-memory %s leaves %s for tensors; expected a larger --max-memory or --include to leave the tensor out",
-					d, k, humanBytes(p.cost), humanBytes(s.mem.total), humanBytes(s.mem.avail))
+				return tensorErr(*tuned, it.t.Name, "%d×%d needs about %s to read from both models but %s leaves %s for tensors; expected a larger --max-memory or --include to leave the tensor out",
+					d, k, humanBytes(p.cost), s.mem.source, humanBytes(s.mem.avail))
 			}
 			plans[i] = p
 		}
@@ -195,7 +195,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if kohya {
 		meta.KohyaPrefix = *prefix
 	}
-	var rows []row
+	rows := make([]row, 0, len(items))
 	var mods []peftModule
 	prog := newProgress(stderr, s.quiet, len(items), "extract")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (extracted, error) {

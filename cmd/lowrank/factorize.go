@@ -66,7 +66,11 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer outs.abort()
-	f, err := safetensors.Open(in)
+	if s.mem, err = newBudget(s.maxMemory); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	f, err := s.mem.open(in)
 	if err != nil {
 		return err
 	}
@@ -79,7 +83,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		sel bool
 		out safetensors.DType
 	}
-	var items []item
+	items := make([]item, 0, len(f.Tensors()))
 	nsel := 0
 	for _, t := range f.Tensors() {
 		it := item{t: t, out: t.DType}
@@ -97,7 +101,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	// least possible size now rather than after the work. A selected
 	// tensor becomes NAME.A and NAME.B (rank 1 at the least) with an entry
 	// in the lowrank metadata, or stays dense with a reason there.
-	var copied []safetensors.TensorInfo
+	copied := make([]safetensors.TensorInfo, 0, len(items))
 	extra := 0
 	for _, it := range items {
 		t := it.t
@@ -121,10 +125,6 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil {
 		return err
 	}
-	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
-		return err
-	}
-	defer s.mem.restore()
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
 		if !it.sel || s.mem.total == 0 {
@@ -143,7 +143,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	defer w.Abort()
 	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
-	var rows []row
+	rows := make([]row, 0, len(items))
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]

@@ -179,7 +179,7 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 
 // addMaxMemory adds the --max-memory flag to fs.
 func addMaxMemory(fs *flag.FlagSet) *string {
-	return fs.String("max-memory", "0", "memory budget `SIZE` (512MiB, 2GiB, 1.5GB; 0: no limit): tensors that do not fit are given the randomized SVD or refused; shared by --jobs")
+	return fs.String("max-memory", "0", "memory budget `SIZE` (512MiB, 2GiB, 1.5GB) for the whole process: what does not fit is given the randomized SVD or refused, naming what it needs; shared by --jobs. 0: the default, "+fmt.Sprintf("%d/%d", defaultNum, defaultDen)+" of the memory the process may use (cgroup limit or MemAvailable; here: "+defaultBudgetShort()+")")
 }
 
 func parseOutDType(s string) (safetensors.DType, error) {

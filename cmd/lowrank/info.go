@@ -32,10 +32,15 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("lowrank: %w", err)
 	}
-	if st.IsDir() {
-		return adapterInfo(stdout, path)
+	mem, err := newBudget(0)
+	if err != nil {
+		return err
 	}
-	f, err := safetensors.Open(path)
+	defer mem.restore()
+	if st.IsDir() {
+		return adapterInfo(stdout, path, mem)
+	}
+	f, err := mem.open(path)
 	if err != nil {
 		return err
 	}
@@ -137,8 +142,8 @@ func fileInfo(w io.Writer, f *safetensors.File) {
 	}
 }
 
-func adapterInfo(w io.Writer, dir string) error {
-	cfg, err := readPEFTConfig(dir)
+func adapterInfo(w io.Writer, dir string, mem *budget) error {
+	cfg, err := readPEFTConfig(dir, mem)
 	if err != nil {
 		return err
 	}
@@ -147,7 +152,7 @@ func adapterInfo(w io.Writer, dir string) error {
 		pretty.Write(cfg.raw)
 	}
 	fmt.Fprintf(w, "%s: PEFT LoRA adapter\n\n%s:\n%s\n", dir, peftConfigName, strings.TrimSpace(pretty.String()))
-	f, err := safetensors.Open(filepath.Join(dir, peftWeightsName))
+	f, err := mem.open(filepath.Join(dir, peftWeightsName))
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,11 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 		return err
 	}
 	defer outs.abort()
-	fb, err := safetensors.Open(in)
+	if s.mem, err = newBudget(s.maxMemory); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	fb, err := s.mem.open(in)
 	if err != nil {
 		return err
 	}
@@ -104,7 +108,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	var cfg *peftConfig
 	weights := adapter
 	if st.IsDir() {
-		if cfg, err = readPEFTConfig(adapter); err != nil {
+		if cfg, err = readPEFTConfig(adapter, s.mem); err != nil {
 			return err
 		}
 		weights = filepath.Join(adapter, peftWeightsName)
@@ -115,7 +119,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return fmt.Errorf("lowrank: %s: %s not found; expected a PEFT adapter folder", adapter, peftWeightsName)
 		}
 	}
-	fa, err := safetensors.Open(weights)
+	fa, err := s.mem.open(weights)
 	if err != nil {
 		return err
 	}
@@ -209,10 +213,6 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	}
 
 	tensors := fb.Tensors()
-	if s.mem, err = newBudget(s.maxMemory, fb, fa); err != nil {
-		return err
-	}
-	defer s.mem.restore()
 	costs := make([]int64, len(tensors))
 	for i, t := range tensors {
 		it, ok := byTensor[t.Name]
@@ -227,7 +227,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
 		}
 	}
-	var rows []row
+	rows := make([]row, 0, len(tensors))
 	w, err := out.writer(fb.HeaderEstimate())
 	if err != nil {
 		return err
@@ -338,10 +338,6 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 		return errors.New("lowrank: " + f.Path() + ": no NAME.A / NAME.B factor pairs; expected a file written by 'lowrank factorize' (or give --adapter to merge an adapter)")
 	}
 	var err error
-	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
-		return err
-	}
-	defer s.mem.restore()
 	costs := make([]int64, len(tensors))
 	for i, t := range tensors {
 		name, ok := strings.CutSuffix(t.Name, ".A")
@@ -361,7 +357,7 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 		return err
 	}
 	defer w.Abort()
-	var rows []row
+	rows := make([]row, 0, len(tensors))
 	prog := newProgress(stderr, s.quiet, len(tensors), "densify")
 	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
@@ -439,6 +435,6 @@ func productCost(es int64, d, k, r int) int64 {
 
 // memErr refuses a tensor whose work does not fit the budget.
 func memErr(file, tensor string, d, k int, need int64, what string, b *budget) error {
-	return tensorErr(file, tensor, "%d×%d needs about %s to %s but --max-memory %s leaves %s for tensors; expected a larger --max-memory",
-		d, k, humanBytes(need), what, humanBytes(b.total), humanBytes(b.avail))
+	return tensorErr(file, tensor, "%d×%d needs about %s to %s but %s leaves %s for tensors; expected a larger --max-memory",
+		d, k, humanBytes(need), what, b.source, humanBytes(b.avail))
 }

@@ -45,7 +45,7 @@ func configErr(path, format string, args ...any) error {
 // readPEFTConfig reads and checks an adapter folder's adapter_config.json,
 // which must be a regular file (a FIFO or device is refused, not waited
 // on).
-func readPEFTConfig(dir string) (*peftConfig, error) {
+func readPEFTConfig(dir string, mem *budget) (*peftConfig, error) {
 	path := filepath.Join(dir, peftConfigName)
 	f, st, err := osfile.OpenRegular(path)
 	if err != nil {
@@ -61,6 +61,9 @@ func readPEFTConfig(dir string) (*peftConfig, error) {
 	if st.Size() > maxConfigBytes {
 		return nil, configErr(path, "larger than %d bytes; expected a small JSON file", maxConfigBytes)
 	}
+	if err := mem.take(configMemory(st.Size()), path+": reading it"); err != nil {
+		return nil, err
+	}
 	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("lowrank: %s: %w", path, unwrapPathErr(err))
@@ -70,6 +73,11 @@ func readPEFTConfig(dir string) (*peftConfig, error) {
 	}
 	return parsePEFTConfig(raw, path)
 }
+
+// configMemory is the most memory reading a config of n bytes takes: the
+// text, and for rank_pattern and alpha_pattern keys their entries (the
+// compiled patterns are counted when compiled).
+func configMemory(n int64) int64 { return 8*n + 64<<10 }
 
 // configKeys are the adapter_config.json keys merge reads, spelled as PEFT
 // writes them (LoraConfig's fields).
