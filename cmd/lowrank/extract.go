@@ -103,7 +103,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		outDType safetensors.DType
 	}
 	var items []item
-	for _, t := range ft.Tensors() {
+	for ti, t := range ft.Tensors() {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		b, inBase := fb.Tensor(t.Name)
 		n := int64(t.NumElements())
 		skip := func(why string) {
@@ -130,7 +133,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 		items = append(items, item{t: t, module: module, extract: true, outDType: s.outDType(t)})
 	}
-	for _, b := range fb.Tensors() {
+	for ti, b := range fb.Tensors() {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		if _, ok := ft.Tensor(b.Name); !ok {
 			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, DType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
 		}
@@ -140,7 +146,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	// kohya names must not collide.
 	if kohya {
 		seen := map[string]string{}
-		for _, it := range items {
+		for ti, it := range items {
+			if err := tick(ti); err != nil {
+				return err
+			}
 			if !it.extract {
 				continue
 			}
@@ -154,6 +163,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
+		if err := tick(i); err != nil {
+			return err
+		}
 		if s.mem.total == 0 {
 			break
 		}

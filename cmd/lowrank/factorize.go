@@ -85,7 +85,10 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	items := make([]item, 0, len(f.Tensors()))
 	nsel := 0
-	for _, t := range f.Tensors() {
+	for ti, t := range f.Tensors() {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		it := item{t: t, out: t.DType}
 		if s.selected(t) {
 			it.sel, it.out = true, s.outDType(t)
@@ -103,7 +106,10 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	// in the lowrank metadata, or stays dense with a reason there.
 	copied := make([]safetensors.TensorInfo, 0, len(items))
 	extra := 0
-	for _, it := range items {
+	for ti, it := range items {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		t := it.t
 		if !it.sel {
 			copied = append(copied, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
@@ -127,6 +133,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
+		if err := tick(i); err != nil {
+			return err
+		}
 		if !it.sel || s.mem.total == 0 {
 			continue
 		}

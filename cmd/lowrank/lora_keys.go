@@ -52,7 +52,10 @@ type loraModule struct {
 func parsePEFTKeys(f *safetensors.File) ([]*loraModule, error) {
 	byModule := map[string]*loraModule{}
 	var order []string
-	for _, t := range f.Tensors() {
+	for ti, t := range f.Tensors() {
+		if err := tick(ti); err != nil {
+			return nil, err
+		}
 		key := strings.TrimPrefix(t.Name, peftPrefix)
 		module, ab, ok := splitLoraKey(key)
 		if !ok {

@@ -142,7 +142,10 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if mods, err = parsePEFTKeys(fa); err != nil {
 			return err
 		}
-		for _, m := range mods {
+		for ti, m := range mods {
+			if err := tick(ti); err != nil {
+				return err
+			}
 			if _, ok := fb.Tensor(m.module + ".weight"); !ok {
 				missing = append(missing, m.module)
 			}
@@ -163,7 +166,10 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	// Check shapes and work out each module's scaling.
 	fanIn := cfg != nil && cfg.FanInFanOut
 	byTensor := map[string]mergeItem{}
-	for _, m := range mods {
+	for ti, m := range mods {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		name := m.module + ".weight"
 		wt, _ := fb.Tensor(name)
 		at, _ := fa.Tensor(m.aKey)
@@ -215,6 +221,9 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	tensors := fb.Tensors()
 	costs := make([]int64, len(tensors))
 	for i, t := range tensors {
+		if err := tick(i); err != nil {
+			return err
+		}
 		it, ok := byTensor[t.Name]
 		if !ok {
 			continue
@@ -315,7 +324,10 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *output) error {
 	tensors := f.Tensors()
 	pairs := map[string]bool{} // NAME of each pair
-	for _, t := range tensors {
+	for ti, t := range tensors {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		name, ok := strings.CutSuffix(t.Name, ".A")
 		if !ok {
 			continue
@@ -340,6 +352,9 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 	var err error
 	costs := make([]int64, len(tensors))
 	for i, t := range tensors {
+		if err := tick(i); err != nil {
+			return err
+		}
 		name, ok := strings.CutSuffix(t.Name, ".A")
 		if !ok || !pairs[name] {
 			continue

@@ -53,7 +53,8 @@ func readPEFTConfig(dir string, mem *budget) (*peftConfig, error) {
 		case errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("lowrank: %s: %s not found; expected a PEFT adapter folder holding %s and %s", dir, peftConfigName, peftConfigName, peftWeightsName)
 		case errors.Is(err, osfile.ErrNotRegular):
-			return nil, configErr(path, "%v; expected a JSON file", unwrapPathErr(err))
+			st, _ := os.Stat(path)
+			return nil, configErr(path, "is %s; expected a regular JSON file", osfile.Kind(st.Mode()))
 		}
 		return nil, fmt.Errorf("lowrank: %w", err)
 	}

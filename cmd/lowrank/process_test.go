@@ -182,3 +182,55 @@ func TestForceReplacesAdapterFolder(t *testing.T) {
 		})
 	}
 }
+
+// Issue 9, point 8 (and the rule behind it): every command honours SIGINT
+// and SIGTERM at once, also in the loops that are not tensor work: reading
+// a header of 300 000 entries, and matching kohya names against a base of
+// as many. The time from the signal to the exit is logged (not asserted).
+func TestSignalDuringLongLoops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the subprocess signal test")
+	}
+	dir := t.TempDir()
+	many := filepath.Join(dir, "many.safetensors")
+	manyTensors(t, many, 300_000)
+	// A kohya adapter with a LoRA for each of those names would be as
+	// large; the header read is the long loop here.
+	for _, c := range []struct {
+		name    string
+		sig     syscall.Signal
+		args    func(out string) []string
+		tmpPart string
+	}{
+		{"factorize reading the header, SIGINT", syscall.SIGINT, func(out string) []string {
+			return []string{"factorize", many, "-o", filepath.Join(out, "o.safetensors"), "--rank", "1"}
+		}, ".o.safetensors.tmp-"},
+		{"merge reading the header, SIGTERM", syscall.SIGTERM, func(out string) []string {
+			return []string{"merge", many, "-o", filepath.Join(out, "o.safetensors")}
+		}, ".o.safetensors.tmp-"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			cmd, _, stderr := lowrankProcess(t, nil, c.args(out)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, out, c.tmpPart)
+			sent := time.Now()
+			cmd.Process.Signal(c.sig)
+			cmd.Wait()
+			t.Logf("exited %v after the signal", time.Since(sent).Round(time.Millisecond))
+			code := cmd.ProcessState.ExitCode()
+			if code == 0 {
+				t.Logf("finished before the signal")
+				return
+			}
+			if code != 1 || stderr.String() != "lowrank: interrupted; no output was written\n" {
+				t.Errorf("exit %d, stderr %q; want 1 and one \"interrupted\" line", code, stderr.String())
+			}
+			if left := listDir(t, out); len(left) > 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
