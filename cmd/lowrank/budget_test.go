@@ -126,3 +126,9 @@ func TestDefaultBudgetRefusesInsteadOfCrashing(t *testing.T) {
 	assertFails(t, dir, keep, []string{"merge", "--base", base, "--adapter", ad, "-o", out, "--quiet", "--max-memory", "1GiB"},
 		base, `tensor "m.weight"`, "65536×32768 needs about 8.0 GiB to merge but --max-memory 1.0 GiB leaves")
 }
+
+// testBudget is a 256 MiB budget that leaves the runtime's memory limit
+// alone (for unit tests of what takes from it).
+func testBudget() *budget {
+	return &budget{total: 256 << 20, avail: 256 << 20, source: "a 256 MiB test budget", changed: make(chan struct{}), restore: func() {}}
+}

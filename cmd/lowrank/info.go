@@ -167,7 +167,10 @@ func adapterInfo(w io.Writer, dir string, mem *budget) error {
 	for _, m := range mods {
 		a, _ := f.Tensor(m.aKey)
 		b, _ := f.Tensor(m.bKey)
-		r, sc := cfg.scaling(m.module)
+		r, sc, err := cfg.scaling(m.module)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%g\n", m.module, shapeString(b.Shape), shapeString(a.Shape), a.DType, r, sc)
 	}
 	tw.Flush()

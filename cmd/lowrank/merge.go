@@ -165,6 +165,13 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 
 	// Check shapes and work out each module's scaling.
 	fanIn := cfg != nil && cfg.FanInFanOut
+	if cfg != nil {
+		for _, p := range []*patterns{cfg.rankPattern, cfg.alphaPattern} {
+			if err := p.checkWork(len(mods)); err != nil {
+				return err
+			}
+		}
+	}
 	byTensor := map[string]mergeItem{}
 	for ti, m := range mods {
 		if err := tick(ti); err != nil {
@@ -206,7 +213,10 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			}
 			it.scaling = alpha / float64(r)
 		} else {
-			cr, sc := cfg.scaling(m.module)
+			cr, sc, err := cfg.scaling(m.module)
+			if err != nil {
+				return err
+			}
 			if cr != r {
 				return fmt.Errorf("lowrank: %s: tensor %q has rank %d but %s gives r = %d for module %q; expected them to agree", weights, m.aKey, r, cfg.path, cr, m.module)
 			}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -24,18 +23,9 @@ type peftConfig struct {
 	LoraAlpha    float64
 	UseRslora    bool
 	FanInFanOut  bool
-	rankPattern  []patternEntry
-	alphaPattern []patternEntry
+	rankPattern  *patterns
+	alphaPattern *patterns
 	raw          []byte
-}
-
-// patternEntry is one rank_pattern or alpha_pattern key, compiled as PEFT
-// matches it: the key is a regular expression that must match the module
-// name, or a dot-separated suffix of it (peft.utils.other.get_pattern_key).
-type patternEntry struct {
-	key   string
-	re    *regexp.Regexp
-	value float64
 }
 
 func configErr(path, format string, args ...any) error {
@@ -72,7 +62,7 @@ func readPEFTConfig(dir string, mem *budget) (*peftConfig, error) {
 	if len(raw) > maxConfigBytes {
 		return nil, configErr(path, "larger than %d bytes; expected a small JSON file", maxConfigBytes)
 	}
-	return parsePEFTConfig(raw, path)
+	return parsePEFTConfig(raw, path, mem)
 }
 
 // configMemory is the most memory reading a config of n bytes takes: the
@@ -88,7 +78,7 @@ var configKeys = []string{"peft_type", "r", "lora_alpha", "use_rslora", "fan_in_
 // a key twice, anywhere, is an error, as is a key that differs from one of
 // configKeys only by case or Unicode folding ("R", "Lora_Alpha",
 // "ſhape"); other keys are checked as JSON and otherwise ignored.
-func parsePEFTConfig(raw []byte, path string) (*peftConfig, error) {
+func parsePEFTConfig(raw []byte, path string, mem *budget) (*peftConfig, error) {
 	if !utf8.Valid(raw) {
 		return nil, configErr(path, "not valid UTF-8; expected a UTF-8 JSON object")
 	}
@@ -179,7 +169,7 @@ func parsePEFTConfig(raw []byte, path string) (*peftConfig, error) {
 			if key == "alpha_pattern" {
 				dst = &c.alphaPattern
 			}
-			if *dst, err = parsePattern(s, raw, key, path); err != nil {
+			if *dst, err = parsePattern(s, raw, key, path, mem); err != nil {
 				return nil, err
 			}
 		}
@@ -231,7 +221,7 @@ func number(s *strictjson.Scanner, raw []byte, key, path string) (float64, error
 
 // parsePattern reads a rank_pattern or alpha_pattern object, keeping the
 // order of its keys (PEFT takes the first key that matches).
-func parsePattern(s *strictjson.Scanner, raw []byte, name, path string) ([]patternEntry, error) {
+func parsePattern(s *strictjson.Scanner, raw []byte, name, path string, mem *budget) (*patterns, error) {
 	if k, err := s.Peek(); err != nil || k != strictjson.Object {
 		if err != nil {
 			return nil, configErr(path, "%v", err)
@@ -240,8 +230,11 @@ func parsePattern(s *strictjson.Scanner, raw []byte, name, path string) ([]patte
 	}
 	s.BeginObject()
 	var keys strictjson.Keys
-	var out []patternEntry
-	for {
+	out := &patterns{name: name, path: path, mem: mem}
+	for i := 0; ; i++ {
+		if err := tick(i); err != nil {
+			return nil, err
+		}
 		off := s.Offset()
 		k, more, err := s.NextKey()
 		if err != nil {
@@ -264,37 +257,30 @@ func parsePattern(s *strictjson.Scanner, raw []byte, name, path string) ([]patte
 		if name == "rank_pattern" && (v != math.Trunc(v) || v > maxRank) {
 			return nil, configErr(path, "%s is %v; expected a positive integer rank ≤ %d", label, v, maxRank)
 		}
-		re, err := regexp.Compile(`^(?:.*\.)?(?:` + k + `)$`)
-		if err != nil {
-			return nil, configErr(path, "%s key %q is not a regular expression this tool can read: %v", name, k, err)
-		}
-		out = append(out, patternEntry{key: k, re: re, value: v})
-	}
-}
-
-func matchPattern(ps []patternEntry, module string) (float64, bool) {
-	for _, p := range ps {
-		if p.re.MatchString(module) {
-			return p.value, true
+		if err := out.add(k, v); err != nil {
+			return nil, err
 		}
 	}
-	return 0, false
 }
 
 // scaling returns the rank PEFT expects for module and its scaling:
 // lora_alpha/r, or lora_alpha/√r with use_rslora, with r and lora_alpha
 // taken from rank_pattern and alpha_pattern when a key matches.
-func (c *peftConfig) scaling(module string) (int, float64) {
+func (c *peftConfig) scaling(module string) (int, float64, error) {
 	r := float64(c.R)
-	if v, ok := matchPattern(c.rankPattern, module); ok {
+	if v, ok, err := c.rankPattern.match(module); err != nil {
+		return 0, 0, err
+	} else if ok {
 		r = v
 	}
 	alpha := c.LoraAlpha
-	if v, ok := matchPattern(c.alphaPattern, module); ok {
+	if v, ok, err := c.alphaPattern.match(module); err != nil {
+		return 0, 0, err
+	} else if ok {
 		alpha = v
 	}
 	if c.UseRslora {
-		return int(r), alpha / math.Sqrt(r)
+		return int(r), alpha / math.Sqrt(r), nil
 	}
-	return int(r), alpha / r
+	return int(r), alpha / r, nil
 }
