@@ -263,6 +263,69 @@ func writeFloats[T float32 | float64](w *Writer, name string, dt DType, shape []
 	return nil
 }
 
+// FloatStream writes one float tensor in pieces, for tensors too large to
+// hold in memory: BeginFloats, then Write32 or Write64 with the values in
+// order (row-major), then End. No other tensor may be written until End.
+type FloatStream struct {
+	w       *Writer
+	t       TensorInfo
+	n, done int
+	buf     []byte
+}
+
+// BeginFloats starts a tensor of type dt (F16, BF16, F32 or F64) and the
+// given shape whose values follow in pieces.
+func (w *Writer) BeginFloats(name string, dt DType, shape []int) (*FloatStream, error) {
+	if !dt.IsFloat() {
+		return nil, &Error{File: w.path, Tensor: name, Err: fmt.Errorf("%w: cannot write floats as %s; expected F16, BF16, F32 or F64", ErrDType, dt)}
+	}
+	t, err := w.begin(name, dt, shape)
+	if err != nil {
+		return nil, err
+	}
+	return &FloatStream{w: w, t: t, n: t.NumElements()}, nil
+}
+
+// Write32 writes the next values, rounding to nearest even when the dtype
+// is narrower.
+func (s *FloatStream) Write32(v []float32) error { return writePiece(s, v, encodeFloat32) }
+
+// Write64 writes the next values, rounding to nearest even when the dtype
+// is narrower.
+func (s *FloatStream) Write64(v []float64) error { return writePiece(s, v, encodeFloat64) }
+
+func writePiece[T float32 | float64](s *FloatStream, v []T, enc func([]byte, []T, DType) error) error {
+	if s.done+len(v) > s.n {
+		return &Error{File: s.w.path, Tensor: s.t.Name, Err: fmt.Errorf("%d values written; expected %d for shape %v", s.done+len(v), s.n, s.t.Shape)}
+	}
+	size := s.t.DType.Size()
+	per := chunkBytes / size
+	for i := 0; i < len(v); i += per {
+		c := v[i:min(i+per, len(v))]
+		if cap(s.buf) < len(c)*size {
+			s.buf = make([]byte, min(per, len(v))*size)
+		}
+		b := s.buf[:len(c)*size]
+		if err := enc(b, c, s.t.DType); err != nil {
+			return &Error{File: s.w.path, Tensor: s.t.Name, Err: err}
+		}
+		if _, err := s.w.bw.Write(b); err != nil {
+			return s.w.fail(err)
+		}
+	}
+	s.done += len(v)
+	return nil
+}
+
+// End finishes the tensor; it fails unless every value was written.
+func (s *FloatStream) End() error {
+	if s.done != s.n {
+		return &Error{File: s.w.path, Tensor: s.t.Name, Err: fmt.Errorf("%d values written; expected %d for shape %v", s.done, s.n, s.t.Shape)}
+	}
+	s.w.commitTensor(s.t)
+	return nil
+}
+
 // Abort discards everything written: it closes the file and, for Create,
 // removes the temporary file. It is safe to call after Close (it then does
 // nothing).

@@ -131,6 +131,25 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil {
 		return err
 	}
+	// And its data the free space of its file system: the copied tensors,
+	// and each selected one as the smaller of its factors at the least
+	// rank the policy allows (--rank N: N, else 1) and its dense self.
+	least := 1
+	if r, ok := strings.CutPrefix(s.policy.String(), "rank="); ok {
+		least, _ = strconv.Atoi(r)
+	}
+	var need int64
+	for _, it := range items {
+		if !it.sel {
+			need = add(need, it.t.Size())
+			continue
+		}
+		d, k, _ := it.t.Matrix()
+		need = add(need, mul(int64(it.out.Size()), min(d*k, least*(d+k))))
+	}
+	if err := checkDisk(s.output, add(need, int64(safetensors.HeaderLen(floorMeta, copied)+extra))); err != nil {
+		return err
+	}
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
 		if err := tick(i); err != nil {

@@ -75,9 +75,11 @@ type settings struct {
 	output  string
 	force   bool
 	quiet   bool
-	jobs    int
-	split   lowrank.Split
-	method  lowrank.Method // as asked (Auto unless --method)
+	// allowExpand is merge's --allow-expand (densify).
+	allowExpand bool
+	jobs        int
+	split       lowrank.Split
+	method      lowrank.Method // as asked (Auto unless --method)
 	// maxMemory is --max-memory in bytes (0: no limit); mem is the budget
 	// made from it once the inputs are open.
 	maxMemory int64

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/internal/strictjson"
@@ -30,6 +31,7 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	quiet := fs.Bool("quiet", false, "no progress bar and no table")
 	report := fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv")
 	jobs := fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N`")
+	allowExpand := fs.Bool("allow-expand", false, "densify: allow an output more than 100× its input and over 10 GB (densifying a factorized file multiplies its size; without this flag the command refuses before the work)")
 	maxMemory := addMaxMemory(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -59,7 +61,7 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	if *unmerge && *adapter == "" {
 		return usagef("merge: --unmerge needs --adapter")
 	}
-	s := &settings{output: *output, force: *force, quiet: *quiet, report: *report, jobs: *jobs}
+	s := &settings{output: *output, force: *force, quiet: *quiet, report: *report, jobs: *jobs, allowExpand: *allowExpand}
 	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
 		return usagef("merge: %v", err)
 	}
@@ -246,6 +248,9 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
 		}
 	}
+	if err := checkDisk(s.output, fb.Size()); err != nil { // the same tensors
+		return err
+	}
 	rows := make([]row, 0, len(tensors))
 	w, err := out.writer(fb.HeaderEstimate())
 	if err != nil {
@@ -361,22 +366,41 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 	}
 	var err error
 	costs := make([]int64, len(tensors))
+	// The output's size, known exactly (less the offsets in its header).
+	outSize := int64(8)
+	var entries []safetensors.TensorInfo
 	for i, t := range tensors {
 		if err := tick(i); err != nil {
 			return err
 		}
 		name, ok := strings.CutSuffix(t.Name, ".A")
 		if !ok || !pairs[name] {
+			if n, isB := strings.CutSuffix(t.Name, ".B"); !isB || !pairs[n] {
+				outSize = add(outSize, t.Size())
+				entries = append(entries, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+			}
 			continue
 		}
 		b, _ := f.Tensor(name + ".B")
 		r, k := t.Shape[0], t.Shape[1]
 		d := b.Shape[0]
-		costs[i] = productCost(elemBytes(t.DType, b.DType), d, k, r)
+		outSize = add(outSize, mul(int64(t.DType.Size()), d, k))
+		entries = append(entries, safetensors.TensorInfo{Name: name, DType: t.DType, Shape: []int{d, k}})
+		// A and B, and one piece of the product at a time.
+		costs[i] = add(mul(elemBytes(t.DType, b.DType), r, d+k), densifyPieceBytes)
 		if !s.mem.fits(costs[i]) {
 			return memErr(f.Path(), name, d, k, costs[i], "densify", s.mem)
 		}
 	}
+	outSize = add(outSize, int64(safetensors.HeaderLen(f.Metadata(), entries)))
+	note, err := checkExpansion(f.Path(), s.output, f.Size(), outSize, s.allowExpand)
+	if err != nil {
+		return err
+	}
+	if err := checkDisk(s.output, outSize); err != nil {
+		return err
+	}
+	fmt.Fprint(stderr, note)
 	w, err := out.writer(f.HeaderEstimate())
 	if err != nil {
 		return err
@@ -395,9 +419,9 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 		}
 		b, _ := f.Tensor(name + ".B")
 		if computesIn64(t.DType, b.DType) {
-			return densifyOne[float64](f, name, t.DType)
+			return densifyOne[float64](f, name, t.DType, s.output)
 		}
-		return densifyOne[float32](f, name, t.DType)
+		return densifyOne[float32](f, name, t.DType, s.output)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
@@ -428,7 +452,15 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 	return finish(stdout, s, reportFile{Command: "densify", Inputs: []string{f.Path()}, Output: s.output, Tensors: rows})
 }
 
-func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensors.DType) (outcome, error) {
+// densifyPieceBytes bounds the piece of a product densify computes at a
+// time: its values, and their encoding for the writer.
+const densifyPieceBytes = 12 << 20
+
+// densifyOne reads the factors of tensor name and returns how to write
+// their product: streamed in pieces of whole rows (or of one row, when a
+// row is larger than a piece), so that memory holds A, B and one piece
+// whatever the product's size.
+func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensors.DType, output string) (outcome, error) {
 	A, err := readMatrix[T](f, name+".A")
 	if err != nil {
 		return outcome{}, err
@@ -437,18 +469,62 @@ func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensor
 	if err != nil {
 		return outcome{}, err
 	}
-	W := lowrank.Matrix[T]{Rows: B.Rows, Cols: A.Cols, Data: make([]T, B.Rows*A.Cols)}
-	addProduct(W, 1, B, A, false)
-	if i, ok := quantize(W.Data, dt); !ok {
-		return outcome{}, tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s", i/W.Cols, i%W.Cols, dt)
-	}
-	r := A.Rows
-	n := int64(W.Rows) * int64(W.Cols)
-	o := outcome{row: row{Name: name, Shape: []int{W.Rows, W.Cols}, DType: string(dt), Status: stMerged, Rank: r, listed: true,
-		ParamsBefore: int64(r) * int64(W.Rows+W.Cols), ParamsAfter: n,
-		BytesBefore: int64(r) * int64(W.Rows+W.Cols) * int64(dt.Size()), BytesAfter: n * int64(dt.Size())}}
+	d, r, k := B.Rows, A.Rows, A.Cols
+	n := int64(d) * int64(k)
+	o := outcome{row: row{Name: name, Shape: []int{d, k}, DType: string(dt), Status: stMerged, Rank: r, listed: true,
+		ParamsBefore: int64(r) * int64(d+k), ParamsAfter: n,
+		BytesBefore: int64(r) * int64(d+k) * int64(dt.Size()), BytesAfter: n * int64(dt.Size())}}
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
-	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, name, dt, W) }
+	o.write = func(w *safetensors.Writer) error {
+		st, err := w.BeginFloats(name, dt, []int{d, k})
+		if err != nil {
+			return err
+		}
+		var z T
+		piece := int(densifyPieceBytes / int64(unsafe.Sizeof(z)+8)) // values, and their encoding
+		buf := make([]T, min(int64(piece), n))
+		put := func(c []T, i, j int) error {
+			if cmdContext.Err() != nil {
+				return errInterrupted
+			}
+			if x, ok := quantize(c, dt); !ok || firstNonFinite(c) >= 0 {
+				if x < 0 {
+					x = firstNonFinite(c)
+				}
+				e := int64(i)*int64(k) + int64(j) + int64(x)
+				return tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s", e/int64(k), e%int64(k), dt)
+			}
+			switch v := any(c).(type) {
+			case []float32:
+				return st.Write32(v)
+			case []float64:
+				return st.Write64(v)
+			}
+			return nil
+		}
+		for i := 0; i < d; {
+			if k <= piece {
+				rows := min(piece/k, d-i)
+				c := buf[:rows*k]
+				gemm(false, false, rows, k, r, 1, B.Data[i*r:(i+rows)*r], r, A.Data, k, 0, c, k)
+				if err := put(c, i, 0); err != nil {
+					return err
+				}
+				i += rows
+				continue
+			}
+			for j := 0; j < k; j += piece {
+				span := min(piece, k-j)
+				c := buf[:span]
+				gemm(false, false, 1, span, r, 1, B.Data[i*r:(i+1)*r], r, A.Data[j:], k, 0, c, span)
+				if err := put(c, i, j); err != nil {
+					return err
+				}
+			}
+			i++
+		}
+		return st.End()
+	}
 	return o, nil
 }
 
