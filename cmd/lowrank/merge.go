@@ -159,7 +159,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			more = fmt.Sprintf(" and %d more", len(missing)-10)
 			missing = missing[:10]
 		}
-		return fmt.Errorf("lowrank: %s: adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model", adapter, fb.Path(), strings.Join(missing, ", "), more)
+		return fmt.Errorf("lowrank: %s: adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model", adapter, fb.Path(), strings.Join(quoteAll(missing), ", "), more)
 	}
 	if len(mods) == 0 {
 		return fmt.Errorf("lowrank: %s: the adapter holds no LoRA module", adapter)

@@ -130,7 +130,7 @@ func printTable(w io.Writer, rows []row) {
 		if r.Energy != nil {
 			en = fmt.Sprintf("%.4f", *r.Energy)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d → %d\t%s\t%s\n", r.Name, shapeString(r.Shape), rank, rel, en, r.ParamsBefore, r.ParamsAfter, humanBytes(r.BytesSaved), r.Status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d → %d\t%s\t%s\n", esc(r.Name), shapeString(r.Shape), rank, rel, en, r.ParamsBefore, r.ParamsAfter, humanBytes(r.BytesSaved), esc(r.Status))
 	}
 	tw.Flush()
 	t := sumRows(rows)
@@ -184,7 +184,9 @@ func writeReport(out *output, rep reportFile) error {
 			if r.Rank > 0 {
 				rank = strconv.Itoa(r.Rank)
 			}
-			cw.Write([]string{r.Name, shapeString(r.Shape), r.DType, r.Status, rank, opt(r.RelError), opt(r.Energy),
+			// Text from the input files is protected against formula
+			// injection; the numbers are ours.
+			cw.Write([]string{csvCell(r.Name), shapeString(r.Shape), csvCell(r.DType), csvCell(r.Status), rank, opt(r.RelError), opt(r.Energy),
 				strconv.FormatInt(r.ParamsBefore, 10), strconv.FormatInt(r.ParamsAfter, 10),
 				strconv.FormatInt(r.BytesBefore, 10), strconv.FormatInt(r.BytesAfter, 10), strconv.FormatInt(r.BytesSaved, 10)})
 		}
@@ -227,8 +229,9 @@ func (p *progress) step(name string) {
 	if p.bar == nil {
 		return
 	}
-	if len(name) > 40 {
-		name = "…" + name[len(name)-39:]
+	name = esc(name)
+	if r := []rune(name); len(r) > 40 {
+		name = "…" + string(r[len(r)-39:])
 	}
 	p.bar.Describe(name)
 	p.bar.Add(1)
