@@ -99,6 +99,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if nsel == 0 {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
+	if err := checkNames(in, items, func(it item) (string, bool) { return it.t.Name, it.sel }); err != nil {
+		return err
+	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
 	// The output's header must stay within the format's limit: check its
 	// least possible size now rather than after the work. A selected
@@ -238,6 +241,43 @@ func shortestReason(s *settings, d, k int) string {
 		return reasonRatio
 	}
 	return reasonBreakEven(1)
+}
+
+// checkNames refuses, before any work, inputs whose output names would
+// clash: a selected tensor NAME may be written as NAME (kept dense) or as
+// NAME.A and NAME.B, a copied one as its name, and no output name may come
+// from two tensors ("w" beside a 1-D "w.A" failed after the work; beside a
+// 2-D "w.A", factorize wrote a file that merge could not make dense again).
+func checkNames[I any](in string, items []I, info func(I) (name string, selected bool)) error {
+	owner := make(map[string]string, len(items))
+	claim := func(out, from string) error {
+		if other, dup := owner[out]; dup && other != from {
+			a, b := other, from
+			if a > b {
+				a, b = b, a
+			}
+			return fmt.Errorf("lowrank: %s: tensors %q and %q would both be written as %q (factors are written as NAME.A and NAME.B); expected names that stay distinct: leave one out with --include or rename it",
+				in, a, b, out)
+		}
+		owner[out] = from
+		return nil
+	}
+	for i, it := range items {
+		if err := tick(i); err != nil {
+			return err
+		}
+		name, sel := info(it)
+		outs := []string{name}
+		if sel {
+			outs = append(outs, name+".A", name+".B")
+		}
+		for _, o := range outs {
+			if err := claim(o, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func includeHint(s *settings) string {

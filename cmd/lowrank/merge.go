@@ -328,7 +328,12 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] (W %+g·B·A, B and A from %s) is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, it.scaling, fa.Path(), t.DType)
 	}
 	n := int64(t.NumElements())
-	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stMerged, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
+	status := stMerged
+	if it.scaling == 0 {
+		// PEFT accepts lora_alpha 0 (and alpha_pattern 0): scaling 0.
+		status += ": scaling 0 (alpha 0), tensor unchanged"
+	}
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: status, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
 		ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()}}
 	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, t.DType, W) }
 	return o, nil

@@ -251,10 +251,7 @@ func parsePattern(s *strictjson.Scanner, raw []byte, name, path string, mem *bud
 		if err != nil {
 			return nil, err
 		}
-		if !(v > 0) {
-			return nil, configErr(path, "%s is %v; expected a positive number", label, v)
-		}
-		if name == "rank_pattern" && (v != math.Trunc(v) || v > maxRank) {
+		if name == "rank_pattern" && (v < 1 || v != math.Trunc(v) || v > maxRank) {
 			return nil, configErr(path, "%s is %v; expected a positive integer rank ≤ %d", label, v, maxRank)
 		}
 		if err := out.add(k, v); err != nil {
