@@ -371,7 +371,7 @@ func Cases() []Case {
 		{Name: "factor-beside-dense.safetensors", Attack: "NAME.A and NAME.B beside a dense NAME (which one wins?)",
 			Files: one("factor-beside-dense.safetensors", build(nil,
 				tensor{"w", "F32", []int{4, 3}, f32(seq(12, 1)...)}, tensor{"w.A", "F32", []int{1, 3}, f32(1, 2, 3)}, tensor{"w.B", "F32", []int{4, 1}, f32(1, 2, 3, 4)})),
-			Info: OK, Factorize: OK, Merge: `tensor "w" exists beside its factors`},
+			Info: OK, Factorize: `tensors "w" and "w.A" would both be written as "w.A"`, Merge: `tensor "w" exists beside its factors`},
 		{Name: "f16-max.safetensors", Attack: "F16 values at the largest finite F16, 65504 (factors overflow F16)",
 			Files: one("f16-max.safetensors", build(nil, tensor{"w.weight", "F16", []int{8, 8}, u16(fillU16(64, 0x7bff)...)})),
 			Info:  OK, Factorize: `exceeds the range of F16; expected --dtype f32 (or bf16)`, Merge: "no NAME.A / NAME.B factor pairs"},
