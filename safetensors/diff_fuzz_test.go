@@ -88,7 +88,12 @@ func refParse(hdr []byte, dataLen uint64) (map[string]refTensor, map[string]stri
 			return nil, nil, fmt.Errorf("entry %q: dtype %q", kv.key, dt)
 		}
 		t := refTensor{DType: dt}
+		// The size in bits, multiplied dimension by dimension in the
+		// order written, must stay below 2⁶³ at every step (as the
+		// reference implementation's checked multiplication: a zero
+		// after an overflow does not undo it).
 		bitsN := big.NewInt(int64(DType(dt).Bits()))
+		limit := new(big.Int).Lsh(big.NewInt(1), 63)
 		for _, d := range shape {
 			v, ok := refUint(d)
 			if !ok {
@@ -96,9 +101,11 @@ func refParse(hdr []byte, dataLen uint64) (map[string]refTensor, map[string]stri
 			}
 			t.Shape = append(t.Shape, v)
 			bitsN.Mul(bitsN, new(big.Int).SetUint64(v))
+			if bitsN.Cmp(limit) >= 0 {
+				return nil, nil, fmt.Errorf("entry %q: size overflows", kv.key)
+			}
 		}
-		limit := new(big.Int).Lsh(big.NewInt(1), 63)
-		if bitsN.Cmp(limit) >= 0 || new(big.Int).Mod(bitsN, big.NewInt(8)).Sign() != 0 {
+		if new(big.Int).Mod(bitsN, big.NewInt(8)).Sign() != 0 {
 			return nil, nil, fmt.Errorf("entry %q: size", kv.key)
 		}
 		b, okb := refUint(offs[0])

@@ -314,7 +314,10 @@ func parseMetadata(s *strictjson.Scanner, name string) (map[string]string, error
 		return nil, formatErr(name, "", "__metadata__ is %v", err)
 	}
 	if k == strictjson.Null {
-		return meta, s.Null()
+		if err := s.Null(); err != nil {
+			return nil, formatErr(name, "", "__metadata__ is %v", err)
+		}
+		return meta, nil
 	}
 	if k != strictjson.Object {
 		return nil, formatErr(name, "", "__metadata__ is %s; expected a JSON object of strings", k)

@@ -126,7 +126,9 @@ func parsePEFTConfig(raw []byte, path string, mem *budget) (*peftConfig, error) 
 			return nil, syntax(err)
 		}
 		if vk == strictjson.Null {
-			s.Null()
+			if err := s.Null(); err != nil {
+				return nil, syntax(err)
+			}
 			continue
 		}
 		switch key {
@@ -134,12 +136,17 @@ func parsePEFTConfig(raw []byte, path string, mem *budget) (*peftConfig, error) 
 			if vk != strictjson.String {
 				return nil, configErr(path, "%q is %s; expected a string", key, rawText(s, raw))
 			}
-			c.PeftType, _ = s.String()
+			if c.PeftType, err = s.String(); err != nil {
+				return nil, syntax(err)
+			}
 		case "use_rslora", "fan_in_fan_out", "use_dora":
 			if vk != strictjson.Bool {
 				return nil, configErr(path, "%q is %s; expected true or false", key, rawText(s, raw))
 			}
-			b, _ := s.Bool()
+			b, err := s.Bool()
+			if err != nil {
+				return nil, syntax(err)
+			}
 			switch key {
 			case "use_rslora":
 				c.UseRslora = b
