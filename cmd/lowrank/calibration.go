@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -56,16 +55,50 @@ type calibration struct {
 	absorbs, biases map[string]*absorb
 }
 
-func openCalibration(path string) (*calibration, error) {
-	f, err := safetensors.Open(path)
-	if err != nil {
-		return nil, err
-	}
+func newCalibration(f *safetensors.File) *calibration {
 	return &calibration{f: f, has: map[string]bool{}, seen: map[string]bool{},
-		absorbs: map[string]*absorb{}, biases: map[string]*absorb{}}, nil
+		absorbs: map[string]*absorb{}, biases: map[string]*absorb{}}
 }
 
-func (c *calibration) Close() error { return c.f.Close() }
+// plan checks the entries of the selected items before any work, and
+// returns the items with each bias that absorbs its weight's mean error
+// moved right after the weight (same dtype: the alignment holds).
+func plan[I any](c *calibration, model *safetensors.File, items []I, info func(I) (safetensors.TensorInfo, bool, safetensors.DType), mk func(safetensors.TensorInfo) I) ([]I, error) {
+	for i, it := range items {
+		if err := tick(i); err != nil {
+			return nil, err
+		}
+		t, sel, out := info(it)
+		if !sel {
+			continue
+		}
+		_, k, _ := t.Matrix()
+		has, err := c.check(t.Name, k)
+		if err != nil {
+			return nil, err
+		}
+		if has {
+			if err := c.checkMean(model, t, out); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(c.biases) == 0 {
+		return items, nil
+	}
+	sorted := make([]I, 0, len(items))
+	for _, it := range items {
+		t, _, _ := info(it)
+		if c.biases[t.Name] != nil {
+			continue
+		}
+		sorted = append(sorted, it)
+		if ab := c.absorbs[t.Name]; ab != nil {
+			sorted = append(sorted, mk(ab.bias))
+		}
+	}
+	return sorted, nil
+}
 
 // check looks up the entry for the selected tensor name, of k columns,
 // before any work: it reports whether there is one, and refuses one that
@@ -203,20 +236,4 @@ func (c *calibration) note() string {
 	}
 	return fmt.Sprintf("lowrank: note: %d of the %d matrices in %s match no selected tensor (first: %q)",
 		len(u), len(c.f.Tensors()), filepath.Base(c.f.Path()), u[0])
-}
-
-// sameFile reports whether the paths a and b name the same file (b may
-// not exist yet: then they are compared as cleaned absolute paths).
-func sameFile(a, b string) bool {
-	if a == "" || b == "" {
-		return false
-	}
-	if sa, err := os.Stat(a); err == nil {
-		if sb, err := os.Stat(b); err == nil {
-			return os.SameFile(sa, sb)
-		}
-	}
-	pa, ea := filepath.Abs(a)
-	pb, eb := filepath.Abs(b)
-	return ea == nil && eb == nil && pa == pb
 }

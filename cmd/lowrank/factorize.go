@@ -7,6 +7,8 @@ import (
 	"io"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/safetensors"
@@ -37,7 +39,8 @@ type tensorMeta struct {
 	// With --calibration (calibration.go): whether the tensor had
 	// statistics, and for those that had, the relative output error
 	// ‖(W − B·A)·X‖/‖W·X‖ the factors were chosen for (before rounding to
-	// --dtype) and the ridge added to C.
+	// --dtype; about the mean when the bias took the mean error) and the
+	// ridge added to C.
 	Calibrated     *bool    `json:"calibrated,omitempty"`
 	OutputRelError *float64 `json:"output_rel_error,omitempty"`
 	Ridge          *float64 `json:"ridge,omitempty"`
@@ -58,7 +61,7 @@ type outcome struct {
 func runFactorize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("factorize", "factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
 	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
-	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (scripts/collect_stats.py); those weights are factorized for their outputs, the others with plain SVD")
+	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (and NAME.input_mean, their mean), as scripts/collect_stats.py writes; those weights are factorized for their outputs, the others with plain SVD")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -71,22 +74,33 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	in := pos[0]
-	if err := ready("factorize", s); err != nil {
+	inputs := []string{in}
+	if *calPath != "" {
+		inputs = append(inputs, *calPath) // no output may be it
+	}
+	outs := newOutputSet(s.force, inputs...)
+	out := outs.file(s.output, "the output")
+	s.addReport(outs)
+	if err := ready("factorize", s, outs); err != nil {
 		return err
 	}
-	f, err := safetensors.Open(in)
+	defer outs.abort()
+	if s.mem, err = newBudget(s.maxMemory); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	f, err := s.mem.open(in)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	if *calPath != "" {
-		if sameFile(*calPath, s.output) || sameFile(*calPath, s.report) {
-			return fmt.Errorf("lowrank: %s: the calibration file is also an output; expected another -o or --report", *calPath)
-		}
-		if s.calib, err = openCalibration(*calPath); err != nil {
+		cf, err := s.mem.open(*calPath)
+		if err != nil {
 			return err
 		}
-		defer s.calib.Close()
+		defer cf.Close()
+		s.calib = newCalibration(cf)
 	}
 
 	// Write tensors by decreasing element size, keeping the file's order
@@ -96,9 +110,12 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		sel bool
 		out safetensors.DType
 	}
-	var items []item
+	items := make([]item, 0, len(f.Tensors()))
 	nsel := 0
-	for _, t := range f.Tensors() {
+	for ti, t := range f.Tensors() {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		it := item{t: t, out: t.DType}
 		if s.selected(t) {
 			it.sel, it.out = true, s.outDType(t)
@@ -109,69 +126,88 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if nsel == 0 {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
-	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
-	if s.calib != nil { // the statistics: checked before any work (calibration.go)
-		for _, it := range items {
-			if !it.sel {
-				continue
-			}
-			_, k, _ := it.t.Matrix()
-			has, err := s.calib.check(it.t.Name, k)
-			if err != nil {
-				return err
-			}
-			if has {
-				if err := s.calib.checkMean(f, it.t, it.out); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	if s.calib != nil && len(s.calib.biases) > 0 {
-		// A bias that absorbs its weight's mean error is written right
-		// after the weight (same dtype: alignment holds).
-		sorted := make([]item, 0, len(items))
-		for _, it := range items {
-			if s.calib.biases[it.t.Name] != nil {
-				continue
-			}
-			sorted = append(sorted, it)
-			if ab := s.calib.absorbs[it.t.Name]; ab != nil {
-				sorted = append(sorted, item{t: ab.bias, out: ab.bias.DType})
-			}
-		}
-		items = sorted
-	}
-	inputs := []*safetensors.File{f}
-	if s.calib != nil {
-		inputs = append(inputs, s.calib.f)
-	}
-	if s.mem, err = newBudget(s.maxMemory, inputs...); err != nil {
+	if err := checkNames(in, items, func(it item) (string, bool) { return it.t.Name, it.sel }); err != nil {
 		return err
 	}
-	defer s.mem.restore()
+	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	if s.calib != nil { // the statistics: checked before any work (calibration.go)
+		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) { return it.t, it.sel, it.out },
+			func(t safetensors.TensorInfo) item { return item{t: t, out: t.DType} }); err != nil {
+			return err
+		}
+	}
+	// The output's header must stay within the format's limit: check its
+	// least possible size now rather than after the work. A selected
+	// tensor becomes NAME.A and NAME.B (rank 1 at the least) with an entry
+	// in the lowrank metadata, or stays dense with a reason there.
+	copied := make([]safetensors.TensorInfo, 0, len(items))
+	extra := 0
+	for ti, it := range items {
+		if err := tick(ti); err != nil {
+			return err
+		}
+		t := it.t
+		if !it.sel {
+			copied = append(copied, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+			continue
+		}
+		d, k, _ := t.Matrix()
+		fac := 2 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".A", DType: it.out, Shape: []int{1, k}}) +
+			safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".B", DType: it.out, Shape: []int{d, 1}}) +
+			metaEntryLen(t.Name, tensorMeta{Shape: t.Shape, Rank: 1, DType: string(it.out)})
+		dense := 1 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name, DType: it.out, Shape: t.Shape}) + metaEntryLen(t.Name, shortestReason(s, d, k))
+		extra += min(fac, dense)
+	}
+	floorMeta := map[string]string{}
+	for k, v := range f.Metadata() {
+		floorMeta[k] = v
+	}
+	fj, _ := json.Marshal(factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String()})
+	floorMeta[metaKey] = string(fj)
+	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil {
+		return err
+	}
+	// And its data the free space of its file system: the copied tensors,
+	// and each selected one as the smaller of its factors at the least
+	// rank the policy allows (--rank N: N, else 1) and its dense self.
+	least := 1
+	if r, ok := strings.CutPrefix(s.policy.String(), "rank="); ok {
+		least, _ = strconv.Atoi(r)
+	}
+	var need int64
+	for _, it := range items {
+		if !it.sel {
+			need = add(need, it.t.Size())
+			continue
+		}
+		d, k, _ := it.t.Matrix()
+		need = add(need, mul(int64(it.out.Size()), min(d*k, least*(d+k))))
+	}
+	if err := checkDisk(s.output, add(need, int64(safetensors.HeaderLen(floorMeta, copied)+extra))); err != nil {
+		return err
+	}
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
-		if !it.sel {
+		if err := tick(i); err != nil {
+			return err
+		}
+		if !it.sel || s.mem.total == 0 {
 			continue
 		}
 		d, k, _ := it.t.Matrix()
 		es := elemBytes(it.t.DType)
 		held := mul(es, d, k)
 		var extra []lowrank.Option
-		if s.calib != nil && s.calib.has[it.t.Name] { // counted with the tensor
+		if s.calib != nil && s.calib.has[it.t.Name] { // C and μ, counted with the tensor
 			held = add(held, calibrationBytes(k)+mul(8, k))
 			extra = append(extra, shapeOnly(k))
-		}
-		if s.mem.total == 0 {
-			continue
 		}
 		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, held, extra...); err != nil {
 			return err
 		}
 	}
 
-	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: 2*f.HeaderEstimate() + 256*nsel})
+	w, err := out.writer(2*f.HeaderEstimate() + 256*nsel)
 	if err != nil {
 		return err
 	}
@@ -180,7 +216,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if s.calib != nil {
 		meta.Calibration = filepath.Base(s.calib.f.Path())
 	}
-	var rows []row
+	rows := make([]row, 0, len(items))
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]
@@ -222,12 +258,76 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
+	if err := out.commit(); err != nil {
+		return err
+	}
 	if s.calib != nil && !s.quiet {
 		if n := s.calib.note(); n != "" {
-			fmt.Fprintln(stderr, n)
+			fmt.Fprintln(stderr, esc(n))
 		}
 	}
 	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
+}
+
+// Why a selected tensor is kept dense (the "dense" entries of the lowrank
+// metadata).
+const reasonRatio = "ratio too small for rank 1"
+
+func reasonRank(m int) string      { return fmt.Sprintf("rank above min(d,k) = %d", m) }
+func reasonBreakEven(r int) string { return fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", r) }
+
+// shortestReason is the shortest reason a d×k tensor could be kept dense
+// for under the command's policy (for the least size of the metadata).
+func shortestReason(s *settings, d, k int) string {
+	p := s.policy.String()
+	if r, ok := strings.CutPrefix(p, "rank="); ok {
+		n, _ := strconv.Atoi(r)
+		if n > min(d, k) {
+			return reasonRank(min(d, k))
+		}
+		return reasonBreakEven(n)
+	}
+	if strings.HasPrefix(p, "ratio=") && len(reasonRatio) < len(reasonBreakEven(1)) {
+		return reasonRatio
+	}
+	return reasonBreakEven(1)
+}
+
+// checkNames refuses, before any work, inputs whose output names would
+// clash: a selected tensor NAME may be written as NAME (kept dense) or as
+// NAME.A and NAME.B, a copied one as its name, and no output name may come
+// from two tensors ("w" beside a 1-D "w.A" failed after the work; beside a
+// 2-D "w.A", factorize wrote a file that merge could not make dense again).
+func checkNames[I any](in string, items []I, info func(I) (name string, selected bool)) error {
+	owner := make(map[string]string, len(items))
+	claim := func(out, from string) error {
+		if other, dup := owner[out]; dup && other != from {
+			a, b := other, from
+			if a > b {
+				a, b = b, a
+			}
+			return fmt.Errorf("lowrank: %s: tensors %q and %q would both be written as %q (factors are written as NAME.A and NAME.B); expected names that stay distinct: leave one out with --include or rename it",
+				in, a, b, out)
+		}
+		owner[out] = from
+		return nil
+	}
+	for i, it := range items {
+		if err := tick(i); err != nil {
+			return err
+		}
+		name, sel := info(it)
+		outs := []string{name}
+		if sel {
+			outs = append(outs, name+".A", name+".B")
+		}
+		for _, o := range outs {
+			if err := claim(o, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func includeHint(s *settings) string {
@@ -242,8 +342,8 @@ func finish(stdout io.Writer, s *settings, rep reportFile) error {
 	if !s.quiet {
 		printTable(stdout, rep.Tensors)
 	}
-	if s.report != "" {
-		return writeReport(s.report, s.force, rep)
+	if s.rep != nil {
+		return writeReport(s.rep, rep)
 	}
 	return nil
 }
@@ -304,13 +404,13 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
-		return denseOutcome(f, t, W, out, o, fmt.Sprintf("rank above min(d,k) = %d", min(d, k)))
+		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)))
 	case errors.Is(err, lowrank.ErrPolicy):
-		return denseOutcome(f, t, W, out, o, "ratio too small for rank 1")
+		return denseOutcome(f, t, W, out, o, reasonRatio)
 	case err != nil:
 		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	case !fac.Saves():
-		return denseOutcome(f, t, W, out, o, fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", fac.Rank))
+		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank))
 	}
 	r := fac.Rank
 	rel := fac.RelError
