@@ -101,8 +101,13 @@ def main():
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--ratios", default="0.03,0.05,0.08,0.1,0.15,0.2,0.3,0.45,0.6")
+    ap.add_argument("--replot", action="store_true", help="only redraw the table and plot from OUT/results.json")
     a = ap.parse_args()
     ratios = [float(r) for r in a.ratios.split(",")]
+    if a.replot:
+        runs = json.load(open(os.path.join(a.out, "results.json")))
+        report(runs, sorted({r["ratio"] for r in runs}), a)
+        return
     torch.set_num_threads(max(1, os.cpu_count() // 2))
     os.makedirs(a.out, exist_ok=True)
     xtr, ytr, xte, yte = data()
@@ -170,14 +175,18 @@ def report(runs, ratios, a):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, (scope, title) in zip(axes, (("hidden", "hidden layers compressed (head dense)"), ("all", "every layer compressed"))):
+    for ax, (scope, title) in zip(axes, (("hidden", "hidden layers compressed (head dense)"), ("all", "every layer, the 10-class head too"))):
+        # Every layer: only the ratios at which the head is factorized too
+        # (below, rank 1 does not fit it and it stays dense: the left panel).
+        rs = [rho for rho in ratios if scope == "hidden" or
+              all(v.get("rank") for v in sel(scope, rho, "plain")[0]["layers"].values())]
         for (mode, label), c in zip(MODES.items(), ("tab:red", "tab:orange", "tab:blue")):
-            x = [100 * sel(scope, rho, mode)[0]["params_kept"] for rho in ratios]
-            ys = np.array([[r["accuracy"] for r in sel(scope, rho, mode)] for rho in ratios]) * 100
+            x = [100 * sel(scope, rho, mode)[0]["params_kept"] for rho in rs]
+            ys = np.array([[r["accuracy"] for r in sel(scope, rho, mode)] for rho in rs]) * 100
             ax.plot(x, ys.mean(1), "o-", color=c, label=label)
             ax.fill_between(x, ys.min(1), ys.max(1), color=c, alpha=0.15)
         ax.axhline(100 * np.mean(dense), color="gray", ls="--", label="dense")
-        ax.set_xlabel("parameters kept (% of the compressed weights)")
+        ax.set_xlabel("parameters kept (% of the three weight matrices)")
         ax.set_title("MLP on digits: " + title)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
