@@ -398,6 +398,11 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], mean []float64, 
 	work := make([]float64, 3*k)
 	iwork := make([]int, k)
 	anorm := lapack64.Lansy(lapack.MaxColumnSum, sym(a), work)
+	if math.IsInf(anorm, 0) || math.IsNaN(anorm) {
+		// Off-diagonal entries far beyond the diagonal's scale: C/m
+		// overflows (and C cannot be positive semi-definite).
+		return nil, statsErrorf("%s has off-diagonal entries beyond what its diagonal allows (C/m overflows float64); expected a positive semi-definite matrix XᵀX/n, whose |Cᵢⱼ| ≤ sqrt(Cᵢᵢ·Cⱼⱼ)", name)
+	}
 	negTol := covNegTol * cmax / m
 	l := make([]float64, k*k)
 	ridge := 0.0
@@ -416,6 +421,13 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], mean []float64, 
 		if !ok && ridge >= negTol {
 			return nil, notPositive(name, a, k, m, cmax)
 		}
+		// A ridge of 1000·‖C/m‖₁ makes any symmetric matrix without a
+		// large negative eigenvalue diagonally dominant: past it, only
+		// values beyond the float range (NaN or ±Inf in the
+		// factorization) are left.
+		if !(ridge <= 1e3*anorm) {
+			return nil, statsErrorf("%s cannot be factorized in float64 (its entries span too wide a range: ‖C/m‖₁ = %g); expected a second-moment matrix XᵀX/n of finite, moderately scaled inputs", name, anorm)
+		}
 		if ridge == 0 {
 			ridge = minRcond * anorm
 		} else {
@@ -431,12 +443,8 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], mean []float64, 
 // notPositive is the error for a C with a negative eigenvalue beyond
 // rounding; a holds C/m.
 func notPositive(name string, a []float64, k int, m, cmax float64) error {
-	w := make([]float64, k)
-	work := []float64{0}
-	s := blas64.Symmetric{Uplo: blas.Lower, N: k, Stride: k, Data: a}
-	lapack64.Syev(lapack.EVNone, s, w, work, -1)
-	work = make([]float64, int(work[0]))
-	if lapack64.Syev(lapack.EVNone, s, w, work, len(work)) {
+	if lo, ok := smallestEigenvalue(a, k); ok {
+		w := []float64{lo}
 		return statsErrorf("%s has a negative eigenvalue %.3g (%.2g of C's largest diagonal entry); expected a positive semi-definite matrix, whose eigenvalues are ≥ 0 up to rounding (−%.0e of the largest diagonal entry)",
 			name, w[0]*m, w[0]*m/cmax, covNegTol)
 	}
@@ -671,4 +679,36 @@ func biasShift[T Float](w, b, a Matrix[T], mu []float64) []float64 {
 		out[i] = s
 	}
 	return out
+}
+
+// smallestEigenvalue returns the smallest eigenvalue of the symmetric
+// k×k a (lower triangle read; a is overwritten). The matrix is scaled to
+// a largest entry of 1 first: gonum's eigenvalue-only path panics when
+// it has to rescale a matrix near the float64 limits itself, and a
+// recover keeps any other failure of it an error, not a panic.
+func smallestEigenvalue(a []float64, k int) (lo float64, ok bool) {
+	defer func() {
+		if recover() != nil {
+			lo, ok = 0, false
+		}
+	}()
+	big := 0.0
+	for _, v := range a {
+		big = max(big, math.Abs(v))
+	}
+	if !(big > 0) || math.IsInf(big, 0) {
+		return 0, false
+	}
+	for i := range a {
+		a[i] /= big
+	}
+	w := make([]float64, k)
+	work := []float64{0}
+	s := blas64.Symmetric{Uplo: blas.Lower, N: k, Stride: k, Data: a}
+	lapack64.Syev(lapack.EVNone, s, w, work, -1)
+	work = make([]float64, int(work[0]))
+	if !lapack64.Syev(lapack.EVNone, s, w, work, len(work)) {
+		return 0, false
+	}
+	return w[0] * big, true
 }
