@@ -46,7 +46,7 @@ func FuzzInputCovariance(f *testing.F) {
 		for i := range k {
 			for j := range k {
 				var s float64
-				for t := range int(rank%uint8(k+1)) { // G·Gᵀ of a fuzzed rank
+				for t := range int(rank % uint8(k+1)) { // G·Gᵀ of a fuzzed rank
 					s += g[i*k+t] * g[j*k+t]
 				}
 				c.Data[i*k+j] = s
