@@ -143,8 +143,10 @@ func WithInputCovariance(c Matrix[float64]) Option {
 // (y = B·(A·x) + b + BiasShift), and OutputRelError is relative to the
 // outputs' spread about their mean, ‖(W − B·A)·(X − μ)‖_F / ‖W·(X − μ)‖_F.
 // Without a bias to absorb it, use WithInputCovariance: the mean output
-// then counts in the error. Measured on a trained MLP (docs/calibration.md),
-// the rank freed from reproducing the mean output is worth a lot.
+// then counts in the error. On a trained MLP whose inputs have a large
+// mean (docs/calibration.md) it made the difference: 53.8% test accuracy
+// at 7.4% of the parameters, against 31.8% with C alone and 30.4% with
+// plain SVD.
 //
 // C and μ must come from the same inputs (C − μμᵀ positive semi-definite,
 // checked as WithInputCovariance checks C); a length of μ other than k is

@@ -12,6 +12,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -346,5 +347,33 @@ save(sys.argv[2] + "/model.safetensors", {k: v.numpy() for k, v in m.state_dict(
 	check, _ := filepath.Abs("../../scripts/st_check.py")
 	if b, err := exec.Command(py, check, "calibrated", model, out, stats).CombinedOutput(); err != nil || !strings.Contains(string(b), "OK: 2") {
 		t.Errorf("st_check.py calibrated: %v\n%s", err, b)
+	}
+}
+
+// TestCalibrationBudget: a calibrated tensor's plan counts C (float64,
+// k×k) and the whitening the library estimates (W·L, the factor of C),
+// so the memory budget sees them before any work.
+func TestCalibrationBudget(t *testing.T) {
+	s := &settings{policy: lowrank.Rank(64)}
+	b := &budget{total: 1 << 40, avail: 1 << 40}
+	const d, k = 4096, 2048
+	held := mul(4, d, k)
+	plain, err := planFactorize(b, s, "m", "w", d, k, 4, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := planFactorize(b, s, "m", "w", d, k, 4, add(held, calibrationBytes(k)), shapeOnly(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// C, its Cholesky factor and working copy (3·8k²) and W·L (4dk) at least.
+	if want := plain.cost + 3*8*k*k + 4*d*k; cal.cost < want {
+		t.Errorf("calibrated plan %d bytes; plain %d; want ≥ %d", cal.cost, plain.cost, want)
+	}
+	// A budget between the two refuses the calibrated tensor, naming it.
+	b = &budget{total: plain.cost + 1<<20, avail: plain.cost + 1<<20}
+	s.method = lowrank.Exact
+	if _, err := planFactorize(b, s, "m", "w", d, k, 4, add(held, calibrationBytes(k)), shapeOnly(k)); err == nil || !strings.Contains(err.Error(), `"w"`) {
+		t.Errorf("calibrated tensor over the budget: %v; want an error naming it", err)
 	}
 }
