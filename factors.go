@@ -30,9 +30,11 @@ type Factors[T Float] struct {
 	// Rank is r.
 	Rank int
 	// RelError is ‖W − B·A‖_F / ‖W‖_F, computed from the singular values
-	// (Eckart–Young); 0 for W = 0. NaN for factors built by NewFactors.
+	// (Eckart–Young; with input statistics, measured from B·A on the
+	// backend); 0 for W = 0. NaN for factors built by NewFactors.
 	RelError float64
-	// Energy is the fraction of ‖W‖_F² the factors keep, Σ_{i≤r}σᵢ²/‖W‖_F².
+	// Energy is the fraction of ‖W‖_F² the factors keep, Σ_{i≤r}σᵢ²/‖W‖_F²
+	// (with input statistics, 1 − RelError², RelError measured from B·A).
 	// NaN for factors built by NewFactors.
 	Energy float64
 	// Weighting says what the factors minimise: the weight error

@@ -8,7 +8,7 @@ compresses every layer through the lowrank command at several ratios, with
 and without --calibration, merges the factors back to dense weights
 (`lowrank merge`) and measures the accuracy on the test split.
 
-    bash bench/calibration/run.sh       # builds lowrank, runs this, ≈ 2 min
+    bash bench/calibration/run.sh       # builds lowrank, runs this, ≈ 3 min
 
 Writes OUT/results.md (the table), OUT/results.json (every run) and
 OUT/accuracy.png (the plot); OUT is docs/calibration by default.
