@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ type factMeta struct {
 	Policy  string                `json:"policy"`
 	Split   string                `json:"split"`
 	Tensors map[string]tensorMeta `json:"tensors"`
+	// Calibration is the base name of the --calibration file, if any.
+	Calibration string `json:"calibration,omitempty"`
 	// Dense lists the selected tensors kept dense, with the reason.
 	Dense map[string]string `json:"dense,omitempty"`
 }
@@ -33,6 +36,17 @@ type tensorMeta struct {
 	RelError float64 `json:"rel_error"`
 	Energy   float64 `json:"energy"`
 	DType    string  `json:"dtype"`
+	// With --calibration (calibration.go): whether the tensor had
+	// statistics, and for those that had, the relative output error
+	// ‖(W − B·A)·X‖/‖W·X‖ the factors were chosen for (before rounding to
+	// --dtype; about the mean when the bias took the mean error) and the
+	// ridge added to C.
+	Calibrated     *bool    `json:"calibrated,omitempty"`
+	OutputRelError *float64 `json:"output_rel_error,omitempty"`
+	Ridge          *float64 `json:"ridge,omitempty"`
+	// BiasShifted names the bias that took the mean error (b + (W − B·A)·μ)
+	// when the statistics held the inputs' mean.
+	BiasShifted string `json:"bias_shifted,omitempty"`
 }
 
 // outcome is what the pipeline computed for one tensor: its report row and
@@ -47,6 +61,7 @@ type outcome struct {
 func runFactorize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("factorize", "factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
 	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
+	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (and NAME.input_mean, their mean), as scripts/collect_stats.py writes; those weights are factorized for their outputs, the others with plain SVD")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -59,7 +74,11 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	in := pos[0]
-	outs := newOutputSet(s.force, in)
+	inputs := []string{in}
+	if *calPath != "" {
+		inputs = append(inputs, *calPath) // no output may be it
+	}
+	outs := newOutputSet(s.force, inputs...)
 	out := outs.file(s.output, "the output")
 	s.addReport(outs)
 	if err := ready("factorize", s, outs); err != nil {
@@ -75,6 +94,14 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	if *calPath != "" {
+		cf, err := s.mem.open(*calPath)
+		if err != nil {
+			return err
+		}
+		defer cf.Close()
+		s.calib = newCalibration(cf)
+	}
 
 	// Write tensors by decreasing element size, keeping the file's order
 	// within a size, so that every tensor's data stays aligned.
@@ -103,6 +130,12 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	if s.calib != nil { // the statistics: checked before any work (calibration.go)
+		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) { return it.t, it.sel, it.out },
+			func(t safetensors.TensorInfo) item { return item{t: t, out: t.DType} }); err != nil {
+			return err
+		}
+	}
 	// The output's header must stay within the format's limit: check its
 	// least possible size now rather than after the work. A selected
 	// tensor becomes NAME.A and NAME.B (rank 1 at the least) with an entry
@@ -163,7 +196,13 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 		d, k, _ := it.t.Matrix()
 		es := elemBytes(it.t.DType)
-		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, mul(es, d, k)); err != nil {
+		held := mul(es, d, k)
+		var extra []lowrank.Option
+		if s.calib != nil && s.calib.has[it.t.Name] { // C and μ, counted with the tensor
+			held = add(held, calibrationBytes(k)+mul(8, k))
+			extra = append(extra, shapeOnly(k))
+		}
+		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, held, extra...); err != nil {
 			return err
 		}
 	}
@@ -174,10 +213,16 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	defer w.Abort()
 	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
+	if s.calib != nil {
+		meta.Calibration = filepath.Base(s.calib.f.Path())
+	}
 	rows := make([]row, 0, len(items))
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]
+		if s.calib != nil && s.calib.biases[it.t.Name] != nil {
+			return biasOutcome(f, it.t, s.calib.biases[it.t.Name])
+		}
 		if !it.sel {
 			return copyOutcome(f, it.t), nil
 		}
@@ -215,6 +260,11 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := out.commit(); err != nil {
 		return err
+	}
+	if s.calib != nil && !s.quiet {
+		if n := s.calib.note(); n != "" {
+			fmt.Fprintln(stderr, esc(n))
+		}
 	}
 	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 }
@@ -326,7 +376,30 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
-	fac, err := lowrank.Factorize(W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	var ab *absorb // the bias that takes the mean error, if any
+	if s.calib != nil {
+		if ab = s.calib.absorbs[t.Name]; ab != nil {
+			defer close(ab.done)
+		}
+	}
+	opts := append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)
+	cal := "" // with --calibration: calibrated, or plain for want of statistics
+	if s.calib != nil {
+		cal = calPlain
+		if s.calib.has[t.Name] {
+			c, err := s.calib.option(t.Name)
+			if err != nil {
+				return outcome{}, err
+			}
+			opts, cal = append(opts, c), calCalibrated
+		}
+	}
+	fac, err := lowrank.Factorize(W, s.policy, opts...)
+	if s.calib != nil && err != nil {
+		if e := s.calib.fault(err, t.Name); e != nil {
+			return outcome{}, e
+		}
+	}
 	switch {
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
@@ -354,6 +427,20 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		}
 	}
 	o.meta = recordFactors(&o.row, stFactorized, fac, rel, out)
+	if cal != "" {
+		o.row.Calibration = cal
+		calibrated := cal == calCalibrated
+		o.meta.Calibrated = &calibrated
+		if calibrated {
+			o.row.OutputRelError = f64p(fac.OutputRelError)
+			o.meta.OutputRelError = f64p(fac.OutputRelError)
+			o.meta.Ridge = f64p(fac.Ridge)
+		}
+		if ab != nil {
+			ab.shift = fac.BiasShift
+			o.meta.BiasShifted = ab.bias.Name
+		}
+	}
 	A, B := fac.A, fac.B
 	o.write = func(w *safetensors.Writer) error {
 		if err := writeMatrix(w, t.Name+".A", out, A); err != nil {

@@ -287,9 +287,9 @@ type factorPlan struct {
 // factorized within the budget; held is what the command holds besides
 // the factorization's own work (the tensor itself, ΔW and the base for
 // extract). It returns an error naming the tensor when nothing fits.
-func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int64, held int64) (factorPlan, error) {
+func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int64, held int64, extra ...lowrank.Option) (factorPlan, error) {
 	est := func(opts ...lowrank.Option) (int64, error) {
-		all := append(append([]lowrank.Option(nil), s.opts...), opts...)
+		all := append(append(append([]lowrank.Option(nil), s.opts...), extra...), opts...)
 		e, err := lowrank.EstimateMemory(d, k, int(es), s.policy, all...)
 		return add(e.Bytes, held, es*64*int64(k)), err
 	}

@@ -20,7 +20,7 @@ import (
 // Run runs the whole conformance suite on b: the engine primitives, then
 // SVD, Factorize (exact and randomized, every policy, both splits) and
 // Apply on every matrix of oracle.Cases, in float64 and float32, each result
-// checked against the oracle.
+// checked against the oracle, and data-aware factorization (whiten.go).
 func Run(t *testing.T, b lowrank.Backend) {
 	if err := b.Init(); err != nil {
 		t.Fatalf("backend %s: %v", b.Name(), err)
@@ -29,6 +29,8 @@ func Run(t *testing.T, b lowrank.Backend) {
 	t.Run("engine/float32", func(t *testing.T) { testla.EngineTest(t, b.Float32()) })
 	t.Run("float64", func(t *testing.T) { runCases[float64](t, b) })
 	t.Run("float32", func(t *testing.T) { runCases[float32](t, b) })
+	t.Run("whitened/float64", func(t *testing.T) { checkWhitened[float64](t, b) }) // whiten.go
+	t.Run("whitened/float32", func(t *testing.T) { checkWhitened[float32](t, b) })
 }
 
 // tolerances of one float type.
@@ -462,6 +464,8 @@ func CrossCheck(t *testing.T, b, ref lowrank.Backend) {
 	}
 	t.Run("float64", func(t *testing.T) { crossCheck[float64](t, b, ref, 1e-8) })
 	t.Run("float32", func(t *testing.T) { crossCheck[float32](t, b, ref, 2e-3) })
+	t.Run("whitened/float64", func(t *testing.T) { crossCheckWhitened[float64](t, b, ref, 1e-8) }) // whiten.go
+	t.Run("whitened/float32", func(t *testing.T) { crossCheckWhitened[float32](t, b, ref, 2e-3) })
 }
 
 func crossCheck[T lowrank.Float](t *testing.T, b, ref lowrank.Backend, tol float64) {
