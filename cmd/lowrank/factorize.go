@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -17,7 +18,8 @@ import (
 // JSON string, the rank and error of every factorized tensor.
 const metaKey = "lowrank"
 
-// factMeta is the JSON stored under metaKey.
+// factMeta is the JSON model.Writer stores under metaKey, for the least
+// size of the output's header (checkHeader) before anything is written.
 type factMeta struct {
 	Version int                   `json:"version"`
 	Policy  string                `json:"policy"`
@@ -27,20 +29,14 @@ type factMeta struct {
 	Dense map[string]string `json:"dense,omitempty"`
 }
 
-type tensorMeta struct {
-	Shape    []int   `json:"shape"`
-	Rank     int     `json:"rank"`
-	RelError float64 `json:"rel_error"`
-	Energy   float64 `json:"energy"`
-	DType    string  `json:"dtype"`
-}
+// tensorMeta is what the metadata records of one factorized tensor (or
+// extracted module).
+type tensorMeta = model.Record
 
 // outcome is what the pipeline computed for one tensor: its report row and
 // how to write it.
 type outcome struct {
 	row   row
-	meta  *tensorMeta // factorized tensors
-	dense string      // reason a selected tensor was kept dense
 	write func(w *safetensors.Writer) error
 }
 
@@ -173,7 +169,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer w.Abort()
-	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
+	// The file is written as the model package writes factorized models:
+	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata.
+	mw := model.NewWriter(w, model.WriterOptions{Policy: s.policy.String(), Split: s.split.String(), Metadata: f.Metadata()})
 	rows := make([]row, 0, len(items))
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
@@ -182,20 +180,14 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			return copyOutcome(f, it.t), nil
 		}
 		if computesIn64(it.t.DType) {
-			return factorizeOne[float64](f, it.t, it.out, s, plans[i])
+			return factorizeOne[float64](f, it.t, it.out, s, plans[i], mw)
 		}
-		return factorizeOne[float32](f, it.t, it.out, s, plans[i])
+		return factorizeOne[float32](f, it.t, it.out, s, plans[i], mw)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
 		}
 		rows = append(rows, o.row)
-		if o.meta != nil {
-			meta.Tensors[o.row.Name] = *o.meta
-		}
-		if o.dense != "" {
-			meta.Dense[o.row.Name] = o.dense
-		}
 		prog.step(o.row.Name)
 		return nil
 	})
@@ -203,14 +195,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	md := map[string]string{}
-	for k, v := range f.Metadata() {
-		md[k] = v
-	}
-	mj, _ := json.Marshal(meta)
-	md[metaKey] = string(mj)
-	w.SetMetadata(md)
-	if err := w.Close(); err != nil {
+	if err := mw.Close(); err != nil {
 		return err
 	}
 	if err := out.commit(); err != nil {
@@ -316,9 +301,9 @@ func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
 
 // factorizeOne factorizes tensor t of f in precision T and returns how to
 // write NAME.A and NAME.B in dtype out, or the tensor itself (in dtype out)
-// when factors would save nothing. plan holds the options the memory
-// budget adds for this tensor.
-func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan) (outcome, error) {
+// when factors would save nothing, through mw. plan holds the options the
+// memory budget adds for this tensor.
+func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan, mw *model.Writer) (outcome, error) {
 	W, err := readMatrix[T](f, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -331,13 +316,13 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
-		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)))
+		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)), mw)
 	case errors.Is(err, lowrank.ErrPolicy):
-		return denseOutcome(f, t, W, out, o, reasonRatio)
+		return denseOutcome(f, t, W, out, o, reasonRatio, mw)
 	case err != nil:
 		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	case !fac.Saves():
-		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank))
+		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank), mw)
 	}
 	r := fac.Rank
 	rel := fac.RelError
@@ -353,32 +338,39 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 			return outcome{}, tensorFault(err, f.Path(), t.Name)
 		}
 	}
-	o.meta = recordFactors(&o.row, stFactorized, fac, rel, out)
-	A, B := fac.A, fac.B
-	o.write = func(w *safetensors.Writer) error {
-		if err := writeMatrix(w, t.Name+".A", out, A); err != nil {
-			return err
-		}
-		return writeMatrix(w, t.Name+".B", out, B)
+	recordFactors(&o.row, stFactorized, fac, rel, out)
+	// What the file records is the error of the factors as stored.
+	if err := fac.SetRecorded(rel, fac.Energy); err != nil {
+		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	}
+	o.write = func(*safetensors.Writer) error { return model.AddFactors(mw, t.Name, fac, out) }
 	return o, nil
 }
 
-// denseOutcome keeps a selected tensor dense, converted to out.
-func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string) (outcome, error) {
+// denseOutcome keeps a selected tensor dense, converted to out, and
+// records why in mw's metadata.
+func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string, mw *model.Writer) (outcome, error) {
 	o.row.Status = stDense + ": " + why
-	o.dense = why
 	o.row.ParamsAfter = o.row.ParamsBefore
 	o.row.BytesAfter = o.row.ParamsBefore * int64(out.Size())
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
 	if out == t.DType {
-		c := copyOutcome(f, t)
-		o.write = c.write
+		o.write = func(*safetensors.Writer) error {
+			sec, err := f.Section(t.Name)
+			if err != nil {
+				return err
+			}
+			mw.MarkDense(t.Name, why)
+			return mw.CopyFrom(t.Name, t.DType, t.Shape, sec)
+		}
 		return o, nil
 	}
 	if i, ok := quantize(W.Data, out); !ok {
 		return outcome{}, tensorErr(f.Path(), t.Name, "element [%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/W.Cols, i%W.Cols, W.Data[i], out)
 	}
-	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, out, W) }
+	o.write = func(*safetensors.Writer) error {
+		mw.MarkDense(t.Name, why)
+		return model.AddDense(mw, t.Name, W, out)
+	}
 	return o, nil
 }
