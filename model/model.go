@@ -358,9 +358,10 @@ func (m *Model) Close() error {
 	return first
 }
 
-// kohyaModules returns the names kohya LoRA names map to: every tensor
-// name ending in ".weight", without it (whatever its shape, as lowrank
-// merge maps them).
+// kohyaModules returns the module names adapters are matched against:
+// every tensor name ending in ".weight", without it (whatever its shape,
+// as lowrank merge maps them), and every factor pair NAME.weight.A and
+// NAME.weight.B, as NAME.
 func (m *Model) kohyaModules() []string {
 	var out []string
 	for _, f := range m.files {
@@ -370,5 +371,12 @@ func (m *Model) kohyaModules() []string {
 			}
 		}
 	}
-	return out
+	var pairs []string
+	for name, w := range m.weights {
+		if s, ok := strings.CutSuffix(name, ".weight"); ok && s != "" && w.a != nil {
+			pairs = append(pairs, s)
+		}
+	}
+	slices.Sort(pairs) // the order errors name them in
+	return append(out, pairs...)
 }
