@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"log"
+	"math"
 	"os"
 	"path/filepath"
 
