@@ -279,6 +279,21 @@ func TestKohyaAdapter(t *testing.T) {
 		t.Errorf("recorded prefix: modules %q", ad.Names())
 	}
 	ad.Close()
+	// Two LoRAs for one module (lora_x and lora_unet_x both name x when
+	// both prefixes are tried): refused, not one of them applied.
+	two := filepath.Join(dir, "two.safetensors")
+	xonly := filepath.Join(dir, "xonly.safetensors")
+	writeST(t, xonly, nil, tensor{name: "x.weight", dt: safetensors.F64, shape: []int{d, k}, vals: x})
+	writeST(t, two, nil,
+		tensor{name: "lora_unet_x.lora_down.weight", dt: safetensors.F16, shape: []int{2, k}, vals: down},
+		tensor{name: "lora_unet_x.lora_up.weight", dt: safetensors.F16, shape: []int{d, 2}, vals: up},
+		tensor{name: "lora_x.lora_down.weight", dt: safetensors.F16, shape: []int{2, k}, vals: down},
+		tensor{name: "lora_x.lora_up.weight", dt: safetensors.F16, shape: []int{d, 2}, vals: up})
+	xm, _ := model.Open(xonly)
+	defer xm.Close()
+	if _, err := model.OpenAdapterWith(two, model.AdapterOptions{Base: xm}); !errors.Is(err, model.ErrFormat) || !strings.Contains(err.Error(), `two LoRAs for module "x"`) {
+		t.Errorf("two LoRAs for one module: %v", err)
+	}
 	// BaseModules, as a command gives them.
 	ad, err = model.OpenAdapterWith(lora, model.AdapterOptions{BaseModules: []string{"x"}, BaseName: "b", KohyaPrefixes: []string{"lora_unet"}})
 	if err != nil || !slices.Equal(ad.Names(), []string{"x"}) {
