@@ -176,7 +176,19 @@ func openAdapter(path string, o AdapterOptions, check bool) (*Adapter, error) {
 	open := o.OpenFile
 	if open == nil {
 		open = func(p string) (*safetensors.File, error) {
-			return safetensors.OpenWith(p, safetensors.OpenOptions{Context: ctx, MaxMemory: o.MaxMemory})
+			mm := o.MaxMemory
+			if l, ok := mem.(*limit); ok {
+				mm = max(l.avail, 1) // what the config left (0 would mean no bound)
+			}
+			f, err := safetensors.OpenWith(p, safetensors.OpenOptions{Context: ctx, MaxMemory: mm})
+			if err != nil {
+				return nil, err
+			}
+			if err := take(mem, safetensors.HeaderMemory(f.HeaderSize()), p+": its header"); err != nil {
+				f.Close()
+				return nil, err
+			}
+			return f, nil
 		}
 	}
 	st, err := os.Stat(path)

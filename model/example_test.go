@@ -260,3 +260,33 @@ func ExampleLayer_ForwardBatchAdapters() {
 	// Output:
 	// [3.5 6.5 11.5] [3.5 6.5 9.5] [2.5 4.5 10.5]
 }
+
+// A kohya LoRA file names modules PREFIX_path_with_underscores: it is
+// opened against its base, whose module names the names map to (exactly;
+// a name two modules or two prefixes could claim is an error).
+func ExampleOpenAdapterWith() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	lora := filepath.Join(dir, "lora.safetensors")
+	w, _ := safetensors.Create(lora, safetensors.WriterOptions{})
+	must(w.WriteFloat32("lora_unet_blocks_0_fc.alpha", safetensors.F16, []int{}, []float32{4}))
+	must(w.WriteFloat32("lora_unet_blocks_0_fc.lora_down.weight", safetensors.F16, []int{2, 2}, []float32{1, 0, 0, 1}))
+	must(w.WriteFloat32("lora_unet_blocks_0_fc.lora_up.weight", safetensors.F16, []int{3, 2}, []float32{0, 0, 0, 0, 1, 0}))
+	must(w.Close())
+
+	base, err := model.Open(filepath.Join(dir, "small.safetensors"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer base.Close()
+	ad, err := model.OpenAdapterWith(lora, model.AdapterOptions{Base: base, KohyaPrefixes: []string{"lora_unet"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ad.Close()
+	for _, m := range ad.Modules() {
+		fmt.Printf("%s → %s: rank %d, scale %g (alpha/r)\n", m.A.Name, m.Module, m.Rank, m.Scale)
+	}
+	// Output:
+	// lora_unet_blocks_0_fc.lora_down.weight → blocks.0.fc: rank 2, scale 2 (alpha/r)
+}
