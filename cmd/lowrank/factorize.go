@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -18,7 +19,8 @@ import (
 // JSON string, the rank and error of every factorized tensor.
 const metaKey = "lowrank"
 
-// factMeta is the JSON stored under metaKey.
+// factMeta is the JSON model.Writer stores under metaKey, for the least
+// size of the output's header (checkHeader) before anything is written.
 type factMeta struct {
 	Version int                   `json:"version"`
 	Policy  string                `json:"policy"`
@@ -30,31 +32,14 @@ type factMeta struct {
 	Dense map[string]string `json:"dense,omitempty"`
 }
 
-type tensorMeta struct {
-	Shape    []int   `json:"shape"`
-	Rank     int     `json:"rank"`
-	RelError float64 `json:"rel_error"`
-	Energy   float64 `json:"energy"`
-	DType    string  `json:"dtype"`
-	// With --calibration (calibration.go): whether the tensor had
-	// statistics, and for those that had, the relative output error
-	// ‖(W − B·A)·X‖/‖W·X‖ the factors were chosen for (before rounding to
-	// --dtype; about the mean when the bias took the mean error) and the
-	// ridge added to C.
-	Calibrated     *bool    `json:"calibrated,omitempty"`
-	OutputRelError *float64 `json:"output_rel_error,omitempty"`
-	Ridge          *float64 `json:"ridge,omitempty"`
-	// BiasShifted names the bias that took the mean error (b + (W − B·A)·μ)
-	// when the statistics held the inputs' mean.
-	BiasShifted string `json:"bias_shifted,omitempty"`
-}
+// tensorMeta is what the metadata records of one factorized tensor (or
+// extracted module).
+type tensorMeta = model.Record
 
 // outcome is what the pipeline computed for one tensor: its report row and
 // how to write it.
 type outcome struct {
 	row   row
-	meta  *tensorMeta // factorized tensors
-	dense string      // reason a selected tensor was kept dense
 	write func(w *safetensors.Writer) error
 }
 
@@ -212,10 +197,13 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer w.Abort()
-	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
+	// The file is written as the model package writes factorized models:
+	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata.
+	mo := model.WriterOptions{Policy: s.policy.String(), Split: s.split.String(), Metadata: f.Metadata()}
 	if s.calib != nil {
-		meta.Calibration = filepath.Base(s.calib.f.Path())
+		mo.Calibration = filepath.Base(s.calib.f.Path())
 	}
+	mw := model.NewWriter(w, mo)
 	rows := make([]row, 0, len(items))
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
@@ -227,20 +215,14 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			return copyOutcome(f, it.t), nil
 		}
 		if computesIn64(it.t.DType) {
-			return factorizeOne[float64](f, it.t, it.out, s, plans[i])
+			return factorizeOne[float64](f, it.t, it.out, s, plans[i], mw)
 		}
-		return factorizeOne[float32](f, it.t, it.out, s, plans[i])
+		return factorizeOne[float32](f, it.t, it.out, s, plans[i], mw)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
 		}
 		rows = append(rows, o.row)
-		if o.meta != nil {
-			meta.Tensors[o.row.Name] = *o.meta
-		}
-		if o.dense != "" {
-			meta.Dense[o.row.Name] = o.dense
-		}
 		prog.step(o.row.Name)
 		return nil
 	})
@@ -248,14 +230,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	md := map[string]string{}
-	for k, v := range f.Metadata() {
-		md[k] = v
-	}
-	mj, _ := json.Marshal(meta)
-	md[metaKey] = string(mj)
-	w.SetMetadata(md)
-	if err := w.Close(); err != nil {
+	if err := mw.Close(); err != nil {
 		return err
 	}
 	if err := out.commit(); err != nil {
@@ -366,9 +341,9 @@ func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
 
 // factorizeOne factorizes tensor t of f in precision T and returns how to
 // write NAME.A and NAME.B in dtype out, or the tensor itself (in dtype out)
-// when factors would save nothing. plan holds the options the memory
-// budget adds for this tensor.
-func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan) (outcome, error) {
+// when factors would save nothing, through mw. plan holds the options the
+// memory budget adds for this tensor.
+func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan, mw *model.Writer) (outcome, error) {
 	W, err := readMatrix[T](f, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -404,13 +379,13 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
-		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)))
+		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)), mw)
 	case errors.Is(err, lowrank.ErrPolicy):
-		return denseOutcome(f, t, W, out, o, reasonRatio)
+		return denseOutcome(f, t, W, out, o, reasonRatio, mw)
 	case err != nil:
 		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	case !fac.Saves():
-		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank))
+		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank), mw)
 	}
 	r := fac.Rank
 	rel := fac.RelError
@@ -426,46 +401,65 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 			return outcome{}, tensorFault(err, f.Path(), t.Name)
 		}
 	}
-	o.meta = recordFactors(&o.row, stFactorized, fac, rel, out)
+	recordFactors(&o.row, stFactorized, fac, rel, out)
+	// What the file records is the error of the factors as stored.
+	if err := fac.SetRecorded(rel, fac.Energy); err != nil {
+		return outcome{}, tensorFault(err, f.Path(), t.Name)
+	}
+	var amend func(r *model.Record) // what --calibration adds to the record
 	if cal != "" {
 		o.row.Calibration = cal
 		calibrated := cal == calCalibrated
-		o.meta.Calibrated = &calibrated
+		var outErr, ridge *float64
 		if calibrated {
 			o.row.OutputRelError = f64p(fac.OutputRelError)
-			o.meta.OutputRelError = f64p(fac.OutputRelError)
-			o.meta.Ridge = f64p(fac.Ridge)
+			outErr, ridge = f64p(fac.OutputRelError), f64p(fac.Ridge)
 		}
+		shifted := ""
 		if ab != nil {
 			ab.shift = fac.BiasShift
-			o.meta.BiasShifted = ab.bias.Name
+			shifted = ab.bias.Name
+		}
+		amend = func(r *model.Record) {
+			r.Calibrated, r.OutputRelError, r.Ridge, r.BiasShifted = &calibrated, outErr, ridge, shifted
 		}
 	}
-	A, B := fac.A, fac.B
-	o.write = func(w *safetensors.Writer) error {
-		if err := writeMatrix(w, t.Name+".A", out, A); err != nil {
+	o.write = func(*safetensors.Writer) error {
+		if err := model.AddFactors(mw, t.Name, fac, out); err != nil {
 			return err
 		}
-		return writeMatrix(w, t.Name+".B", out, B)
+		if amend != nil {
+			return mw.Amend(t.Name, amend)
+		}
+		return nil
 	}
 	return o, nil
 }
 
-// denseOutcome keeps a selected tensor dense, converted to out.
-func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string) (outcome, error) {
+// denseOutcome keeps a selected tensor dense, converted to out, and
+// records why in mw's metadata.
+func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string, mw *model.Writer) (outcome, error) {
 	o.row.Status = stDense + ": " + why
-	o.dense = why
 	o.row.ParamsAfter = o.row.ParamsBefore
 	o.row.BytesAfter = o.row.ParamsBefore * int64(out.Size())
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
 	if out == t.DType {
-		c := copyOutcome(f, t)
-		o.write = c.write
+		o.write = func(*safetensors.Writer) error {
+			sec, err := f.Section(t.Name)
+			if err != nil {
+				return err
+			}
+			mw.MarkDense(t.Name, why)
+			return mw.CopyFrom(t.Name, t.DType, t.Shape, sec)
+		}
 		return o, nil
 	}
 	if i, ok := quantize(W.Data, out); !ok {
 		return outcome{}, tensorErr(f.Path(), t.Name, "element [%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/W.Cols, i%W.Cols, W.Data[i], out)
 	}
-	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, out, W) }
+	o.write = func(*safetensors.Writer) error {
+		mw.MarkDense(t.Name, why)
+		return model.AddDense(mw, t.Name, W, out)
+	}
 	return o, nil
 }

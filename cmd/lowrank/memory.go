@@ -141,6 +141,10 @@ func (b *budget) take(n int64, what string) error {
 	return nil
 }
 
+// Take is take, for the model package (model.Budget): adapter configs and
+// their pattern keys are charged to the command's budget.
+func (b *budget) Take(n int64, what string) error { return b.take(n, what) }
+
 // open opens a safetensors input within the budget: a header whose reading
 // would not fit is refused before it is read, and the header and the
 // bookkeeping for its tensors are then taken from the budget. SIGINT and

@@ -71,6 +71,7 @@ func runCases[T lowrank.Float](t *testing.T, b lowrank.Backend) {
 				checkFactors(t, w, sigma, f, true)
 			}
 			checkProducts(t, b, w, factorize(t, w, lowrank.Rank(max(1, n/2)), lowrank.WithBackend(b), lowrank.WithMethod(lowrank.Exact)))
+			checkDense(t, b, w)
 			checkSplits(t, b, w, sigma)
 			checkPolicies(t, b, w, sigma, lowrank.Exact)
 			if n >= 20 {
@@ -244,6 +245,59 @@ func checkApply[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], f *lowrank.F
 	}
 	if d := oracle.RelDiff(ym.Data, want); d > tol.vec*10 {
 		t.Errorf("ApplyBatch differs from X·(B·A)ᵀ + bias by %.3g", d)
+	}
+}
+
+// checkDense checks the dense layer W·x + bias on b (Apply, ApplyBatch,
+// and again after Close) against float64 loops.
+func checkDense[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.Matrix[T]) {
+	t.Helper()
+	tol := tolsOf[T]().vec * 10
+	m, err := lowrank.NewDense(w)
+	if err != nil {
+		t.Fatalf("NewDense: %v", err)
+	}
+	m.Backend = b
+	defer func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Dense.Close: %v", err)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(uint64(w.Cols), uint64(w.Rows)))
+	const n = 4
+	x := make([]T, n*w.Cols)
+	for i := range x {
+		x[i] = T(rng.NormFloat64())
+	}
+	bias := make([]T, w.Rows)
+	for i := range bias {
+		bias[i] = T(rng.NormFloat64() * scaleOf(w.Data))
+	}
+	want := oracle.Matmul(n, w.Cols, w.Rows, oracle.ToF64(x), oracle.Transpose(w.Rows, w.Cols, oracle.ToF64(w.Data)))
+	for i := range n {
+		for j := range w.Rows {
+			want[i*w.Rows+j] += float64(bias[j])
+		}
+	}
+	for round := range 2 { // the second after Close: prepared again
+		y, err := m.Apply(x[:w.Cols], bias)
+		if err != nil {
+			t.Fatalf("Dense.Apply: %v", err)
+		}
+		if d := oracle.RelDiff(y, want[:w.Rows]); d > tol {
+			t.Errorf("Dense.Apply (round %d) differs from W·x + bias by %.3g", round, d)
+		}
+		xm, _ := lowrank.NewMatrix(n, w.Cols, x)
+		ym, err := m.ApplyBatch(xm, bias)
+		if err != nil {
+			t.Fatalf("Dense.ApplyBatch: %v", err)
+		}
+		if d := oracle.RelDiff(ym.Data, want); d > tol {
+			t.Errorf("Dense.ApplyBatch (round %d) differs from X·Wᵀ + bias by %.3g", round, d)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatalf("Dense.Close: %v", err)
+		}
 	}
 }
 
