@@ -280,7 +280,7 @@ func equalShape(a, b []int) bool {
 	return true
 }
 
-func mustTensor(f *safetensors.File, name string) safetensors.TensorInfo {
+func mustTensor(f source, name string) safetensors.TensorInfo {
 	t, _ := f.Tensor(name)
 	return t
 }
@@ -296,7 +296,7 @@ type extracted struct {
 
 // compareOnly reports a tensor that cannot go into the adapter (not a
 // selected 2-D matrix) when it nevertheless changed.
-func compareOnly(fb, ft *safetensors.File, t safetensors.TensorInfo) (extracted, error) {
+func compareOnly(fb, ft source, t safetensors.TensorInfo) (extracted, error) {
 	a, err := fb.ReadRaw(t.Name)
 	if err != nil {
 		return extracted{}, err
@@ -315,7 +315,7 @@ func compareOnly(fb, ft *safetensors.File, t safetensors.TensorInfo) (extracted,
 
 // extractOne computes the low-rank factors of ΔW = tuned − base for one
 // tensor.
-func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, plan factorPlan) (extracted, error) {
+func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, plan factorPlan) (extracted, error) {
 	Wb, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return extracted{}, err

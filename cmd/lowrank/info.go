@@ -17,7 +17,7 @@ import (
 )
 
 func runInfo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info FILE.safetensors|ADAPTER_DIR", "info FILE.safetensors|ADAPTER_DIR", stderr)
+	fs := newFlags("info FILE.safetensors|MODEL_DIR|INDEX.json|ADAPTER_DIR", "info FILE.safetensors|MODEL_DIR|INDEX.json|ADAPTER_DIR", stderr)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -38,6 +38,9 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer mem.restore()
+	if isModelPath(path, st.IsDir()) { // info_folder.go
+		return modelFolderInfo(stdout, path, mem)
+	}
 	if st.IsDir() {
 		return adapterInfo(stdout, path, mem)
 	}

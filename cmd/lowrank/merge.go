@@ -100,7 +100,7 @@ type mergeItem struct {
 	scaling float64
 }
 
-func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, prefixes []string, s *settings, out *output) error {
+func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge bool, prefixes []string, s *settings, out *output) error {
 	// The adapter is read by the model package, as a library caller reads
 	// one: the config, the keys, the kohya names mapped to the base's
 	// modules (every tensor NAME.weight, as NAME), ranks and scalings.
@@ -216,7 +216,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 }
 
 // mergeOne computes W + scaling·B·A for one base tensor.
-func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInfo, it mergeItem, fanIn bool) (outcome, error) {
+func mergeOne[T lowrank.Float](fb, fa source, t safetensors.TensorInfo, it mergeItem, fanIn bool) (outcome, error) {
 	W, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -252,12 +252,12 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 
 // densify writes NAME = NAME.B·NAME.A for every factor pair of a file
 // written by factorize, and copies everything else.
-func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *output) error {
+func densify(stdout, stderr io.Writer, f source, s *settings, out *output) error {
 	tensors := f.Tensors()
 	// The factor pairs, found and checked (shapes; no dense NAME beside
 	// its factors) by the model package. The lowrank metadata is dropped
 	// from the output, and not read.
-	m, err := model.FromFiles(model.Options{Context: cmdContext, IgnoreMetadata: true}, f)
+	m, err := model.FromFiles(model.Options{Context: cmdContext, IgnoreMetadata: true}, filesOf(f)...)
 	if err != nil {
 		if cmdContext.Err() != nil {
 			return errInterrupted
@@ -373,7 +373,7 @@ const densifyPieceBytes = 12 << 20
 // their product: streamed in pieces of whole rows (or of one row, when a
 // row is larger than a piece), so that memory holds A, B and one piece
 // whatever the product's size.
-func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensors.DType, output string) (outcome, error) {
+func densifyOne[T lowrank.Float](f source, name string, dt safetensors.DType, output string) (outcome, error) {
 	A, err := readMatrix[T](f, name+".A")
 	if err != nil {
 		return outcome{}, err
