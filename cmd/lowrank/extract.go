@@ -36,8 +36,8 @@ type adapterMeta struct {
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("extract", "extract --base BASE.safetensors --tuned TUNED.safetensors -o ADAPTER_DIR [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
-	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
-	tuned := fs.String("tuned", "", "the fine-tuned model (`FILE`.safetensors)")
+	base := fs.String("base", "", "the base model: a `FILE`.safetensors, a model folder (shards and their index) or an index file")
+	tuned := fs.String("tuned", "", "the fine-tuned model: a `FILE`.safetensors, a model folder or an index file")
 	format := fs.String("format", "peft", "adapter format: peft (a folder) or kohya (one .safetensors file)")
 	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …)")
 	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json")
@@ -83,12 +83,12 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.mem.restore()
-	fb, err := s.mem.open(*base)
+	fb, err := s.mem.openModel(*base)
 	if err != nil {
 		return err
 	}
 	defer fb.Close()
-	ft, err := s.mem.open(*tuned)
+	ft, err := s.mem.openModel(*tuned)
 	if err != nil {
 		return err
 	}

@@ -88,6 +88,8 @@ type settings struct {
 	// oversample and powerIters are the randomized SVD's settings (for
 	// the work estimates of a folder output's layout).
 	oversample, powerIters int
+	// fold is set when the output is a model folder (folders.go).
+	fold *folderOut
 }
 
 func (rf *rankFlags) settings(cmd string) (*settings, error) {

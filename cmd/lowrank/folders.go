@@ -197,3 +197,19 @@ func filesOf(src source) []*safetensors.File {
 	}
 	return []*safetensors.File{src.(*safetensors.File)}
 }
+
+// folderOut is a command's model folder output: the folder flags, and the
+// flags that shape the output (for the plan every part must share).
+type folderOut struct {
+	fs    *folderSettings
+	flags string
+}
+
+// fileOrFolder adds the command's output: a model folder (modelFolder) or
+// a file.
+func (s *outputSet) fileOrFolder(folder bool, path, cmd string) *output {
+	if folder {
+		return s.modelFolder(path, cmd)
+	}
+	return s.file(path, "the output")
+}

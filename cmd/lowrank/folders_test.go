@@ -19,9 +19,6 @@ import (
 // config.json and a tokenizer file. It returns every tensor, in order.
 func shardedModel(t *testing.T, dir string, nShards, layers int) []tensor {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(11, uint64(layers)))
 	var all []tensor
 	for l := range layers {
@@ -33,6 +30,18 @@ func shardedModel(t *testing.T, dir string, nShards, layers int) []tensor {
 		)
 	}
 	all = append(all, tensor{name: "lm_head.weight", dt: safetensors.F16, shape: []int{64, 40}, vals: decaying(rng, 64, 40)})
+	return writeFolder(t, dir, nShards, all)
+}
+
+// writeFolder writes tensors as a model folder of nShards shards with its
+// index, a config.json and a tokenizer file; it returns the tensors with
+// the values stored.
+func writeFolder(t *testing.T, dir string, nShards int, all []tensor) []tensor {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	all = append([]tensor(nil), all...)
 	per := (len(all) + nShards - 1) / nShards
 	wm := map[string]string{}
 	var total int64
@@ -182,4 +191,83 @@ func fileTensors(t *testing.T, path string) map[string][]byte {
 		raw[ti.Name] = append([]byte(fmt.Sprintf("%s%v", ti.DType, ti.Shape)), r...)
 	}
 	return raw
+}
+
+// concatFile writes the tensors of a model folder into one file.
+func concatFile(t *testing.T, path string, all []tensor) {
+	t.Helper()
+	writeST(t, path, map[string]string{"format": "pt"}, all...)
+}
+
+func TestExtractMergeDensifyFolders(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	all := shardedModel(t, base, 3, 3)
+	// The tuned model: a rank-2 change to every q_proj, other shards.
+	rng := rand.New(rand.NewPCG(5, 6))
+	tuned := append([]tensor(nil), all...)
+	for i, x := range tuned {
+		if strings.HasSuffix(x.name, "q_proj.weight") {
+			v := append([]float64(nil), x.vals...)
+			delta := lowRankMat(rng, x.shape[0], x.shape[1], 2, 0.5)
+			for j := range v {
+				v[j] += delta[j]
+			}
+			tuned[i].vals = v
+		}
+	}
+	tunedDir := filepath.Join(dir, "tuned")
+	tuned = writeFolder(t, tunedDir, 2, tuned)
+	baseFile, tunedFile := filepath.Join(dir, "base.safetensors"), filepath.Join(dir, "tuned.safetensors")
+	concatFile(t, baseFile, all)
+	concatFile(t, tunedFile, tuned)
+
+	// extract from folders: one adapter, the same as from files.
+	adF, adS := filepath.Join(dir, "ad-folder"), filepath.Join(dir, "ad-file")
+	mustCLI(t, "extract", "--base", base, "--tuned", filepath.Join(tunedDir, "model.safetensors.index.json"), "-o", adF, "--rank", "2", "--quiet")
+	mustCLI(t, "extract", "--base", baseFile, "--tuned", tunedFile, "-o", adS, "--rank", "2", "--quiet")
+	sameTensors(t, "adapter from folders and from files", fileTensors(t, filepath.Join(adF, "adapter_model.safetensors")), fileTensors(t, filepath.Join(adS, "adapter_model.safetensors")))
+
+	// merge into the base folder: a folder, the same tensors as a merge
+	// into the one-file base, the other files copied.
+	mF, mS := filepath.Join(dir, "merged"), filepath.Join(dir, "merged.safetensors")
+	mustCLI(t, "merge", "--base", base, "--adapter", adF, "-o", mF, "--quiet")
+	mustCLI(t, "merge", "--base", baseFile, "--adapter", adF, "-o", mS, "--quiet")
+	wm, raw := folderTensors(t, mF)
+	sameTensors(t, "merged folder and merged file", raw, fileTensors(t, mS))
+	for _, x := range all {
+		if wm[x.name] == "" {
+			t.Errorf("%s not in the merged index", x.name)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(mF, "config.json")); err != nil || string(b) != `{"model_type": "llama"}`+"\n" {
+		t.Errorf("config.json not copied unchanged: %q %v", b, err)
+	}
+	// The merged folder holds the tuned weights (to the adapter's error).
+	vals := map[string][]float64{}
+	shards := map[string]bool{}
+	for _, f := range wm {
+		shards[f] = true
+	}
+	for name := range shards {
+		v, _, _ := readST(t, filepath.Join(mF, name))
+		for k, x := range v {
+			vals[k] = x
+		}
+	}
+	for _, x := range tuned {
+		if e := relDiff(vals[x.name], x.vals); e > 0.02 {
+			t.Errorf("%s: merged differs from tuned by %.3g", x.name, e)
+		}
+	}
+
+	// densify a factorized folder: a folder, the same as from one file.
+	fF, fS := filepath.Join(dir, "fact"), filepath.Join(dir, "fact.safetensors")
+	mustCLI(t, "factorize", base, "-o", fF, "--rank", "3", "--quiet")
+	mustCLI(t, "factorize", baseFile, "-o", fS, "--rank", "3", "--quiet")
+	dF, dS := filepath.Join(dir, "dense"), filepath.Join(dir, "dense.safetensors")
+	mustCLI(t, "merge", fF, "-o", dF, "--quiet")
+	mustCLI(t, "merge", fS, "-o", dS, "--quiet")
+	_, draw := folderTensors(t, dF)
+	sameTensors(t, "densified folder and file", draw, fileTensors(t, dS))
 }

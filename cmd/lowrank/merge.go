@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"unsafe"
@@ -21,17 +22,18 @@ With --adapter, writes W + scaling·B·A for every module of a PEFT adapter
 folder (or a kohya .safetensors file); --unmerge subtracts it. Without
 --adapter, turns a file written by 'lowrank factorize' back into dense
 tensors NAME = NAME.B·NAME.A.`, stderr)
-	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
+	base := fs.String("base", "", "the base model: a `FILE`.safetensors, a model folder (shards and their index; the output is then a model folder) or an index file")
 	adapter := fs.String("adapter", "", "PEFT adapter `DIR` (adapter_config.json + adapter_model.safetensors) or kohya LoRA .safetensors file")
 	unmerge := fs.Bool("unmerge", false, "subtract the adapter instead of adding it")
 	kohyaPrefix := fs.String("kohya-prefix", "", "kohya adapters: the `PREFIX`es of LoRA names, comma-separated (default: the prefix extract recorded in the adapter, else "+strings.Join(defaultKohyaPrefixes, ", ")+"; a name two prefixes could map is an error)")
-	output := fs.String("o", "", "output `FILE`.safetensors")
+	output := fs.String("o", "", "output `FILE`.safetensors (a folder for a model folder input, --max-shard-size or --shard)")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	quiet := fs.Bool("quiet", false, "no progress bar and no table")
 	report := fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv")
 	jobs := fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N`")
 	allowExpand := fs.Bool("allow-expand", false, "densify: allow an output more than 100× its input and over 10 GB (densifying a factorized file multiplies its size; without this flag the command refuses before the work)")
 	maxMemory := addMaxMemory(fs)
+	ff := addFolderFlags(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -64,8 +66,18 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
 		return usagef("merge: %v", err)
 	}
+	fsx, err := ff.settings("merge", os.Getenv)
+	if err != nil {
+		return err
+	}
 	outs := newOutputSet(s.force, in, *adapter)
-	out := outs.file(s.output, "the output")
+	folder := isFolderModel(in) || fsx.maxShardGiven || fsx.distributed() // a model folder output (merge_folder.go)
+	if folder {
+		s.fold = &folderOut{fs: fsx, flags: flagsString(fs)}
+	} else if fsx.resume {
+		return usagef("merge: --resume with a single-file output; expected a folder output (a model folder as input, or --max-shard-size)")
+	}
+	out := outs.fileOrFolder(folder, s.output, "merge")
 	s.addReport(outs)
 	if err := ready("merge", s, outs); err != nil {
 		return err
@@ -75,7 +87,7 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 		return err
 	}
 	defer s.mem.restore()
-	fb, err := s.mem.open(in)
+	fb, err := s.mem.openModel(in)
 	if err != nil {
 		return err
 	}
@@ -172,14 +184,11 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 	if err := checkDisk(s.output, fb.Size()); err != nil { // the same tensors
 		return err
 	}
-	rows := make([]row, 0, len(tensors))
-	w, err := out.writer(fb.HeaderEstimate())
-	if err != nil {
-		return err
+	cmd := "merge"
+	if unmerge {
+		cmd = "unmerge"
 	}
-	defer w.Abort()
-	prog := newProgress(stderr, s.quiet, len(tensors), "merge")
-	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
+	compute := func(i int) (outcome, error) {
 		t := tensors[i]
 		it, ok := byTensor[t.Name]
 		if !ok {
@@ -189,7 +198,25 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 			return mergeOne[float64](fb, fa, t, it, fanIn)
 		}
 		return mergeOne[float32](fb, fa, t, it, fanIn)
-	}, func(i int, o outcome) error {
+	}
+	if s.fold != nil { // merge_folder.go
+		rows, err := mergeFolder(stderr, cmd, fb, adapter, tensors, func(i int) (int, bool) {
+			it, ok := byTensor[tensors[i].Name]
+			return it.mod.Rank, ok
+		}, costs, compute, s)
+		if err != nil {
+			return err
+		}
+		return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
+	}
+	rows := make([]row, 0, len(tensors))
+	w, err := out.writer(fb.HeaderEstimate())
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	prog := newProgress(stderr, s.quiet, len(tensors), "merge")
+	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, compute, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
 		}
@@ -207,10 +234,6 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 	}
 	if err := out.commit(); err != nil {
 		return err
-	}
-	cmd := "merge"
-	if unmerge {
-		cmd = "unmerge"
 	}
 	return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
 }
@@ -314,6 +337,13 @@ func densify(stdout, stderr io.Writer, f source, s *settings, out *output) error
 		return err
 	}
 	fmt.Fprint(stderr, note)
+	if s.fold != nil { // merge_folder.go
+		rows, err := densifyFolder(stderr, f, pairs, costs, s)
+		if err != nil {
+			return err
+		}
+		return finish(stdout, s, reportFile{Command: "densify", Inputs: []string{f.Path()}, Output: s.output, Tensors: rows})
+	}
 	w, err := out.writer(f.HeaderEstimate())
 	if err != nil {
 		return err
