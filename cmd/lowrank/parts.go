@@ -492,6 +492,9 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	if fsx.distributed() && !j.s.quiet {
 		fmt.Fprintf(stderr, "lowrank: part %d of %d (%s): tensors %d–%d of %d, %d shard files in all\n", fsx.part, fsx.parts, fsx.partFrom, lo, hi, len(lay.order), len(lay.shards))
 	}
+	if len(r.reused) > 0 && !j.s.quiet {
+		fmt.Fprintf(stderr, "lowrank: --resume: %d finished shard pieces of part %d of %d reused (size and SHA-256 checked)\n", len(r.reused), fsx.part, fsx.parts)
+	}
 	if err := r.copyOthers(); err != nil {
 		return nil, err
 	}
