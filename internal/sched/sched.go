@@ -57,7 +57,7 @@ type Budget struct {
 	max     int       // the most threads one grant may use (0: no cap)
 	set     func(int) // sets the library's thread count, or nil
 	level   int       // the count last set (0: unknown)
-	held    int // cores held by grants in flight
+	held    int       // cores held by grants in flight
 	all     bool
 	jobs    int // registered jobs (Join)
 	queue   []*waiter
