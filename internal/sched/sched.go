@@ -54,7 +54,7 @@ type Budget struct {
 	limit func() int // the budget; GOMAXPROCS for Default
 
 	mu      sync.Mutex
-	max     int       // the most threads one grant may use (0: no cap)
+	perCall int       // the most threads one grant may use (0: no cap)
 	set     func(int) // sets the library's thread count, or nil
 	level   int       // the count last set (0: unknown)
 	held    int       // cores held by grants in flight
@@ -83,19 +83,16 @@ func New(limit func() int) *Budget { return &Budget{limit: limit} }
 // GOMAXPROCS cores.
 var Default = New(func() int { return runtime.GOMAXPROCS(0) })
 
-// Control registers the library whose threads the budget governs: max
-// caps the threads one grant may use (the library's own pool, when it was
+// Control registers the library whose threads the budget governs:
+// perCall caps the threads one grant may use (the library's own pool, when it was
 // started with fewer threads than GOMAXPROCS, for instance by
 // OPENBLAS_NUM_THREADS; < 1 for no cap), and set, when not nil, sets the
 // library's process-wide thread count. A library without a thread
 // control is taken to be single-threaded (the reference BLAS): register
-// it with max 1 and set nil.
-func (b *Budget) Control(max int, set func(n int)) {
+// it with perCall 1 and set nil.
+func (b *Budget) Control(perCall int, set func(n int)) {
 	b.mu.Lock()
-	b.max, b.set, b.level = max, set, 0
-	if b.max < 0 {
-		b.max = 0
-	}
+	b.perCall, b.set, b.level = max(perCall, 0), set, 0
 	b.mu.Unlock()
 }
 
@@ -105,7 +102,7 @@ func (b *Budget) Control(max int, set func(n int)) {
 func (b *Budget) SetMax(n int) (old int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old, b.max = b.max, max(n, 0)
+	old, b.perCall = b.perCall, max(n, 0)
 	return old
 }
 
@@ -201,8 +198,8 @@ func (b *Budget) grant(want, others int) (Grant, bool) {
 	n := 1
 	if want > 1 && b.held == 0 && others == 0 && b.jobs <= 1 {
 		n = min(want, lim)
-		if b.max > 0 {
-			n = min(n, b.max)
+		if b.perCall > 0 {
+			n = min(n, b.perCall)
 		}
 	}
 	g := Grant{threads: n}
