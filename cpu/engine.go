@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank/internal/sched"
 	"github.com/lowrank-go/lowrank/la"
@@ -255,18 +256,55 @@ func (e engine[T]) SumSquares(m la.Mat) (float64, error) {
 // applier evaluates y = B·(A·x) + bias on the host. One vector is two
 // matrix-vector products on one core (memory-bound: threads would not make
 // it faster); a batch asks the thread budget for threads by its size.
+//
+// The SIMD kernels under it (gonum's, OpenBLAS's) handle the first few
+// elements of a dot product one by one until an operand is aligned, so the
+// order of the sums, and the rounding, depends on where x, y and the
+// factors sit in memory: the same call on the same values could differ in
+// the last bits (up to 5.7e-6 in float32). Apply therefore works on copies
+// at a fixed alignment (64 bytes): x and y go through aligned scratch, and
+// B and A are used where they are when they are 64-byte aligned (large
+// slices are) and copied once otherwise. The result then depends on the
+// values only.
 type applier[T float32 | float64] struct {
 	k        kernels[T]
 	d, r, k_ int
 	b, a     []T
-	scratch  sync.Pool // *[]T of at least r·n values
+	scratch  sync.Pool // *[]T, 64-byte aligned, for T, X and Y
+}
+
+// alignment is the byte alignment Apply gives every operand.
+const alignment = 64
+
+// alignedCopy returns v itself when its first element is 64-byte aligned,
+// else a 64-byte aligned copy.
+func alignedCopy[T float32 | float64](v []T) []T {
+	if len(v) == 0 || uintptr(unsafe.Pointer(&v[0]))%alignment == 0 {
+		return v
+	}
+	c := alignedSlice[T](len(v))
+	copy(c, v)
+	return c
+}
+
+// alignedSlice returns n values whose first one is 64-byte aligned (the Go
+// heap does not move objects).
+func alignedSlice[T float32 | float64](n int) []T {
+	var z T
+	es := int(unsafe.Sizeof(z))
+	buf := make([]T, n+alignment/es)
+	off := 0
+	if len(buf) > 0 {
+		off = (alignment - int(uintptr(unsafe.Pointer(&buf[0]))%alignment)) % alignment / es
+	}
+	return buf[off : off+n : off+n]
 }
 
 func (e engine[T]) NewApplier(d, r, k int, b, a []T) (la.Applier[T], error) {
 	if d < 1 || r < 1 || k < 1 || len(b) != d*r || len(a) != r*k {
 		return nil, fmt.Errorf("%w: factors B %d values for %d×%d, A %d values for %d×%d", la.ErrShape, len(b), d, r, len(a), r, k)
 	}
-	return &applier[T]{k: e.k, d: d, r: r, k_: k, b: b, a: a}, nil
+	return &applier[T]{k: e.k, d: d, r: r, k_: k, b: alignedCopy(b), a: alignedCopy(a)}, nil
 }
 
 func (p *applier[T]) Apply(y, x []T, n int, bias []T) error {
@@ -276,18 +314,26 @@ func (p *applier[T]) Apply(y, x []T, n int, bias []T) error {
 	if n == 0 {
 		return nil
 	}
-	need := n * p.r
-	tp, _ := p.scratch.Get().(*[]T)
-	if tp == nil || cap(*tp) < need {
-		t := make([]T, need)
-		tp = &t
+	// Scratch for T, X and Y, each starting 64-byte aligned (the parts
+	// before it padded to a multiple of 16 values).
+	nt, nx, ny := n*p.r, n*p.k_, n*p.d
+	round := func(m int) int { return (m + 15) &^ 15 }
+	need := round(nt) + round(nx) + ny
+	sp, _ := p.scratch.Get().(*[]T)
+	if sp == nil || cap(*sp) < need {
+		s := alignedSlice[T](need)
+		sp = &s
 	}
-	t := (*tp)[:need]
+	s := (*sp)[:need]
+	t := s[:nt]
+	xs := s[round(nt) : round(nt)+nx]
+	ys := s[round(nt)+round(nx) : round(nt)+round(nx)+ny]
+	copy(xs, x)
 	var beta T
 	if bias != nil {
 		beta = 1
 		for i := range n {
-			copy(y[i*p.d:(i+1)*p.d], bias)
+			copy(ys[i*p.d:(i+1)*p.d], bias)
 		}
 	}
 	g, err := sched.Default.Acquire(context.Background(), threadsFor(float64(n)*float64(p.r)*float64(p.d+p.k_)))
@@ -295,15 +341,16 @@ func (p *applier[T]) Apply(y, x []T, n int, bias []T) error {
 		return err
 	}
 	if n == 1 {
-		p.k.gemv(false, p.r, p.k_, 1, p.a, p.k_, x, 0, t)
-		p.k.gemv(false, p.d, p.r, 1, p.b, p.r, t, beta, y)
+		p.k.gemv(false, p.r, p.k_, 1, p.a, p.k_, xs, 0, t)
+		p.k.gemv(false, p.d, p.r, 1, p.b, p.r, t, beta, ys)
 	} else {
 		// T = X·Aᵀ (n×r), then Y = T·Bᵀ + Y.
-		p.k.gemm(g.Threads(), false, true, n, p.r, p.k_, 1, x, p.k_, p.a, p.k_, 0, t, p.r)
-		p.k.gemm(g.Threads(), false, true, n, p.d, p.r, 1, t, p.r, p.b, p.r, beta, y, p.d)
+		p.k.gemm(g.Threads(), false, true, n, p.r, p.k_, 1, xs, p.k_, p.a, p.k_, 0, t, p.r)
+		p.k.gemm(g.Threads(), false, true, n, p.d, p.r, 1, t, p.r, p.b, p.r, beta, ys, p.d)
 	}
 	sched.Default.Release(g)
-	p.scratch.Put(tp)
+	copy(y, ys)
+	p.scratch.Put(sp)
 	return nil
 }
 

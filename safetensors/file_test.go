@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -279,7 +280,7 @@ func TestHostileHeaders(t *testing.T) {
 		// Found by the hostile suite: encoding/json accepts a quoted "2"
 		// as a json.Number, and turns invalid UTF-8 into U+FFFD.
 		{"quoted dim", `{"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}}`, make([]byte, 8), `shape[0] is "2"; expected a non-negative integer`},
-		{"quoted offset", `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,"8"]}}`, make([]byte, 8), `data_offsets [0, "8"]; expected non-negative integers`},
+		{"quoted offset", `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,"8"]}}`, make([]byte, 8), `data_offsets[1] is "8"; expected a non-negative integer`},
 		{"exponent dim", `{"a":{"dtype":"F32","shape":[2e0],"data_offsets":[0,8]}}`, make([]byte, 8), "shape[0] is 2e0"},
 		{"invalid UTF-8 name", "{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", make([]byte, 8), "not valid UTF-8 (byte 3 is 0xff)"},
 		{"metadata twice", `{"__metadata__":{},"__metadata__":{}}`, nil, "appears twice"},
@@ -340,5 +341,97 @@ func TestTensorOrder(t *testing.T) {
 	}
 	if _, err := f.Float32s("zzz"); err == nil {
 		t.Error("missing tensor: no error")
+	}
+}
+
+// headerPadding returns the length field of the file at path and how
+// many bytes of it follow the JSON object (space padding).
+func headerPadding(t *testing.T, path string) (n uint64, pad int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var nb [8]byte
+	io.ReadFull(f, nb[:])
+	n = binary.LittleEndian.Uint64(nb[:])
+	hdr := make([]byte, n)
+	io.ReadFull(f, hdr)
+	trimmed := bytes.TrimRight(hdr, " ")
+	return n, len(hdr) - len(trimmed)
+}
+
+// Issue 9, point 3: the writer kept its whole header reserve as padding
+// once the data passed 64 MiB (a 300 000-tensor output got a 143 MB header
+// that no reader accepts). A written header is now exactly as large as it
+// needs to be: the JSON, padded to a multiple of 8.
+func TestHeaderExactlyAsLargeAsNeeded(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name    string
+		reserve int
+		data    int64
+	}{
+		{"reserve far too large, data past 64 MiB", 4 << 20, 65 << 20},
+		{"reserve too large, small data", 1 << 20, 1000},
+		{"reserve too small", 16, 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, "x.safetensors")
+			w, err := Create(path, WriterOptions{Overwrite: true, HeaderReserve: c.reserve})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.WriteFrom("big", U8, []int{int(c.data)}, io.LimitReader(zeros{}, c.data)); err != nil {
+				t.Fatal(err)
+			}
+			w.SetMetadata(map[string]string{"k": "v"})
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			n, pad := headerPadding(t, path)
+			if pad > 7 || n%8 != 0 {
+				t.Errorf("header of %d bytes with %d bytes of padding; want the JSON padded to a multiple of 8 only", n, pad)
+			}
+			f, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if st, _ := os.Stat(path); st.Size() != int64(8+n)+c.data {
+				t.Errorf("file of %d bytes; want %d", st.Size(), int64(8+n)+c.data)
+			}
+		})
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// HeaderLen is the length Close writes, for any metadata and names.
+func TestHeaderLenMatchesWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.safetensors")
+	meta := map[string]string{"a<b>": "q\"\n\u2028é", "format": "pt"}
+	w, err := Create(path, WriterOptions{HeaderReserve: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"w", "<&>", "é\x00\n"} {
+		if err := w.WriteFloat64(n, F32, []int{2, 3}, make([]float64, 6)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.SetMetadata(meta)
+	want := HeaderLen(meta, w.tensors)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := headerPadding(t, path); int(n) != want {
+		t.Errorf("HeaderLen = %d; the writer wrote %d", want, n)
 	}
 }

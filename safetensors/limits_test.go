@@ -112,7 +112,7 @@ func TestHeaderCaps(t *testing.T) {
 		t.Skip("-short: skipping the million-tensor headers")
 	}
 	// MaxTensors entries are accepted, MaxTensors+1 refused; parsing a
-	// header allocates at most 10 times its size.
+	// header allocates at most HeaderMemory (8 times its size).
 	for _, n := range []int{MaxTensors, MaxTensors + 1} {
 		var h strings.Builder
 		h.WriteByte('{')
@@ -128,8 +128,8 @@ func TestHeaderCaps(t *testing.T) {
 		var err error
 		got := allocs(func() { f, err = NewReader(bytes.NewReader(b), int64(len(b)), "x.safetensors") })
 		t.Logf("%d entries, %d-byte header: allocated %d bytes (%.1f× the header), error %v", n, len(b), got, float64(got)/float64(len(b)), err)
-		if got > 12*uint64(len(b)) {
-			t.Errorf("%d entries: allocated %d bytes for a %d-byte header; want at most 12×", n, got, len(b))
+		if got > uint64(HeaderMemory(int64(len(b)))) {
+			t.Errorf("%d entries: allocated %d bytes for a %d-byte header; want at most HeaderMemory, %d", n, got, len(b), HeaderMemory(int64(len(b))))
 		}
 		switch {
 		case n == MaxTensors && (err != nil || len(f.Tensors()) != n):

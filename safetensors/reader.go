@@ -10,8 +10,10 @@
 // place on Close, so an output is either complete or absent.
 //
 // The header is validated before any tensor is read: its length against the
-// file size and MaxHeaderSize, its JSON (UTF-8, no duplicate names,
-// string-valued __metadata__, at most MaxTensors tensors), every dtype, shape and offset (dtype·shape = byte length,
+// file size and MaxHeaderSize, its JSON (read strictly: UTF-8, no
+// duplicate keys anywhere, entry keys spelled exactly dtype, shape and
+// data_offsets, string-valued __metadata__, at most MaxTensors tensors),
+// every dtype, shape and offset (dtype·shape = byte length,
 // no overflow, offsets inside the data section, tensors covering it exactly
 // with no holes and no overlaps, as the format requires). A hostile header
 // cannot make Open allocate more than a small multiple of the header size.
@@ -22,8 +24,8 @@ package safetensors
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lowrank-go/lowrank/internal/osfile"
+	"github.com/lowrank-go/lowrank/internal/strictjson"
 )
 
 // Limits on what a header may declare.
@@ -124,23 +129,43 @@ type File struct {
 	index     map[string]int
 }
 
+// OpenOptions configure OpenWith and NewReaderWith.
+type OpenOptions struct {
+	// Context, when cancelled, stops reading the header (a header of a
+	// million entries takes a while); the error then wraps the context's.
+	Context context.Context
+	// MaxMemory, when positive, bounds the memory reading the header may
+	// take: a header whose reading could need more (HeaderMemory of its
+	// length) is refused before it is read, with an error wrapping
+	// ErrMemory.
+	MaxMemory int64
+}
+
+// ErrMemory: reading the file would take more memory than allowed.
+var ErrMemory = errors.New("not enough memory")
+
+// HeaderMemory returns the most memory reading and indexing a header of n
+// bytes takes: the header itself, the tensor list and the name index (at
+// most about 4.5 times n at the 2²⁰-tensor extreme, see TestHeaderCaps),
+// with a margin.
+func HeaderMemory(n int64) int64 { return 8*n + 64<<10 }
+
 // Open opens the safetensors file at path and validates its header. The
-// tensors are not read until asked for.
-func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+// tensors are not read until asked for. The path must be a regular file (or
+// a link to one): a FIFO, device or socket is refused without reading from
+// it or waiting on it.
+func Open(path string) (*File, error) { return OpenWith(path, OpenOptions{}) }
+
+// OpenWith is Open with options.
+func OpenWith(path string, o OpenOptions) (*File, error) {
+	f, st, err := osfile.OpenRegular(path)
 	if err != nil {
+		if errors.Is(err, osfile.ErrNotRegular) {
+			return nil, formatErr(path, "", "is %s; expected a regular .safetensors file", osfile.Kind(statMode(path)))
+		}
 		return nil, fmt.Errorf("lowrank: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lowrank: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, formatErr(path, "", "not a regular file; expected a .safetensors file")
-	}
-	sf, err := NewReader(f, st.Size(), path)
+	sf, err := NewReaderWith(f, st.Size(), path, o)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -149,9 +174,22 @@ func Open(path string) (*File, error) {
 	return sf, nil
 }
 
+func statMode(path string) os.FileMode {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Mode()
+}
+
 // NewReader reads and validates the header of the size-byte safetensors
 // data in r; name is how errors call it.
 func NewReader(r io.ReaderAt, size int64, name string) (*File, error) {
+	return NewReaderWith(r, size, name, OpenOptions{})
+}
+
+// NewReaderWith is NewReader with options.
+func NewReaderWith(r io.ReaderAt, size int64, name string, o OpenOptions) (*File, error) {
 	if size < 8 {
 		return nil, formatErr(name, "", "file is %d bytes; expected at least the 8-byte header length", size)
 	}
@@ -169,12 +207,19 @@ func NewReader(r io.ReaderAt, size int64, name string) (*File, error) {
 	if n < 2 {
 		return nil, formatErr(name, "", "header length is %d bytes; expected a JSON object", n)
 	}
+	if need := HeaderMemory(int64(n)); o.MaxMemory > 0 && need > o.MaxMemory {
+		return nil, &Error{File: name, Err: fmt.Errorf("%w: reading the %d-byte header needs up to %d bytes of memory but only %d are allowed", ErrMemory, n, need, o.MaxMemory)}
+	}
+	ctx := o.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	hdr := make([]byte, n)
 	if _, err := r.ReadAt(hdr, 8); err != nil {
 		return nil, formatErr(name, "", "reading the %d-byte header: %v", n, err)
 	}
 	dataLen := size - 8 - int64(n)
-	meta, tensors, index, err := parseHeader(hdr, name)
+	meta, tensors, index, err := parseHeader(ctx, hdr, name)
 	if err != nil {
 		return nil, err
 	}
@@ -187,23 +232,19 @@ func NewReader(r io.ReaderAt, size int64, name string) (*File, error) {
 	return &File{path: name, r: r, size: size, dataStart: 8 + int64(n), meta: meta, tensors: tensors, index: index}, nil
 }
 
-// rawInfo is a header entry as written. Numbers are kept as written:
-// json.Number would also accept a quoted "2".
-type rawInfo struct {
-	DType       *string            `json:"dtype"`
-	Shape       *[]json.RawMessage `json:"shape"`
-	DataOffsets *[]json.RawMessage `json:"data_offsets"`
-}
+// Header entries are read strictly (internal/strictjson): a key that
+// appears twice, in the header, an entry or __metadata__, is an error; an
+// entry's keys must be spelled exactly dtype, shape and data_offsets (no
+// case or Unicode folding, nothing else); numbers are plain digits.
 
 // parseHeader decodes the JSON header, keeping the tensors in header order,
 // and returns an index of their names.
-func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, map[string]int, error) {
+func parseHeader(ctx context.Context, hdr []byte, name string) (map[string]string, []TensorInfo, map[string]int, error) {
 	if hdr[0] != '{' {
 		return nil, nil, nil, formatErr(name, "", "header starts with %q; expected a JSON object starting with '{'", hdr[0])
 	}
-	// encoding/json would replace invalid UTF-8 by U+FFFD, silently
-	// renaming tensors; the format's JSON is UTF-8 (as serde_json and
-	// Python's json, which reject it, read it).
+	// The format's JSON is UTF-8 (serde_json and Python's json refuse
+	// anything else): say where it is not.
 	if !utf8.Valid(hdr) {
 		i := 0
 		for i < len(hdr) {
@@ -215,11 +256,10 @@ func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, map[
 		}
 		return nil, nil, nil, formatErr(name, "", "header is not valid UTF-8 (byte %d is %#x); expected UTF-8 JSON", i, hdr[i])
 	}
-	bad := func(err error) error { return formatErr(name, "", "header is not valid JSON: %v", err) }
-	dec := json.NewDecoder(bytes.NewReader(hdr))
-	dec.UseNumber()
-	if _, err := dec.Token(); err != nil {
-		return nil, nil, nil, bad(err)
+	bad := func(tensor string, err error) error { return formatErr(name, tensor, "header is %v", err) }
+	s := strictjson.NewScanner(hdr)
+	if err := s.BeginObject(); err != nil {
+		return nil, nil, nil, bad("", err)
 	}
 	meta := map[string]string{}
 	// Every entry holds "data_offsets": counting them sizes the slice and
@@ -229,125 +269,233 @@ func parseHeader(hdr []byte, name string) (map[string]string, []TensorInfo, map[
 	tensors := make([]TensorInfo, 0, guess)
 	seen := make(map[string]int, guess)
 	sawMeta := false
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, nil, nil, bad(err)
+	for i := 0; ; i++ {
+		if i&4095 == 0 && ctx.Err() != nil {
+			return nil, nil, nil, &Error{File: name, Err: fmt.Errorf("reading the header: %w", ctx.Err())}
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, nil, nil, bad(fmt.Errorf("key %v", tok))
+		key, more, err := s.NextKey()
+		if err != nil {
+			return nil, nil, nil, bad("", err)
+		}
+		if !more {
+			break
 		}
 		if _, dup := seen[key]; dup || key == "__metadata__" && sawMeta {
 			return nil, nil, nil, formatErr(name, key, "appears twice in the header; expected unique names")
 		}
 		if key == "__metadata__" {
 			sawMeta = true
-			if meta, err = parseMetadata(dec, name); err != nil {
+			if meta, err = parseMetadata(s, name); err != nil {
 				return nil, nil, nil, err
 			}
 			continue
 		}
-		seen[key] = len(tensors)
 		if len(tensors) >= MaxTensors {
 			return nil, nil, nil, formatErr(name, "", "header declares more than %d tensors", MaxTensors)
 		}
-		var raw rawInfo
-		if err := dec.Decode(&raw); err != nil {
-			return nil, nil, nil, formatErr(name, key, "header entry is not {\"dtype\", \"shape\", \"data_offsets\"}: %v", err)
-		}
-		t, err := tensorInfo(key, raw, name)
+		seen[key] = len(tensors)
+		t, err := parseEntry(s, hdr, key, name)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		tensors = append(tensors, t)
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, nil, nil, bad(err)
-	}
-	if rest := hdr[dec.InputOffset():]; len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
-		return nil, nil, nil, formatErr(name, "", "header has %d bytes after its JSON object; expected only space padding", len(rest))
+	if err := s.End(); err != nil {
+		return nil, nil, nil, formatErr(name, "", "header has bytes after its JSON object; expected only space padding (%v)", err)
 	}
 	return meta, tensors, seen, nil
 }
 
-func parseMetadata(dec *json.Decoder, name string) (map[string]string, error) {
-	var raw map[string]any
-	if err := dec.Decode(&raw); err != nil {
-		return nil, formatErr(name, "", "__metadata__ is not a JSON object: %v", err)
+// parseMetadata reads __metadata__: an object of strings (or null).
+func parseMetadata(s *strictjson.Scanner, name string) (map[string]string, error) {
+	meta := map[string]string{}
+	k, err := s.Peek()
+	if err != nil {
+		return nil, formatErr(name, "", "__metadata__ is %v", err)
 	}
-	meta := make(map[string]string, len(raw))
-	for k, v := range raw {
-		s, ok := v.(string)
-		if !ok {
-			return nil, formatErr(name, "", "__metadata__ value of %q is %s; expected a string (the format allows only strings)", k, jsonKind(v))
+	if k == strictjson.Null {
+		if err := s.Null(); err != nil {
+			return nil, formatErr(name, "", "__metadata__ is %v", err)
 		}
-		meta[k] = s
+		return meta, nil
 	}
-	return meta, nil
+	if k != strictjson.Object {
+		return nil, formatErr(name, "", "__metadata__ is %s; expected a JSON object of strings", k)
+	}
+	s.BeginObject()
+	for {
+		off := s.Offset()
+		key, more, err := s.NextKey()
+		if err != nil {
+			return nil, formatErr(name, "", "__metadata__ is %v", err)
+		}
+		if !more {
+			return meta, nil
+		}
+		if _, dup := meta[key]; dup {
+			return nil, formatErr(name, "", "__metadata__ is %v", s.Duplicate(key, off))
+		}
+		vk, err := s.Peek()
+		if err != nil {
+			return nil, formatErr(name, "", "__metadata__ value of %q is %v", key, err)
+		}
+		if vk != strictjson.String {
+			return nil, formatErr(name, "", "__metadata__ value of %q is %s; expected a string (the format allows only strings)", key, vk)
+		}
+		if meta[key], err = s.String(); err != nil {
+			return nil, formatErr(name, "", "__metadata__ value of %q is %v", key, err)
+		}
+	}
+}
+
+// parseEntry reads one tensor's entry {"dtype", "shape", "data_offsets"}.
+func parseEntry(s *strictjson.Scanner, hdr []byte, key, name string) (TensorInfo, error) {
+	bad := func(format string, args ...any) (TensorInfo, error) {
+		return TensorInfo{}, formatErr(name, key, format, args...)
+	}
+	if k, err := s.Peek(); err != nil || k != strictjson.Object {
+		if err != nil {
+			return bad("header entry is %v", err)
+		}
+		return bad("header entry is %s; expected an object {\"dtype\", \"shape\", \"data_offsets\"}", k)
+	}
+	s.BeginObject()
+	var dtype string
+	var shape, offs []string
+	var have [3]bool
+	for {
+		off := s.Offset()
+		field, more, err := s.NextKey()
+		if err != nil {
+			return bad("header entry is %v", err)
+		}
+		if !more {
+			break
+		}
+		slot := -1
+		switch field {
+		case "dtype":
+			slot = 0
+		case "shape":
+			slot = 1
+		case "data_offsets":
+			slot = 2
+		default:
+			return bad("header entry has the key %q; expected only \"dtype\", \"shape\" and \"data_offsets\", spelled exactly so", field)
+		}
+		if have[slot] {
+			return bad("header entry is %v", s.Duplicate(field, off))
+		}
+		have[slot] = true
+		switch slot {
+		case 0:
+			if k, err := s.Peek(); err != nil || k != strictjson.String {
+				return bad("dtype is %s; expected a string such as \"F32\"", rawValue(s, hdr))
+			}
+			if dtype, err = s.String(); err != nil {
+				return bad("header entry is %v", err)
+			}
+		case 1, 2:
+			list, err := numbers(s, hdr)
+			if err != nil {
+				return bad("%s%v", field, err)
+			}
+			if slot == 1 {
+				shape = list
+			} else {
+				offs = list
+			}
+		}
+	}
+	if !have[0] || !have[1] || !have[2] {
+		return bad("header entry lacks dtype, shape or data_offsets")
+	}
+	return tensorInfo(key, dtype, shape, offs, name)
+}
+
+// rawValue skips the next value and returns its text (for messages; cut
+// at 40 bytes).
+func rawValue(s *strictjson.Scanner, hdr []byte) string {
+	start := s.Offset()
+	if err := s.Skip(); err != nil {
+		return err.Error()
+	}
+	v := strings.TrimSpace(string(hdr[start:s.Offset()]))
+	if len(v) > 40 {
+		v = v[:37] + "…"
+	}
+	return v
+}
+
+// numbers reads an array of JSON values that must be numbers, returning
+// them as written; a value of another type is reported by its text.
+func numbers(s *strictjson.Scanner, hdr []byte) ([]string, error) {
+	if k, err := s.Peek(); err != nil || k != strictjson.Array {
+		if err != nil {
+			return nil, fmt.Errorf(" is %v", err)
+		}
+		return nil, fmt.Errorf(" is %s; expected an array of integers", rawValue(s, hdr))
+	}
+	s.BeginArray()
+	var out []string
+	for i := 0; ; i++ {
+		more, err := s.NextElem()
+		if err != nil {
+			return nil, fmt.Errorf(" is %v", err)
+		}
+		if !more {
+			return out, nil
+		}
+		if len(out) > MaxDims {
+			return nil, fmt.Errorf(" has more than %d values; expected at most %d", MaxDims, MaxDims)
+		}
+		k, err := s.Peek()
+		if err != nil {
+			return nil, fmt.Errorf("[%d] is %v", i, err)
+		}
+		if k != strictjson.Number {
+			return nil, fmt.Errorf("[%d] is %s; expected a non-negative integer", i, rawValue(s, hdr))
+		}
+		v, err := s.Number()
+		if err != nil {
+			return nil, fmt.Errorf("[%d] is %v", i, err)
+		}
+		out = append(out, v)
+	}
 }
 
 // parseUint parses a JSON number written as decimal digits only (no sign,
-// fraction, exponent or quotes) that fits 63 bits.
-func parseUint(n json.RawMessage) (uint64, bool) {
-	for _, c := range n {
-		if c < '0' || c > '9' {
+// fraction or exponent) that fits 63 bits.
+func parseUint(n string) (uint64, bool) {
+	for i := 0; i < len(n); i++ {
+		if n[i] < '0' || n[i] > '9' {
 			return 0, false
 		}
 	}
-	v, err := strconv.ParseUint(string(n), 10, 63)
+	v, err := strconv.ParseUint(n, 10, 63)
 	return v, err == nil
 }
 
-// rawList prints raw JSON values as a list, for messages.
-func rawList(vs []json.RawMessage) string {
-	s := make([]string, len(vs))
-	for i, v := range vs {
-		s[i] = string(v)
-	}
-	return "[" + strings.Join(s, ", ") + "]"
-}
-
-// jsonKind names the JSON type of a decoded value, for messages.
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case json.Number, float64:
-		return "a number"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
-	if raw.DType == nil || raw.Shape == nil || raw.DataOffsets == nil {
-		return TensorInfo{}, formatErr(name, key, "header entry lacks dtype, shape or data_offsets")
-	}
-	dt := DType(*raw.DType)
+func tensorInfo(key, dtype string, rawShape, rawOffs []string, name string) (TensorInfo, error) {
+	dt := DType(dtype)
 	if !dt.Known() {
-		_, err := ParseDType(*raw.DType)
+		_, err := ParseDType(dtype)
 		return TensorInfo{}, &Error{File: name, Tensor: key, Err: err}
 	}
-	if len(*raw.Shape) > MaxDims {
-		return TensorInfo{}, formatErr(name, key, "shape has %d dimensions; expected at most %d", len(*raw.Shape), MaxDims)
+	if len(rawShape) > MaxDims {
+		return TensorInfo{}, formatErr(name, key, "shape has %d dimensions; expected at most %d", len(rawShape), MaxDims)
 	}
 	// Count bits with overflow checks: elements · bits per element.
 	nbits := uint64(dt.Bits())
-	shape := make([]int, len(*raw.Shape))
-	for i, d := range *raw.Shape {
+	shape := make([]int, len(rawShape))
+	for i, d := range rawShape {
 		v, ok := parseUint(d)
 		if !ok {
 			return TensorInfo{}, formatErr(name, key, "shape[%d] is %s; expected a non-negative integer", i, d)
 		}
 		hi, lo := bits.Mul64(nbits, v)
 		if hi != 0 || lo > math.MaxInt64 {
-			return TensorInfo{}, formatErr(name, key, "shape %s overflows 64 bits", rawList(*raw.Shape))
+			return TensorInfo{}, formatErr(name, key, "shape [%s] overflows 64 bits", strings.Join(rawShape, ", "))
 		}
 		nbits = lo
 		shape[i] = int(v)
@@ -355,13 +503,13 @@ func tensorInfo(key string, raw rawInfo, name string) (TensorInfo, error) {
 	if nbits%8 != 0 {
 		return TensorInfo{}, formatErr(name, key, "%s shape %v is %d bits; expected a whole number of bytes", dt, shape, nbits)
 	}
-	if len(*raw.DataOffsets) != 2 {
-		return TensorInfo{}, formatErr(name, key, "data_offsets has %d values; expected [BEGIN, END]", len(*raw.DataOffsets))
+	if len(rawOffs) != 2 {
+		return TensorInfo{}, formatErr(name, key, "data_offsets has %d values; expected [BEGIN, END]", len(rawOffs))
 	}
-	b, ok1 := parseUint((*raw.DataOffsets)[0])
-	e, ok2 := parseUint((*raw.DataOffsets)[1])
+	b, ok1 := parseUint(rawOffs[0])
+	e, ok2 := parseUint(rawOffs[1])
 	if !ok1 || !ok2 || e < b {
-		return TensorInfo{}, formatErr(name, key, "data_offsets %s; expected non-negative integers BEGIN ≤ END", rawList(*raw.DataOffsets))
+		return TensorInfo{}, formatErr(name, key, "data_offsets [%s]; expected non-negative integers BEGIN ≤ END", strings.Join(rawOffs, ", "))
 	}
 	if e-b != nbits/8 {
 		return TensorInfo{}, formatErr(name, key, "data_offsets [%d, %d] hold %d bytes; expected %d bytes for %s %v", b, e, e-b, nbits/8, dt, shape)

@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/lowrank-go/lowrank/internal/osfile"
 )
 
 // WriterOptions configure Create.
@@ -22,9 +25,12 @@ type WriterOptions struct {
 	Overwrite bool
 	// HeaderReserve is the room, in bytes, kept for the header before the
 	// first tensor. Tensors are streamed to the file as they are written
-	// and the header, which lists their offsets, is written last: when it
-	// fits the reserve it is padded with spaces (as the format allows),
-	// otherwise the data is moved forward once. 0 means 64 KiB.
+	// and the header, which lists their offsets, is written last; the data
+	// is then moved once (forward or back) unless the header, padded with
+	// spaces to a multiple of 8 as the format asks, fills the reserve
+	// exactly: a written header is never larger than it needs to be. A
+	// reserve close to the final header size saves that move. 0 means
+	// 64 KiB.
 	HeaderReserve int
 }
 
@@ -34,11 +40,12 @@ type WriterOptions struct {
 // implementation does, so that every tensor's data is aligned to its
 // element size for readers that map the file.
 //
-// Nothing appears at the output path until Close succeeds: the data goes
-// to a temporary file in the same directory, which Close syncs and renames.
-// Abort (or a failed Close) removes the temporary file.
+// With Create, nothing appears at the output path until Close succeeds:
+// the data goes to a temporary file in the same directory, which Close
+// syncs and renames. Abort (or a failed Close) removes the temporary file.
+// With NewWriter the caller owns the file and its name.
 type Writer struct {
-	path, tmp string
+	path, tmp string // tmp: the temporary file Create made ("" for NewWriter)
 	opts      WriterOptions
 	f         *os.File
 	bw        *bufio.Writer
@@ -47,26 +54,25 @@ type Writer struct {
 	tensors   []TensorInfo
 	names     map[string]bool
 	meta      map[string]string
+	copyBuf   []byte
 	done      bool
 }
 
+// writerOnly hides a writer's ReadFrom.
+type writerOnly struct{ io.Writer }
+
 // Create starts a safetensors file at path. It fails with an error wrapping
 // ErrExists when path exists and opts.Overwrite is false, and with the
-// operating system's error when the directory is not writable.
+// operating system's error when the directory is not writable. With
+// Overwrite, only a regular file (or a symbolic link to one, which is
+// replaced as a link, its target untouched) is replaced: a folder, device,
+// FIFO or socket at path is refused.
 func Create(path string, opts WriterOptions) (*Writer, error) {
-	if st, err := os.Stat(path); err == nil {
-		if st.IsDir() {
-			return nil, &Error{File: path, Err: errors.New("is a directory; expected a file name for the output")}
-		}
-		if !opts.Overwrite {
-			return nil, &Error{File: path, Err: fmt.Errorf("%w; expected a new file (use --force to overwrite)", ErrExists)}
-		}
+	if err := replaceable(path, opts.Overwrite); err != nil {
+		return nil, err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, osfile.TempPattern(path))
 	if err != nil {
 		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
 	}
@@ -76,14 +82,53 @@ func Create(path string, opts WriterOptions) (*Writer, error) {
 		os.Remove(f.Name())
 		return nil, &Error{File: path, Err: fmt.Errorf("cannot create the output: %w", unwrapPath(err))}
 	}
+	w, err := NewWriter(f, path, opts)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	w.tmp = f.Name()
+	return w, nil
+}
+
+// replaceable checks what is at path before a file is written there: nothing,
+// or (with overwrite) a regular file or a symbolic link to one.
+func replaceable(path string, overwrite bool) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil
+	}
+	if st.Mode()&os.ModeSymlink != 0 {
+		if t, err := os.Stat(path); err != nil || !t.Mode().IsRegular() {
+			what := "a missing target"
+			if err == nil {
+				what = osfile.Kind(t.Mode())
+			}
+			return &Error{File: path, Err: fmt.Errorf("is a symbolic link to %s; expected a new file name or a previous output (a regular file)", what)}
+		}
+	} else if !st.Mode().IsRegular() {
+		return &Error{File: path, Err: fmt.Errorf("is %s; expected a new file name or a previous output (a regular file)", osfile.Kind(st.Mode()))}
+	}
+	if !overwrite {
+		return &Error{File: path, Err: fmt.Errorf("%w; expected a new file (use --force to overwrite)", ErrExists)}
+	}
+	return nil
+}
+
+// NewWriter starts a safetensors file written into f, an empty file open for
+// reading and writing that the caller created (a temporary file, say);
+// name is how errors call it. Close writes the header, syncs and closes f
+// but does not rename it, and Abort only closes it: where f ends up is the
+// caller's business. opts.Overwrite is not used.
+func NewWriter(f *os.File, name string, opts WriterOptions) (*Writer, error) {
 	reserve := int64(opts.HeaderReserve)
 	if reserve <= 0 {
 		reserve = 64 << 10
 	}
 	reserve = (reserve + 7) &^ 7
-	w := &Writer{path: path, tmp: f.Name(), opts: opts, f: f, reserve: reserve, names: map[string]bool{}, meta: map[string]string{}}
+	w := &Writer{path: name, opts: opts, f: f, reserve: reserve, names: map[string]bool{}, meta: map[string]string{}}
 	if _, err := f.Seek(8+reserve, io.SeekStart); err != nil {
-		w.Abort()
 		return nil, w.fail(err)
 	}
 	w.bw = bufio.NewWriterSize(f, 1<<20)
@@ -122,6 +167,9 @@ func (w *Writer) begin(name string, dt DType, shape []int) (TensorInfo, error) {
 	if w.names[name] {
 		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("written twice; expected unique names")}
 	}
+	if !utf8.ValidString(name) {
+		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: errors.New("name is not valid UTF-8; expected a UTF-8 name (the header is UTF-8 JSON)")}
+	}
 	if !dt.Known() {
 		_, err := ParseDType(string(dt))
 		return TensorInfo{}, &Error{File: w.path, Tensor: name, Err: err}
@@ -158,7 +206,13 @@ func (w *Writer) WriteFrom(name string, dt DType, shape []int, r io.Reader) erro
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(w.bw, io.LimitReader(r, t.Size()))
+	// Copy through our own buffer into the buffered writer: io.Copy would
+	// hand an empty bufio.Writer's ReadFrom straight to the file, one write
+	// system call per tensor (a million for a million small tensors).
+	if w.copyBuf == nil {
+		w.copyBuf = make([]byte, 256<<10)
+	}
+	n, err := io.CopyBuffer(writerOnly{w.bw}, io.LimitReader(r, t.Size()), w.copyBuf)
 	if err != nil {
 		return w.fail(err)
 	}
@@ -209,14 +263,81 @@ func writeFloats[T float32 | float64](w *Writer, name string, dt DType, shape []
 	return nil
 }
 
-// Abort discards everything written and removes the temporary file. It is
-// safe to call after Close (it then does nothing).
+// FloatStream writes one float tensor in pieces, for tensors too large to
+// hold in memory: BeginFloats, then Write32 or Write64 with the values in
+// order (row-major), then End. No other tensor may be written until End.
+type FloatStream struct {
+	w       *Writer
+	t       TensorInfo
+	n, done int
+	buf     []byte
+}
+
+// BeginFloats starts a tensor of type dt (F16, BF16, F32 or F64) and the
+// given shape whose values follow in pieces.
+func (w *Writer) BeginFloats(name string, dt DType, shape []int) (*FloatStream, error) {
+	if !dt.IsFloat() {
+		return nil, &Error{File: w.path, Tensor: name, Err: fmt.Errorf("%w: cannot write floats as %s; expected F16, BF16, F32 or F64", ErrDType, dt)}
+	}
+	t, err := w.begin(name, dt, shape)
+	if err != nil {
+		return nil, err
+	}
+	return &FloatStream{w: w, t: t, n: t.NumElements()}, nil
+}
+
+// Write32 writes the next values, rounding to nearest even when the dtype
+// is narrower.
+func (s *FloatStream) Write32(v []float32) error { return writePiece(s, v, encodeFloat32) }
+
+// Write64 writes the next values, rounding to nearest even when the dtype
+// is narrower.
+func (s *FloatStream) Write64(v []float64) error { return writePiece(s, v, encodeFloat64) }
+
+func writePiece[T float32 | float64](s *FloatStream, v []T, enc func([]byte, []T, DType) error) error {
+	if s.done+len(v) > s.n {
+		return &Error{File: s.w.path, Tensor: s.t.Name, Err: fmt.Errorf("%d values written; expected %d for shape %v", s.done+len(v), s.n, s.t.Shape)}
+	}
+	size := s.t.DType.Size()
+	per := chunkBytes / size
+	for i := 0; i < len(v); i += per {
+		c := v[i:min(i+per, len(v))]
+		if cap(s.buf) < len(c)*size {
+			s.buf = make([]byte, min(per, len(v))*size)
+		}
+		b := s.buf[:len(c)*size]
+		if err := enc(b, c, s.t.DType); err != nil {
+			return &Error{File: s.w.path, Tensor: s.t.Name, Err: err}
+		}
+		if _, err := s.w.bw.Write(b); err != nil {
+			return s.w.fail(err)
+		}
+	}
+	s.done += len(v)
+	return nil
+}
+
+// End finishes the tensor; it fails unless every value was written.
+func (s *FloatStream) End() error {
+	if s.done != s.n {
+		return &Error{File: s.w.path, Tensor: s.t.Name, Err: fmt.Errorf("%d values written; expected %d for shape %v", s.done, s.n, s.t.Shape)}
+	}
+	s.w.commitTensor(s.t)
+	return nil
+}
+
+// Abort discards everything written: it closes the file and, for Create,
+// removes the temporary file. It is safe to call after Close (it then does
+// nothing).
 func (w *Writer) Abort() error {
 	if w.done {
 		return nil
 	}
 	w.done = true
 	w.f.Close()
+	if w.tmp == "" {
+		return nil
+	}
 	return os.Remove(w.tmp)
 }
 
@@ -224,10 +345,22 @@ func (w *Writer) Abort() error {
 // file order.
 func (w *Writer) header() ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(HeaderLen(w.meta, w.tensors))
+	appendHeader(&b, w.meta, w.tensors)
+	if b.Len() > MaxHeaderSize {
+		return nil, &Error{File: w.path, Err: fmt.Errorf("header would be %d bytes; expected at most %d", b.Len(), MaxHeaderSize)}
+	}
+	return b.Bytes(), nil
+}
+
+// appendHeader writes the header JSON for meta and tensors (with their
+// offsets) to b, as Writer writes it. Its length is HeaderLen's (less the
+// padding).
+func appendHeader(b *bytes.Buffer, meta map[string]string, tensors []TensorInfo) {
 	b.WriteByte('{')
-	if len(w.meta) > 0 {
-		keys := make([]string, 0, len(w.meta))
-		for k := range w.meta {
+	if len(meta) > 0 {
+		keys := make([]string, 0, len(meta))
+		for k := range meta {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
@@ -237,30 +370,72 @@ func (w *Writer) header() ([]byte, error) {
 				b.WriteByte(',')
 			}
 			kj, _ := json.Marshal(k)
-			vj, _ := json.Marshal(w.meta[k])
+			vj, _ := json.Marshal(meta[k])
 			b.Write(kj)
 			b.WriteByte(':')
 			b.Write(vj)
 		}
 		b.WriteByte('}')
 	}
-	for i, t := range w.tensors {
-		if i > 0 || len(w.meta) > 0 {
+	var e []byte
+	for i, t := range tensors {
+		if i > 0 || len(meta) > 0 {
 			b.WriteByte(',')
 		}
-		nj, _ := json.Marshal(t.Name)
-		b.Write(nj)
-		shape := make([]string, len(t.Shape))
-		for j, d := range t.Shape {
-			shape[j] = fmt.Sprint(d)
-		}
-		fmt.Fprintf(&b, `:{"dtype":%q,"shape":[%s],"data_offsets":[%d,%d]}`, t.DType, strings.Join(shape, ","), t.Begin, t.End)
+		e = appendEntry(e[:0], t)
+		b.Write(e)
 	}
 	b.WriteByte('}')
-	if b.Len() > MaxHeaderSize {
-		return nil, &Error{File: w.path, Err: fmt.Errorf("header would be %d bytes; expected at most %d", b.Len(), MaxHeaderSize)}
+}
+
+// appendEntry appends one tensor's entry, "NAME":{…}, to e.
+func appendEntry(e []byte, t TensorInfo) []byte {
+	nj, _ := json.Marshal(t.Name)
+	e = append(e, nj...)
+	e = append(e, `:{"dtype":"`...)
+	e = append(e, t.DType...)
+	e = append(e, `","shape":[`...)
+	for j, d := range t.Shape {
+		if j > 0 {
+			e = append(e, ',')
+		}
+		e = strconv.AppendInt(e, int64(d), 10)
 	}
-	return b.Bytes(), nil
+	e = append(e, `],"data_offsets":[`...)
+	e = strconv.AppendInt(e, t.Begin, 10)
+	e = append(e, ',')
+	e = strconv.AppendInt(e, t.End, 10)
+	return append(e, "]}"...)
+}
+
+// EntryLen returns the length of one tensor's entry, "NAME":{…}, in a
+// header the Writer writes (without the comma before it).
+func EntryLen(t TensorInfo) int { return len(appendEntry(nil, t)) }
+
+// HeaderLen returns the length of the header a Writer writes for these
+// metadata and tensors (in this order, with their offsets): the JSON
+// padded with spaces to a multiple of 8. It allocates only what one entry
+// needs, so a caller can check, before writing anything, that an output
+// stays within MaxHeaderSize (offsets of 0 give a lower bound).
+func HeaderLen(meta map[string]string, tensors []TensorInfo) int {
+	n := 2 // {}
+	if len(meta) > 0 {
+		n += len(`"__metadata__":{}`) + len(meta) - 1
+		for k, v := range meta {
+			kj, _ := json.Marshal(k)
+			vj, _ := json.Marshal(v)
+			n += len(kj) + 1 + len(vj)
+		}
+	}
+	var e []byte
+	for i, t := range tensors {
+		if i > 0 || len(meta) > 0 {
+			n++
+		}
+		e = appendEntry(e[:0], t)
+		n += len(e)
+	}
+	return (n + 7) &^ 7
 }
 
 // Close writes the header, syncs the file and renames it to the output
@@ -283,9 +458,9 @@ func (w *Writer) Close() (err error) {
 		return err
 	}
 	need := (int64(len(hdr)) + 7) &^ 7
-	// Move the data forward when the header does not fit the reserve, and
-	// back when the reserve wastes more than 4 KiB of a small file.
-	if need > w.reserve || (w.reserve-need > 4<<10 && w.pos <= 64<<20) {
+	// The header takes exactly what it needs (padded to a multiple of 8):
+	// move the data when the reserve was too small or too large.
+	if need != w.reserve {
 		if err := shift(w.f, 8+w.reserve, 8+need, w.pos); err != nil {
 			return w.fail(err)
 		}
@@ -309,8 +484,10 @@ func (w *Writer) Close() (err error) {
 	if err := w.f.Close(); err != nil {
 		return w.fail(err)
 	}
-	if err := commit(w.tmp, w.path, w.opts.Overwrite); err != nil {
-		return err
+	if w.tmp != "" {
+		if err := commit(w.tmp, w.path, w.opts.Overwrite); err != nil {
+			return err
+		}
 	}
 	w.done = true
 	return nil
@@ -355,6 +532,9 @@ func shift(f *os.File, from, to, n int64) error {
 // rename, without it by a hard link that fails if path exists (so a file
 // that appeared meanwhile is not clobbered), then syncs the directory.
 func commit(tmp, path string, overwrite bool) error {
+	if err := replaceable(path, overwrite); err != nil {
+		return err
+	}
 	if overwrite {
 		if err := os.Rename(tmp, path); err != nil {
 			return &Error{File: path, Err: fmt.Errorf("cannot rename the finished output into place: %w", unwrapPath(err))}
@@ -382,9 +562,4 @@ func commit(tmp, path string, overwrite bool) error {
 
 // SyncDir flushes a directory's entries to disk (best effort), so that a
 // rename into it survives a crash.
-func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+func SyncDir(dir string) { osfile.SyncDir(dir) }

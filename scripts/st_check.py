@@ -5,16 +5,59 @@
       every NAME.B @ NAME.A is within the recorded relative error of NAME
   st_check.py adapter BASE.safetensors TUNED.safetensors ADAPTER_DIR
       base + (lora_alpha/r)·B·A reproduces tuned within the recorded error
+  st_check.py header FILE.safetensors
+      the header is strict JSON, at most 100 MB, and its tensors cover the
+      data exactly (prints the number of tensors)
+
+JSON is read strictly: a duplicate key, NaN or Infinity, a lone surrogate or
+a header entry key other than dtype, shape and data_offsets is an error (as
+lowrank's own reader has it), so that both readers see the same file.
 """
 import json, os, struct, sys
 import numpy as np
 
+MAX_HEADER = 100_000_000
+
+def _pairs(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise ValueError("duplicate key %r" % k)
+        k.encode("utf-8")  # a lone surrogate cannot be encoded
+        if isinstance(v, str):
+            v.encode("utf-8")
+        d[k] = v
+    return d
+
+def _constant(c):
+    raise ValueError("%s is not a JSON number" % c)
+
+def strict_json(b):
+    return json.loads(b.decode("utf-8"), object_pairs_hook=_pairs, parse_constant=_constant)
+
+def header(data, path):
+    n = struct.unpack("<Q", data[:8])[0]
+    assert n <= MAX_HEADER and 8 + n <= len(data), (path, "header length", n)
+    h = strict_json(data[8:8 + n])
+    assert isinstance(h, dict), path
+    meta = h.pop("__metadata__", {})
+    assert isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values()), path
+    spans = []
+    for name, t in h.items():
+        assert isinstance(t, dict) and set(t) == {"dtype", "shape", "data_offsets"}, (path, name, t)
+        spans.append(tuple(t["data_offsets"]) + (name,))
+    pos = 0
+    for b, e, name in sorted(spans):
+        assert b == pos and e >= b, (path, name, "offsets")
+        pos = e
+    assert pos == len(data) - 8 - n, (path, "data section")
+    return h, meta, 8 + n
+
 def load(path):  # the safetensors format, read from its spec
     data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header, start = json.loads(data[8:8 + n]), 8 + n
-    meta, out = header.pop("__metadata__", {}), {}
-    for name, t in header.items():
+    header_, meta, start = header(data, path)
+    out = {}
+    for name, t in header_.items():
         b, e = t["data_offsets"]
         raw = data[start + b:start + e]
         if t["dtype"] == "BF16":
@@ -47,7 +90,7 @@ def main(mode, *paths):
     elif mode == "adapter":
         base, _ = load(paths[0])
         tuned, _ = load(paths[1])
-        cfg = json.load(open(os.path.join(paths[2], "adapter_config.json")))
+        cfg = strict_json(open(os.path.join(paths[2], "adapter_config.json"), "rb").read())
         ad, meta = load(os.path.join(paths[2], "adapter_model.safetensors"))
         assert cfg["peft_type"] == "LORA" and not cfg["use_rslora"] and not cfg["fan_in_fan_out"]
         for mod, m in json.loads(meta["lowrank"])["modules"].items():
@@ -60,8 +103,11 @@ def main(mode, *paths):
             delta_err = rel(alpha / r * (B @ A), tuned[w] - base[w])
             assert delta_err <= m["rel_error"] * (1 + 1e-3) + 1e-5, (mod, delta_err, m["rel_error"])
             checked += 1
+    elif mode == "header":
+        h, _, _ = header(open(paths[0], "rb").read(), paths[0])
+        checked = len(h)
     else:
-        sys.exit("usage: st_check.py factorized ORIG FACT | adapter BASE TUNED DIR")
+        sys.exit("usage: st_check.py factorized ORIG FACT | adapter BASE TUNED DIR | header FILE")
     assert checked > 0, "nothing checked"
     print("OK: %d tensors checked" % checked)
 

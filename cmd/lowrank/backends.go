@@ -39,5 +39,6 @@ func runBackends(args []string, stdout, stderr io.Writer) error {
 	if why := lowrank.AutoReason(); why != "" {
 		fmt.Fprintf(stdout, "\nauto passed over %s\n", why)
 	}
+	fmt.Fprintf(stdout, "\n%s\n", budgetLine())
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -24,11 +25,13 @@ const maxCompareBytes = 64 << 20
 
 // adapterMeta is stored under metaKey in the adapter's safetensors file.
 type adapterMeta struct {
-	Version int                   `json:"version"`
-	Policy  string                `json:"policy"`
-	Split   string                `json:"split"`
-	Format  string                `json:"format"`
-	Modules map[string]tensorMeta `json:"modules"`
+	Version int    `json:"version"`
+	Policy  string `json:"policy"`
+	Split   string `json:"split"`
+	Format  string `json:"format"`
+	// KohyaPrefix is --kohya-prefix, for merge to map the names back.
+	KohyaPrefix string                `json:"kohya_prefix,omitempty"`
+	Modules     map[string]tensorMeta `json:"modules"`
 }
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
@@ -64,15 +67,28 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ready("extract", s); err != nil {
+	outs := newOutputSet(s.force, *base, *tuned)
+	var out *output
+	if kohya {
+		out = outs.file(s.output, "the output")
+	} else {
+		out = outs.folder(s.output, "extract", peftConfigName, peftWeightsName)
+	}
+	s.addReport(outs)
+	if err := ready("extract", s, outs); err != nil {
 		return err
 	}
-	fb, err := safetensors.Open(*base)
+	defer outs.abort()
+	if s.mem, err = newBudget(s.maxMemory); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	fb, err := s.mem.open(*base)
 	if err != nil {
 		return err
 	}
 	defer fb.Close()
-	ft, err := safetensors.Open(*tuned)
+	ft, err := s.mem.open(*tuned)
 	if err != nil {
 		return err
 	}
@@ -88,7 +104,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		outDType safetensors.DType
 	}
 	var items []item
-	for _, t := range ft.Tensors() {
+	for ti, t := range ft.Tensors() {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		b, inBase := fb.Tensor(t.Name)
 		n := int64(t.NumElements())
 		skip := func(why string) {
@@ -115,7 +134,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 		items = append(items, item{t: t, module: module, extract: true, outDType: s.outDType(t)})
 	}
-	for _, b := range fb.Tensors() {
+	for ti, b := range fb.Tensors() {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		if _, ok := ft.Tensor(b.Name); !ok {
 			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, DType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
 		}
@@ -125,7 +147,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	// kohya names must not collide.
 	if kohya {
 		seen := map[string]string{}
-		for _, it := range items {
+		for ti, it := range items {
+			if err := tick(ti); err != nil {
+				return err
+			}
 			if !it.extract {
 				continue
 			}
@@ -137,12 +162,11 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	if s.mem, err = newBudget(s.maxMemory, fb, ft); err != nil {
-		return err
-	}
-	defer s.mem.restore()
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
+		if err := tick(i); err != nil {
+			return err
+		}
 		if s.mem.total == 0 {
 			break
 		}
@@ -159,31 +183,32 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			// Reading holds the base and the tuned tensor at once.
 			p.cost = max(p.cost, mul(2*es, d, k))
 			if !s.mem.fits(p.cost) {
-				return tensorErr(*tuned, it.t.Name, "%d×%d needs about %s to read from both models but --max-memory %s leaves %s for tensors; expected a larger --max-memory or --include to leave the tensor out",
-					d, k, humanSize(p.cost), humanSize(s.mem.total), humanSize(s.mem.avail))
+				return tensorErr(*tuned, it.t.Name, "%d×%d needs about %s to read from both models but %s leaves %s for tensors; expected a larger --max-memory or --include to leave the tensor out",
+					d, k, humanBytes(p.cost), s.mem.source, humanBytes(s.mem.avail))
 			}
 			plans[i] = p
 		}
 	}
 
 	// Output: a folder (PEFT) or one file (kohya).
-	var dir *dirWriter
-	weights := s.output
+	wf, weights := out.file, s.output
 	if !kohya {
-		if dir, err = createDir(s.output, s.force); err != nil {
+		weights = filepath.Join(s.output, peftWeightsName)
+		if wf, err = out.create(peftWeightsName); err != nil {
 			return err
 		}
-		defer dir.abort()
-		weights = dir.path(peftWeightsName)
 	}
-	w, err := safetensors.Create(weights, safetensors.WriterOptions{Overwrite: s.force || !kohya, HeaderReserve: 64 << 10})
+	w, err := safetensors.NewWriter(wf, weights, safetensors.WriterOptions{HeaderReserve: 64 << 10})
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
 
 	meta := adapterMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Format: strings.ToLower(*format), Modules: map[string]tensorMeta{}}
-	var rows []row
+	if kohya {
+		meta.KohyaPrefix = *prefix
+	}
+	rows := make([]row, 0, len(items))
 	var mods []peftModule
 	prog := newProgress(stderr, s.quiet, len(items), "extract")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (extracted, error) {
@@ -233,12 +258,12 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileSync(dir.path(peftConfigName), cfg); err != nil {
-			return fmt.Errorf("lowrank: %s: writing %s: %w", s.output, peftConfigName, unwrapPathErr(err))
-		}
-		if err := dir.commit(); err != nil {
+		if err := out.writeFile(peftConfigName, cfg); err != nil {
 			return err
 		}
+	}
+	if err := out.commit(); err != nil {
+		return err
 	}
 	return finish(stdout, s, reportFile{Command: "extract", Inputs: []string{*base, *tuned}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/safetensors"
@@ -57,10 +59,18 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	in := pos[0]
-	if err := ready("factorize", s); err != nil {
+	outs := newOutputSet(s.force, in)
+	out := outs.file(s.output, "the output")
+	s.addReport(outs)
+	if err := ready("factorize", s, outs); err != nil {
 		return err
 	}
-	f, err := safetensors.Open(in)
+	defer outs.abort()
+	if s.mem, err = newBudget(s.maxMemory); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	f, err := s.mem.open(in)
 	if err != nil {
 		return err
 	}
@@ -73,9 +83,12 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		sel bool
 		out safetensors.DType
 	}
-	var items []item
+	items := make([]item, 0, len(f.Tensors()))
 	nsel := 0
-	for _, t := range f.Tensors() {
+	for ti, t := range f.Tensors() {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		it := item{t: t, out: t.DType}
 		if s.selected(t) {
 			it.sel, it.out = true, s.outDType(t)
@@ -86,13 +99,65 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if nsel == 0 {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
-	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
-	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
+	if err := checkNames(in, items, func(it item) (string, bool) { return it.t.Name, it.sel }); err != nil {
 		return err
 	}
-	defer s.mem.restore()
+	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	// The output's header must stay within the format's limit: check its
+	// least possible size now rather than after the work. A selected
+	// tensor becomes NAME.A and NAME.B (rank 1 at the least) with an entry
+	// in the lowrank metadata, or stays dense with a reason there.
+	copied := make([]safetensors.TensorInfo, 0, len(items))
+	extra := 0
+	for ti, it := range items {
+		if err := tick(ti); err != nil {
+			return err
+		}
+		t := it.t
+		if !it.sel {
+			copied = append(copied, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+			continue
+		}
+		d, k, _ := t.Matrix()
+		fac := 2 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".A", DType: it.out, Shape: []int{1, k}}) +
+			safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".B", DType: it.out, Shape: []int{d, 1}}) +
+			metaEntryLen(t.Name, tensorMeta{Shape: t.Shape, Rank: 1, DType: string(it.out)})
+		dense := 1 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name, DType: it.out, Shape: t.Shape}) + metaEntryLen(t.Name, shortestReason(s, d, k))
+		extra += min(fac, dense)
+	}
+	floorMeta := map[string]string{}
+	for k, v := range f.Metadata() {
+		floorMeta[k] = v
+	}
+	fj, _ := json.Marshal(factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String()})
+	floorMeta[metaKey] = string(fj)
+	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil {
+		return err
+	}
+	// And its data the free space of its file system: the copied tensors,
+	// and each selected one as the smaller of its factors at the least
+	// rank the policy allows (--rank N: N, else 1) and its dense self.
+	least := 1
+	if r, ok := strings.CutPrefix(s.policy.String(), "rank="); ok {
+		least, _ = strconv.Atoi(r)
+	}
+	var need int64
+	for _, it := range items {
+		if !it.sel {
+			need = add(need, it.t.Size())
+			continue
+		}
+		d, k, _ := it.t.Matrix()
+		need = add(need, mul(int64(it.out.Size()), min(d*k, least*(d+k))))
+	}
+	if err := checkDisk(s.output, add(need, int64(safetensors.HeaderLen(floorMeta, copied)+extra))); err != nil {
+		return err
+	}
 	plans := make([]factorPlan, len(items))
 	for i, it := range items {
+		if err := tick(i); err != nil {
+			return err
+		}
 		if !it.sel || s.mem.total == 0 {
 			continue
 		}
@@ -103,13 +168,13 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: 2*f.HeaderEstimate() + 256*nsel})
+	w, err := out.writer(2*f.HeaderEstimate() + 256*nsel)
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
 	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
-	var rows []row
+	rows := make([]row, 0, len(items))
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]
@@ -148,7 +213,71 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
+	if err := out.commit(); err != nil {
+		return err
+	}
 	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
+}
+
+// Why a selected tensor is kept dense (the "dense" entries of the lowrank
+// metadata).
+const reasonRatio = "ratio too small for rank 1"
+
+func reasonRank(m int) string      { return fmt.Sprintf("rank above min(d,k) = %d", m) }
+func reasonBreakEven(r int) string { return fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", r) }
+
+// shortestReason is the shortest reason a d×k tensor could be kept dense
+// for under the command's policy (for the least size of the metadata).
+func shortestReason(s *settings, d, k int) string {
+	p := s.policy.String()
+	if r, ok := strings.CutPrefix(p, "rank="); ok {
+		n, _ := strconv.Atoi(r)
+		if n > min(d, k) {
+			return reasonRank(min(d, k))
+		}
+		return reasonBreakEven(n)
+	}
+	if strings.HasPrefix(p, "ratio=") && len(reasonRatio) < len(reasonBreakEven(1)) {
+		return reasonRatio
+	}
+	return reasonBreakEven(1)
+}
+
+// checkNames refuses, before any work, inputs whose output names would
+// clash: a selected tensor NAME may be written as NAME (kept dense) or as
+// NAME.A and NAME.B, a copied one as its name, and no output name may come
+// from two tensors ("w" beside a 1-D "w.A" failed after the work; beside a
+// 2-D "w.A", factorize wrote a file that merge could not make dense again).
+func checkNames[I any](in string, items []I, info func(I) (name string, selected bool)) error {
+	owner := make(map[string]string, len(items))
+	claim := func(out, from string) error {
+		if other, dup := owner[out]; dup && other != from {
+			a, b := other, from
+			if a > b {
+				a, b = b, a
+			}
+			return fmt.Errorf("lowrank: %s: tensors %q and %q would both be written as %q (factors are written as NAME.A and NAME.B); expected names that stay distinct: leave one out with --include or rename it",
+				in, a, b, out)
+		}
+		owner[out] = from
+		return nil
+	}
+	for i, it := range items {
+		if err := tick(i); err != nil {
+			return err
+		}
+		name, sel := info(it)
+		outs := []string{name}
+		if sel {
+			outs = append(outs, name+".A", name+".B")
+		}
+		for _, o := range outs {
+			if err := claim(o, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func includeHint(s *settings) string {
@@ -163,8 +292,8 @@ func finish(stdout io.Writer, s *settings, rep reportFile) error {
 	if !s.quiet {
 		printTable(stdout, rep.Tensors)
 	}
-	if s.report != "" {
-		return writeReport(s.report, s.force, rep)
+	if s.rep != nil {
+		return writeReport(s.rep, rep)
 	}
 	return nil
 }
@@ -202,13 +331,13 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
-		return denseOutcome(f, t, W, out, o, fmt.Sprintf("rank above min(d,k) = %d", min(d, k)))
+		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)))
 	case errors.Is(err, lowrank.ErrPolicy):
-		return denseOutcome(f, t, W, out, o, "ratio too small for rank 1")
+		return denseOutcome(f, t, W, out, o, reasonRatio)
 	case err != nil:
 		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	case !fac.Saves():
-		return denseOutcome(f, t, W, out, o, fmt.Sprintf("break-even at rank %d: r·(d+k) ≥ d·k", fac.Rank))
+		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank))
 	}
 	r := fac.Rank
 	rel := fac.RelError

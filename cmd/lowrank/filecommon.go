@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/internal/finite"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -68,12 +70,15 @@ type settings struct {
 	include *regexp.Regexp
 	dtype   safetensors.DType // "" for keep
 	report  string
+	rep     *output // the report's output, once prepared
 	output  string
 	force   bool
 	quiet   bool
-	jobs    int
-	split   lowrank.Split
-	method  lowrank.Method // as asked (Auto unless --method)
+	// allowExpand is merge's --allow-expand (densify).
+	allowExpand bool
+	jobs        int
+	split       lowrank.Split
+	method      lowrank.Method // as asked (Auto unless --method)
 	// maxMemory is --max-memory in bytes (0: no limit); mem is the budget
 	// made from it once the inputs are open.
 	maxMemory int64
@@ -175,7 +180,7 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 
 // addMaxMemory adds the --max-memory flag to fs.
 func addMaxMemory(fs *flag.FlagSet) *string {
-	return fs.String("max-memory", "0", "memory budget `SIZE` (512MiB, 2GiB, 1.5GB; 0: no limit): tensors that do not fit are given the randomized SVD or refused; shared by --jobs")
+	return fs.String("max-memory", "0", "memory budget `SIZE` (512MiB, 2GiB, 1.5GB) for the whole process: what does not fit is given the randomized SVD or refused, naming what it needs; shared by --jobs. 0: the default, "+fmt.Sprintf("%d/%d", defaultNum, defaultDen)+" of the memory the process may use (cgroup limit or MemAvailable; here: "+defaultBudgetShort()+")")
 }
 
 func parseOutDType(s string) (safetensors.DType, error) {
@@ -247,6 +252,28 @@ func readMatrix[T lowrank.Float](f *safetensors.File, name string) (lowrank.Matr
 	return lowrank.Matrix[T]{Rows: d, Cols: k, Data: data}, nil
 }
 
+// firstNonFinite returns the index of the first NaN or ±Inf in v, or -1:
+// a vectorized check of the whole slice first (internal/finite), the
+// element loop only when it found one.
+func firstNonFinite[T lowrank.Float](v []T) int {
+	var has bool
+	switch v := any(v).(type) {
+	case []float32:
+		has = finite.Has32(v)
+	case []float64:
+		has = finite.Has64(v)
+	}
+	if !has {
+		return -1
+	}
+	for i, x := range v {
+		if x-x != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
 // computesIn64 reports whether tensors of these dtypes are computed in
 // float64 (any F64) rather than float32.
 func computesIn64(dts ...safetensors.DType) bool {
@@ -303,17 +330,49 @@ func writeMatrix[T lowrank.Float](w *safetensors.Writer, name string, dt safeten
 	return nil
 }
 
-// ready runs the checks every file command makes once its flags are
-// parsed and before any work: the test hook, then that neither the output
-// nor the report exists (unless --force).
-func ready(cmd string, s *settings) error {
+// ready runs what every file command does once its flags are parsed and
+// before any work: the test hook, then the checks of its inputs and
+// outputs, and the creation of the outputs' temporaries (outputSet.prepare).
+// The caller defers outs.abort().
+func ready(cmd string, s *settings, outs *outputSet) error {
 	if err := parsed(cmd, s); err != nil {
 		return err
 	}
-	if err := checkNew(s.output, s.force); err != nil {
-		return err
+	return outs.prepare()
+}
+
+// addReport adds the --report output to outs, if there is one.
+func (s *settings) addReport(outs *outputSet) {
+	if s.report != "" {
+		s.rep = outs.file(s.report, "the report")
 	}
-	return checkNew(s.report, s.force)
+}
+
+// maxOutputHeader is the largest output header a command writes: the
+// format's limit (a variable for tests).
+var maxOutputHeader = safetensors.MaxHeaderSize
+
+// checkHeader refuses, before any work, an output whose header could not
+// stay within maxOutputHeader: ts are the tensors known already (offsets 0
+// give a lower bound), meta the metadata, and extra the least bytes the
+// entries not known yet add.
+func checkHeader(in, out string, meta map[string]string, ts []safetensors.TensorInfo, extra int) error {
+	n := safetensors.HeaderLen(meta, ts) + extra
+	if n > maxOutputHeader {
+		return fmt.Errorf("lowrank: %s: the output %s would need a header of at least %d bytes for its tensors and their metadata; expected at most %d (the safetensors limit): leave tensors out with --include, or split the model",
+			in, out, n, maxOutputHeader)
+	}
+	return nil
+}
+
+// metaEntryLen returns the bytes one entry "name": v of the lowrank
+// metadata adds to a header (where the metadata is a JSON string, so its
+// quotes are escaped), with its comma.
+func metaEntryLen(name string, v any) int {
+	nj, _ := json.Marshal(name)
+	vj, _ := json.Marshal(v)
+	inner, _ := json.Marshal(string(nj) + ":" + string(vj))
+	return len(inner) - 2 + 1
 }
 
 // recordFactors fills rw for a tensor written as the factors fac (stored

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -137,7 +138,7 @@ func FuzzAdapterConfig(f *testing.F) {
 	}
 	const path = "ad/adapter_config.json"
 	f.Fuzz(func(t *testing.T, raw []byte, module string) {
-		c, err := parsePEFTConfig(raw, path)
+		c, err := parsePEFTConfig(raw, path, testBudget())
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "lowrank: "+path+": ") {
 				t.Fatalf("error %q does not start with \"lowrank: %s: \"", err, path)
@@ -148,9 +149,33 @@ func FuzzAdapterConfig(f *testing.F) {
 			t.Fatalf("accepted r = %d, lora_alpha = %v", c.R, c.LoraAlpha)
 		}
 		for _, m := range []string{module, "q", "m.q", "base_model.model." + module} {
-			r, sc := c.scaling(m)
+			r, sc, err := c.scaling(m)
+			if err != nil {
+				continue // a budget or work limit
+			}
 			if r < 1 || r > maxRank || math.IsNaN(sc) || math.IsInf(sc, 0) {
 				t.Fatalf("module %q: rank %d, scaling %v", m, r, sc)
+			}
+			// The trie and the lazy compilation pick the key PEFT's
+			// loop of regular expressions picks.
+			for _, p := range []*patterns{c.rankPattern, c.alphaPattern} {
+				if p == nil {
+					continue
+				}
+				want := -1
+				for i, k := range p.keys {
+					if regexp.MustCompile(`^(?:.*\.)?(?:` + k + `)$`).MatchString(m) {
+						want = i
+						break
+					}
+				}
+				v, ok, err := p.match(m)
+				if err != nil {
+					continue
+				}
+				if ok != (want >= 0) || ok && v != p.values[want] {
+					t.Fatalf("%s: module %q matched %v (%v); PEFT's first key is %d", p.name, m, v, ok, want)
+				}
 			}
 		}
 		// The LoRA key helpers never panic, and split what they build.

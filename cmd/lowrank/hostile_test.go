@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lowrank-go/lowrank/internal/hostile"
+	"github.com/lowrank-go/lowrank/internal/testkit/hostile"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
-// hostileDir is the checked-in suite (go generate ./internal/hostile).
+// hostileDir is the checked-in suite (go generate ./internal/testkit/hostile).
 var hostileDir = filepath.Join("..", "..", "testdata", "hostile")
 
 // TestHostileSuite runs every hostile input through info, factorize and
@@ -39,7 +39,7 @@ func TestHostileSuite(t *testing.T) {
 			}
 			in := filepath.Join(dir, c.Name)
 			if _, err := os.Stat(in); err != nil {
-				t.Fatalf("%v (run go generate ./internal/hostile)", err)
+				t.Fatalf("%v (run go generate ./internal/testkit/hostile)", err)
 			}
 			weights := in
 			if c.Kind == hostile.Adapter {

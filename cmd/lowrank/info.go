@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
+	"github.com/lowrank-go/lowrank/internal/strictjson"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -31,19 +34,30 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("lowrank: %w", err)
 	}
-	if st.IsDir() {
-		return adapterInfo(stdout, path)
+	mem, err := newBudget(0)
+	if err != nil {
+		return err
 	}
-	f, err := safetensors.Open(path)
+	defer mem.restore()
+	if st.IsDir() {
+		return adapterInfo(stdout, path, mem)
+	}
+	f, err := mem.open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fileInfo(stdout, f)
-	return nil
+	return fileInfo(stdout, f)
 }
 
-func fileInfo(w io.Writer, f *safetensors.File) {
+// fileInfo prints a file's summary, its metadata, its tensors and, when it
+// holds lowrank metadata or kohya modules, what they record. Names and
+// metadata are printed escaped (esc); what the metadata claims is labelled
+// as the file's claim. The tensor table is written as it goes (column
+// widths from a first pass), so a million tensors print in seconds.
+func fileInfo(out io.Writer, f *safetensors.File) error {
+	w := bufio.NewWriterSize(out, 1<<16)
+	defer w.Flush()
 	ts := f.Tensors()
 	var params int64
 	for _, t := range ts {
@@ -57,26 +71,31 @@ func fileInfo(w io.Writer, f *safetensors.File) {
 	}
 	sort.Strings(keys)
 	if len(keys) > 0 {
-		fmt.Fprintln(w, "\nmetadata:")
+		fmt.Fprintln(w, "\nmetadata (as recorded in the file):")
 		for _, k := range keys {
 			v := md[k]
 			if k == metaKey {
 				v = "(per-tensor ranks and errors, below)"
-			} else if len(v) > 120 {
-				v = v[:117] + "…"
+			} else {
+				if r := []rune(v); len(r) > 120 {
+					v = string(r[:117]) + "…"
+				}
+				v = esc(v)
 			}
-			fmt.Fprintf(w, "  %s: %s\n", k, v)
+			fmt.Fprintf(w, "  %s: %s\n", esc(k), v)
 		}
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "tensor\tdtype\tshape\tbytes")
-	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", t.Name, t.DType, shapeString(t.Shape), t.Size())
+	err := columns(w, len(ts), []string{"tensor", "dtype", "shape", "bytes"}, func(i int) []string {
+		t := ts[i]
+		return []string{esc(t.Name), string(t.DType), shapeString(t.Shape), strconv.FormatInt(t.Size(), 10)}
+	})
+	if err != nil {
+		return err
 	}
-	tw.Flush()
 
-	// Our own factorized files and adapters carry per-tensor ranks.
+	// factorize and extract record per-tensor ranks: shown as what the file
+	// says, which this command does not verify.
 	if raw, ok := md[metaKey]; ok {
 		var m struct {
 			Policy  string                `json:"policy"`
@@ -85,59 +104,107 @@ func fileInfo(w io.Writer, f *safetensors.File) {
 			Modules map[string]tensorMeta `json:"modules"`
 			Dense   map[string]string     `json:"dense"`
 		}
-		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		if err := strictjson.Unmarshal([]byte(raw), &m); err != nil {
 			fmt.Fprintf(w, "\n(metadata %q is not lowrank's JSON: %v)\n", metaKey, err)
-			return
+			return nil
 		}
 		entries, what := m.Tensors, "factorized tensor"
 		if len(m.Modules) > 0 {
 			entries, what = m.Modules, "adapter module"
 		}
-		fmt.Fprintf(w, "\nlowrank: policy %s, split %s\n", m.Policy, m.Split)
+		fmt.Fprintf(w, "\nlowrank metadata, as recorded by the file (not verified): policy %s, split %s\n", esc(m.Policy), esc(m.Split))
 		names := make([]string, 0, len(entries))
 		for n := range entries {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "%s\tshape\trank\trel.err\tenergy\n", what)
-		for _, n := range names {
-			e := entries[n]
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2e\t%.4f\n", n, shapeString(e.Shape), e.Rank, e.RelError, e.Energy)
-		}
 		dense := make([]string, 0, len(m.Dense))
 		for n := range m.Dense {
 			dense = append(dense, n)
 		}
 		sort.Strings(dense)
-		for _, n := range dense {
-			fmt.Fprintf(tw, "%s\t\tdense\t\t(%s)\n", n, m.Dense[n])
+		err := columns(w, len(names)+len(dense), []string{what, "shape", "rank", "rel.err", "energy"}, func(i int) []string {
+			if i >= len(names) {
+				n := dense[i-len(names)]
+				return []string{esc(n), "", "dense", "", "(" + esc(m.Dense[n]) + ")"}
+			}
+			e := entries[names[i]]
+			return []string{esc(names[i]), shapeString(e.Shape), strconv.Itoa(e.Rank), fmt.Sprintf("%.2e", e.RelError), fmt.Sprintf("%.4f", e.Energy)}
+		})
+		if err != nil {
+			return err
 		}
-		tw.Flush()
 	}
 	if isKohya(f) {
 		fmt.Fprintln(w, "\nkohya LoRA modules:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "name\tup (d×r)\tdown (r×k)\talpha\tscaling")
-		for _, t := range f.Tensors() {
-			name, ok := strings.CutSuffix(t.Name, ".lora_down.weight")
-			if !ok || len(t.Shape) != 2 {
-				continue
+		var downs []safetensors.TensorInfo
+		for _, t := range ts {
+			if strings.HasSuffix(t.Name, ".lora_down.weight") && len(t.Shape) == 2 {
+				downs = append(downs, t)
 			}
+		}
+		err := columns(w, len(downs), []string{"name", "up (d×r)", "down (r×k)", "alpha", "scaling"}, func(i int) []string {
+			t := downs[i]
+			name := strings.TrimSuffix(t.Name, ".lora_down.weight")
 			up, _ := f.Tensor(name + ".lora_up.weight")
 			alpha, scaling := "-", "1 (no alpha)"
 			if a, err := f.Scalar(name + ".alpha"); err == nil {
 				alpha = fmt.Sprintf("%g", a)
 				scaling = fmt.Sprintf("%g", a/float64(t.Shape[0]))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, shapeString(up.Shape), shapeString(t.Shape), alpha, scaling)
+			return []string{esc(name), shapeString(up.Shape), shapeString(t.Shape), alpha, scaling}
+		})
+		if err != nil {
+			return err
 		}
-		tw.Flush()
 	}
+	return nil
 }
 
-func adapterInfo(w io.Writer, dir string) error {
-	cfg, err := readPEFTConfig(dir)
+// columns writes a table of n rows under header, each row's cells from
+// row(i), in columns two spaces apart: a first pass finds the widths, the
+// second writes, so no row is held. It checks for SIGINT/SIGTERM as it
+// goes.
+func columns(w io.Writer, n int, header []string, row func(i int) []string) error {
+	width := make([]int, len(header))
+	measure := func(cells []string) {
+		for j, c := range cells {
+			width[j] = max(width[j], utf8.RuneCountInString(c))
+		}
+	}
+	measure(header)
+	for i := range n {
+		if err := tick(i); err != nil {
+			return err
+		}
+		measure(row(i))
+	}
+	var line []byte
+	put := func(cells []string) {
+		line = line[:0]
+		for j, c := range cells {
+			line = append(line, c...)
+			if j < len(cells)-1 {
+				for k := utf8.RuneCountInString(c); k < width[j]+2; k++ {
+					line = append(line, ' ')
+				}
+			}
+		}
+		line = append(bytes.TrimRight(line, " "), '\n')
+		w.Write(line)
+	}
+	put(header)
+	for i := range n {
+		if err := tick(i); err != nil {
+			return err
+		}
+		put(row(i))
+	}
+	return nil
+}
+
+func adapterInfo(w io.Writer, dir string, mem *budget) error {
+	cfg, err := readPEFTConfig(dir, mem)
 	if err != nil {
 		return err
 	}
@@ -145,8 +212,8 @@ func adapterInfo(w io.Writer, dir string) error {
 	if json.Indent(&pretty, cfg.raw, "", "  ") != nil {
 		pretty.Write(cfg.raw)
 	}
-	fmt.Fprintf(w, "%s: PEFT LoRA adapter\n\n%s:\n%s\n", dir, peftConfigName, strings.TrimSpace(pretty.String()))
-	f, err := safetensors.Open(filepath.Join(dir, peftWeightsName))
+	fmt.Fprintf(w, "%s: PEFT LoRA adapter\n\n%s (as written in the folder):\n%s\n", dir, peftConfigName, escJSONText(strings.TrimSpace(pretty.String())))
+	f, err := mem.open(filepath.Join(dir, peftWeightsName))
 	if err != nil {
 		return err
 	}
@@ -156,18 +223,27 @@ func adapterInfo(w io.Writer, dir string) error {
 		return err
 	}
 	fmt.Fprintf(w, "\n%s: %d modules, %s\n", peftWeightsName, len(mods), humanBytes(f.Size()))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "module\tB (d×r)\tA (r×k)\tdtype\trank\tscaling")
-	for _, m := range mods {
+	for _, p := range []*patterns{cfg.rankPattern, cfg.alphaPattern} {
+		if err := p.checkWork(len(mods)); err != nil {
+			return err
+		}
+	}
+	cells := make([][]string, len(mods))
+	for i, m := range mods {
 		a, _ := f.Tensor(m.aKey)
 		b, _ := f.Tensor(m.bKey)
-		r, sc := cfg.scaling(m.module)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%g\n", m.module, shapeString(b.Shape), shapeString(a.Shape), a.DType, r, sc)
+		r, sc, err := cfg.scaling(m.module)
+		if err != nil {
+			return err
+		}
+		cells[i] = []string{esc(m.module), shapeString(b.Shape), shapeString(a.Shape), string(a.DType), strconv.Itoa(r), fmt.Sprintf("%g", sc)}
 	}
-	tw.Flush()
+	if err := columns(w, len(mods), []string{"module", "B (d×r)", "A (r×k)", "dtype", "rank", "scaling"}, func(i int) []string { return cells[i] }); err != nil {
+		return err
+	}
 	if _, ok := f.Metadata()[metaKey]; ok {
 		fmt.Fprintln(w)
-		fileInfo(w, f)
+		return fileInfo(w, f)
 	}
 	return nil
 }

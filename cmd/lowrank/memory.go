@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -14,7 +17,19 @@ import (
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
-// --max-memory: a budget for the whole process.
+// The memory budget: always on, for the whole process. It is --max-memory
+// when given, and otherwise (--max-memory 0, the default) three quarters of
+// what the process may really use: the smaller of its cgroup's memory limit
+// (v2 memory.max, v1 memory.limit_in_bytes, the tightest along the path)
+// and the system's MemAvailable (systemMemory; lowrank backends shows it).
+// Running out is then a "lowrank:" line naming what did not fit and what
+// it needed, never a runtime crash.
+//
+// What the program itself holds is taken from the budget first: a reserve
+// for code, runtime and I/O buffers (reserveBytes), each input header as
+// it is read (safetensors.HeaderMemory: a header whose reading would not
+// fit is refused before it is read), perTensorBytes of bookkeeping per
+// tensor, and adapter configs and their patterns.
 //
 // Before any work, every tensor gets an estimate of the memory it needs
 // while it is processed (its values as float32 or float64, and the
@@ -38,9 +53,13 @@ const reserveBytes = 32 << 20
 // does not cover: code and data pages of the binary and its C libraries.
 const unmanagedBytes = 16 << 20
 
-// headerFactor times the header size is kept for each input's parsed
-// header.
-const headerFactor = 8
+// perTensorBytes is the bookkeeping the program keeps per tensor of its
+// inputs (the tensor list and index, the plan, the table and report row).
+const perTensorBytes = 640
+
+// defaultShare is the part of the memory available that the default budget
+// takes: num/den.
+const defaultNum, defaultDen = 3, 4
 
 // parseSize parses a memory size: a number with an optional unit, B, K,
 // M, G, T (powers of 1024, as KiB, MiB, GiB, TiB) or KB, MB, GB, TB
@@ -62,60 +81,106 @@ func parseSize(s string) (int64, error) {
 	}[strings.ToLower(unit)]
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || mult == 0 || math.IsNaN(v) || v < 0 {
-		return 0, fmt.Errorf("--max-memory %q; expected a size such as 512MiB, 2GiB or 1.5GB (0 for no limit)", s)
+		return 0, fmt.Errorf("--max-memory %q; expected a size such as 512MiB, 2GiB or 1.5GB (0 for the default)", s)
 	}
 	b := v * mult
 	if b >= 1<<62 {
 		return 0, fmt.Errorf("--max-memory %q is larger than any machine's memory; expected a size such as 512MiB or 2GiB", s)
 	}
-	return int64(math.Ceil(b)), nil // a tiny size is not "no limit"
+	return int64(math.Ceil(b)), nil // a tiny size is not "the default"
 }
 
-// humanSize prints a byte count for messages ("1.5 GiB").
-func humanSize(n int64) string {
-	f := float64(n)
-	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
-		if f < 1024 || u == "TiB" {
-			if u == "B" {
-				return fmt.Sprintf("%d B", n)
-			}
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-		f /= 1024
-	}
-	return ""
-}
-
-// budget shares --max-memory between the tensors in flight.
+// budget shares the memory budget between what the program holds and the
+// tensors in flight.
 type budget struct {
-	total   int64 // --max-memory; 0: no limit
-	avail   int64 // what the tensors may use together
+	total  int64  // the budget; 0: none (the system's memory is unknown)
+	source string // says where total comes from, for messages
+	// avail is what the tensors may use together: total less the
+	// reserve and what take took.
+	avail   int64
 	mu      sync.Mutex
 	used    int64
 	changed chan struct{} // closed and replaced on every release
 	restore func()
 }
 
-// newBudget starts a budget of total bytes (0: none) for a command whose
-// inputs have headers of the given sizes. It fails when the budget does
-// not even hold the program itself.
-func newBudget(total int64, inputs ...*safetensors.File) (*budget, error) {
-	b := &budget{total: total, changed: make(chan struct{}), restore: func() {}}
-	if total == 0 {
-		return b, nil
+// newBudget starts the budget: maxMemory bytes, or the default when it is
+// 0. It fails when the budget does not even hold the program itself.
+func newBudget(maxMemory int64) (*budget, error) {
+	b := &budget{total: maxMemory, source: "--max-memory " + humanBytes(maxMemory), changed: make(chan struct{}), restore: func() {}}
+	if maxMemory == 0 {
+		avail, how := systemMemory()
+		if avail <= 0 {
+			b.source = "no budget (" + how + ")"
+			return b, nil // the system's memory is unknown: no default
+		}
+		b.total = avail / defaultDen * defaultNum
+		b.source = fmt.Sprintf("the default memory budget %s (%d/%d of %s)", humanBytes(b.total), defaultNum, defaultDen, how)
 	}
-	reserve := int64(reserveBytes)
-	for _, f := range inputs {
-		reserve += headerFactor * f.HeaderSize()
+	if b.total <= reserveBytes {
+		return nil, usagef("%s is below the %s the program needs for itself; expected more", b.source, humanBytes(reserveBytes))
 	}
-	if total <= reserve {
-		return nil, usagef("--max-memory %s is below the %s the program needs for itself and its input headers; expected more", humanSize(total), humanSize(reserve))
-	}
-	b.avail = total - reserve
+	b.avail = b.total - reserveBytes
+	total := b.total
 	setLimit(total)
 	var once sync.Once
 	b.restore = func() { once.Do(func() { setLimit(-total) }) }
 	return b, nil
+}
+
+// take reserves n bytes of the budget for good (for what the program holds
+// for the whole run), or fails naming what needs them.
+func (b *budget) take(n int64, what string) error {
+	if b.total == 0 {
+		return nil
+	}
+	if n > b.avail {
+		return fmt.Errorf("lowrank: %s needs about %s but %s leaves %s; expected a larger --max-memory", what, humanBytes(n), b.source, humanBytes(b.avail))
+	}
+	b.avail -= n
+	return nil
+}
+
+// open opens a safetensors input within the budget: a header whose reading
+// would not fit is refused before it is read, and the header and the
+// bookkeeping for its tensors are then taken from the budget. SIGINT and
+// SIGTERM stop the reading of a large header.
+func (b *budget) open(path string) (*safetensors.File, error) {
+	o := safetensors.OpenOptions{Context: cmdContext}
+	if b.total > 0 {
+		o.MaxMemory = b.avail
+	}
+	f, err := safetensors.OpenWith(path, o)
+	switch {
+	case err == nil:
+	case cmdContext.Err() != nil:
+		return nil, errInterrupted
+	case errors.Is(err, safetensors.ErrMemory):
+		return nil, fmt.Errorf("lowrank: %s: reading its header needs up to %s but %s leaves %s; expected a larger --max-memory", path, humanBytes(safetensors.HeaderMemory(headerLength(path))), b.source, humanBytes(b.avail))
+	default:
+		return nil, err
+	}
+	need := add(safetensors.HeaderMemory(f.HeaderSize()), mul(perTensorBytes, len(f.Tensors())))
+	if err := b.take(need, fmt.Sprintf("%s: its header and %d tensors", path, len(f.Tensors()))); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// headerLength returns the header length a safetensors file declares (0
+// when it cannot be read), for messages.
+func headerLength(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var nb [8]byte
+	if _, err := io.ReadFull(f, nb[:]); err != nil {
+		return 0
+	}
+	return int64(binary.LittleEndian.Uint64(nb[:]) & math.MaxInt64)
 }
 
 // The Go runtime's soft memory limit follows the budgets of the commands
@@ -238,8 +303,8 @@ func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int
 		return factorPlan{cost: cost}, nil
 	}
 	refuse := func(n int64, how string) error {
-		return tensorErr(file, tensor, "%d×%d needs about %s to factorize (%s) but --max-memory %s leaves %s for tensors; expected a larger --max-memory%s",
-			d, k, humanSize(n), how, humanSize(b.total), humanSize(b.avail), s.budgetHint())
+		return tensorErr(file, tensor, "%d×%d needs about %s to factorize (%s) but %s leaves %s for tensors; expected a larger --max-memory%s",
+			d, k, humanBytes(n), how, b.source, humanBytes(b.avail), s.budgetHint())
 	}
 	if s.method == lowrank.Exact {
 		return factorPlan{}, refuse(cost, "exact SVD, as --method exact asks")
@@ -298,6 +363,6 @@ func (p factorPlan) capped(s *settings, err error) bool {
 // budgetErr says that the policy needed more than the sketch the budget
 // allowed.
 func budgetErr(s *settings, p factorPlan) string {
-	return fmt.Sprintf("%s needs more than the %d sketch columns that fit in the %s --max-memory %s leaves for tensors (without that cap it needs about %s); expected a larger --max-memory, a --rank N policy or --include to leave the tensor out",
-		s.policy, p.sketch, humanSize(s.mem.avail), humanSize(s.mem.total), humanSize(p.need))
+	return fmt.Sprintf("%s needs more than the %d sketch columns that fit in the %s %s leaves for tensors (without that cap it needs about %s); expected a larger --max-memory, a --rank N policy or --include to leave the tensor out",
+		s.policy, p.sketch, humanBytes(s.mem.avail), s.mem.source, humanBytes(p.need))
 }

@@ -95,7 +95,9 @@ func memModel(t *testing.T, dir string, d, k int) (string, int64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	return path, f.HeaderSize()
+	// What the budget takes before the tensors: the reserve, the header
+	// and the bookkeeping of its two tensors.
+	return path, reserveBytes + safetensors.HeaderMemory(f.HeaderSize()) + 2*perTensorBytes
 }
 
 // costOf is what the budget counts for factorizing the d×k F32 tensor
@@ -137,8 +139,7 @@ func reportMethod(t *testing.T, path, name string) string {
 func TestMaxMemoryPlans(t *testing.T) {
 	dir := t.TempDir()
 	d, k := 700, 600
-	model, hdr := memModel(t, dir, d, k)
-	reserve := int64(reserveBytes) + headerFactor*hdr
+	model, reserve := memModel(t, dir, d, k)
 	out := filepath.Join(dir, "out.safetensors")
 	rep := filepath.Join(dir, "r.json")
 	size := func(n int64) string { return strconv.FormatInt(n, 10) }
@@ -147,8 +148,9 @@ func TestMaxMemoryPlans(t *testing.T) {
 	// Refused: not even W and a minimal sketch fit.
 	tiny := reserve + int64(4*d*k)
 	assertFails(t, dir, keep, []string{"factorize", model, "-o", out, "--max-memory", size(tiny)},
-		model, `tensor "big.weight"`, "needs about", "--max-memory "+humanSize(tiny), "--rank N")
+		model, `tensor "big.weight"`, "needs about", "--max-memory "+humanBytes(tiny), "--rank N")
 	assertFails(t, dir, keep, []string{"factorize", model, "-o", out, "--max-memory", "1MiB"}, "--max-memory 1.0 MiB is below")
+	assertFails(t, dir, keep, []string{"factorize", model, "-o", out, "--max-memory", size(reserveBytes + 1000)}, model, "reading its header needs up to", "expected a larger --max-memory")
 
 	exact := costOf(t, d, k, lowrank.Rank(20), lowrank.WithMethod(lowrank.Exact))
 	rnd := costOf(t, d, k, lowrank.Rank(20), lowrank.WithMethod(lowrank.Randomized))
@@ -195,8 +197,7 @@ func TestMaxMemoryResident(t *testing.T) {
 	}
 	dir := t.TempDir()
 	d, k := 1000, 800
-	model, hdr := memModel(t, dir, d, k)
-	reserve := int64(reserveBytes) + headerFactor*hdr
+	model, reserve := memModel(t, dir, d, k)
 	exact := costOf(t, d, k, lowrank.Rank(20), lowrank.WithMethod(lowrank.Exact))
 	rnd := costOf(t, d, k, lowrank.Rank(20), lowrank.WithMethod(lowrank.Randomized))
 	measure := func(name string, budget int64, gogc string, args ...string) int64 {
@@ -212,7 +213,7 @@ func TestMaxMemoryResident(t *testing.T) {
 		}
 		b, _ := os.ReadFile(hwm)
 		n, _ := strconv.ParseInt(string(b), 10, 64)
-		t.Logf("%-32s budget %9s  peak RSS %9s  method %s", name, humanSize(budget), humanSize(n), reportMethod(t, filepath.Join(dir, name+".json"), "big.weight"))
+		t.Logf("%-32s budget %9s  peak RSS %9s  method %s", name, humanBytes(budget), humanBytes(n), reportMethod(t, filepath.Join(dir, name+".json"), "big.weight"))
 		return n
 	}
 	measure("exact, no budget", 0, "100", "--method", "exact")

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/internal/strictjson"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -23,11 +25,13 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
 	adapter := fs.String("adapter", "", "PEFT adapter `DIR` (adapter_config.json + adapter_model.safetensors) or kohya LoRA .safetensors file")
 	unmerge := fs.Bool("unmerge", false, "subtract the adapter instead of adding it")
+	kohyaPrefix := fs.String("kohya-prefix", "", "kohya adapters: the `PREFIX`es of LoRA names, comma-separated (default: the prefix extract recorded in the adapter, else "+strings.Join(defaultKohyaPrefixes, ", ")+"; a name two prefixes could map is an error)")
 	output := fs.String("o", "", "output `FILE`.safetensors")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	quiet := fs.Bool("quiet", false, "no progress bar and no table")
 	report := fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv")
 	jobs := fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N`")
+	allowExpand := fs.Bool("allow-expand", false, "densify: allow an output more than 100× its input and over 10 GB (densifying a factorized file multiplies its size; without this flag the command refuses before the work)")
 	maxMemory := addMaxMemory(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -57,22 +61,38 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	if *unmerge && *adapter == "" {
 		return usagef("merge: --unmerge needs --adapter")
 	}
-	s := &settings{output: *output, force: *force, quiet: *quiet, report: *report, jobs: *jobs}
+	s := &settings{output: *output, force: *force, quiet: *quiet, report: *report, jobs: *jobs, allowExpand: *allowExpand}
 	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
 		return usagef("merge: %v", err)
 	}
-	if err := ready("merge", s); err != nil {
+	outs := newOutputSet(s.force, in, *adapter)
+	out := outs.file(s.output, "the output")
+	s.addReport(outs)
+	if err := ready("merge", s, outs); err != nil {
 		return err
 	}
-	fb, err := safetensors.Open(in)
+	defer outs.abort()
+	if s.mem, err = newBudget(s.maxMemory); err != nil {
+		return err
+	}
+	defer s.mem.restore()
+	fb, err := s.mem.open(in)
 	if err != nil {
 		return err
 	}
 	defer fb.Close()
 	if *adapter == "" {
-		return densify(stdout, stderr, fb, s)
+		return densify(stdout, stderr, fb, s, out)
 	}
-	return mergeAdapter(stdout, stderr, fb, *adapter, *unmerge, s)
+	var prefixes []string
+	if *kohyaPrefix != "" {
+		for _, p := range strings.Split(*kohyaPrefix, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				prefixes = append(prefixes, p)
+			}
+		}
+	}
+	return mergeAdapter(stdout, stderr, fb, *adapter, *unmerge, prefixes, s, out)
 }
 
 // mergeItem is one base tensor that an adapter module changes.
@@ -82,7 +102,7 @@ type mergeItem struct {
 	scaling float64
 }
 
-func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, s *settings) error {
+func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, prefixes []string, s *settings, out *output) error {
 	st, err := os.Stat(adapter)
 	if err != nil {
 		return fmt.Errorf("lowrank: %w", err)
@@ -90,7 +110,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	var cfg *peftConfig
 	weights := adapter
 	if st.IsDir() {
-		if cfg, err = readPEFTConfig(adapter); err != nil {
+		if cfg, err = readPEFTConfig(adapter, s.mem); err != nil {
 			return err
 		}
 		weights = filepath.Join(adapter, peftWeightsName)
@@ -101,7 +121,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return fmt.Errorf("lowrank: %s: %s not found; expected a PEFT adapter folder", adapter, peftWeightsName)
 		}
 	}
-	fa, err := safetensors.Open(weights)
+	fa, err := s.mem.open(weights)
 	if err != nil {
 		return err
 	}
@@ -114,14 +134,20 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if !isKohya(fa) {
 			return fmt.Errorf("lowrank: %s: no adapter_config.json beside it and no kohya lora_down keys; expected a PEFT adapter folder or a kohya LoRA file", adapter)
 		}
-		if mods, missing, err = parseKohyaKeys(fa, fb); err != nil {
+		if len(prefixes) == 0 {
+			prefixes = recordedPrefix(fa)
+		}
+		if mods, missing, err = parseKohyaKeys(fa, fb, prefixes); err != nil {
 			return err
 		}
 	} else {
 		if mods, err = parsePEFTKeys(fa); err != nil {
 			return err
 		}
-		for _, m := range mods {
+		for ti, m := range mods {
+			if err := tick(ti); err != nil {
+				return err
+			}
 			if _, ok := fb.Tensor(m.module + ".weight"); !ok {
 				missing = append(missing, m.module)
 			}
@@ -133,7 +159,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			more = fmt.Sprintf(" and %d more", len(missing)-10)
 			missing = missing[:10]
 		}
-		return fmt.Errorf("lowrank: %s: adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model", adapter, fb.Path(), strings.Join(missing, ", "), more)
+		return fmt.Errorf("lowrank: %s: adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model", adapter, fb.Path(), strings.Join(quoteAll(missing), ", "), more)
 	}
 	if len(mods) == 0 {
 		return fmt.Errorf("lowrank: %s: the adapter holds no LoRA module", adapter)
@@ -141,8 +167,18 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 
 	// Check shapes and work out each module's scaling.
 	fanIn := cfg != nil && cfg.FanInFanOut
+	if cfg != nil {
+		for _, p := range []*patterns{cfg.rankPattern, cfg.alphaPattern} {
+			if err := p.checkWork(len(mods)); err != nil {
+				return err
+			}
+		}
+	}
 	byTensor := map[string]mergeItem{}
-	for _, m := range mods {
+	for ti, m := range mods {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		name := m.module + ".weight"
 		wt, _ := fb.Tensor(name)
 		at, _ := fa.Tensor(m.aKey)
@@ -179,7 +215,10 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			}
 			it.scaling = alpha / float64(r)
 		} else {
-			cr, sc := cfg.scaling(m.module)
+			cr, sc, err := cfg.scaling(m.module)
+			if err != nil {
+				return err
+			}
 			if cr != r {
 				return fmt.Errorf("lowrank: %s: tensor %q has rank %d but %s gives r = %d for module %q; expected them to agree", weights, m.aKey, r, cfg.path, cr, m.module)
 			}
@@ -192,12 +231,11 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	}
 
 	tensors := fb.Tensors()
-	if s.mem, err = newBudget(s.maxMemory, fb, fa); err != nil {
-		return err
-	}
-	defer s.mem.restore()
 	costs := make([]int64, len(tensors))
 	for i, t := range tensors {
+		if err := tick(i); err != nil {
+			return err
+		}
 		it, ok := byTensor[t.Name]
 		if !ok {
 			continue
@@ -210,8 +248,11 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
 		}
 	}
-	var rows []row
-	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: fb.HeaderEstimate()})
+	if err := checkDisk(s.output, fb.Size()); err != nil { // the same tensors
+		return err
+	}
+	rows := make([]row, 0, len(tensors))
+	w, err := out.writer(fb.HeaderEstimate())
 	if err != nil {
 		return err
 	}
@@ -245,11 +286,24 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	if err := w.Close(); err != nil {
 		return err
 	}
+	if err := out.commit(); err != nil {
+		return err
+	}
 	cmd := "merge"
 	if unmerge {
 		cmd = "unmerge"
 	}
 	return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
+}
+
+// recordedPrefix returns the kohya prefix extract recorded in an adapter's
+// lowrank metadata, or the default prefixes when there is none.
+func recordedPrefix(fa *safetensors.File) []string {
+	var m adapterMeta
+	if raw, ok := fa.Metadata()[metaKey]; ok && strictjson.Unmarshal([]byte(raw), &m) == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
+		return []string{m.KohyaPrefix}
+	}
+	return defaultKohyaPrefixes
 }
 
 // mergeOne computes W + scaling·B·A for one base tensor.
@@ -276,27 +330,26 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] (W %+g·B·A, B and A from %s) is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, it.scaling, fa.Path(), t.DType)
 	}
 	n := int64(t.NumElements())
-	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stMerged, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
+	status := stMerged
+	if it.scaling == 0 {
+		// PEFT accepts lora_alpha 0 (and alpha_pattern 0): scaling 0.
+		status += ": scaling 0 (alpha 0), tensor unchanged"
+	}
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: status, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
 		ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()}}
 	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, t.DType, W) }
 	return o, nil
 }
 
-func firstNonFinite[T lowrank.Float](v []T) int {
-	for i, x := range v {
-		if x-x != 0 {
-			return i
-		}
-	}
-	return -1
-}
-
 // densify writes NAME = NAME.B·NAME.A for every factor pair of a file
 // written by factorize, and copies everything else.
-func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
+func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *output) error {
 	tensors := f.Tensors()
 	pairs := map[string]bool{} // NAME of each pair
-	for _, t := range tensors {
+	for ti, t := range tensors {
+		if err := tick(ti); err != nil {
+			return err
+		}
 		name, ok := strings.CutSuffix(t.Name, ".A")
 		if !ok {
 			continue
@@ -319,30 +372,48 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
 		return errors.New("lowrank: " + f.Path() + ": no NAME.A / NAME.B factor pairs; expected a file written by 'lowrank factorize' (or give --adapter to merge an adapter)")
 	}
 	var err error
-	if s.mem, err = newBudget(s.maxMemory, f); err != nil {
-		return err
-	}
-	defer s.mem.restore()
 	costs := make([]int64, len(tensors))
+	// The output's size, known exactly (less the offsets in its header).
+	outSize := int64(8)
+	var entries []safetensors.TensorInfo
 	for i, t := range tensors {
+		if err := tick(i); err != nil {
+			return err
+		}
 		name, ok := strings.CutSuffix(t.Name, ".A")
 		if !ok || !pairs[name] {
+			if n, isB := strings.CutSuffix(t.Name, ".B"); !isB || !pairs[n] {
+				outSize = add(outSize, t.Size())
+				entries = append(entries, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+			}
 			continue
 		}
 		b, _ := f.Tensor(name + ".B")
 		r, k := t.Shape[0], t.Shape[1]
 		d := b.Shape[0]
-		costs[i] = productCost(elemBytes(t.DType, b.DType), d, k, r)
+		outSize = add(outSize, mul(int64(t.DType.Size()), d, k))
+		entries = append(entries, safetensors.TensorInfo{Name: name, DType: t.DType, Shape: []int{d, k}})
+		// A and B, and one piece of the product at a time.
+		costs[i] = add(mul(elemBytes(t.DType, b.DType), r, d+k), densifyPieceBytes)
 		if !s.mem.fits(costs[i]) {
 			return memErr(f.Path(), name, d, k, costs[i], "densify", s.mem)
 		}
 	}
-	w, err := safetensors.Create(s.output, safetensors.WriterOptions{Overwrite: s.force, HeaderReserve: f.HeaderEstimate()})
+	outSize = add(outSize, int64(safetensors.HeaderLen(f.Metadata(), entries)))
+	note, err := checkExpansion(f.Path(), s.output, f.Size(), outSize, s.allowExpand)
+	if err != nil {
+		return err
+	}
+	if err := checkDisk(s.output, outSize); err != nil {
+		return err
+	}
+	fmt.Fprint(stderr, note)
+	w, err := out.writer(f.HeaderEstimate())
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
-	var rows []row
+	rows := make([]row, 0, len(tensors))
 	prog := newProgress(stderr, s.quiet, len(tensors), "densify")
 	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
@@ -355,9 +426,9 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
 		}
 		b, _ := f.Tensor(name + ".B")
 		if computesIn64(t.DType, b.DType) {
-			return densifyOne[float64](f, name, t.DType)
+			return densifyOne[float64](f, name, t.DType, s.output)
 		}
-		return densifyOne[float32](f, name, t.DType)
+		return densifyOne[float32](f, name, t.DType, s.output)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
@@ -382,10 +453,21 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
+	if err := out.commit(); err != nil {
+		return err
+	}
 	return finish(stdout, s, reportFile{Command: "densify", Inputs: []string{f.Path()}, Output: s.output, Tensors: rows})
 }
 
-func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensors.DType) (outcome, error) {
+// densifyPieceBytes bounds the piece of a product densify computes at a
+// time: its values, and their encoding for the writer.
+const densifyPieceBytes = 12 << 20
+
+// densifyOne reads the factors of tensor name and returns how to write
+// their product: streamed in pieces of whole rows (or of one row, when a
+// row is larger than a piece), so that memory holds A, B and one piece
+// whatever the product's size.
+func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensors.DType, output string) (outcome, error) {
 	A, err := readMatrix[T](f, name+".A")
 	if err != nil {
 		return outcome{}, err
@@ -394,20 +476,79 @@ func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensor
 	if err != nil {
 		return outcome{}, err
 	}
-	W, err := product(B, A, operands{"W": {f.Path(), name}, "A": {f.Path(), name + ".A"}, "B": {f.Path(), name + ".B"}})
-	if err != nil {
-		return outcome{}, err
+	ops := operands{"W": {f.Path(), name}, "A": {f.Path(), name + ".A"}, "B": {f.Path(), name + ".B"}}
+	if _, err := lowrank.NewFactors(B, A); err != nil { // shapes, and NaN/Inf in A or B
+		return outcome{}, ops.fault(err)
 	}
-	if i, ok := quantize(W.Data, dt); !ok {
-		return outcome{}, tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s", i/W.Cols, i%W.Cols, dt)
-	}
-	r := A.Rows
-	n := int64(W.Rows) * int64(W.Cols)
-	o := outcome{row: row{Name: name, Shape: []int{W.Rows, W.Cols}, DType: string(dt), Status: stMerged, Rank: r, listed: true,
-		ParamsBefore: int64(r) * int64(W.Rows+W.Cols), ParamsAfter: n,
-		BytesBefore: int64(r) * int64(W.Rows+W.Cols) * int64(dt.Size()), BytesAfter: n * int64(dt.Size())}}
+	d, r, k := B.Rows, A.Rows, A.Cols
+	n := int64(d) * int64(k)
+	o := outcome{row: row{Name: name, Shape: []int{d, k}, DType: string(dt), Status: stMerged, Rank: r, listed: true,
+		ParamsBefore: int64(r) * int64(d+k), ParamsAfter: n,
+		BytesBefore: int64(r) * int64(d+k) * int64(dt.Size()), BytesAfter: n * int64(dt.Size())}}
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
-	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, name, dt, W) }
+	o.write = func(w *safetensors.Writer) error {
+		st, err := w.BeginFloats(name, dt, []int{d, k})
+		if err != nil {
+			return err
+		}
+		var z T
+		piece := int(densifyPieceBytes / int64(unsafe.Sizeof(z)+8)) // values, and their encoding
+		buf := make([]T, min(int64(piece), n))
+		put := func(c []T, i, j int) error {
+			if cmdContext.Err() != nil {
+				return errInterrupted
+			}
+			if x, ok := quantize(c, dt); !ok || firstNonFinite(c) >= 0 {
+				if x < 0 {
+					x = firstNonFinite(c)
+				}
+				e := int64(i)*int64(k) + int64(j) + int64(x)
+				return tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s", e/int64(k), e%int64(k), dt)
+			}
+			switch v := any(c).(type) {
+			case []float32:
+				return st.Write32(v)
+			case []float64:
+				return st.Write64(v)
+			}
+			return nil
+		}
+		for i := 0; i < d; {
+			if k <= piece {
+				rows := min(piece/k, d-i)
+				c := buf[:rows*k]
+				bi := lowrank.Matrix[T]{Rows: rows, Cols: r, Data: B.Data[i*r : (i+rows)*r]}
+				if err := productInto(c, bi, A, ops); err != nil {
+					return err
+				}
+				if err := put(c, i, 0); err != nil {
+					return err
+				}
+				i += rows
+				continue
+			}
+			// One row is larger than a piece: columns j… of it, from a copy
+			// of A's columns j… (r×span, so that copy and piece fit together).
+			bi := lowrank.Matrix[T]{Rows: 1, Cols: r, Data: B.Data[i*r : (i+1)*r]}
+			step := max(1, piece/(r+1))
+			for j := 0; j < k; j += step {
+				span := min(step, k-j)
+				c := buf[:span]
+				aj := lowrank.Matrix[T]{Rows: r, Cols: span, Data: make([]T, r*span)}
+				for l := range r {
+					copy(aj.Data[l*span:(l+1)*span], A.Data[l*k+j:l*k+j+span])
+				}
+				if err := productInto(c, bi, aj, ops); err != nil {
+					return err
+				}
+				if err := put(c, i, j); err != nil {
+					return err
+				}
+			}
+			i++
+		}
+		return st.End()
+	}
 	return o, nil
 }
 
@@ -419,6 +560,6 @@ func productCost(es int64, d, k, r int) int64 {
 
 // memErr refuses a tensor whose work does not fit the budget.
 func memErr(file, tensor string, d, k int, need int64, what string, b *budget) error {
-	return tensorErr(file, tensor, "%d×%d needs about %s to %s but --max-memory %s leaves %s for tensors; expected a larger --max-memory",
-		d, k, humanSize(need), what, humanSize(b.total), humanSize(b.avail))
+	return tensorErr(file, tensor, "%d×%d needs about %s to %s but %s leaves %s for tensors; expected a larger --max-memory",
+		d, k, humanBytes(need), what, b.source, humanBytes(b.avail))
 }

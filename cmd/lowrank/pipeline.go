@@ -2,6 +2,16 @@ package main
 
 import "context"
 
+// tick returns errInterrupted when cmdContext is cancelled, checking it
+// every 4096th call: long loops over names call it with their index so that
+// SIGINT and SIGTERM are honoured at once even in a loop of millions.
+func tick(i int) error {
+	if i&4095 == 0 && cmdContext.Err() != nil {
+		return errInterrupted
+	}
+	return nil
+}
+
 // pipeline computes items 0…n-1 with at most jobs of them in flight and
 // hands each result to write in item order, so that outputs are written
 // in a fixed order whatever finishes first. An item's slot is freed only
@@ -20,11 +30,15 @@ func pipeline[R any](n, jobs int, mem *budget, cost func(i int) int64, compute f
 		r   R
 		err error
 	}
-	slots := make([]chan result, n)
+	// Item i is in flight only once items up to i−jobs are written, so
+	// jobs result slots, reused in turn, are enough (a tensor list may be a
+	// million long).
+	jobs = max(min(jobs, n), 1)
+	slots := make([]chan result, jobs)
 	for i := range slots {
 		slots[i] = make(chan result, 1)
 	}
-	sem := make(chan struct{}, max(jobs, 1))
+	sem := make(chan struct{}, jobs)
 	go func() {
 		for i := range n {
 			select {
@@ -39,18 +53,18 @@ func pipeline[R any](n, jobs int, mem *budget, cost func(i int) int64, compute f
 			}
 			go func() {
 				if ctx.Err() != nil {
-					slots[i] <- result{err: ctx.Err()}
+					slots[i%jobs] <- result{err: ctx.Err()}
 					return
 				}
 				r, err := compute(i)
-				slots[i] <- result{r, err}
+				slots[i%jobs] <- result{r, err}
 			}()
 		}
 	}()
 	for i := range n {
 		var res result
 		select {
-		case res = <-slots[i]:
+		case res = <-slots[i%jobs]:
 		case <-ctx.Done():
 			return errInterrupted
 		}

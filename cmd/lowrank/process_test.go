@@ -132,9 +132,10 @@ func TestSignalLeavesNothing(t *testing.T) {
 	}
 }
 
-// --force on an existing adapter folder replaces it whole: the new folder
-// takes its place (one atomic exchange on Linux, two renames elsewhere)
-// and nothing of the old one, or of the temporary names, is left.
+// --force on an existing adapter folder written by extract replaces it
+// whole: the new folder takes its place (one atomic exchange on Linux, two
+// renames elsewhere) and nothing of the old one, or of the temporary
+// names, is left. A folder holding anything else is never replaced.
 func TestForceReplacesAdapterFolder(t *testing.T) {
 	p := makePair(t, t.TempDir(), safetensors.F32)
 	parent := t.TempDir()
@@ -152,11 +153,13 @@ func TestForceReplacesAdapterFolder(t *testing.T) {
 			defer func() { exchangeDirs = saved }()
 			os.RemoveAll(ad)
 			os.Mkdir(ad, 0o755)
-			os.WriteFile(filepath.Join(ad, "old.txt"), []byte("old"), 0o644)
+			// A previous adapter (of an older lowrank: no manifest).
+			os.WriteFile(filepath.Join(ad, peftConfigName), []byte("old"), 0o644)
+			os.WriteFile(filepath.Join(ad, peftWeightsName), []byte("old"), 0o644)
 			assertFails(t, parent, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet"}, ad, "exists", "--force")
 			mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet", "--force")
 			got := listDir(t, parent)
-			want := map[string]bool{"adapter": true, filepath.Join("adapter", peftConfigName): true, filepath.Join("adapter", peftWeightsName): true}
+			want := map[string]bool{"adapter": true, filepath.Join("adapter", peftConfigName): true, filepath.Join("adapter", peftWeightsName): true, filepath.Join("adapter", manifestName): true}
 			if len(got) != len(want) {
 				t.Errorf("after --force: %v; want %v", got, want)
 			}
@@ -164,6 +167,69 @@ func TestForceReplacesAdapterFolder(t *testing.T) {
 				if !got[name] {
 					t.Errorf("after --force: %s missing", name)
 				}
+			}
+			// Our own output, with its manifest, is replaced again.
+			mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet", "--force")
+			if got := listDir(t, parent); len(got) != len(want) {
+				t.Errorf("after a second --force: %v; want %v", got, want)
+			}
+			// Anything else in it: refused, and nothing touched.
+			os.WriteFile(filepath.Join(ad, "notes.txt"), []byte("mine"), 0o644)
+			assertFails(t, parent, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--quiet", "--force"}, ad, `holds "notes.txt"`, "does not write")
+			if b, err := os.ReadFile(filepath.Join(ad, "notes.txt")); err != nil || string(b) != "mine" {
+				t.Errorf("notes.txt: %q, %v", b, err)
+			}
+		})
+	}
+}
+
+// Issue 9, point 8 (and the rule behind it): every command honours SIGINT
+// and SIGTERM at once, also in the loops that are not tensor work: reading
+// a header of 300 000 entries, and matching kohya names against a base of
+// as many. The time from the signal to the exit is logged (not asserted).
+func TestSignalDuringLongLoops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the subprocess signal test")
+	}
+	dir := t.TempDir()
+	many := filepath.Join(dir, "many.safetensors")
+	manyTensors(t, many, 300_000)
+	// A kohya adapter with a LoRA for each of those names would be as
+	// large; the header read is the long loop here.
+	for _, c := range []struct {
+		name    string
+		sig     syscall.Signal
+		args    func(out string) []string
+		tmpPart string
+	}{
+		{"factorize reading the header, SIGINT", syscall.SIGINT, func(out string) []string {
+			return []string{"factorize", many, "-o", filepath.Join(out, "o.safetensors"), "--rank", "1"}
+		}, ".o.safetensors.tmp-"},
+		{"merge reading the header, SIGTERM", syscall.SIGTERM, func(out string) []string {
+			return []string{"merge", many, "-o", filepath.Join(out, "o.safetensors")}
+		}, ".o.safetensors.tmp-"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			cmd, _, stderr := lowrankProcess(t, nil, c.args(out)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, out, c.tmpPart)
+			sent := time.Now()
+			cmd.Process.Signal(c.sig)
+			cmd.Wait()
+			t.Logf("exited %v after the signal", time.Since(sent).Round(time.Millisecond))
+			code := cmd.ProcessState.ExitCode()
+			if code == 0 {
+				t.Logf("finished before the signal")
+				return
+			}
+			if code != 1 || stderr.String() != "lowrank: interrupted; no output was written\n" {
+				t.Errorf("exit %d, stderr %q; want 1 and one \"interrupted\" line", code, stderr.String())
+			}
+			if left := listDir(t, out); len(left) > 0 {
+				t.Errorf("left behind: %v", left)
 			}
 		})
 	}

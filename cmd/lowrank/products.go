@@ -38,6 +38,18 @@ func product[T lowrank.Float](b, a lowrank.Matrix[T], ops operands) (lowrank.Mat
 	return w, ops.fault(err)
 }
 
+// productInto writes B·A into c (B.Rows × A.Cols values) on the default
+// backend: densify's pieces. ops names the tensors B and A were read from.
+func productInto[T lowrank.Float](c []T, b, a lowrank.Matrix[T], ops operands) error {
+	clear(c)
+	f, err := lowrank.NewFactors(b, a)
+	if err == nil {
+		err = f.AddTo(lowrank.Matrix[T]{Rows: b.Rows, Cols: a.Cols, Data: c}, 1)
+		f.Close()
+	}
+	return ops.fault(err)
+}
+
 // relResidual returns ‖W − B·A‖_F / ‖W‖_F (0 when W = 0) for the factors
 // f as they are now (rounded to the output dtype), on the backend that
 // computed them; norm is ‖W‖_F as Factorize measured it (Factors.Norm).

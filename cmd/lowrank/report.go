@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/schollz/progressbar/v3"
-
-	"github.com/lowrank-go/lowrank/safetensors"
 )
 
 // row is one tensor's line in the table and the report.
@@ -70,6 +67,8 @@ func shapeString(s []int) string {
 	return strings.Join(p, "×")
 }
 
+// humanBytes prints a byte count for tables and messages ("1.5 GiB",
+// "-3.0 KiB", "512 B").
 func humanBytes(n int64) string {
 	neg := n < 0
 	if neg {
@@ -131,7 +130,7 @@ func printTable(w io.Writer, rows []row) {
 		if r.Energy != nil {
 			en = fmt.Sprintf("%.4f", *r.Energy)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d → %d\t%s\t%s\n", r.Name, shapeString(r.Shape), rank, rel, en, r.ParamsBefore, r.ParamsAfter, humanBytes(r.BytesSaved), r.Status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d → %d\t%s\t%s\n", esc(r.Name), shapeString(r.Shape), rank, rel, en, r.ParamsBefore, r.ParamsAfter, humanBytes(r.BytesSaved), esc(r.Status))
 	}
 	tw.Flush()
 	t := sumRows(rows)
@@ -162,20 +161,10 @@ type reportFile struct {
 	Totals  totals   `json:"totals"`
 }
 
-// checkNew fails when path exists and force is not set, so that a run does
-// not compute for an hour and then refuse to write.
-func checkNew(path string, force bool) error {
-	if path == "" {
-		return nil
-	}
-	if _, err := os.Lstat(path); err == nil && !force {
-		return fmt.Errorf("lowrank: %s: %w; expected a new file (use --force to overwrite)", path, safetensors.ErrExists)
-	}
-	return nil
-}
-
-// writeReport writes the report as JSON or CSV (by extension), atomically.
-func writeReport(path string, force bool, rep reportFile) error {
+// writeReport writes the report as JSON or CSV (by the extension of the
+// output's path) and commits it.
+func writeReport(out *output, rep reportFile) error {
+	path := out.path
 	rep.Totals = sumRows(rep.Tensors)
 	var buf bytes.Buffer
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
@@ -195,7 +184,9 @@ func writeReport(path string, force bool, rep reportFile) error {
 			if r.Rank > 0 {
 				rank = strconv.Itoa(r.Rank)
 			}
-			cw.Write([]string{r.Name, shapeString(r.Shape), r.DType, r.Status, rank, opt(r.RelError), opt(r.Energy),
+			// Text from the input files is protected against formula
+			// injection; the numbers are ours.
+			cw.Write([]string{csvCell(r.Name), shapeString(r.Shape), csvCell(r.DType), csvCell(r.Status), rank, opt(r.RelError), opt(r.Energy),
 				strconv.FormatInt(r.ParamsBefore, 10), strconv.FormatInt(r.ParamsAfter, 10),
 				strconv.FormatInt(r.BytesBefore, 10), strconv.FormatInt(r.BytesAfter, 10), strconv.FormatInt(r.BytesSaved, 10)})
 		}
@@ -210,58 +201,10 @@ func writeReport(path string, force bool, rep reportFile) error {
 			return err
 		}
 	}
-	return writeFileAtomic(path, buf.Bytes(), force)
-}
-
-// writeFileAtomic writes data to path through a synced temporary file in
-// the same directory.
-func writeFileAtomic(path string, data []byte, force bool) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+	if err := out.writeAll(buf.Bytes()); err != nil {
+		return err
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("lowrank: %s: cannot create the output: %w", path, unwrapPathErr(err))
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o644)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		if force {
-			err = os.Rename(tmp, path)
-		} else if err = os.Link(tmp, path); err == nil {
-			os.Remove(tmp)
-		} else if errors.Is(err, os.ErrExist) {
-			err = fmt.Errorf("%w; expected a new file (use --force to overwrite)", safetensors.ErrExists)
-		}
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("lowrank: %s: %w", path, unwrapPathErr(err))
-	}
-	safetensors.SyncDir(dir)
-	return nil
-}
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
+	return out.commit()
 }
 
 // progress is a bar on stderr when it is a terminal, else nothing.
@@ -286,8 +229,9 @@ func (p *progress) step(name string) {
 	if p.bar == nil {
 		return
 	}
-	if len(name) > 40 {
-		name = "…" + name[len(name)-39:]
+	name = esc(name)
+	if r := []rune(name); len(r) > 40 {
+		name = "…" + string(r[len(r)-39:])
 	}
 	p.bar.Describe(name)
 	p.bar.Add(1)

@@ -9,7 +9,7 @@
 // factorize and merge.
 package hostile
 
-//go:generate go run ./gen -o ../../testdata/hostile
+//go:generate go run ./gen -o ../../../testdata/hostile
 
 import (
 	"encoding/binary"
@@ -290,7 +290,7 @@ func Cases() []Case {
 			Info:  "lacks dtype, shape or data_offsets", Factorize: "lacks dtype", Merge: "lacks dtype"},
 		{Name: "entry-not-object.safetensors", Attack: "a tensor entry that is a number",
 			Files: one("entry-not-object.safetensors", header(`{"a":5}`, nil)),
-			Info:  `tensor "a"`, Factorize: "header entry is not", Merge: "header entry is not"},
+			Info:  `tensor "a": invalid safetensors file: header entry is a number; expected an object`, Factorize: "header entry is a number", Merge: "header entry is a number"},
 		{Name: "duplicate-name.safetensors", Attack: "the same tensor name twice (which one is read?)",
 			Files: one("duplicate-name.safetensors", header(`{"a":{`+f32x4+`,"data_offsets":[0,16]},"a":{`+f32x4+`,"data_offsets":[16,32]}}`, make([]byte, 32))),
 			Info:  `tensor "a": invalid safetensors file: appears twice in the header`, Factorize: "appears twice", Merge: "appears twice"},
@@ -305,13 +305,36 @@ func Cases() []Case {
 			Info:  `__metadata__ value of "n" is a number; expected a string`, Factorize: "expected a string", Merge: "expected a string"},
 		{Name: "metadata-not-object.safetensors", Attack: "__metadata__ that is an array",
 			Files: one("metadata-not-object.safetensors", header(`{"__metadata__":["a"]}`, nil)),
-			Info:  "__metadata__ is not a JSON object", Factorize: "__metadata__ is not a JSON object", Merge: "__metadata__ is not a JSON object"},
+			Info:  "__metadata__ is an array; expected a JSON object of strings", Factorize: "__metadata__ is an array", Merge: "__metadata__ is an array"},
 		{Name: "nested-metadata.safetensors", Attack: "100 000 nested JSON arrays in __metadata__ (stack exhaustion)",
 			Files: one("nested-metadata.safetensors", header(`{"__metadata__":{"x":`+nested(100000)+`}}`, nil)),
-			Info:  "__metadata__ is not a JSON object", Factorize: "exceeded max depth", Merge: "exceeded max depth"},
+			Info:  `__metadata__ value of "x" is an array; expected a string`, Factorize: "expected a string", Merge: "expected a string"},
 		{Name: "nested-entry.safetensors", Attack: "100 000 nested JSON arrays in an unknown field of a tensor entry",
 			Files: one("nested-entry.safetensors", header(`{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16],"x":`+nested(100000)+`}}`, good)),
-			Info:  `tensor "a"`, Factorize: "exceeded max depth", Merge: "exceeded max depth"},
+			Info:  `tensor "a": invalid safetensors file: header entry has the key "x"; expected only "dtype", "shape" and "data_offsets"`, Factorize: `has the key "x"`, Merge: `has the key "x"`},
+		{Name: "nested-shape.safetensors", Attack: "100 000 nested JSON arrays as a dimension (stack exhaustion)",
+			Files: one("nested-shape.safetensors", header(`{"a":{"dtype":"F32","shape":[2,`+nested(100000)+`],"data_offsets":[0,16]}}`, good)),
+			Info:  "exceeded max depth", Factorize: "exceeded max depth", Merge: "exceeded max depth"},
+		// Parser differentials (issue 9, point 6): encoding/json reads keys
+		// case-insensitively, with Unicode folding, and keeps the last of
+		// duplicates; Python's json keeps the last, serde refuses. A strict
+		// reader refuses them all, so that no two readers see different
+		// tensors in one file.
+		{Name: "dtype-case-folded.safetensors", Attack: `"dtype":"F16" and "DType":"BF16" in one entry (read as BF16 by encoding/json, F16 by Python)`,
+			Files: one("dtype-case-folded.safetensors", header(`{"w":{"dtype":"F16","DType":"BF16","shape":[2,2],"data_offsets":[0,8]}}`, make([]byte, 8))),
+			Info:  `tensor "w": invalid safetensors file: header entry has the key "DType"; expected only "dtype", "shape" and "data_offsets", spelled exactly so`, Factorize: `has the key "DType"`, Merge: `has the key "DType"`},
+		{Name: "shape-unicode-folded.safetensors", Attack: `a second shape spelled "ſhape" (U+017F folds to s: the matrix read transposed)`,
+			Files: one("shape-unicode-folded.safetensors", header(`{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24],"ſhape":[3,2]}}`, make([]byte, 24))),
+			Info:  `has the key "ſhape"`, Factorize: `has the key "ſhape"`, Merge: `has the key "ſhape"`},
+		{Name: "entry-duplicate-key.safetensors", Attack: `"dtype" twice in one entry (first or last wins?)`,
+			Files: one("entry-duplicate-key.safetensors", header(`{"w":{"dtype":"F16","dtype":"BF16","shape":[2,2],"data_offsets":[0,8]}}`, make([]byte, 8))),
+			Info:  `key "dtype" appears twice in one object`, Factorize: "appears twice", Merge: "appears twice"},
+		{Name: "metadata-duplicate-key.safetensors", Attack: "a __metadata__ key twice",
+			Files: one("metadata-duplicate-key.safetensors", header(`{"__metadata__":{"format":"pt","format":"np"}}`, nil)),
+			Info:  `key "format" appears twice in one object`, Factorize: "appears twice", Merge: "appears twice"},
+		{Name: "header-nan.safetensors", Attack: "a NaN literal in the header (Python's json writes and reads it)",
+			Files: one("header-nan.safetensors", header(`{"w":{"dtype":"F32","shape":[NaN],"data_offsets":[0,0]}}`, nil)),
+			Info:  "NaN is not a JSON number", Factorize: "NaN is not a JSON number", Merge: "NaN is not a JSON number"},
 		{Name: "invalid-utf8-name.safetensors", Attack: "a tensor name that is not valid UTF-8 (would be silently renamed)",
 			Files: one("invalid-utf8-name.safetensors", header("{\"w\xff\xfe\":{"+f32x4+`,"data_offsets":[0,16]}}`, good)),
 			Info:  "header is not valid UTF-8 (byte 3 is 0xff)", Factorize: "not valid UTF-8", Merge: "not valid UTF-8"},
@@ -348,7 +371,7 @@ func Cases() []Case {
 		{Name: "factor-beside-dense.safetensors", Attack: "NAME.A and NAME.B beside a dense NAME (which one wins?)",
 			Files: one("factor-beside-dense.safetensors", build(nil,
 				tensor{"w", "F32", []int{4, 3}, f32(seq(12, 1)...)}, tensor{"w.A", "F32", []int{1, 3}, f32(1, 2, 3)}, tensor{"w.B", "F32", []int{4, 1}, f32(1, 2, 3, 4)})),
-			Info: OK, Factorize: OK, Merge: `tensor "w" exists beside its factors`},
+			Info: OK, Factorize: `tensors "w" and "w.A" would both be written as "w.A"`, Merge: `tensor "w" exists beside its factors`},
 		{Name: "f16-max.safetensors", Attack: "F16 values at the largest finite F16, 65504 (factors overflow F16)",
 			Files: one("f16-max.safetensors", build(nil, tensor{"w.weight", "F16", []int{8, 8}, u16(fillU16(64, 0x7bff)...)})),
 			Info:  OK, Factorize: `exceeds the range of F16; expected --dtype f32 (or bf16)`, Merge: "no NAME.A / NAME.B factor pairs"},
@@ -404,7 +427,22 @@ func Cases() []Case {
 			Info:  `rank_pattern["fc1"] is 2.5; expected a positive integer rank`, Factorize: OK, Merge: "expected a positive integer rank"},
 		{Name: "adapter-config-not-json", Kind: Adapter, Attack: "adapter_config.json that is not JSON",
 			Files: peft("adapter-config-not-json", `peft_type = "LORA"`, loraA(2), loraB(2)),
-			Info:  "not a JSON object", Factorize: OK, Merge: "not a JSON object"},
+			Info:  `not valid JSON: unexpected 'p'; expected a value`, Factorize: OK, Merge: "not valid JSON"},
+		{Name: "adapter-config-array", Kind: Adapter, Attack: "adapter_config.json that is a JSON array",
+			Files: peft("adapter-config-array", `[{"peft_type":"LORA","r":2}]`, loraA(2), loraB(2)),
+			Info:  "is an array; expected a JSON object", Factorize: OK, Merge: "is an array; expected a JSON object"},
+		{Name: "adapter-config-nan", Kind: Adapter, Attack: "lora_alpha NaN (Python's json reads it)",
+			Files: peft("adapter-config-nan", `{"peft_type":"LORA","r":2,"lora_alpha":NaN}`, loraA(2), loraB(2)),
+			Info:  "not valid JSON: NaN is not a JSON number", Factorize: OK, Merge: "NaN is not a JSON number"},
+		{Name: "adapter-config-duplicate-key", Kind: Adapter, Attack: `alpha_pattern {"fc1":4,"fc1":400}: we read 4, Python's json 400`,
+			Files: peft("adapter-config-duplicate-key", `{"peft_type":"LORA","r":2,"lora_alpha":2,"alpha_pattern":{"fc1":4,"fc1":400}}`, loraA(2), loraB(2)),
+			Info:  `alpha_pattern: not valid JSON: key "fc1" appears twice in one object`, Factorize: OK, Merge: "appears twice"},
+		{Name: "adapter-config-duplicate-r", Kind: Adapter, Attack: `"r" twice`,
+			Files: peft("adapter-config-duplicate-r", `{"peft_type":"LORA","r":8,"r":2,"lora_alpha":2}`, loraA(2), loraB(2)),
+			Info:  `key "r" appears twice`, Factorize: OK, Merge: `key "r" appears twice`},
+		{Name: "adapter-config-case-folded", Kind: Adapter, Attack: `"R" beside "r" (encoding/json would read it as r)`,
+			Files: peft("adapter-config-case-folded", `{"peft_type":"LORA","r":2,"R":8,"lora_alpha":2}`, loraA(2), loraB(2)),
+			Info:  `key "R" is not spelled as PEFT spells "r"`, Factorize: OK, Merge: `key "R" is not spelled as PEFT spells "r"`},
 		{Name: "adapter-config-nested", Kind: Adapter, Attack: "adapter_config.json of 100 000 nested arrays",
 			Files: peft("adapter-config-nested", `{"peft_type":"LORA","r":2,"x":`+nested(100000)+`}`, loraA(2), loraB(2)),
 			Info:  "exceeded max depth", Factorize: OK, Merge: "exceeded max depth"},
@@ -539,7 +577,7 @@ func denormF16(n int) []uint16 {
 func Manifest() []byte {
 	var b strings.Builder
 	b.WriteString("# Hostile inputs\n\n")
-	b.WriteString("Generated by `go generate ./internal/hostile` (internal/hostile/hostile.go); do not edit.\n")
+	b.WriteString("Generated by `go generate ./internal/testkit/hostile` (internal/testkit/hostile/hostile.go); do not edit.\n")
 	b.WriteString("cmd/lowrank's TestHostileSuite runs every case through `lowrank info`, `factorize` and `merge`\n")
 	b.WriteString("(adapters: `merge --base base.safetensors --adapter …`) and checks the outcome below: `ok`, or one\n")
 	b.WriteString("`lowrank:` error line naming the input and containing the text shown; no panic, no output left behind,\n")

@@ -1,7 +1,7 @@
 // Command gen writes lowrank's hostile-input suite (package hostile) to a
 // folder: every case that is not too big to check in, and README.md.
 //
-//	go run ./internal/hostile/gen -o testdata/hostile
+//	go run ./internal/testkit/hostile/gen -o testdata/hostile
 package main
 
 import (
@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/lowrank-go/lowrank/internal/hostile"
+	"github.com/lowrank-go/lowrank/internal/testkit/hostile"
 )
 
 func main() {

@@ -8,9 +8,9 @@ import (
 )
 
 // The checked-in suite is exactly what the generator writes: run
-// go generate ./internal/hostile after changing a case.
+// go generate ./internal/testkit/hostile after changing a case.
 func TestCheckedInSuiteIsGenerated(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "hostile")
+	dir := filepath.Join("..", "..", "..", "testdata", "hostile")
 	want := map[string][]byte{"README.md": Manifest()}
 	for _, c := range Cases() {
 		if c.Big {
@@ -46,7 +46,7 @@ func TestCheckedInSuiteIsGenerated(t *testing.T) {
 			return err
 		}
 		if !bytes.Equal(got, b) {
-			t.Errorf("%s differs from what the generator writes (run go generate ./internal/hostile)", rel)
+			t.Errorf("%s differs from what the generator writes (run go generate ./internal/testkit/hostile)", rel)
 		}
 		return nil
 	})
@@ -54,6 +54,6 @@ func TestCheckedInSuiteIsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	if seen != len(want) {
-		t.Errorf("%d files checked in, the generator writes %d (run go generate ./internal/hostile)", seen, len(want))
+		t.Errorf("%d files checked in, the generator writes %d (run go generate ./internal/testkit/hostile)", seen, len(want))
 	}
 }
