@@ -326,7 +326,7 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
-	fac, err := lowrank.Factorize(W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	fac, err := lowrank.FactorizeContext(cmdContext, W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	switch {
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
