@@ -24,6 +24,11 @@ var (
 	ErrPolicy = errors.New("lowrank: invalid rank policy")
 	// ErrOption: an option with an invalid value.
 	ErrOption = errors.New("lowrank: invalid option")
+	// ErrInputStats: input statistics (WithInputCovariance,
+	// WithInputScale) that are not what they should be: a C that is not
+	// symmetric or has a negative eigenvalue, a scale ≤ 0. Such errors
+	// wrap ErrOption too.
+	ErrInputStats = errors.New("lowrank: invalid input statistics")
 	// ErrBackend: the requested backend cannot run here.
 	ErrBackend = errors.New("lowrank: backend not available")
 	// ErrNoConvergence: the SVD solver did not converge (wrapped in the

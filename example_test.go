@@ -195,3 +195,37 @@ func ExampleFactors_Residual() {
 	// Output:
 	// ‖W‖ = 3.1623, relative error 0.3164 (0.3162 before rounding)
 }
+
+// Dense is a dense layer y = W·x + bias on the backend, the counterpart of
+// Factors for a weight kept dense.
+func ExampleNewDense() {
+	w, _ := lowrank.NewMatrix(2, 3, []float64{
+		1, 2, 3,
+		4, 5, 6,
+	})
+	layer, err := lowrank.NewDense(w)
+	if err != nil {
+		panic(err)
+	}
+	defer layer.Close()
+	y, _ := layer.Apply([]float64{1, 0, -1}, []float64{0.5, 0.5})
+	fmt.Println(y)
+	// Output:
+	// [-1.5 -1.5]
+}
+
+// SetRecorded restores what a file recorded about factors read from it:
+// NewFactors cannot know their error and energy.
+func ExampleFactors_SetRecorded() {
+	b, _ := lowrank.NewMatrix(2, 1, []float32{1, 2})
+	a, _ := lowrank.NewMatrix(1, 2, []float32{3, 4})
+	f, _ := lowrank.NewFactors(b, a)
+	fmt.Println(f.RelError, f.Energy)
+	if err := f.SetRecorded(0.01, 0.9999); err != nil {
+		panic(err)
+	}
+	fmt.Println(f.RelError, f.Energy)
+	// Output:
+	// NaN NaN
+	// 0.01 0.9999
+}

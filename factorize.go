@@ -24,6 +24,12 @@ import (
 // (WithOversampling, WithPowerIters, WithSeed), the split (WithSplit),
 // rank rounding (WithRoundTo) and the backend (WithBackend).
 //
+// With WithInputCovariance(C) or WithInputScale(s) the factors minimise
+// the error of the layer's outputs on calibration inputs instead,
+// ‖(W − B·A)·X‖_F, by factorizing the whitened W·S (S·Sᵀ = C) and
+// solving for A; the policies then read that output error, which
+// Factors.OutputRelError reports (see WithInputCovariance).
+//
 // With Auto (the default), matrices with min(d,k) < 256 use the exact SVD.
 // Larger ones use the randomized method when r + p ≤ min(d,k)/4; for the
 // Energy and Tolerance policies the adaptive sketch is grown up to that
@@ -81,12 +87,22 @@ func FactorizeContext[T Float](ctx context.Context, w Matrix[T], p Policy, opts 
 	if err := p.validate(w.Rows, w.Cols); err != nil {
 		return nil, err
 	}
+	if cfg.input != nil { // WithInputCovariance, WithInputScale (whiten.go)
+		if err := cfg.input.checkSize(w.Cols); err != nil {
+			return nil, err
+		}
+	}
 	b, err := cfg.backendFor()
 	if err != nil {
 		return nil, err
 	}
 	f, b, fallback, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
-		func(b Backend) (*Factors[T], error) { return factorize(ctx, engineOf[T](b), w, norm, p, &cfg) })
+		func(b Backend) (*Factors[T], error) {
+			if cfg.input != nil {
+				return factorizeWhitened(ctx, b, w, norm, p, &cfg)
+			}
+			return factorize(ctx, engineOf[T](b), w, norm, p, &cfg)
+		})
 	if err != nil {
 		return nil, stoppedOr(ctx, "factorization", w, err)
 	}
@@ -194,6 +210,7 @@ func factorize[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm f
 	f.Method = method
 	f.Policy = p
 	f.Split = cfg.split
+	f.OutputRelError, f.OutputEnergy = f.RelError, f.Energy
 	return f, nil
 }
 

@@ -30,11 +30,36 @@ type Factors[T Float] struct {
 	// Rank is r.
 	Rank int
 	// RelError is ‖W − B·A‖_F / ‖W‖_F, computed from the singular values
-	// (Eckart–Young); 0 for W = 0. NaN for factors built by NewFactors.
+	// (Eckart–Young; with input statistics, measured from B·A on the
+	// backend); 0 for W = 0. NaN for factors built by NewFactors.
 	RelError float64
-	// Energy is the fraction of ‖W‖_F² the factors keep, Σ_{i≤r}σᵢ²/‖W‖_F².
+	// Energy is the fraction of ‖W‖_F² the factors keep, Σ_{i≤r}σᵢ²/‖W‖_F²
+	// (with input statistics, 1 − RelError², RelError measured from B·A).
 	// NaN for factors built by NewFactors.
 	Energy float64
+	// Weighting says what the factors minimise: the weight error
+	// (WeightNone, plain SVD) or the output error on the inputs given by
+	// WithInputCovariance (WeightCovariance) or WithInputScale
+	// (WeightScale). RelError and Energy are the weight error either way.
+	Weighting Weighting
+	// OutputRelError is the relative error of the layer's outputs on the
+	// calibration inputs, ‖(W − B·A)·X‖_F / ‖W·X‖_F (for WithInputScale,
+	// ‖(W − B·A)·diag(s)‖_F / ‖W·diag(s)‖_F): the error the rank policy
+	// read. Without input statistics the inputs are taken as isotropic
+	// (C = I) and it equals RelError. 0 when W·X = 0; NaN for factors
+	// built by NewFactors.
+	OutputRelError float64
+	// OutputEnergy is the fraction of ‖W·X‖_F² the factors keep,
+	// 1 − OutputRelError². NaN for factors built by NewFactors.
+	OutputEnergy float64
+	// BiasShift is (W − B·A)·μ for WithInputMoments: add it to the
+	// layer's bias (length d). nil otherwise.
+	BiasShift []float64
+	// Ridge is the multiple of the identity added to the input
+	// covariance C before its Cholesky factorization, in C's units: the
+	// factors minimise the output error for C + Ridge·I. It is 0 unless C
+	// is singular or ill-conditioned (see WithInputCovariance).
+	Ridge float64
 	// Norm is ‖W‖_F, the Frobenius norm of the matrix the factors
 	// approximate, so that Residual(W)/Norm is the relative error of
 	// factors changed since (rounded to a narrower type, say). NaN for
@@ -74,7 +99,8 @@ func NewFactors[T Float](b, a Matrix[T]) (*Factors[T], error) {
 	if b.Cols != a.Rows {
 		return nil, errorf(ErrShape, "B is %d×%d and A is %d×%d; expected B.Cols = A.Rows (the rank)", b.Rows, b.Cols, a.Rows, a.Cols)
 	}
-	return &Factors[T]{B: b, A: a, Rank: b.Cols, RelError: math.NaN(), Energy: math.NaN(), Norm: math.NaN(), Method: Auto}, nil
+	return &Factors[T]{B: b, A: a, Rank: b.Cols, RelError: math.NaN(), Energy: math.NaN(),
+		OutputRelError: math.NaN(), OutputEnergy: math.NaN(), Norm: math.NaN(), Method: Auto}, nil
 }
 
 // Dims returns the shape d×k of the matrix the factors approximate.

@@ -21,7 +21,11 @@ type Estimate struct {
 // Factorize holds at its peak to factorize a d×k matrix whose elements take
 // elemSize bytes (4 for float32, 8 for float64) with policy p and the
 // given options on the CPU backend, not counting W itself (which the
-// caller holds), and the method whose memory that is:
+// caller holds), and the method whose memory that is (plus, with
+// WithInputCovariance or WithInputScale, the whitened W·S, the float64
+// k×k factor of C and its working copy, and A in float64 for the solve;
+// of C only the dimensions are read, so a Matrix with Rows and Cols set
+// and no Data will do):
 //
 //	Exact        T·d·k (a copy of W) + the SVD: U, S, Vᵀ and LAPACK's
 //	             workspace (a system LAPACK's gesdd: about 4·p² more
@@ -47,6 +51,9 @@ func EstimateMemory(d, k, elemSize int, p Policy, opts ...Option) (Estimate, err
 		return Estimate{}, errorf(ErrShape, "element size %d bytes; expected 4 (float32) or 8 (float64)", elemSize)
 	}
 	n, m, err := estimate(d, k, float64(elemSize), p, opts)
+	if err == nil {
+		n, err = addWhiteningBytes(n, d, k, float64(elemSize), p, opts) // whiten.go
+	}
 	return Estimate{Bytes: n, Method: m}, err
 }
 

@@ -92,6 +92,7 @@ type config struct {
 	roundTo    int
 	maxSketch  int // 0: no cap
 	backend    Backend
+	input      *inputStats // WithInputCovariance or WithInputScale (whiten.go)
 	err        error
 	given      []string // the With… functions that built the options, in order
 }

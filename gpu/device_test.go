@@ -564,4 +564,18 @@ func testOutOfMemory(t *testing.T, b *gpu.Backend) {
 	if f.Backend.Name() != "cpu" || !strings.Contains(f.Fallback, "memory") {
 		t.Errorf("backend %q, fallback %q; want cpu, and the reason", f.Backend.Name(), f.Fallback)
 	}
+	// Data-aware factorization: C's Cholesky factorization and W·L run on
+	// the device first too, and fall back the same way.
+	c, _ := lowrank.NewMatrix[float64](1000, 1000, nil)
+	for i := range 1000 {
+		c.Set(i, i, 1+float64(i%7))
+	}
+	g, err := lowrank.Factorize(w, lowrank.Rank(10), lowrank.WithBackend(b), lowrank.WithInputCovariance(c))
+	if err != nil {
+		t.Fatalf("data-aware Factorize on a full GPU: %v; want the CPU's result", err)
+	}
+	defer g.Close()
+	if g.Backend.Name() != "cpu" || !strings.Contains(g.Fallback, "memory") || g.Weighting != lowrank.WeightCovariance {
+		t.Errorf("data-aware: backend %q, fallback %q, weighting %v; want cpu, the reason, covariance", g.Backend.Name(), g.Fallback, g.Weighting)
+	}
 }

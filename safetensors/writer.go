@@ -148,6 +148,9 @@ func (w *Writer) fail(err error) error {
 	return &Error{File: w.path, Err: fmt.Errorf("writing: %w", unwrapPath(err))}
 }
 
+// Path returns the path the file is written to (the name errors use).
+func (w *Writer) Path() string { return w.path }
+
 // SetMetadata sets the __metadata__ entries written on Close.
 func (w *Writer) SetMetadata(m map[string]string) {
 	w.meta = make(map[string]string, len(m))

@@ -5,6 +5,12 @@
       every NAME.B @ NAME.A is within the recorded relative error of NAME
   st_check.py adapter BASE.safetensors TUNED.safetensors ADAPTER_DIR
       base + (lora_alpha/r)·B·A reproduces tuned within the recorded error
+  st_check.py calibrated ORIG.safetensors FACT.safetensors STATS.safetensors
+      for every tensor factorize --calibration marked calibrated, the output
+      error sqrt(tr(E·C·Eᵀ) / tr(W·C·Wᵀ)), E = W − B·A, computed here from the
+      files (about the mean, C − μμᵀ, with the bias checked to have moved by
+      E·μ, when it took the mean error) is the recorded output_rel_error; the
+      tensors marked plain have no statistics
   st_check.py header FILE.safetensors
       the header is strict JSON, at most 100 MB, and its tensors cover the
       data exactly (prints the number of tensors)
@@ -82,7 +88,10 @@ def main(mode, *paths):
             assert abs(err - m["rel_error"]) <= 1e-3 * m["rel_error"] + 1e-6, (name, err, m["rel_error"])
             checked += 1
         lr = json.loads(meta["lowrank"])
+        shifted = {m.get("bias_shifted") for m in lr["tensors"].values()}
         for name in orig:  # kept dense (maybe in another dtype) or copied
+            if name in shifted:  # checked by the calibrated mode
+                continue
             if name in lr.get("dense", {}):
                 assert rel(fact[name], orig[name]) <= 4e-3, name
             elif name not in lr["tensors"]:
@@ -103,11 +112,32 @@ def main(mode, *paths):
             delta_err = rel(alpha / r * (B @ A), tuned[w] - base[w])
             assert delta_err <= m["rel_error"] * (1 + 1e-3) + 1e-5, (mod, delta_err, m["rel_error"])
             checked += 1
+    elif mode == "calibrated":
+        orig, _ = load(paths[0])
+        fact, meta = load(paths[1])
+        stats, _ = load(paths[2])
+        for name, m in json.loads(meta["lowrank"])["tensors"].items():
+            assert "calibrated" in m, name
+            if not m["calibrated"]:
+                assert name not in stats, name
+                continue
+            W = orig[name]
+            E = W - fact[name + ".B"] @ fact[name + ".A"]
+            C = stats[name]
+            if m.get("bias_shifted"):
+                mu = stats[name + ".input_mean"]
+                C = C - np.outer(mu, mu)
+                b = m["bias_shifted"]
+                moved = fact[b] - orig[b]
+                assert rel(moved, E @ mu) <= 1e-4, (b, rel(moved, E @ mu))
+            err = np.sqrt(np.trace(E @ C @ E.T) / np.trace(W @ C @ W.T))
+            assert abs(err - m["output_rel_error"]) <= 1e-4 * err + 1e-6, (name, err, m["output_rel_error"])
+            checked += 1
     elif mode == "header":
         h, _, _ = header(open(paths[0], "rb").read(), paths[0])
         checked = len(h)
     else:
-        sys.exit("usage: st_check.py factorized ORIG FACT | adapter BASE TUNED DIR | header FILE")
+        sys.exit("usage: st_check.py factorized ORIG FACT | adapter BASE TUNED DIR | calibrated ORIG FACT STATS | header FILE")
     assert checked > 0, "nothing checked"
     print("OK: %d tensors checked" % checked)
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -129,12 +130,12 @@ func TestExtractPEFTRecoversDelta(t *testing.T) {
 	if i, j := strings.Index(string(raw), `"encoder.fc1": 5`), strings.Index(string(raw), `"fc1": 3`); i < 0 || j < 0 || i > j {
 		t.Errorf("rank_pattern order: encoder.fc1 at %d, fc1 at %d:\n%s", i, j, raw)
 	}
-	pc, err := parsePEFTConfig(raw, "cfg", testBudget())
+	pc, err := model.ParsePEFTConfig(raw, "cfg", testBudget())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for mod, r := range p.trueRank {
-		if gr, sc, err := pc.scaling(mod); err != nil || gr != r || sc != 1 {
+		if gr, sc, err := pc.Scaling(mod); err != nil || gr != r || sc != 1 {
 			t.Errorf("%s: config gives rank %d scaling %v; want %d and 1", mod, gr, sc, r)
 		}
 	}

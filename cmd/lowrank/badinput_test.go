@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -168,11 +169,17 @@ func TestFactorizationStopsWithCmdContext(t *testing.T) {
 	cmdContext = ctx
 	defer func() { cmdContext = saved }()
 	s := &settings{policy: lowrank.Rank(4)}
-	if _, err := factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}); err != nil {
+	sw, err := safetensors.Create(filepath.Join(t.TempDir(), "out.safetensors"), safetensors.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Abort()
+	mw := model.NewWriter(sw, model.WriterOptions{})
+	if _, err := factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, mw); err != nil {
 		t.Fatalf("before the interrupt: %v", err)
 	}
 	cancel()
-	_, err = factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{})
+	_, err = factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, mw)
 	if err == nil || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("after the interrupt: %v, want the factorization stopped by the context", err)
 	}

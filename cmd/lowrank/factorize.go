@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -17,36 +19,34 @@ import (
 // JSON string, the rank and error of every factorized tensor.
 const metaKey = "lowrank"
 
-// factMeta is the JSON stored under metaKey.
+// factMeta is the JSON model.Writer stores under metaKey, for the least
+// size of the output's header (checkHeader) before anything is written.
 type factMeta struct {
 	Version int                   `json:"version"`
 	Policy  string                `json:"policy"`
 	Split   string                `json:"split"`
 	Tensors map[string]tensorMeta `json:"tensors"`
+	// Calibration is the base name of the --calibration file, if any.
+	Calibration string `json:"calibration,omitempty"`
 	// Dense lists the selected tensors kept dense, with the reason.
 	Dense map[string]string `json:"dense,omitempty"`
 }
 
-type tensorMeta struct {
-	Shape    []int   `json:"shape"`
-	Rank     int     `json:"rank"`
-	RelError float64 `json:"rel_error"`
-	Energy   float64 `json:"energy"`
-	DType    string  `json:"dtype"`
-}
+// tensorMeta is what the metadata records of one factorized tensor (or
+// extracted module).
+type tensorMeta = model.Record
 
 // outcome is what the pipeline computed for one tensor: its report row and
 // how to write it.
 type outcome struct {
 	row   row
-	meta  *tensorMeta // factorized tensors
-	dense string      // reason a selected tensor was kept dense
 	write func(w *safetensors.Writer) error
 }
 
 func runFactorize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("factorize", "factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
 	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
+	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (and NAME.input_mean, their mean), as scripts/collect_stats.py writes; those weights are factorized for their outputs, the others with plain SVD")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -59,7 +59,11 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	in := pos[0]
-	outs := newOutputSet(s.force, in)
+	inputs := []string{in}
+	if *calPath != "" {
+		inputs = append(inputs, *calPath) // no output may be it
+	}
+	outs := newOutputSet(s.force, inputs...)
 	out := outs.file(s.output, "the output")
 	s.addReport(outs)
 	if err := ready("factorize", s, outs); err != nil {
@@ -75,6 +79,14 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	if *calPath != "" {
+		cf, err := s.mem.open(*calPath)
+		if err != nil {
+			return err
+		}
+		defer cf.Close()
+		s.calib = newCalibration(cf)
+	}
 
 	// Write tensors by decreasing element size, keeping the file's order
 	// within a size, so that every tensor's data stays aligned.
@@ -103,6 +115,12 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	if s.calib != nil { // the statistics: checked before any work (calibration.go)
+		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) { return it.t, it.sel, it.out },
+			func(t safetensors.TensorInfo) item { return item{t: t, out: t.DType} }); err != nil {
+			return err
+		}
+	}
 	// The output's header must stay within the format's limit: check its
 	// least possible size now rather than after the work. A selected
 	// tensor becomes NAME.A and NAME.B (rank 1 at the least) with an entry
@@ -163,7 +181,13 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 		d, k, _ := it.t.Matrix()
 		es := elemBytes(it.t.DType)
-		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, mul(es, d, k)); err != nil {
+		held := mul(es, d, k)
+		var extra []lowrank.Option
+		if s.calib != nil && s.calib.has[it.t.Name] { // C and μ, counted with the tensor
+			held = add(held, calibrationBytes(k)+mul(8, k))
+			extra = append(extra, shapeOnly(k))
+		}
+		if plans[i], err = planFactorize(s.mem, s, in, it.t.Name, d, k, es, held, extra...); err != nil {
 			return err
 		}
 	}
@@ -173,29 +197,32 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer w.Abort()
-	meta := factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Tensors: map[string]tensorMeta{}, Dense: map[string]string{}}
+	// The file is written as the model package writes factorized models:
+	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata.
+	mo := model.WriterOptions{Policy: s.policy.String(), Split: s.split.String(), Metadata: f.Metadata()}
+	if s.calib != nil {
+		mo.Calibration = filepath.Base(s.calib.f.Path())
+	}
+	mw := model.NewWriter(w, mo)
 	rows := make([]row, 0, len(items))
 	prog := newProgress(stderr, s.quiet, len(items), "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]
+		if s.calib != nil && s.calib.biases[it.t.Name] != nil {
+			return biasOutcome(f, it.t, s.calib.biases[it.t.Name])
+		}
 		if !it.sel {
 			return copyOutcome(f, it.t), nil
 		}
 		if computesIn64(it.t.DType) {
-			return factorizeOne[float64](f, it.t, it.out, s, plans[i])
+			return factorizeOne[float64](f, it.t, it.out, s, plans[i], mw)
 		}
-		return factorizeOne[float32](f, it.t, it.out, s, plans[i])
+		return factorizeOne[float32](f, it.t, it.out, s, plans[i], mw)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
 		}
 		rows = append(rows, o.row)
-		if o.meta != nil {
-			meta.Tensors[o.row.Name] = *o.meta
-		}
-		if o.dense != "" {
-			meta.Dense[o.row.Name] = o.dense
-		}
 		prog.step(o.row.Name)
 		return nil
 	})
@@ -203,18 +230,16 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	md := map[string]string{}
-	for k, v := range f.Metadata() {
-		md[k] = v
-	}
-	mj, _ := json.Marshal(meta)
-	md[metaKey] = string(mj)
-	w.SetMetadata(md)
-	if err := w.Close(); err != nil {
+	if err := mw.Close(); err != nil {
 		return err
 	}
 	if err := out.commit(); err != nil {
 		return err
+	}
+	if s.calib != nil && !s.quiet {
+		if n := s.calib.note(); n != "" {
+			fmt.Fprintln(stderr, esc(n))
+		}
 	}
 	return finish(stdout, s, reportFile{Command: "factorize", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 }
@@ -316,9 +341,9 @@ func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
 
 // factorizeOne factorizes tensor t of f in precision T and returns how to
 // write NAME.A and NAME.B in dtype out, or the tensor itself (in dtype out)
-// when factors would save nothing. plan holds the options the memory
-// budget adds for this tensor.
-func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan) (outcome, error) {
+// when factors would save nothing, through mw. plan holds the options the
+// memory budget adds for this tensor.
+func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan, mw *model.Writer) (outcome, error) {
 	W, err := readMatrix[T](f, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -326,18 +351,41 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
-	fac, err := lowrank.FactorizeContext(cmdContext, W, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	var ab *absorb // the bias that takes the mean error, if any
+	if s.calib != nil {
+		if ab = s.calib.absorbs[t.Name]; ab != nil {
+			defer close(ab.done)
+		}
+	}
+	opts := append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)
+	cal := "" // with --calibration: calibrated, or plain for want of statistics
+	if s.calib != nil {
+		cal = calPlain
+		if s.calib.has[t.Name] {
+			c, err := s.calib.option(t.Name)
+			if err != nil {
+				return outcome{}, err
+			}
+			opts, cal = append(opts, c), calCalibrated
+		}
+	}
+	fac, err := lowrank.FactorizeContext(cmdContext, W, s.policy, opts...)
+	if s.calib != nil && err != nil {
+		if e := s.calib.fault(err, t.Name); e != nil {
+			return outcome{}, e
+		}
+	}
 	switch {
 	case plan.capped(s, err):
 		return outcome{}, tensorErr(f.Path(), t.Name, "%s", budgetErr(s, plan))
 	case errors.Is(err, lowrank.ErrRank):
-		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)))
+		return denseOutcome(f, t, W, out, o, reasonRank(min(d, k)), mw)
 	case errors.Is(err, lowrank.ErrPolicy):
-		return denseOutcome(f, t, W, out, o, reasonRatio)
+		return denseOutcome(f, t, W, out, o, reasonRatio, mw)
 	case err != nil:
 		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	case !fac.Saves():
-		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank))
+		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank), mw)
 	}
 	r := fac.Rank
 	rel := fac.RelError
@@ -353,32 +401,65 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 			return outcome{}, tensorFault(err, f.Path(), t.Name)
 		}
 	}
-	o.meta = recordFactors(&o.row, stFactorized, fac, rel, out)
-	A, B := fac.A, fac.B
-	o.write = func(w *safetensors.Writer) error {
-		if err := writeMatrix(w, t.Name+".A", out, A); err != nil {
+	recordFactors(&o.row, stFactorized, fac, rel, out)
+	// What the file records is the error of the factors as stored.
+	if err := fac.SetRecorded(rel, fac.Energy); err != nil {
+		return outcome{}, tensorFault(err, f.Path(), t.Name)
+	}
+	var amend func(r *model.Record) // what --calibration adds to the record
+	if cal != "" {
+		o.row.Calibration = cal
+		calibrated := cal == calCalibrated
+		var outErr, ridge *float64
+		if calibrated {
+			o.row.OutputRelError = f64p(fac.OutputRelError)
+			outErr, ridge = f64p(fac.OutputRelError), f64p(fac.Ridge)
+		}
+		shifted := ""
+		if ab != nil {
+			ab.shift = fac.BiasShift
+			shifted = ab.bias.Name
+		}
+		amend = func(r *model.Record) {
+			r.Calibrated, r.OutputRelError, r.Ridge, r.BiasShifted = &calibrated, outErr, ridge, shifted
+		}
+	}
+	o.write = func(*safetensors.Writer) error {
+		if err := model.AddFactors(mw, t.Name, fac, out); err != nil {
 			return err
 		}
-		return writeMatrix(w, t.Name+".B", out, B)
+		if amend != nil {
+			return mw.Amend(t.Name, amend)
+		}
+		return nil
 	}
 	return o, nil
 }
 
-// denseOutcome keeps a selected tensor dense, converted to out.
-func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string) (outcome, error) {
+// denseOutcome keeps a selected tensor dense, converted to out, and
+// records why in mw's metadata.
+func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string, mw *model.Writer) (outcome, error) {
 	o.row.Status = stDense + ": " + why
-	o.dense = why
 	o.row.ParamsAfter = o.row.ParamsBefore
 	o.row.BytesAfter = o.row.ParamsBefore * int64(out.Size())
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
 	if out == t.DType {
-		c := copyOutcome(f, t)
-		o.write = c.write
+		o.write = func(*safetensors.Writer) error {
+			sec, err := f.Section(t.Name)
+			if err != nil {
+				return err
+			}
+			mw.MarkDense(t.Name, why)
+			return mw.CopyFrom(t.Name, t.DType, t.Shape, sec)
+		}
 		return o, nil
 	}
 	if i, ok := quantize(W.Data, out); !ok {
 		return outcome{}, tensorErr(f.Path(), t.Name, "element [%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/W.Cols, i%W.Cols, W.Data[i], out)
 	}
-	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, out, W) }
+	o.write = func(*safetensors.Writer) error {
+		mw.MarkDense(t.Name, why)
+		return model.AddDense(mw, t.Name, W, out)
+	}
 	return o, nil
 }

@@ -85,6 +85,8 @@ type settings struct {
 	// made from it once the inputs are open.
 	maxMemory int64
 	mem       *budget
+	// calib is factorize's --calibration file (calibration.go), or nil.
+	calib *calibration
 }
 
 func (rf *rankFlags) settings(cmd string) (*settings, error) {

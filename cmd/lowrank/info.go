@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/lowrank-go/lowrank/internal/strictjson"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -97,15 +96,9 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 	// factorize and extract record per-tensor ranks: shown as what the file
 	// says, which this command does not verify.
 	if raw, ok := md[metaKey]; ok {
-		var m struct {
-			Policy  string                `json:"policy"`
-			Split   string                `json:"split"`
-			Tensors map[string]tensorMeta `json:"tensors"`
-			Modules map[string]tensorMeta `json:"modules"`
-			Dense   map[string]string     `json:"dense"`
-		}
-		if err := strictjson.Unmarshal([]byte(raw), &m); err != nil {
-			fmt.Fprintf(w, "\n(metadata %q is not lowrank's JSON: %v)\n", metaKey, err)
+		m, err := model.ParseMetadata(raw)
+		if err != nil {
+			fmt.Fprintf(w, "\n(%s)\n", strip(err))
 			return nil
 		}
 		entries, what := m.Tensors, "factorized tensor"
@@ -123,7 +116,7 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 			dense = append(dense, n)
 		}
 		sort.Strings(dense)
-		err := columns(w, len(names)+len(dense), []string{what, "shape", "rank", "rel.err", "energy"}, func(i int) []string {
+		err = columns(w, len(names)+len(dense), []string{what, "shape", "rank", "rel.err", "energy"}, func(i int) []string {
 			if i >= len(names) {
 				n := dense[i-len(names)]
 				return []string{esc(n), "", "dense", "", "(" + esc(m.Dense[n]) + ")"}
@@ -135,7 +128,7 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 			return err
 		}
 	}
-	if isKohya(f) {
+	if model.IsKohya(f) {
 		fmt.Fprintln(w, "\nkohya LoRA modules:")
 		var downs []safetensors.TensorInfo
 		for _, t := range ts {
@@ -203,40 +196,29 @@ func columns(w io.Writer, n int, header []string, row func(i int) []string) erro
 	return nil
 }
 
+// adapterInfo shows a PEFT adapter folder as the model package reads it
+// (model.InspectAdapter: the config and the keys checked, the matrices
+// shown as they are, whether they agree with the config or not).
 func adapterInfo(w io.Writer, dir string, mem *budget) error {
-	cfg, err := readPEFTConfig(dir, mem)
+	ad, err := model.InspectAdapter(dir, model.AdapterOptions{Context: cmdContext, Budget: mem, OpenFile: mem.open})
 	if err != nil {
+		if cmdContext.Err() != nil {
+			return errInterrupted
+		}
 		return err
 	}
+	defer ad.Close()
+	cfg, f := ad.PEFT(), ad.File()
 	var pretty bytes.Buffer
-	if json.Indent(&pretty, cfg.raw, "", "  ") != nil {
-		pretty.Write(cfg.raw)
+	if json.Indent(&pretty, cfg.Raw, "", "  ") != nil {
+		pretty.Write(cfg.Raw)
 	}
 	fmt.Fprintf(w, "%s: PEFT LoRA adapter\n\n%s (as written in the folder):\n%s\n", dir, peftConfigName, escJSONText(strings.TrimSpace(pretty.String())))
-	f, err := mem.open(filepath.Join(dir, peftWeightsName))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	mods, err := parsePEFTKeys(f)
-	if err != nil {
-		return err
-	}
+	mods := ad.Modules()
 	fmt.Fprintf(w, "\n%s: %d modules, %s\n", peftWeightsName, len(mods), humanBytes(f.Size()))
-	for _, p := range []*patterns{cfg.rankPattern, cfg.alphaPattern} {
-		if err := p.checkWork(len(mods)); err != nil {
-			return err
-		}
-	}
 	cells := make([][]string, len(mods))
 	for i, m := range mods {
-		a, _ := f.Tensor(m.aKey)
-		b, _ := f.Tensor(m.bKey)
-		r, sc, err := cfg.scaling(m.module)
-		if err != nil {
-			return err
-		}
-		cells[i] = []string{esc(m.module), shapeString(b.Shape), shapeString(a.Shape), string(a.DType), strconv.Itoa(r), fmt.Sprintf("%g", sc)}
+		cells[i] = []string{esc(m.Module), shapeString(m.B.Shape), shapeString(m.A.Shape), string(m.A.DType), strconv.Itoa(m.Rank), fmt.Sprintf("%g", m.Scale)}
 	}
 	if err := columns(w, len(mods), []string{"module", "B (d×r)", "A (r×k)", "dtype", "rank", "scaling"}, func(i int) []string { return cells[i] }); err != nil {
 		return err

@@ -141,6 +141,10 @@ func (b *budget) take(n int64, what string) error {
 	return nil
 }
 
+// Take is take, for the model package (model.Budget): adapter configs and
+// their pattern keys are charged to the command's budget.
+func (b *budget) Take(n int64, what string) error { return b.take(n, what) }
+
 // open opens a safetensors input within the budget: a header whose reading
 // would not fit is refused before it is read, and the header and the
 // bookkeeping for its tensors are then taken from the budget. SIGINT and
@@ -287,9 +291,9 @@ type factorPlan struct {
 // factorized within the budget; held is what the command holds besides
 // the factorization's own work (the tensor itself, ΔW and the base for
 // extract). It returns an error naming the tensor when nothing fits.
-func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int64, held int64) (factorPlan, error) {
+func planFactorize(b *budget, s *settings, file, tensor string, d, k int, es int64, held int64, extra ...lowrank.Option) (factorPlan, error) {
 	est := func(opts ...lowrank.Option) (int64, error) {
-		all := append(append([]lowrank.Option(nil), s.opts...), opts...)
+		all := append(append(append([]lowrank.Option(nil), s.opts...), extra...), opts...)
 		e, err := lowrank.EstimateMemory(d, k, int(es), s.policy, all...)
 		return add(e.Bytes, held, es*64*int64(k)), err
 	}

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"unsafe"
 
 	"github.com/lowrank-go/lowrank"
-	"github.com/lowrank-go/lowrank/internal/strictjson"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -97,133 +96,57 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 
 // mergeItem is one base tensor that an adapter module changes.
 type mergeItem struct {
-	mod     *loraModule
-	rank    int
+	mod     model.AdapterModule
 	scaling float64
 }
 
 func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, prefixes []string, s *settings, out *output) error {
-	st, err := os.Stat(adapter)
-	if err != nil {
-		return fmt.Errorf("lowrank: %w", err)
-	}
-	var cfg *peftConfig
-	weights := adapter
-	if st.IsDir() {
-		if cfg, err = readPEFTConfig(adapter, s.mem); err != nil {
+	// The adapter is read by the model package, as a library caller reads
+	// one: the config, the keys, the kohya names mapped to the base's
+	// modules (every tensor NAME.weight, as NAME), ranks and scalings.
+	baseModules := []string{}
+	for ti, t := range fb.Tensors() {
+		if err := tick(ti); err != nil {
 			return err
 		}
-		weights = filepath.Join(adapter, peftWeightsName)
-		if _, err := os.Stat(weights); err != nil {
-			if _, berr := os.Stat(filepath.Join(adapter, "adapter_model.bin")); berr == nil {
-				return fmt.Errorf("lowrank: %s: holds adapter_model.bin (a pickle); expected %s (safetensors only)", adapter, peftWeightsName)
-			}
-			return fmt.Errorf("lowrank: %s: %s not found; expected a PEFT adapter folder", adapter, peftWeightsName)
+		if m, ok := moduleOf(t.Name); ok {
+			baseModules = append(baseModules, m)
 		}
 	}
-	fa, err := s.mem.open(weights)
+	ad, err := model.OpenAdapterWith(adapter, model.AdapterOptions{
+		BaseModules: baseModules, BaseName: fb.Path(), KohyaPrefixes: prefixes,
+		Context: cmdContext, Budget: s.mem, OpenFile: s.mem.open,
+	})
 	if err != nil {
+		if cmdContext.Err() != nil {
+			return errInterrupted
+		}
 		return err
 	}
-	defer fa.Close()
+	defer ad.Close()
+	fa := ad.File()
+	weights := fa.Path()
+	mods := ad.Modules()
 
-	var mods []*loraModule
-	var missing []string
-	kohya := cfg == nil
-	if kohya {
-		if !isKohya(fa) {
-			return fmt.Errorf("lowrank: %s: no adapter_config.json beside it and no kohya lora_down keys; expected a PEFT adapter folder or a kohya LoRA file", adapter)
-		}
-		if len(prefixes) == 0 {
-			prefixes = recordedPrefix(fa)
-		}
-		if mods, missing, err = parseKohyaKeys(fa, fb, prefixes); err != nil {
-			return err
-		}
-	} else {
-		if mods, err = parsePEFTKeys(fa); err != nil {
-			return err
-		}
-		for ti, m := range mods {
-			if err := tick(ti); err != nil {
-				return err
-			}
-			if _, ok := fb.Tensor(m.module + ".weight"); !ok {
-				missing = append(missing, m.module)
-			}
-		}
-	}
-	if len(missing) > 0 {
-		more := ""
-		if len(missing) > 10 {
-			more = fmt.Sprintf(" and %d more", len(missing)-10)
-			missing = missing[:10]
-		}
-		return fmt.Errorf("lowrank: %s: adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model", adapter, fb.Path(), strings.Join(quoteAll(missing), ", "), more)
-	}
-	if len(mods) == 0 {
-		return fmt.Errorf("lowrank: %s: the adapter holds no LoRA module", adapter)
-	}
-
-	// Check shapes and work out each module's scaling.
-	fanIn := cfg != nil && cfg.FanInFanOut
-	if cfg != nil {
-		for _, p := range []*patterns{cfg.rankPattern, cfg.alphaPattern} {
-			if err := p.checkWork(len(mods)); err != nil {
-				return err
-			}
-		}
-	}
+	// Check the shapes against the base.
+	fanIn := ad.FanInFanOut()
 	byTensor := map[string]mergeItem{}
 	for ti, m := range mods {
 		if err := tick(ti); err != nil {
 			return err
 		}
-		name := m.module + ".weight"
+		name := m.Module + ".weight"
 		wt, _ := fb.Tensor(name)
-		at, _ := fa.Tensor(m.aKey)
-		bt, _ := fa.Tensor(m.bKey)
-		if _, _, ok := at.Matrix(); !ok {
-			return fmt.Errorf("lowrank: %s: tensor %q is %s %s; expected a 2-D float matrix", weights, m.aKey, at.DType, shapeString(at.Shape))
-		}
-		if _, _, ok := bt.Matrix(); !ok {
-			return fmt.Errorf("lowrank: %s: tensor %q is %s %s; expected a 2-D float matrix", weights, m.bKey, bt.DType, shapeString(bt.Shape))
-		}
-		r, k, d := at.Shape[0], at.Shape[1], bt.Shape[0]
+		d, k := m.Dims()
 		want := []int{d, k}
 		if fanIn {
 			want = []int{k, d}
 		}
-		if bt.Shape[1] != r {
-			return fmt.Errorf("lowrank: %s: tensors %q (%s) and %q (%s): B has %d columns but A has %d rows; expected B (d×r) and A (r×k) of one rank r",
-				weights, m.bKey, shapeString(bt.Shape), m.aKey, shapeString(at.Shape), bt.Shape[1], r)
-		}
 		if _, _, ok := wt.Matrix(); !ok || !equalShape(wt.Shape, want) {
 			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but the adapter's B (%s) · A (%s) for it is %s in %s; expected matching shapes",
-				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(bt.Shape), shapeString(at.Shape), shapeString(want), weights)
+				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(m.B.Shape), shapeString(m.A.Shape), shapeString(want), weights)
 		}
-		it := mergeItem{mod: m, rank: r}
-		if kohya {
-			alpha := float64(r) // kohya: no alpha means alpha = r
-			if m.alphaKey != "" {
-				if alpha, err = fa.Scalar(m.alphaKey); err != nil {
-					return err
-				}
-				if alpha != alpha || alpha <= 0 || alpha > 1e30 {
-					return fmt.Errorf("lowrank: %s: tensor %q is %v; expected a positive alpha", weights, m.alphaKey, alpha)
-				}
-			}
-			it.scaling = alpha / float64(r)
-		} else {
-			cr, sc, err := cfg.scaling(m.module)
-			if err != nil {
-				return err
-			}
-			if cr != r {
-				return fmt.Errorf("lowrank: %s: tensor %q has rank %d but %s gives r = %d for module %q; expected them to agree", weights, m.aKey, r, cfg.path, cr, m.module)
-			}
-			it.scaling = sc
-		}
+		it := mergeItem{mod: m, scaling: m.Scale}
 		if unmerge {
 			it.scaling = -it.scaling
 		}
@@ -240,10 +163,8 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if !ok {
 			continue
 		}
-		at, _ := fa.Tensor(it.mod.aKey)
-		bt, _ := fa.Tensor(it.mod.bKey)
 		d, k, _ := t.Matrix()
-		costs[i] = productCost(elemBytes(t.DType, at.DType, bt.DType), d, k, it.rank)
+		costs[i] = productCost(elemBytes(t.DType, it.mod.A.DType, it.mod.B.DType), d, k, it.mod.Rank)
 		if !s.mem.fits(costs[i]) {
 			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
 		}
@@ -264,9 +185,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if !ok {
 			return copyOutcome(fb, t), nil
 		}
-		at, _ := fa.Tensor(it.mod.aKey)
-		bt, _ := fa.Tensor(it.mod.bKey)
-		if computesIn64(t.DType, at.DType, bt.DType) {
+		if computesIn64(t.DType, it.mod.A.DType, it.mod.B.DType) {
 			return mergeOne[float64](fb, fa, t, it, fanIn)
 		}
 		return mergeOne[float32](fb, fa, t, it, fanIn)
@@ -296,31 +215,21 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
 }
 
-// recordedPrefix returns the kohya prefix extract recorded in an adapter's
-// lowrank metadata, or the default prefixes when there is none.
-func recordedPrefix(fa *safetensors.File) []string {
-	var m adapterMeta
-	if raw, ok := fa.Metadata()[metaKey]; ok && strictjson.Unmarshal([]byte(raw), &m) == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
-		return []string{m.KohyaPrefix}
-	}
-	return defaultKohyaPrefixes
-}
-
 // mergeOne computes W + scaling·B·A for one base tensor.
 func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInfo, it mergeItem, fanIn bool) (outcome, error) {
 	W, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return outcome{}, err
 	}
-	A, err := readMatrix[T](fa, it.mod.aKey)
+	A, err := readMatrix[T](fa, it.mod.A.Name)
 	if err != nil {
 		return outcome{}, err
 	}
-	B, err := readMatrix[T](fa, it.mod.bKey)
+	B, err := readMatrix[T](fa, it.mod.B.Name)
 	if err != nil {
 		return outcome{}, err
 	}
-	if err := addProduct(W, it.scaling, B, A, fanIn, operands{"W": {fb.Path(), t.Name}, "A": {fa.Path(), it.mod.aKey}, "B": {fa.Path(), it.mod.bKey}}); err != nil {
+	if err := addProduct(W, it.scaling, B, A, fanIn, operands{"W": {fb.Path(), t.Name}, "A": {fa.Path(), it.mod.A.Name}, "B": {fa.Path(), it.mod.B.Name}}); err != nil {
 		return outcome{}, err
 	}
 	if i, ok := quantize(W.Data, t.DType); !ok || firstNonFinite(W.Data) >= 0 {
@@ -335,7 +244,7 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 		// PEFT accepts lora_alpha 0 (and alpha_pattern 0): scaling 0.
 		status += ": scaling 0 (alpha 0), tensor unchanged"
 	}
-	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: status, Rank: it.rank, Scaling: f64p(it.scaling), listed: true,
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: status, Rank: it.mod.Rank, Scaling: f64p(it.scaling), listed: true,
 		ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()}}
 	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, t.DType, W) }
 	return o, nil
@@ -345,33 +254,30 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 // written by factorize, and copies everything else.
 func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *output) error {
 	tensors := f.Tensors()
+	// The factor pairs, found and checked (shapes; no dense NAME beside
+	// its factors) by the model package. The lowrank metadata is dropped
+	// from the output, and not read.
+	m, err := model.FromFiles(model.Options{Context: cmdContext, IgnoreMetadata: true}, f)
+	if err != nil {
+		if cmdContext.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
 	pairs := map[string]bool{} // NAME of each pair
 	for ti, t := range tensors {
 		if err := tick(ti); err != nil {
 			return err
 		}
-		name, ok := strings.CutSuffix(t.Name, ".A")
-		if !ok {
-			continue
+		if name, ok := strings.CutSuffix(t.Name, ".A"); ok {
+			if wi, ok := m.Weight(name); ok && wi.Factored {
+				pairs[name] = true
+			}
 		}
-		b, ok := f.Tensor(name + ".B")
-		if !ok {
-			continue
-		}
-		_, _, okA := t.Matrix()
-		_, r, okB := b.Matrix()
-		if !okA || !okB || t.Shape[0] != r {
-			return fmt.Errorf("lowrank: %s: tensors %q (%s) and %q (%s) are not factors B (d×r) and A (r×k) of one matrix", f.Path(), t.Name, shapeString(t.Shape), b.Name, shapeString(b.Shape))
-		}
-		if _, clash := f.Tensor(name); clash {
-			return fmt.Errorf("lowrank: %s: tensor %q exists beside its factors %q and %q; expected one or the other", f.Path(), name, t.Name, b.Name)
-		}
-		pairs[name] = true
 	}
 	if len(pairs) == 0 {
 		return errors.New("lowrank: " + f.Path() + ": no NAME.A / NAME.B factor pairs; expected a file written by 'lowrank factorize' (or give --adapter to merge an adapter)")
 	}
-	var err error
 	costs := make([]int64, len(tensors))
 	// The output's size, known exactly (less the offsets in its header).
 	outSize := int64(8)

@@ -29,7 +29,11 @@ type row struct {
 	Energy   *float64 `json:"energy,omitempty"`
 	Scaling  *float64 `json:"scaling,omitempty"`
 	Method   string   `json:"method,omitempty"`
-	Backend  string   `json:"backend,omitempty"`
+	// Calibration is set with factorize --calibration: "calibrated" or
+	// "plain (no statistics)"; OutputRelError for calibrated tensors.
+	Calibration    string   `json:"calibration,omitempty"`
+	OutputRelError *float64 `json:"output_rel_error,omitempty"`
+	Backend        string   `json:"backend,omitempty"`
 	// Parameters and bytes before (the dense tensor) and after (what was
 	// written for it).
 	ParamsBefore int64 `json:"params_before"`
@@ -113,7 +117,15 @@ func sumRows(rows []row) totals {
 // printTable writes the per-tensor table and the totals.
 func printTable(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "tensor\tshape\trank\trel.err\tenergy\tparams before → after\tsaved\tstatus")
+	cal := false // factorize --calibration: two more columns
+	for _, r := range rows {
+		cal = cal || r.Calibration != ""
+	}
+	if cal {
+		fmt.Fprintln(tw, "tensor\tshape\trank\trel.err\tout.err\tenergy\tparams before → after\tsaved\tstatus\tcalibration")
+	} else {
+		fmt.Fprintln(tw, "tensor\tshape\trank\trel.err\tenergy\tparams before → after\tsaved\tstatus")
+	}
 	hidden := 0
 	for _, r := range rows {
 		if !r.listed {
@@ -129,6 +141,14 @@ func printTable(w io.Writer, rows []row) {
 		}
 		if r.Energy != nil {
 			en = fmt.Sprintf("%.4f", *r.Energy)
+		}
+		if cal {
+			out := "-"
+			if r.OutputRelError != nil {
+				out = fmt.Sprintf("%.2e", *r.OutputRelError)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d → %d\t%s\t%s\t%s\n", esc(r.Name), shapeString(r.Shape), rank, rel, out, en, r.ParamsBefore, r.ParamsAfter, humanBytes(r.BytesSaved), esc(r.Status), r.Calibration)
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d → %d\t%s\t%s\n", esc(r.Name), shapeString(r.Shape), rank, rel, en, r.ParamsBefore, r.ParamsAfter, humanBytes(r.BytesSaved), esc(r.Status))
 	}
@@ -169,7 +189,7 @@ func writeReport(out *output, rep reportFile) error {
 	var buf bytes.Buffer
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
 		cw := csv.NewWriter(&buf)
-		cw.Write([]string{"name", "shape", "dtype", "status", "rank", "rel_error", "energy", "params_before", "params_after", "bytes_before", "bytes_after", "bytes_saved"})
+		cw.Write([]string{"name", "shape", "dtype", "status", "rank", "rel_error", "energy", "params_before", "params_after", "bytes_before", "bytes_after", "bytes_saved", "calibration", "output_rel_error"})
 		opt := func(p *float64) string {
 			if p == nil {
 				return ""
@@ -188,7 +208,8 @@ func writeReport(out *output, rep reportFile) error {
 			// injection; the numbers are ours.
 			cw.Write([]string{csvCell(r.Name), shapeString(r.Shape), csvCell(r.DType), csvCell(r.Status), rank, opt(r.RelError), opt(r.Energy),
 				strconv.FormatInt(r.ParamsBefore, 10), strconv.FormatInt(r.ParamsAfter, 10),
-				strconv.FormatInt(r.BytesBefore, 10), strconv.FormatInt(r.BytesAfter, 10), strconv.FormatInt(r.BytesSaved, 10)})
+				strconv.FormatInt(r.BytesBefore, 10), strconv.FormatInt(r.BytesAfter, 10), strconv.FormatInt(r.BytesSaved, 10),
+				r.Calibration, opt(r.OutputRelError)})
 		}
 		cw.Flush()
 		if err := cw.Error(); err != nil {

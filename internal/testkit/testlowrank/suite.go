@@ -20,7 +20,7 @@ import (
 // Run runs the whole conformance suite on b: the engine primitives, then
 // SVD, Factorize (exact and randomized, every policy, both splits) and
 // Apply on every matrix of oracle.Cases, in float64 and float32, each result
-// checked against the oracle.
+// checked against the oracle, and data-aware factorization (whiten.go).
 func Run(t *testing.T, b lowrank.Backend) {
 	if err := b.Init(); err != nil {
 		t.Fatalf("backend %s: %v", b.Name(), err)
@@ -29,6 +29,8 @@ func Run(t *testing.T, b lowrank.Backend) {
 	t.Run("engine/float32", func(t *testing.T) { testla.EngineTest(t, b.Float32()) })
 	t.Run("float64", func(t *testing.T) { runCases[float64](t, b) })
 	t.Run("float32", func(t *testing.T) { runCases[float32](t, b) })
+	t.Run("whitened/float64", func(t *testing.T) { checkWhitened[float64](t, b) }) // whiten.go
+	t.Run("whitened/float32", func(t *testing.T) { checkWhitened[float32](t, b) })
 }
 
 // tolerances of one float type.
@@ -69,6 +71,7 @@ func runCases[T lowrank.Float](t *testing.T, b lowrank.Backend) {
 				checkFactors(t, w, sigma, f, true)
 			}
 			checkProducts(t, b, w, factorize(t, w, lowrank.Rank(max(1, n/2)), lowrank.WithBackend(b), lowrank.WithMethod(lowrank.Exact)))
+			checkDense(t, b, w)
 			checkSplits(t, b, w, sigma)
 			checkPolicies(t, b, w, sigma, lowrank.Exact)
 			if n >= 20 {
@@ -242,6 +245,59 @@ func checkApply[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], f *lowrank.F
 	}
 	if d := oracle.RelDiff(ym.Data, want); d > tol.vec*10 {
 		t.Errorf("ApplyBatch differs from X·(B·A)ᵀ + bias by %.3g", d)
+	}
+}
+
+// checkDense checks the dense layer W·x + bias on b (Apply, ApplyBatch,
+// and again after Close) against float64 loops.
+func checkDense[T lowrank.Float](t *testing.T, b lowrank.Backend, w lowrank.Matrix[T]) {
+	t.Helper()
+	tol := tolsOf[T]().vec * 10
+	m, err := lowrank.NewDense(w)
+	if err != nil {
+		t.Fatalf("NewDense: %v", err)
+	}
+	m.Backend = b
+	defer func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Dense.Close: %v", err)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(uint64(w.Cols), uint64(w.Rows)))
+	const n = 4
+	x := make([]T, n*w.Cols)
+	for i := range x {
+		x[i] = T(rng.NormFloat64())
+	}
+	bias := make([]T, w.Rows)
+	for i := range bias {
+		bias[i] = T(rng.NormFloat64() * scaleOf(w.Data))
+	}
+	want := oracle.Matmul(n, w.Cols, w.Rows, oracle.ToF64(x), oracle.Transpose(w.Rows, w.Cols, oracle.ToF64(w.Data)))
+	for i := range n {
+		for j := range w.Rows {
+			want[i*w.Rows+j] += float64(bias[j])
+		}
+	}
+	for round := range 2 { // the second after Close: prepared again
+		y, err := m.Apply(x[:w.Cols], bias)
+		if err != nil {
+			t.Fatalf("Dense.Apply: %v", err)
+		}
+		if d := oracle.RelDiff(y, want[:w.Rows]); d > tol {
+			t.Errorf("Dense.Apply (round %d) differs from W·x + bias by %.3g", round, d)
+		}
+		xm, _ := lowrank.NewMatrix(n, w.Cols, x)
+		ym, err := m.ApplyBatch(xm, bias)
+		if err != nil {
+			t.Fatalf("Dense.ApplyBatch: %v", err)
+		}
+		if d := oracle.RelDiff(ym.Data, want); d > tol {
+			t.Errorf("Dense.ApplyBatch (round %d) differs from X·Wᵀ + bias by %.3g", round, d)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatalf("Dense.Close: %v", err)
+		}
 	}
 }
 
@@ -462,6 +518,8 @@ func CrossCheck(t *testing.T, b, ref lowrank.Backend) {
 	}
 	t.Run("float64", func(t *testing.T) { crossCheck[float64](t, b, ref, 1e-8) })
 	t.Run("float32", func(t *testing.T) { crossCheck[float32](t, b, ref, 2e-3) })
+	t.Run("whitened/float64", func(t *testing.T) { crossCheckWhitened[float64](t, b, ref, 1e-8) }) // whiten.go
+	t.Run("whitened/float32", func(t *testing.T) { crossCheckWhitened[float32](t, b, ref, 2e-3) })
 }
 
 func crossCheck[T lowrank.Float](t *testing.T, b, ref lowrank.Backend, tol float64) {

@@ -1,4 +1,4 @@
-package main
+package model
 
 import (
 	"errors"
@@ -11,58 +11,72 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"context"
+	"sync"
+
 	"github.com/lowrank-go/lowrank/internal/osfile"
 	"github.com/lowrank-go/lowrank/internal/strictjson"
 )
 
-// peftConfig is what merge needs from adapter_config.json.
-type peftConfig struct {
-	path         string
-	PeftType     string
-	R            int
-	LoraAlpha    float64
-	UseRslora    bool
-	FanInFanOut  bool
+// PEFTConfig is what this package reads of a PEFT adapter's
+// adapter_config.json: LoraConfig's fields that decide each module's rank
+// and scaling. Everything else is checked as JSON and otherwise ignored.
+type PEFTConfig struct {
+	// Path is the file's path, as errors name it.
+	Path string
+	// PeftType is "LORA" (anything else is refused).
+	PeftType string
+	// R and LoraAlpha are the default rank and alpha (LoraConfig's
+	// defaults: alpha 8); UseRslora scales by alpha/√r instead of
+	// alpha/r; FanInFanOut says the base weights are stored in×out
+	// (GPT-2's Conv1D).
+	R           int
+	LoraAlpha   float64
+	UseRslora   bool
+	FanInFanOut bool
+	// Raw is the file as read.
+	Raw []byte
+
+	mu           sync.Mutex // the patterns' caches
 	rankPattern  *patterns
 	alphaPattern *patterns
-	raw          []byte
 }
 
 func configErr(path, format string, args ...any) error {
-	return fmt.Errorf("lowrank: %s: %s", path, fmt.Sprintf(format, args...))
+	return fileErr(ErrFormat, path, format, args...)
 }
 
 // readPEFTConfig reads and checks an adapter folder's adapter_config.json,
 // which must be a regular file (a FIFO or device is refused, not waited
 // on).
-func readPEFTConfig(dir string, mem *budget) (*peftConfig, error) {
-	path := filepath.Join(dir, peftConfigName)
+func readPEFTConfig(ctx context.Context, dir string, mem Budget) (*PEFTConfig, error) {
+	path := filepath.Join(dir, PEFTConfigName)
 	f, st, err := osfile.OpenRegular(path)
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("lowrank: %s: %s not found; expected a PEFT adapter folder holding %s and %s", dir, peftConfigName, peftConfigName, peftWeightsName)
+			return nil, fileErr(ErrNotFound, dir, "%s not found; expected a PEFT adapter folder holding %s and %s", PEFTConfigName, PEFTConfigName, PEFTWeightsName)
 		case errors.Is(err, osfile.ErrNotRegular):
 			st, _ := os.Stat(path)
 			return nil, configErr(path, "is %s; expected a regular JSON file", osfile.Kind(st.Mode()))
 		}
-		return nil, fmt.Errorf("lowrank: %w", err)
+		return nil, &modelError{kinds: []error{err}, msg: err.Error()}
 	}
 	defer f.Close()
 	if st.Size() > maxConfigBytes {
 		return nil, configErr(path, "larger than %d bytes; expected a small JSON file", maxConfigBytes)
 	}
-	if err := mem.take(configMemory(st.Size()), path+": reading it"); err != nil {
+	if err := take(mem, configMemory(st.Size()), path+": reading it"); err != nil {
 		return nil, err
 	}
 	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("lowrank: %s: %w", path, unwrapPathErr(err))
+		return nil, &modelError{kinds: []error{err}, msg: path + ": " + unwrapPathErr(err).Error()}
 	}
 	if len(raw) > maxConfigBytes {
 		return nil, configErr(path, "larger than %d bytes; expected a small JSON file", maxConfigBytes)
 	}
-	return parsePEFTConfig(raw, path, mem)
+	return parsePEFTConfig(ctx, raw, path, mem)
 }
 
 // configMemory is the most memory reading a config of n bytes takes: the
@@ -74,15 +88,24 @@ func configMemory(n int64) int64 { return 8*n + 64<<10 }
 // writes them (LoraConfig's fields).
 var configKeys = []string{"peft_type", "r", "lora_alpha", "use_rslora", "fan_in_fan_out", "use_dora", "rank_pattern", "alpha_pattern"}
 
-// parsePEFTConfig reads adapter_config.json strictly (internal/strictjson):
-// a key twice, anywhere, is an error, as is a key that differs from one of
-// configKeys only by case or Unicode folding ("R", "Lora_Alpha",
-// "ſhape"); other keys are checked as JSON and otherwise ignored.
-func parsePEFTConfig(raw []byte, path string, mem *budget) (*peftConfig, error) {
+// ParsePEFTConfig reads the adapter_config.json raw (path is how errors
+// name it) strictly (internal/strictjson): a key twice, anywhere, is an
+// error, as is a key that differs from one of LoraConfig's only by case or
+// Unicode folding ("R", "Lora_Alpha", "ſhape"); other keys are checked as
+// JSON and otherwise ignored. peft_type must be "LORA", r a positive
+// integer ≤ 2³⁰, lora_alpha finite, use_dora false; rank_pattern and
+// alpha_pattern are read in order, their keys charged to b (nil: no
+// budget). Errors start "lowrank: PATH: " and wrap ErrFormat (or the
+// budget's error).
+func ParsePEFTConfig(raw []byte, path string, b Budget) (*PEFTConfig, error) {
+	return parsePEFTConfig(context.Background(), raw, path, b)
+}
+
+func parsePEFTConfig(ctx context.Context, raw []byte, path string, mem Budget) (*PEFTConfig, error) {
 	if !utf8.Valid(raw) {
 		return nil, configErr(path, "not valid UTF-8; expected a UTF-8 JSON object")
 	}
-	c := &peftConfig{path: path, raw: raw, LoraAlpha: 8} // LoraConfig's default alpha
+	c := &PEFTConfig{Path: path, Raw: raw, LoraAlpha: 8} // LoraConfig's default alpha
 	s := strictjson.NewScanner(raw)
 	syntax := func(err error) error { return configErr(path, "%v", err) }
 	k, err := s.Peek()
@@ -154,7 +177,7 @@ func parsePEFTConfig(raw []byte, path string, mem *budget) (*peftConfig, error) 
 				c.FanInFanOut = b
 			case "use_dora":
 				if b {
-					return nil, configErr(path, "use_dora is true; DoRA adapters are not supported, expected a plain LoRA adapter")
+					return nil, fileErr(ErrUnsupported, path, "use_dora is true; DoRA adapters are not supported, expected a plain LoRA adapter")
 				}
 			}
 		case "r", "lora_alpha":
@@ -176,7 +199,7 @@ func parsePEFTConfig(raw []byte, path string, mem *budget) (*peftConfig, error) 
 			if key == "alpha_pattern" {
 				dst = &c.alphaPattern
 			}
-			if *dst, err = parsePattern(s, raw, key, path, mem); err != nil {
+			if *dst, err = parsePattern(ctx, s, raw, key, path, mem); err != nil {
 				return nil, err
 			}
 		}
@@ -185,7 +208,7 @@ func parsePEFTConfig(raw []byte, path string, mem *budget) (*peftConfig, error) 
 		return nil, syntax(err)
 	}
 	if c.PeftType != "LORA" {
-		return nil, configErr(path, "peft_type is %q; expected \"LORA\" (other PEFT methods are not supported)", c.PeftType)
+		return nil, fileErr(ErrUnsupported, path, "peft_type is %q; expected \"LORA\" (other PEFT methods are not supported)", c.PeftType)
 	}
 	if !seenR {
 		return nil, configErr(path, "\"r\" is missing; expected a positive integer")
@@ -228,7 +251,7 @@ func number(s *strictjson.Scanner, raw []byte, key, path string) (float64, error
 
 // parsePattern reads a rank_pattern or alpha_pattern object, keeping the
 // order of its keys (PEFT takes the first key that matches).
-func parsePattern(s *strictjson.Scanner, raw []byte, name, path string, mem *budget) (*patterns, error) {
+func parsePattern(ctx context.Context, s *strictjson.Scanner, raw []byte, name, path string, mem Budget) (*patterns, error) {
 	if k, err := s.Peek(); err != nil || k != strictjson.Object {
 		if err != nil {
 			return nil, configErr(path, "%v", err)
@@ -239,7 +262,7 @@ func parsePattern(s *strictjson.Scanner, raw []byte, name, path string, mem *bud
 	var keys strictjson.Keys
 	out := &patterns{name: name, path: path, mem: mem}
 	for i := 0; ; i++ {
-		if err := tick(i); err != nil {
+		if err := tick(ctx, i); err != nil {
 			return nil, err
 		}
 		off := s.Offset()
@@ -267,10 +290,15 @@ func parsePattern(s *strictjson.Scanner, raw []byte, name, path string, mem *bud
 	}
 }
 
-// scaling returns the rank PEFT expects for module and its scaling:
+// Scaling returns the rank PEFT expects for module and its scaling:
 // lora_alpha/r, or lora_alpha/√r with use_rslora, with r and lora_alpha
-// taken from rank_pattern and alpha_pattern when a key matches.
-func (c *peftConfig) scaling(module string) (int, float64, error) {
+// taken from rank_pattern and alpha_pattern when a key matches (the first
+// key K, in the order written, with ^(.*\.)?(K)$ matching the module, as
+// PEFT ≥ 0.14 matches them). It is safe for concurrent use; its error is
+// a budget's or a bound's (see the package documentation).
+func (c *PEFTConfig) Scaling(module string) (rank int, scale float64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	r := float64(c.R)
 	if v, ok, err := c.rankPattern.match(module); err != nil {
 		return 0, 0, err

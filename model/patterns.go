@@ -1,4 +1,4 @@
-package main
+package model
 
 import (
 	"fmt"
@@ -48,7 +48,7 @@ type patterns struct {
 	trie     litTrie
 	regexIdx []int // indexes into keys, in order
 	compiled []*regexp.Regexp
-	mem      *budget
+	mem      Budget
 	steps    int
 }
 
@@ -65,7 +65,7 @@ func (p *patterns) add(key string, value float64) error {
 	p.keys = append(p.keys, key)
 	p.values = append(p.values, value)
 	if isLiteral(key) {
-		if err := p.mem.take(int64(len(key))*patternBytesPerKeyByte+64, fmt.Sprintf("%s: %s key %q", p.path, p.name, key)); err != nil {
+		if err := take(p.mem, int64(len(key))*patternBytesPerKeyByte+64, fmt.Sprintf("%s: %s key %q", p.path, p.name, key)); err != nil {
 			return err
 		}
 		p.trie.add(key, idx)
@@ -106,7 +106,7 @@ func (p *patterns) match(module string) (float64, bool, error) {
 		re := p.compiled[j]
 		if re == nil {
 			key := p.keys[idx]
-			if err := p.mem.take(regexCost(key), fmt.Sprintf("%s: compiling %s key %q", p.path, p.name, key)); err != nil {
+			if err := take(p.mem, regexCost(key), fmt.Sprintf("%s: compiling %s key %q", p.path, p.name, key)); err != nil {
 				return 0, false, err
 			}
 			var err error

@@ -1,0 +1,220 @@
+package model
+
+import (
+	"context"
+	"strings"
+
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// PEFT's adapter folder layout (huggingface/peft, utils/save_and_load.py and
+// tuners/lora/config.py).
+const (
+	// PEFTConfigName and PEFTWeightsName are the files of a PEFT adapter
+	// folder.
+	PEFTConfigName  = "adapter_config.json"
+	PEFTWeightsName = "adapter_model.safetensors"
+	// PEFTPrefix is the prefix PEFT gives the keys of the weights.
+	PEFTPrefix     = "base_model.model."
+	maxConfigBytes = 16 << 20
+	// MaxRank is the largest r (or rank_pattern value) accepted.
+	MaxRank = 1 << 30
+	maxRank = MaxRank
+)
+
+// PEFTKey returns the key PEFT stores a LoRA matrix ("A" or "B") of module
+// under: "base_model.model.<module>.lora_A.weight".
+func PEFTKey(module, ab string) string {
+	return PEFTPrefix + module + ".lora_" + ab + ".weight"
+}
+
+// KohyaName returns the kohya-style name of a module: prefix, "_", and the
+// module path with dots turned into underscores, as kohya-ss/sd-scripts
+// names its LoRA modules ("lora_unet_down_blocks_0_…").
+func KohyaName(prefix, module string) string {
+	return prefix + "_" + strings.ReplaceAll(module, ".", "_")
+}
+
+// loraModule is one module of an adapter file being merged.
+type loraModule struct {
+	module     string // module name (base tensor = module + ".weight")
+	aKey, bKey string
+	alphaKey   string // kohya only
+}
+
+// parsePEFTKeys groups the tensors of a PEFT adapter file by module. Keys
+// are "[base_model.model.]<module>.lora_A[.<adapter>].weight"; anything
+// else (embeddings, DoRA magnitudes, LoRA biases, modules_to_save) is an
+// error naming the key.
+func parsePEFTKeys(ctx context.Context, f *safetensors.File) ([]*loraModule, error) {
+	byModule := map[string]*loraModule{}
+	var order []string
+	for ti, t := range f.Tensors() {
+		if err := tick(ctx, ti); err != nil {
+			return nil, err
+		}
+		key := strings.TrimPrefix(t.Name, PEFTPrefix)
+		module, ab, ok := splitLoraKey(key)
+		if !ok {
+			return nil, tensorErr(ErrUnsupported, f.Path(), t.Name, "not a LoRA weight; expected keys <module>.lora_A.weight and <module>.lora_B.weight (embedding, DoRA, bias and modules_to_save entries are not supported)")
+		}
+		m := byModule[module]
+		if m == nil {
+			m = &loraModule{module: module}
+			byModule[module] = m
+			order = append(order, module)
+		}
+		dst := &m.aKey
+		if ab == "B" {
+			dst = &m.bKey
+		}
+		if *dst != "" {
+			return nil, tensorErr(ErrFormat, f.Path(), t.Name, "second lora_%s for module %q (also %q); expected one adapter per file", ab, module, *dst)
+		}
+		*dst = t.Name
+	}
+	var mods []*loraModule
+	for _, name := range order {
+		m := byModule[name]
+		if m.aKey == "" || m.bKey == "" {
+			return nil, fileErr(ErrFormat, f.Path(), "module %q has only one of lora_A and lora_B; expected both", name)
+		}
+		mods = append(mods, m)
+	}
+	return mods, nil
+}
+
+// splitLoraKey splits "<module>.lora_A[.<adapter>].weight".
+func splitLoraKey(key string) (module, ab string, ok bool) {
+	rest, found := strings.CutSuffix(key, ".weight")
+	if !found {
+		return "", "", false
+	}
+	for _, x := range []string{"A", "B"} {
+		marker := ".lora_" + x
+		i := strings.LastIndex(rest, marker)
+		if i <= 0 {
+			continue
+		}
+		tail := rest[i+len(marker):]
+		if tail == "" || (strings.HasPrefix(tail, ".") && !strings.Contains(tail[1:], ".") && len(tail) > 1) {
+			return rest[:i], x, true
+		}
+	}
+	return "", "", false
+}
+
+// isKohya reports whether an adapter file uses kohya's lora_down/lora_up
+// keys.
+func isKohya(f *safetensors.File) bool {
+	for _, t := range f.Tensors() {
+		if strings.HasSuffix(t.Name, ".lora_down.weight") {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultKohyaPrefixes returns the prefixes tried when neither the caller
+// (AdapterOptions.KohyaPrefixes, lowrank merge --kohya-prefix) nor the
+// adapter's own lowrank metadata names one: extract's default and those of
+// kohya-ss/sd-scripts (networks/lora.py).
+func DefaultKohyaPrefixes() []string {
+	return []string{"lora", "lora_unet", "lora_te", "lora_te1", "lora_te2"}
+}
+
+// parseKohyaKeys groups a kohya adapter's tensors by LoRA name and maps
+// each, exactly, to the base module whose kohya name it is: PREFIX, "_",
+// and the module path with its dots turned into underscores, for one of
+// prefixes. A name that two base modules (or two prefixes) could produce
+// is an error naming both; a name none produces is returned in missing.
+// baseModules are the base's modules (its tensors NAME.weight, as NAME),
+// baseName how errors call the base.
+func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []string, baseName string, prefixes []string) (mods []*loraModule, missing []string, err error) {
+	type parts struct{ down, up, alpha string }
+	byName := map[string]*parts{}
+	var order []string
+	for i, t := range f.Tensors() {
+		if err := tick(ctx, i); err != nil {
+			return nil, nil, err
+		}
+		var name, kind string
+		for _, suf := range []string{".lora_down.weight", ".lora_up.weight", ".alpha"} {
+			if n, ok := strings.CutSuffix(t.Name, suf); ok {
+				name, kind = n, suf
+				break
+			}
+		}
+		if name == "" {
+			return nil, nil, tensorErr(ErrFormat, f.Path(), t.Name, "not a kohya LoRA key; expected NAME.lora_down.weight, NAME.lora_up.weight and NAME.alpha")
+		}
+		p := byName[name]
+		if p == nil {
+			p = &parts{}
+			byName[name] = p
+			order = append(order, name)
+		}
+		switch kind {
+		case ".lora_down.weight":
+			p.down = t.Name
+		case ".lora_up.weight":
+			p.up = t.Name
+		default:
+			p.alpha = t.Name
+		}
+	}
+	// Module path with underscores for dots → the base tensor's module;
+	// two modules that read the same that way are both kept, for the
+	// error.
+	type target struct{ module, other string }
+	under := map[string]target{}
+	for i, m := range baseModules {
+		if err := tick(ctx, i); err != nil {
+			return nil, nil, err
+		}
+		u := strings.ReplaceAll(m, ".", "_")
+		if c, dup := under[u]; dup {
+			if c.other == "" {
+				c.other = m
+				under[u] = c
+			}
+			continue
+		}
+		under[u] = target{module: m}
+	}
+	for i, name := range order {
+		if err := tick(ctx, i); err != nil {
+			return nil, nil, err
+		}
+		p := byName[name]
+		if p.down == "" || p.up == "" {
+			return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q lacks lora_down or lora_up; expected both", name)
+		}
+		module, via := "", ""
+		for _, pre := range prefixes {
+			rest, ok := strings.CutPrefix(name, pre+"_")
+			if !ok {
+				continue
+			}
+			c, ok := under[rest]
+			if !ok {
+				continue
+			}
+			if c.other != "" {
+				return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q is the kohya name of both %q and %q of %s (dots become underscores); expected names that stay distinct",
+					name, c.module+".weight", c.other+".weight", baseName)
+			}
+			if module != "" && module != c.module {
+				return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q names both %q (prefix %q) and %q (prefix %q) of %s; expected one: give the adapter's prefix with --kohya-prefix (AdapterOptions.KohyaPrefixes)",
+					name, module+".weight", via, c.module+".weight", pre, baseName)
+			}
+			module, via = c.module, pre
+		}
+		if module == "" {
+			missing = append(missing, name)
+			continue
+		}
+		mods = append(mods, &loraModule{module: module, aKey: p.down, bKey: p.up, alphaKey: p.alpha})
+	}
+	return mods, missing, nil
+}
