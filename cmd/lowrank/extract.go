@@ -349,7 +349,7 @@ func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out sa
 		e.row.listed = normDelta != 0
 		return e, nil
 	}
-	fac, err := lowrank.Factorize(D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	fac, err := lowrank.FactorizeContext(cmdContext, D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	if plan.capped(s, err) {
 		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s, plan))
 	}
