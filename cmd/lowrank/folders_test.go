@@ -271,3 +271,51 @@ func TestExtractMergeDensifyFolders(t *testing.T) {
 	_, draw := folderTensors(t, dF)
 	sameTensors(t, "densified folder and file", draw, fileTensors(t, dS))
 }
+
+// TestBrokenIndexRefusedByEveryCommand checks that every command reading a
+// model refuses a folder whose index does not match its shards, with one
+// lowrank: line naming the index, the shard and the tensor, and leaves
+// nothing behind.
+func TestBrokenIndexRefusedByEveryCommand(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	all := shardedModel(t, in, 3, 2)
+	good, tuned := filepath.Join(dir, "good"), filepath.Join(dir, "tuned")
+	gt := shardedModel(t, good, 2, 2)
+	for i := range gt {
+		v := append([]float64(nil), gt[i].vals...)
+		for j := range v {
+			v[j] *= 1.5
+		}
+		gt[i].vals = v
+	}
+	writeFolder(t, tuned, 2, gt)
+	ad := filepath.Join(dir, "ad")
+	mustCLI(t, "extract", "--base", good, "--tuned", tuned, "-o", ad, "--rank", "1", "--quiet")
+	ix := filepath.Join(in, "model.safetensors.index.json")
+	// The index puts the first tensor in the third shard.
+	wm := map[string]string{}
+	for i, x := range all {
+		wm[x.name] = safetensors.ShardName("model", min(i/((len(all)+2)/3), 2)+1, 3)
+	}
+	first := all[0].name
+	wm[first] = safetensors.ShardName("model", 3, 3)
+	if err := os.WriteFile(ix, safetensors.IndexJSON(1, wm), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"model.safetensors.index.json", `tensor "` + first + `"`, "model-00001-of-00003.safetensors"}
+	for _, args := range [][]string{
+		{"info", in},
+		{"info", ix},
+		{"factorize", in, "-o", filepath.Join(dir, "out"), "--rank", "2"},
+		{"merge", "--base", in, "--adapter", ad, "-o", filepath.Join(dir, "out")},
+		{"merge", in, "-o", filepath.Join(dir, "out")},
+		{"extract", "--base", in, "--tuned", good, "-o", filepath.Join(dir, "out2"), "--rank", "1"},
+		{"extract", "--base", good, "--tuned", ix, "-o", filepath.Join(dir, "out2"), "--rank", "1"},
+	} {
+		assertFails(t, dir, nil, args, want...)
+	}
+	// A missing shard.
+	os.Remove(filepath.Join(in, "model-00002-of-00003.safetensors"))
+	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "out"), "--rank", "2"}, "model-00002-of-00003.safetensors", "is missing")
+}
