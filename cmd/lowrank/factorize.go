@@ -49,6 +49,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
 	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (and NAME.input_mean, their mean), as scripts/collect_stats.py writes; those weights are factorized for their outputs, the others with plain SVD")
 	ff := addFolderFlags(fs)
+	devSpec := addDevicesFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -62,6 +63,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	fsx, err := ff.settings("factorize", os.Getenv)
 	if err != nil {
+		return err
+	}
+	if err := checkDevicesFlags("factorize", fs, *devSpec); err != nil { // devices.go
 		return err
 	}
 	in := pos[0]
@@ -264,6 +268,17 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if s.calib != nil {
 		mo.Calibration = filepath.Base(s.calib.f.Path())
 	}
+	var devs *devicePool
+	if *devSpec != "" {
+		if devs, err = openDevices("factorize", *devSpec, stderr); err != nil {
+			return err
+		}
+		defer devs.close()
+		s.jobs = len(devs.all)
+		if !s.quiet {
+			defer func() { fmt.Fprintf(stderr, "lowrank: --devices: tensors factorized per device: %s\n", devs.summary()) }()
+		}
+	}
 	var mw *model.Writer // the file's, or the shard's being written
 	curMW := func() *model.Writer { return mw }
 	compute := func(i int) (outcome, error) {
@@ -274,10 +289,16 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		if !it.sel {
 			return copyOutcome(f, it.t), nil
 		}
-		if computesIn64(it.t.DType) {
-			return factorizeOne[float64](f, it.t, it.out, s, plans[i], curMW)
+		run := func(plan factorPlan) (outcome, error) {
+			if computesIn64(it.t.DType) {
+				return factorizeOne[float64](f, it.t, it.out, s, plan, curMW)
+			}
+			return factorizeOne[float32](f, it.t, it.out, s, plan, curMW)
 		}
-		return factorizeOne[float32](f, it.t, it.out, s, plans[i], curMW)
+		if devs != nil { // --devices: on a free GPU (devices.go)
+			return devs.run(it.t.Name, func(b lowrank.Backend) (outcome, error) { return run(plans[i].on(b)) })
+		}
+		return run(plans[i])
 	}
 	var rows []row
 	if folderOut {
