@@ -29,6 +29,9 @@ $T -o "$DIR/j" -f "join: %e s wall, %M KB peak RSS" "$DIR/lowrank" join "$DIR/ou
 end=$(date +%s.%N)
 cat "$DIR/w0" "$DIR/w1" "$DIR/j"
 echo "2 workers + join: $(echo "$end - $start" | bc) s wall"
+# The same tensor shape alone, in one file: the working set of one tensor.
+"$DIR/genmodel" -o "$DIR/one.safetensors" -dtype bf16 -layers 1 -d 28672 -k 8192 -r 16
+$T -f "one tensor, one file: %e s wall, %M KB peak RSS" "$DIR/lowrank" factorize "$DIR/one.safetensors" -o "$DIR/one-out.safetensors" "${F[@]}"
 for o in out2 out3; do
 	same=yes
 	for f in "$DIR"/out1/*; do

@@ -118,6 +118,14 @@ func TestDevicesFake(t *testing.T) {
 	}
 	fakecuda.ClearFaults()
 
+	// With --shard: each part on all the devices, joined: the same folder.
+	parts := filepath.Join(dir, "parts")
+	for i := range 2 {
+		mustCLI(t, append([]string{"factorize", in, "-o", parts, "--devices", "all", "--shard", fmt.Sprintf("%d/2", i)}, flags...)...)
+	}
+	mustCLI(t, "join", parts, "--quiet")
+	sameFolders(t, "--devices all --shard I/2, joined", parts, one)
+
 	// Bad --devices values.
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "x"), "--devices", "0,0"}, "distinct device ordinals")
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "x"), "--devices", "5"}, "device 5")

@@ -319,3 +319,38 @@ func TestBrokenIndexRefusedByEveryCommand(t *testing.T) {
 	os.Remove(filepath.Join(in, "model-00002-of-00003.safetensors"))
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "out"), "--rank", "2"}, "model-00002-of-00003.safetensors", "is missing")
 }
+
+// TestMaxShardSizeOnAFile checks that --max-shard-size with a single-file
+// input writes a sharded folder (shards within the limit, the index, the
+// tensors of a one-file run).
+func TestMaxShardSizeOnAFile(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "model.safetensors")
+	modelFile(t, in)
+	out := filepath.Join(dir, "out")
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "3", "--quiet", "--max-shard-size", "8KiB")
+	wm, raw := folderTensors(t, out)
+	shards := map[string]bool{}
+	for _, f := range wm {
+		shards[f] = true
+	}
+	if len(shards) < 2 {
+		t.Errorf("%d shards; want several of at most 8 KiB", len(shards))
+	}
+	for f := range shards {
+		fi, err := safetensors.Open(filepath.Join(out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, ti := range fi.Tensors() {
+			n += ti.Size()
+		}
+		fi.Close()
+		if n > 8<<10 && len(fi.Tensors()) > 2 {
+			t.Errorf("%s holds %d bytes of tensors; the limit is 8 KiB", f, n)
+		}
+	}
+	mustCLI(t, "factorize", in, "-o", filepath.Join(dir, "one.safetensors"), "--rank", "3", "--quiet")
+	sameTensors(t, "sharded and one file", raw, fileTensors(t, filepath.Join(dir, "one.safetensors")))
+}
