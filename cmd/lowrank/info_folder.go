@@ -15,14 +15,24 @@ import (
 )
 
 // isModelPath reports whether info should show path as a model folder (a
-// folder without adapter_config.json) or an index file, rather than as one
-// file or an adapter folder.
+// folder without adapter_config.json that holds model.safetensors, an index
+// or diffusers' names) or an index file, rather than as one file or an
+// adapter folder.
 func isModelPath(path string, dir bool) bool {
 	if !dir {
 		return strings.HasSuffix(path, safetensors.IndexSuffix)
 	}
-	_, err := os.Lstat(filepath.Join(path, peftConfigName))
-	return err != nil
+	if _, err := os.Lstat(filepath.Join(path, peftConfigName)); err == nil {
+		return false
+	}
+	for _, p := range model.Prefixes {
+		for _, name := range []string{p + ".safetensors", p + safetensors.IndexSuffix} {
+			if _, err := os.Lstat(filepath.Join(path, name)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // modelFolderInfo shows a model folder or index file as model.OpenCheckpoint
