@@ -6,7 +6,7 @@ import "testing"
 // original checkpoints and of diffusers' UNet2DConditionModel for the same
 // weights), both ways.
 func TestUNetNames(t *testing.T) {
-	sd1 := func(b int) bool { return b > 0 } // SD 1.x: up block 0 has no attentions
+	sd1 := func(b int) bool { return b > 0 }  // SD 1.x: up block 0 has no attentions
 	sdxl := func(b int) bool { return b < 2 } // SDXL: up blocks 0 and 1 have them
 	for _, c := range []struct {
 		diffusers, ldm string
