@@ -300,6 +300,9 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		if mods, missing, err = parseKohyaKeys(ctx, fa, baseModules, baseName, prefixes); err != nil {
 			return err
 		}
+		if len(prefixes) == 0 {
+			prefixes = DefaultKohyaPrefixes() // as parseKohyaKeys reads them
+		}
 		if err := unetMappingProblem(ad.path, missing, prefixes, baseModules, baseName); err != nil {
 			return err
 		}

@@ -36,6 +36,21 @@ func KohyaName(prefix, module string) string {
 	return prefix + "_" + strings.ReplaceAll(module, ".", "_")
 }
 
+// KohyaStem returns the module path kohya-ss/sd-scripts names a LoRA
+// module after: module without the prefix a full Stable Diffusion
+// checkpoint puts before its UNet ("model.diffusion_model.") or its SD 1.x
+// text encoder ("cond_stage_model.transformer."), so that a LoRA of an
+// LDM-named checkpoint reads "lora_unet_input_blocks_1_0_…", as such
+// LoRAs do, and maps onto an LDM- or a diffusers-named base.
+func KohyaStem(module string) string {
+	for _, p := range []string{ldmUNetPrefix, ldmTextPrefix} {
+		if rest, ok := strings.CutPrefix(module, p); ok && rest != "" {
+			return rest
+		}
+	}
+	return module
+}
+
 // PEFTEmbeddingKey returns the key PEFT stores an embedding LoRA matrix
 // ("A" or "B") of module under: "base_model.model.<module>.lora_embedding_A"
 // (a parameter, without ".weight"; A is r × vocab, B hidden × r).

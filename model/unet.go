@@ -298,12 +298,14 @@ func unetMappingProblem(path string, missing, prefixes, baseModules []string, ba
 	var names []string
 	style := ""
 	for _, n := range missing {
-		for _, p := range prefixes {
+		for _, p := range prefixes { // "lora" and "lora_unet" both prefix lora_unet_…
 			if rest, ok := strings.CutPrefix(n, p+"_"); ok {
-				if st := unetStyle(rest); st != "" && st != base {
-					names, style = append(names, n), st
+				if st := unetStyle(rest); st != "" {
+					if st != base {
+						names, style = append(names, n), st
+					}
+					break
 				}
-				break
 			}
 		}
 	}

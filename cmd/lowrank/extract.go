@@ -175,7 +175,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			if !it.extract {
 				continue
 			}
-			k := kohyaName(*prefix, it.module)
+			k := kohyaName(*prefix, model.KohyaStem(it.module))
 			if other, dup := seen[k]; dup {
 				return fmt.Errorf("lowrank: %s: tensors %q and %q both map to kohya name %q; expected names that stay distinct when dots become underscores", *tuned, other, it.t.Name, k)
 			}
@@ -258,7 +258,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 				a, b = model.PEFTEmbeddingKey(it.module, "A"), model.PEFTEmbeddingKey(it.module, "B")
 			}
 			if kohya {
-				k := kohyaName(*prefix, it.module)
+				k := kohyaName(*prefix, model.KohyaStem(it.module))
 				a, b, alpha = k+".lora_down.weight", k+".lora_up.weight", k+".alpha"
 			}
 			if err := e.write(w, a, b, alpha); err != nil {

@@ -150,7 +150,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
 	if s.calib != nil { // the statistics: checked before any work (calibration.go)
-		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) { return it.t, it.sel && it.keep == "", it.out },
+		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) {
+			return it.t, it.sel && it.keep == "", it.out
+		},
 			func(t safetensors.TensorInfo) item { return item{t: t, out: t.DType} }); err != nil {
 			return err
 		}
@@ -202,7 +204,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		d, k, _ := it.t.Matrix()
 		need = add(need, mul(int64(it.out.Size()), min(d*k, least*(d+k))))
 	}
-	if s.dryRun {
+	if s.dryRun { // nothing is written
 	} else if err := checkDisk(s.output, add(need, int64(safetensors.HeaderLen(floorMeta, copied)+extra))); err != nil {
 		return err
 	}

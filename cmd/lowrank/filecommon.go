@@ -74,13 +74,13 @@ type settings struct {
 	exclude *regexp.Regexp
 	// conv: the command takes 4-D conv weights too (extract), as the
 	// out × in·k_h·k_w matrices of model.WeightMatrix.
-	conv bool
-	dtype   safetensors.DType // "" for keep
-	report  string
-	rep     *output // the report's output, once prepared
-	output  string
-	force   bool
-	quiet   bool
+	conv   bool
+	dtype  safetensors.DType // "" for keep
+	report string
+	rep    *output // the report's output, once prepared
+	output string
+	force  bool
+	quiet  bool
 	// allowExpand is merge's --allow-expand (densify).
 	allowExpand bool
 	jobs        int
