@@ -198,7 +198,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		return err
 	}
 	defer w.Abort()
-	prog := newProgress(stderr, s.quiet, fb.Size(), "merge")
+	prog := newProgress(stderr, s.quiet, tensorBytes(tensors), "merge")
 	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
 		it, ok := byTensor[t.Name]
@@ -362,7 +362,7 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 	}
 	defer w.Abort()
 	rows := make([]row, 0, len(tensors))
-	prog := newProgress(stderr, s.quiet, f.Size(), "densify")
+	prog := newProgress(stderr, s.quiet, tensorBytes(tensors), "densify")
 	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
 		if name, ok := strings.CutSuffix(t.Name, ".B"); ok && pairs[name] {
@@ -610,4 +610,13 @@ func convertOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, 
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
 	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, dt, W) }
 	return o, nil
+}
+
+// tensorBytes is the size of the data of ts, what the progress bar counts.
+func tensorBytes(ts []safetensors.TensorInfo) int64 {
+	var n int64
+	for _, t := range ts {
+		n += t.Size()
+	}
+	return n
 }

@@ -327,6 +327,10 @@ func writeReport(out *output, rep reportFile) error {
 // stderr is.
 var progressTo io.Writer
 
+// progressThrottle is the least time between two redraws of the bar
+// (tests set 0 to see every step).
+var progressThrottle = 100 * time.Millisecond
+
 // progress is a bar on stderr when it is a terminal, else nothing. It
 // counts the bytes of the tensors done (their size in the input), so its
 // rate is in bytes per second and its ETA is the bytes left at the rate
@@ -349,9 +353,10 @@ func newProgress(stderr io.Writer, quiet bool, total int64, what string) *progre
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionShowTotalBytes(true),
 		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(progressThrottle),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetWidth(30),
 	)}
