@@ -259,6 +259,31 @@ func TestMergeDType(t *testing.T) {
 			}
 		}
 	}
+	// merge --adapter --dtype f32 into an F16 base: the merged tensors are
+	// F32, the others F16, written F32 first (aligned data).
+	pdir := t.TempDir()
+	p := makePair(t, pdir, safetensors.F16)
+	ad, m32 := filepath.Join(pdir, "ad"), filepath.Join(pdir, "m32.safetensors")
+	mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--rank", "2", "--quiet")
+	mustCLI(t, "merge", "--base", p.base, "--adapter", ad, "-o", m32, "--dtype", "f32", "--quiet")
+	sf, err := safetensors.Open(m32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	last, n32 := 8, 0
+	for _, ti := range sf.Tensors() {
+		if ti.DType.Size() > last {
+			t.Errorf("%s (%s) written after a narrower tensor: data not aligned", ti.Name, ti.DType)
+		}
+		last = ti.DType.Size()
+		if ti.DType == safetensors.F32 {
+			n32++
+		}
+	}
+	if n32 != 3 {
+		t.Errorf("merge --dtype f32 wrote %d F32 tensors; want the 3 merged", n32)
+	}
 	assertFails(t, dir, []string{"m.safetensors", "f.safetensors", "d.safetensors", "dkeep.safetensors", "df16.safetensors"},
 		[]string{"merge", f, "-o", filepath.Join(dir, "x.safetensors"), "--dtype", "i8"}, "--dtype", "expected auto, keep, f32, f16 or bf16")
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"unsafe"
 
@@ -173,7 +175,20 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		byTensor[name] = it
 	}
 
-	tensors := fb.Tensors()
+	// The dtype each tensor is written in (--dtype for the merged ones),
+	// and the order: by decreasing element size, so that the data stays
+	// aligned.
+	outOf := func(t safetensors.TensorInfo) safetensors.DType {
+		if _, ok := byTensor[t.Name]; ok && s.mergeDType != "" && s.mergeDType != "keep" {
+			return safetensors.DType(s.mergeDType)
+		}
+		return t.DType
+	}
+	tensors := byOutSize(fb.Tensors(), outOf)
+	var outBytes int64
+	for _, t := range tensors {
+		outBytes = add(outBytes, mul(int64(outOf(t).Size()), t.NumElements()))
+	}
 	costs := make([]int64, len(tensors))
 	for i, t := range tensors {
 		if err := tick(i); err != nil {
@@ -189,7 +204,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
 		}
 	}
-	if err := checkDisk(s.output, fb.Size()); err != nil { // the same tensors
+	if err := checkDisk(s.output, add(fb.HeaderSize()+8, outBytes)); err != nil { // the same tensors, maybe in another dtype
 		return err
 	}
 	rows := make([]row, 0, len(tensors))
@@ -205,10 +220,7 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if !ok {
 			return copyOutcome(fb, t), nil
 		}
-		out := t.DType
-		if s.mergeDType != "" && s.mergeDType != "keep" {
-			out = safetensors.DType(s.mergeDType)
-		}
+		out := outOf(t)
 		if computesIn64(t.DType, it.mod.A.DType, it.mod.B.DType) {
 			return mergeOne[float64](fb, fa, t, it, fanIn, out)
 		}
@@ -315,6 +327,10 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 	if err != nil {
 		return err
 	}
+	tensors = byOutSize(tensors, func(t safetensors.TensorInfo) safetensors.DType {
+		name, ok := strings.CutSuffix(t.Name, ".A")
+		return outOf(name, t.DType, ok && pairs[name])
+	})
 	costs := make([]int64, len(tensors))
 	// The output's size, known exactly (less the offsets in its header).
 	outSize := int64(8)
@@ -619,4 +635,13 @@ func tensorBytes(ts []safetensors.TensorInfo) int64 {
 		n += t.Size()
 	}
 	return n
+}
+
+// byOutSize returns ts ordered by decreasing size of the element each is
+// written in (out), the input's order kept within a size, so that every
+// tensor's data is aligned in the output (safetensors.Writer).
+func byOutSize(ts []safetensors.TensorInfo, out func(safetensors.TensorInfo) safetensors.DType) []safetensors.TensorInfo {
+	ts = slices.Clone(ts)
+	sort.SliceStable(ts, func(i, j int) bool { return out(ts[i]).Size() > out(ts[j]).Size() })
+	return ts
 }
