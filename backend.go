@@ -9,6 +9,7 @@ import (
 
 	"github.com/lowrank-go/lowrank/cpu"
 	"github.com/lowrank-go/lowrank/gpu"
+	"github.com/lowrank-go/lowrank/internal/sched"
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -182,13 +183,25 @@ func cpuBackend() Backend {
 // after a fallback, the reason to record ("" otherwise). Factorize, SVD and
 // the first Apply all fall back through it.
 func onCPUIfOutOfMemory[R any](b Backend, what, shape string, run func(Backend) (R, error)) (R, Backend, string, error) {
-	res, err := run(b)
+	res, err := runOn(b, run)
 	if _, onCPU := b.(*cpu.Backend); err == nil || onCPU || !errors.Is(err, la.ErrDeviceMemory) {
 		return res, b, "", err
 	}
 	why := fmt.Sprintf("%s ran out of memory (%v); computed on the CPU", b.Name(), err)
 	logger().Warn("lowrank: "+what, "backend", b.Name(), "shape", shape, "reason", err)
 	c := cpuBackend()
-	res, err = run(c)
+	res, err = runOn(c, run)
 	return res, c, why, err
+}
+
+// runOn runs run on b. On the CPU backend the run is registered as one
+// job with the library's thread budget (internal/sched) while it lasts,
+// so that concurrent factorizations share the cores one each instead of
+// taking turns on all of them (see the package documentation).
+func runOn[R any](b Backend, run func(Backend) (R, error)) (R, error) {
+	if _, onCPU := b.(*cpu.Backend); onCPU {
+		sched.Default.Join()
+		defer sched.Default.Leave()
+	}
+	return run(b)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lowrank-go/lowrank"
@@ -113,4 +115,86 @@ func bytesOf[T lowrank.Float]() int {
 		return 4
 	}
 	return 8
+}
+
+// BenchmarkConcurrentApply applies one shared rank-64 4096² float32
+// Factors (one vector per call) from 1, 8 and 64 goroutines and reports
+// the applies per second of all of them together; the library's goal is
+// at least the one-goroutine rate at 8 and 64.
+func BenchmarkConcurrentApply(b *testing.B) {
+	const d, k, r = 4096, 4096, 64
+	rng := rand.New(rand.NewPCG(5, 6))
+	mk := func(rows, cols int) lowrank.Matrix[float32] {
+		m := lowrank.Matrix[float32]{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
+		for i := range m.Data {
+			m.Data[i] = float32(rng.NormFloat64())
+		}
+		return m
+	}
+	f, err := lowrank.NewFactors(mk(d, r), mk(r, k))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	bias := mk(1, d).Data
+	for _, g := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			xs := make([][]float32, g)
+			ys := make([][]float32, g)
+			for i := range g {
+				xs[i], ys[i] = mk(1, k).Data, make([]float32, d)
+			}
+			if err := f.ApplyTo(ys[0], xs[0], bias); err != nil { // prepare outside the timing
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for i := range g {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if err := f.ApplyTo(ys[i], xs[i], bias); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "applies/s")
+		})
+	}
+}
+
+// BenchmarkConcurrentFactorize runs 1, 2 and 4 independent randomized
+// factorizations (1024² float32, rank 32, each on its own matrix) at once
+// and reports factorizations per second; the goal is near-linear scaling
+// up to the number of cores.
+func BenchmarkConcurrentFactorize(b *testing.B) {
+	const n, r = 1024, 32
+	ws := make([]lowrank.Matrix[float32], 4)
+	for i := range ws {
+		ws[i] = benchMatrix[float32](b, n, n)
+	}
+	for _, c := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("callers=%d", c), func(b *testing.B) {
+			b.ResetTimer()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for i := range c {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := lowrank.Factorize(ws[i], lowrank.Rank(r), lowrank.WithSeed(uint64(i))); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(c*b.N)/b.Elapsed().Seconds(), "factorizations/s")
+		})
+	}
 }

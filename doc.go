@@ -22,7 +22,7 @@
 //
 // Factorize computes the factors (exact SVD or a seeded randomized range
 // finder, chosen by Auto), with the rank chosen by a Policy: Rank, Energy,
-// Tolerance or Ratio; EstimateMemory says beforehand how much memory that
+// Tolerance or Ratio (FactorizeContext and SVDContext can be cancelled); EstimateMemory says beforehand how much memory that
 // takes. Factors.Apply, ApplyTo, ApplyBatch and ApplyBatchTo evaluate the
 // factorized layer; Factors.Reconstruct, AddTo, AddTransposedTo and
 // Residual multiply the factors out against a dense matrix (merging an
@@ -40,6 +40,53 @@
 // ErrPolicy, ErrOption or ErrBackend, for errors.Is. A NaN or ±Inf in an
 // input matrix or vector is a *NonFiniteError, which names the input and
 // the element. lowrank never panics on caller input.
+//
+// # Concurrency
+//
+// Every function and method is safe for concurrent use (a Factors may be
+// applied from any number of goroutines; Close must not run beside an
+// Apply), and many goroutines calling at once get at least the throughput
+// of one caller. On the CPU the library owns its thread budget: it never
+// computes on more threads than GOMAXPROCS, however many goroutines call
+// it, and nothing needs to be configured (in particular not
+// OPENBLAS_NUM_THREADS). The rules, in internal/sched:
+//
+//   - Every CPU computation of lowrank (a BLAS or LAPACK call, a pure-Go
+//     product) holds cores of a budget of GOMAXPROCS while it runs.
+//   - Small work, such as applying the factors to one vector (memory-bound),
+//     runs single-threaded on the calling goroutine's thread. Concurrent
+//     calls run side by side, one core each, up to GOMAXPROCS at once; the
+//     others wait in line, first come first served.
+//   - A large call (a product, QR or SVD of a big matrix, a large batch)
+//     gets every core, the BLAS library's threads or the pure-Go product's
+//     goroutines, only when it has the machine to itself: nothing else of
+//     the library running or waiting, at most one factorization in
+//     progress. It then holds the whole budget. Otherwise it runs
+//     single-threaded beside the others: independent factorizations scale
+//     with the cores instead of taking turns on all of them.
+//   - With a system BLAS the library sets the BLAS's own thread count
+//     (openblas_set_num_threads, MKL_Set_Num_Threads), and only while none
+//     of its calls is inside the library; it never raises it above the
+//     count the library started with. A library without such a control
+//     (the reference BLAS) is used single-threaded.
+//
+// On the pure-Go path results are the same bit for bit however many
+// calls run at once. A multi-threaded BLAS rounds differently from the
+// same BLAS on one thread, so with a system BLAS a factorization made
+// alone and the same one made among others agree to rounding, not to the
+// bit. On a GPU, calls are queued to the device's own thread, one at a
+// time, and do not take the CPU's cores.
+//
+// # Cancellation
+//
+// FactorizeContext and SVDContext take a context. A factorization stops
+// at the next block boundary once its context ends (between the matrix
+// products, sketch blocks and power iterations of the randomized method;
+// a call waiting for a core stops waiting) and returns an error wrapping
+// ctx.Err(), having released everything it held. The exact SVD is a
+// single LAPACK or cuSOLVER call that cannot be interrupted: the context
+// is checked before and after it. Factorize and SVD are the same calls
+// with context.Background().
 //
 // # Backends
 //

@@ -1,8 +1,10 @@
 package lowrank
 
 import (
+	"context"
 	"errors"
 	"fmt"
+
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -90,4 +92,34 @@ func wrapBackend(op string, err error) error {
 		return nil
 	}
 	return &backendError{op: op, err: err}
+}
+
+// stoppedError is the error of a computation stopped by its context: its
+// text starts with "lowrank: " and it wraps ctx.Err(), so that
+// errors.Is(err, context.Canceled) (or context.DeadlineExceeded) holds.
+type stoppedError struct {
+	what string
+	err  error
+}
+
+func (e *stoppedError) Error() string { return "lowrank: " + e.what + " stopped: " + e.err.Error() }
+func (e *stoppedError) Unwrap() error { return e.err }
+
+// stopped returns the error for a what on w that has not started because
+// ctx has already ended, or nil.
+func stopped[T Float](ctx context.Context, what string, w Matrix[T]) error {
+	if err := ctx.Err(); err != nil {
+		return &stoppedError{what: fmt.Sprintf("%s of a %d×%d matrix", what, w.Rows, w.Cols), err: err}
+	}
+	return nil
+}
+
+// stoppedOr returns err, or the stoppedError of a what on w when err
+// comes from ctx having ended (at a block boundary, or from an engine
+// that stopped waiting for a resource).
+func stoppedOr[T Float](ctx context.Context, what string, w Matrix[T], err error) error {
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		return &stoppedError{what: fmt.Sprintf("%s of a %d×%d matrix", what, w.Rows, w.Cols), err: cerr}
+	}
+	return err
 }

@@ -1,8 +1,12 @@
 package lowrank_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
+	"sync"
+	"time"
 
 	"github.com/lowrank-go/lowrank"
 )
@@ -30,6 +34,63 @@ func ExampleFactorize() {
 	// parameters 12 → 7, relative error 0.000
 }
 
+// FactorizeContext stops a factorization when its context ends: here a
+// service's request deadline. A cancelled or timed-out call returns an
+// error wrapping ctx.Err() and no factors; one that finishes in time is
+// Factorize's result.
+func ExampleFactorizeContext() {
+	w, _ := lowrank.NewMatrix(4, 3, []float64{
+		1, 2, 3,
+		2, 4, 6,
+		3, 6, 9,
+		4, 8, 12,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := lowrank.FactorizeContext(ctx, w, lowrank.Rank(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("rank %d, relative error %.3f\n", f.Rank, f.RelError)
+
+	// A context that has already ended stops the call before any work.
+	cancel()
+	_, err = lowrank.FactorizeContext(ctx, w, lowrank.Rank(1))
+	fmt.Println(errors.Is(err, context.Canceled))
+	fmt.Println(err)
+	// Output:
+	// rank 1, relative error 0.000
+	// true
+	// lowrank: factorization of a 4×3 matrix stopped: context canceled
+}
+
+// SVDContext is SVD with a context: the decomposition itself is one
+// LAPACK call that runs to its end, so the context is checked before and
+// after it.
+func ExampleSVDContext() {
+	w, _ := lowrank.NewMatrix(2, 3, []float64{
+		3, 0, 0,
+		0, 0, 2,
+	})
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(time.Minute))
+	defer cancel()
+	svd, err := lowrank.SVDContext(ctx, w)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(svd.S)
+
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	_, err = lowrank.SVDContext(expired, w)
+	fmt.Println(errors.Is(err, context.DeadlineExceeded))
+	// Output:
+	// [3 2]
+	// true
+}
+
 // The Energy policy picks the smallest rank that keeps 99% of ‖W‖_F².
 func ExampleEnergy() {
 	// σ = 10, 1, 0.1 on the diagonal.
@@ -55,6 +116,37 @@ func ExampleFactors_Apply() {
 	fmt.Printf("%.3f\n", y)
 	// Output:
 	// [3.500 2.500]
+}
+
+// One Factors serves many goroutines at once, as in an inference service:
+// each applies its own inputs into its own output. The library shares the
+// CPU's cores among them (one each, at most GOMAXPROCS at a time) instead
+// of letting BLAS threads multiply with goroutines.
+func ExampleFactors_ApplyTo() {
+	w, _ := lowrank.NewMatrix(2, 2, []float64{
+		1, 1,
+		1, 1,
+	})
+	f, _ := lowrank.Factorize(w, lowrank.Rank(1))
+	sums := make([]float64, 8)
+	var wg sync.WaitGroup
+	for g := range sums {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			y := make([]float64, 2)
+			for i := range 100 {
+				if err := f.ApplyTo(y, []float64{float64(g), float64(i)}, nil); err != nil {
+					panic(err)
+				}
+				sums[g] += y[0]
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("%.0f\n", sums)
+	// Output:
+	// [4950 5050 5150 5250 5350 5450 5550 5650]
 }
 
 // SVD returns the thin decomposition W = U·diag(S)·Vᵀ.

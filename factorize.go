@@ -1,6 +1,7 @@
 package lowrank
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -45,8 +46,36 @@ import (
 // Factorize returns an error wrapping ErrEmpty, ErrShape, ErrNonFinite,
 // ErrRank, ErrPolicy or ErrOption for bad input, ErrBackend when the
 // requested backend cannot run, and the backend's error (wrapped) when a
-// computation fails on the device.
+// computation fails on the device. It is FactorizeContext with
+// context.Background(); FactorizeContext can be cancelled.
+//
+// Factorize is safe for concurrent use; see the package documentation for
+// how concurrent calls share the CPU's cores.
 func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], error) {
+	return FactorizeContext(context.Background(), w, p, opts...)
+}
+
+// FactorizeContext is Factorize with a context: when ctx is cancelled or
+// its deadline passes, the factorization stops at the next block boundary
+// and returns an error wrapping ctx.Err() (errors.Is(err,
+// context.Canceled) or context.DeadlineExceeded), whose text starts with
+// "lowrank:". Everything it held is released (device memory, its share of
+// the CPU's threads); no goroutine is left behind.
+//
+// The boundaries are the calls into the backend: every matrix product,
+// every orthonormalization of a sketch block (the randomized method's
+// power iterations are several of each) and the small SVD of the
+// projection, so a randomized factorization stops within one product of
+// W with a block of columns, a fraction of a second even for a large W.
+// The exact SVD is one LAPACK (or cuSOLVER) call that cannot be
+// interrupted: FactorizeContext checks ctx before and after it, so an
+// Exact factorization stops only once that call returns (minutes for a
+// large W on the CPU). A call waiting for a core of the CPU's thread
+// budget stops waiting at once.
+func FactorizeContext[T Float](ctx context.Context, w Matrix[T], p Policy, opts ...Option) (*Factors[T], error) {
+	if err := stopped(ctx, "factorization", w); err != nil {
+		return nil, err
+	}
 	cfg := newConfig(opts)
 	if cfg.err != nil {
 		return nil, cfg.err
@@ -70,12 +99,12 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 	f, b, fallback, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
 		func(b Backend) (*Factors[T], error) {
 			if cfg.input != nil {
-				return factorizeWhitened(b, w, norm, p, &cfg)
+				return factorizeWhitened(ctx, b, w, norm, p, &cfg)
 			}
-			return factorize(engineOf[T](b), w, norm, p, &cfg)
+			return factorize(ctx, engineOf[T](b), w, norm, p, &cfg)
 		})
 	if err != nil {
-		return nil, err
+		return nil, stoppedOr(ctx, "factorization", w, err)
 	}
 	f.Backend = b
 	f.Fallback = fallback
@@ -133,9 +162,9 @@ func planFor(cfg *config, p Policy, d, k int) plan {
 	return pl
 }
 
-func factorize[T Float](e la.Engine[T], w Matrix[T], norm float64, p Policy, cfg *config) (*Factors[T], error) {
+func factorize[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm float64, p Policy, cfg *config) (*Factors[T], error) {
 	d, k := w.Rows, w.Cols
-	j := newJob(e, cfg, w, norm)
+	j := newJob(ctx, e, cfg, w, norm)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
@@ -208,6 +237,9 @@ func (j *job[T]) exact(p Policy) (u, vt la.Mat, sp *spectrum, r int, err error) 
 // finish scales U_r and V_rᵀ by the split, brings them to the host and
 // fixes the signs of the singular vectors.
 func (j *job[T]) finish(u, vt la.Mat, sp *spectrum, r int) (*Factors[T], error) {
+	if err := j.check(); err != nil {
+		return nil, err
+	}
 	s := make([]float64, r)
 	for i, v := range sp.s[:r] {
 		s[i] = math.Ldexp(v, j.shift) // the singular values of W itself

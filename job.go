@@ -1,6 +1,8 @@
 package lowrank
 
 import (
+	"context"
+	"fmt"
 	"math"
 
 	"github.com/lowrank-go/lowrank/la"
@@ -11,6 +13,7 @@ import (
 // and failure alike. The products use only e and the Mat bookkeeping.
 type job[T Float] struct {
 	e    la.Engine[T]
+	ctx  context.Context // nil: never stops
 	cfg  *config
 	w    Matrix[T]
 	d, k int
@@ -24,9 +27,14 @@ type job[T Float] struct {
 	mats  []la.Mat
 }
 
-// newJob starts a computation on W, whose norm ‖W‖_F the caller measured.
-func newJob[T Float](e la.Engine[T], cfg *config, w Matrix[T], norm float64) *job[T] {
-	j := &job[T]{e: e, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: norm}
+// newJob starts a computation on W, whose norm ‖W‖_F the caller measured,
+// that stops at the next block boundary once ctx ends. An engine that
+// can wait on resources (la.Contexter) is bound to ctx.
+func newJob[T Float](ctx context.Context, e la.Engine[T], cfg *config, w Matrix[T], norm float64) *job[T] {
+	if c, ok := e.(la.Contexter[T]); ok && ctx != nil && ctx.Done() != nil {
+		e = c.WithContext(ctx)
+	}
+	j := &job[T]{e: e, ctx: ctx, cfg: cfg, w: w, d: w.Rows, k: w.Cols, norm: norm}
 	if j.norm > 0 && !math.IsInf(j.norm, 0) {
 		// Norms well inside the float type's range need no scaling (the
 		// scaling pass would only cost time): LAPACK and cuSOLVER rescale
@@ -112,14 +120,51 @@ func (j *job[T]) view(m la.Mat, i0, i1, j0, j1 int) (la.Mat, error) {
 	return v, wrapBackend("view", err)
 }
 
+// check is a block boundary: it returns the error that stops the job
+// when its context has ended, nil otherwise.
+func (j *job[T]) check() error {
+	if j.ctx == nil {
+		return nil
+	}
+	if err := j.ctx.Err(); err != nil {
+		return &stoppedError{what: fmt.Sprintf("computation on a %d×%d matrix", j.d, j.k), err: err}
+	}
+	return nil
+}
+
+// svd computes the SVD of a (destroyed), checking the context before
+// and after: LAPACK and cuSOLVER cannot be interrupted.
 func (j *job[T]) svd(a la.Mat) (la.Mat, []float64, la.Mat, error) {
+	if err := j.check(); err != nil {
+		return nil, nil, nil, err
+	}
 	u, s, vt, err := j.e.SVD(a)
 	if err != nil {
 		return nil, nil, nil, wrapBackend("svd", err)
 	}
 	j.keep(u)
 	j.keep(vt)
+	if err := j.check(); err != nil {
+		return nil, nil, nil, err
+	}
 	return u, s, vt, nil
+}
+
+// gemm computes c = alpha·op(a)·op(b) + beta·c, a block boundary.
+func (j *job[T]) gemm(tA, tB bool, alpha T, a, b la.Mat, beta T, c la.Mat) error {
+	if err := j.check(); err != nil {
+		return err
+	}
+	return wrapBackend("gemm", j.e.Gemm(tA, tB, alpha, a, b, beta, c))
+}
+
+// orthonormalize replaces a's columns with an orthonormal basis of their
+// span, a block boundary.
+func (j *job[T]) orthonormalize(a la.Mat) error {
+	if err := j.check(); err != nil {
+		return err
+	}
+	return wrapBackend("qr", j.e.Orthonormalize(a))
 }
 
 // borrowW returns W itself as a read-only Mat, with alpha = 2^-shift, when

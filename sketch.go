@@ -91,7 +91,7 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 		if u, err = j.zeros(j.d, r); err != nil {
 			return
 		}
-		if err = wrapBackend("gemm", j.e.Gemm(false, false, 1, q, ubr, 0, u)); err != nil {
+		if err = j.gemm(false, false, 1, q, ubr, 0, u); err != nil {
 			return
 		}
 		vt, err = j.view(bvt, 0, r, 0, j.k)
@@ -214,7 +214,7 @@ func (s *sketch[T]) grow(c int) error {
 	if err != nil {
 		return err
 	}
-	if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, omega, 0, y)); err != nil {
+	if err := j.gemm(false, false, s.alpha, s.w, omega, 0, y); err != nil {
 		return err
 	}
 	j.free(omega)
@@ -222,13 +222,13 @@ func (s *sketch[T]) grow(c int) error {
 		return err
 	}
 	for range j.cfg.powerIters {
-		if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, s.w, y, 0, z)); err != nil {
+		if err := j.gemm(true, false, s.alpha, s.w, y, 0, z); err != nil {
 			return err
 		}
-		if err := wrapBackend("qr", e.Orthonormalize(z)); err != nil {
+		if err := j.orthonormalize(z); err != nil {
 			return err
 		}
-		if err := wrapBackend("gemm", e.Gemm(false, false, s.alpha, s.w, z, 0, y)); err != nil {
+		if err := j.gemm(false, false, s.alpha, s.w, z, 0, y); err != nil {
 			return err
 		}
 		if err := s.orth(y); err != nil {
@@ -245,7 +245,7 @@ func (s *sketch[T]) grow(c int) error {
 	if err != nil {
 		return err
 	}
-	if err := wrapBackend("gemm", e.Gemm(true, false, s.alpha, y, s.w, 0, bj)); err != nil {
+	if err := j.gemm(true, false, s.alpha, y, s.w, 0, bj); err != nil {
 		return err
 	}
 	ss, err := e.SumSquares(bj)
@@ -264,7 +264,7 @@ func (s *sketch[T]) grow(c int) error {
 
 // orth projects the current basis out of y and orthonormalizes it.
 func (s *sketch[T]) orth(y la.Mat) error {
-	j, e := s.j, s.j.e
+	j := s.j
 	if s.l > 0 {
 		q, err := j.view(s.q, 0, j.d, 0, s.l)
 		if err != nil {
@@ -275,13 +275,13 @@ func (s *sketch[T]) orth(y la.Mat) error {
 		if err != nil {
 			return err
 		}
-		if err := wrapBackend("gemm", e.Gemm(true, false, 1, q, y, 0, t)); err != nil {
+		if err := j.gemm(true, false, 1, q, y, 0, t); err != nil {
 			return err
 		}
-		if err := wrapBackend("gemm", e.Gemm(false, false, -1, q, t, 1, y)); err != nil {
+		if err := j.gemm(false, false, -1, q, t, 1, y); err != nil {
 			return err
 		}
 		j.free(t)
 	}
-	return wrapBackend("qr", e.Orthonormalize(y))
+	return j.orthonormalize(y)
 }

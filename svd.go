@@ -1,6 +1,7 @@
 package lowrank
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -28,8 +29,23 @@ type SVDResult[T Float] struct {
 // reproducible across backends. WithBackend is the one option SVD takes:
 // any other (WithMethod, WithSeed, …) is an error wrapping ErrOption that
 // names it, rather than silently ignored. SVD returns an error wrapping
-// ErrEmpty, ErrShape or ErrNonFinite for bad input.
+// ErrEmpty, ErrShape or ErrNonFinite for bad input. It is SVDContext with
+// context.Background().
 func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
+	return SVDContext(context.Background(), w, opts...)
+}
+
+// SVDContext is SVD with a context. The decomposition is one LAPACK (or
+// cuSOLVER) call, which cannot be interrupted: SVDContext checks ctx
+// before it starts (and while it waits for a core of the CPU's thread
+// budget) and after the call returns, and when ctx has ended by then it
+// returns an error wrapping ctx.Err() (errors.Is(err, context.Canceled)
+// or context.DeadlineExceeded), whose text starts with "lowrank:", instead
+// of the result. Everything it held is released either way.
+func SVDContext[T Float](ctx context.Context, w Matrix[T], opts ...Option) (*SVDResult[T], error) {
+	if err := stopped(ctx, "SVD", w); err != nil {
+		return nil, err
+	}
 	cfg := newConfig(opts)
 	if cfg.err != nil {
 		return nil, cfg.err
@@ -46,12 +62,15 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 		return nil, err
 	}
 	res, _, _, err := onCPUIfOutOfMemory(b, "falling back to the CPU", fmt.Sprintf("%d×%d", w.Rows, w.Cols),
-		func(b Backend) (*SVDResult[T], error) { return svd(engineOf[T](b), w, norm, &cfg) })
-	return res, err
+		func(b Backend) (*SVDResult[T], error) { return svd(ctx, engineOf[T](b), w, norm, &cfg) })
+	if err != nil {
+		return nil, stoppedOr(ctx, "SVD", w, err)
+	}
+	return res, nil
 }
 
-func svd[T Float](e la.Engine[T], w Matrix[T], norm float64, cfg *config) (*SVDResult[T], error) {
-	j := newJob(e, cfg, w, norm)
+func svd[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm float64, cfg *config) (*SVDResult[T], error) {
+	j := newJob(ctx, e, cfg, w, norm)
 	defer j.release()
 	if math.IsInf(j.norm, 0) {
 		return nil, errorf(ErrNonFinite, "‖W‖_F overflows float64; expected a matrix whose norm is finite")
@@ -75,6 +94,9 @@ func svd[T Float](e la.Engine[T], w Matrix[T], norm float64, cfg *config) (*SVDR
 	}
 	if firstNonFinite(res.S) >= 0 {
 		return nil, errorf(ErrNonFinite, "the singular values of this %d×%d matrix overflow %T; expected a matrix whose norm fits the float type", w.Rows, w.Cols, T(0))
+	}
+	if err := j.check(); err != nil {
+		return nil, err
 	}
 	if err := wrapBackend("download", e.Download(res.U.Data, u)); err != nil {
 		return nil, err

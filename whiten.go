@@ -1,6 +1,7 @@
 package lowrank
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -561,7 +562,7 @@ func unwhiten[T Float](b Backend, wh *whitening, a Matrix[T]) error {
 
 // factorizeWhitened is Factorize with input statistics: the factors of
 // G = W·S, with A un-whitened, and both errors measured.
-func factorizeWhitened[T Float](b Backend, w Matrix[T], norm float64, p Policy, cfg *config) (*Factors[T], error) {
+func factorizeWhitened[T Float](ctx context.Context, b Backend, w Matrix[T], norm float64, p Policy, cfg *config) (*Factors[T], error) {
 	wh, err := whiteningFor[T](b, cfg)
 	if err != nil {
 		return nil, err
@@ -576,7 +577,7 @@ func factorizeWhitened[T Float](b Backend, w Matrix[T], norm float64, p Policy, 
 		return nil, errorf(ErrNonFinite, "the whitened matrix W·S of this %d×%d W overflows %T (‖W‖_F = %.3g); expected W and the input statistics to fit the float type (try float64)",
 			w.Rows, w.Cols, T(0), norm)
 	}
-	f, err := factorize(e, g, gnorm, p, cfg)
+	f, err := factorize(ctx, e, g, gnorm, p, cfg)
 	if err != nil {
 		return nil, err
 	}

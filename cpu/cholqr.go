@@ -38,14 +38,15 @@ func useCholQR(m, n int) bool {
 
 // cholQR2 overwrites the m×n row-major a with its thin QR's Q factor and
 // returns true, or returns false (a then holds a matrix with the same
-// column span) when the Cholesky factorization breaks down.
-func cholQR2(m, n int, a []float32, lda int) bool {
+// column span) when the Cholesky factorization breaks down. Its products
+// use at most nt goroutines.
+func cholQR2(nt, m, n int, a []float32, lda int) bool {
 	g32 := make([]float32, n*n)
 	g := make([]float64, n*n)
 	rinv := make([]float32, n*n)
 	c := make([]float32, m*n)
 	for pass := range 2 {
-		gemm32.Sgemm(true, false, n, n, m, 1, a, lda, a, lda, 0, g32, n)
+		gemm32.Sgemm(nt, true, false, n, n, m, 1, a, lda, a, lda, 0, g32, n)
 		for i, v := range g32 {
 			g[i] = float64(v)
 		}
@@ -65,7 +66,7 @@ func cholQR2(m, n int, a []float32, lda int) bool {
 		if !cholUpperInverse(n, g, rinv) {
 			return false
 		}
-		gemm32.Sgemm(false, false, m, n, n, 1, a, lda, rinv, n, 0, c, n)
+		gemm32.Sgemm(nt, false, false, m, n, n, 1, a, lda, rinv, n, 0, c, n)
 		for i := range m {
 			copy(a[i*lda:i*lda+n], c[i*n:(i+1)*n])
 		}

@@ -29,7 +29,7 @@ func TestCholQR2(t *testing.T) {
 			}
 		}
 		orig := append([]float32(nil), a...)
-		ok := cholQR2(m, n, a, n)
+		ok := cholQR2(2, m, n, a, n)
 		t.Logf("cond %.0e: CholeskyQR2 ok=%v", cond, ok)
 		if cond <= 1e2 && !ok {
 			t.Errorf("cond %.0e: CholeskyQR2 failed", cond)
@@ -40,7 +40,7 @@ func TestCholQR2(t *testing.T) {
 		// Whatever it reported, the engine's QR must give an orthonormal
 		// basis of the same span.
 		q := append([]float32(nil), orig...)
-		if err := newGonum32(newGonum64()).qr(m, n, q, n); err != nil {
+		if err := newGonum32(newGonum64()).qr(2, m, n, q, n); err != nil {
 			t.Fatal(err)
 		}
 		checkOrthonormal(t, "Q", q, m, n, 2e-4)

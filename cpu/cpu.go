@@ -45,6 +45,7 @@ func (b *Backend) load() {
 			lib, err := blas.Load()
 			if err == nil {
 				b.lib = lib
+				useLibrary(lib)
 				b.f64 = engine[float64]{k: system[float64]{l: lib}}
 				b.f32 = engine[float32]{k: system[float32]{l: lib}}
 				return

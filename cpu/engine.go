@@ -1,10 +1,12 @@
 package cpu
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"unsafe"
 
+	"github.com/lowrank-go/lowrank/internal/sched"
 	"github.com/lowrank-go/lowrank/la"
 )
 
@@ -22,15 +24,24 @@ func (m *dense[T]) row(i int) []T { return m.data[i*m.stride : i*m.stride+m.cols
 
 // engine implements la.Engine[T] on host memory.
 type engine[T float32 | float64] struct {
-	k kernels[T]
+	k   kernels[T]
+	ctx context.Context // WithContext's; nil for none
 }
 
 var (
-	_ la.Engine[float64]   = engine[float64]{}
-	_ la.Engine[float32]   = engine[float32]{}
-	_ la.Borrower[float64] = engine[float64]{}
-	_ la.Borrower[float32] = engine[float32]{}
+	_ la.Engine[float64]    = engine[float64]{}
+	_ la.Engine[float32]    = engine[float32]{}
+	_ la.Borrower[float64]  = engine[float64]{}
+	_ la.Borrower[float32]  = engine[float32]{}
+	_ la.Contexter[float64] = engine[float64]{}
+	_ la.Contexter[float32] = engine[float32]{}
 )
+
+// WithContext returns the engine bound to ctx (la.Contexter): its calls
+// stop waiting for a core of the thread budget, and fail with an error
+// wrapping ctx.Err(), once ctx ends. A call that is computing runs to its
+// end.
+func (e engine[T]) WithContext(ctx context.Context) la.Engine[T] { return e.withContext(ctx) }
 
 func (e engine[T]) mat(m la.Mat) (*dense[T], error) {
 	d, ok := m.(*dense[T])
@@ -143,7 +154,12 @@ func (e engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat) 
 		}
 		return nil
 	}
-	e.k.gemm(tA, tB, m, n, ka, alpha, a.data, a.stride, b.data, b.stride, beta, c.data, c.stride)
+	g, err := e.acquire(float64(m) * float64(n) * float64(ka))
+	if err != nil {
+		return err
+	}
+	defer sched.Default.Release(g)
+	e.k.gemm(g.Threads(), tA, tB, m, n, ka, alpha, a.data, a.stride, b.data, b.stride, beta, c.data, c.stride)
 	return nil
 }
 
@@ -158,7 +174,12 @@ func (e engine[T]) Orthonormalize(m la.Mat) error {
 	if a.cols == 0 {
 		return nil
 	}
-	return e.k.qr(a.rows, a.cols, a.data, a.stride)
+	g, err := e.acquire(2 * float64(a.rows) * float64(a.cols) * float64(a.cols))
+	if err != nil {
+		return err
+	}
+	defer sched.Default.Release(g)
+	return e.k.qr(g.Threads(), a.rows, a.cols, a.data, a.stride)
 }
 
 func (e engine[T]) SVD(m la.Mat) (la.Mat, []float64, la.Mat, error) {
@@ -173,7 +194,12 @@ func (e engine[T]) SVD(m la.Mat) (la.Mat, []float64, la.Mat, error) {
 	if p == 0 {
 		return u, s, vt, nil
 	}
-	if err := e.k.svd(a.rows, a.cols, a.data, a.stride, s, u.data, u.stride, vt.data, vt.stride); err != nil {
+	g, err := e.acquire(8 * float64(max(a.rows, a.cols)) * float64(p) * float64(p))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer sched.Default.Release(g)
+	if err := e.k.svd(g.Threads(), a.rows, a.cols, a.data, a.stride, s, u.data, u.stride, vt.data, vt.stride); err != nil {
 		return nil, nil, nil, err
 	}
 	return u, s, vt, nil
@@ -227,7 +253,9 @@ func (e engine[T]) SumSquares(m la.Mat) (float64, error) {
 	return ss.Value(), nil
 }
 
-// applier evaluates y = B·(A·x) + bias on the host.
+// applier evaluates y = B·(A·x) + bias on the host. One vector is two
+// matrix-vector products on one core (memory-bound: threads would not make
+// it faster); a batch asks the thread budget for threads by its size.
 //
 // The SIMD kernels under it (gonum's, OpenBLAS's) handle the first few
 // elements of a dot product one by one until an operand is aligned, so the
@@ -308,14 +336,19 @@ func (p *applier[T]) Apply(y, x []T, n int, bias []T) error {
 			copy(ys[i*p.d:(i+1)*p.d], bias)
 		}
 	}
+	g, err := sched.Default.Acquire(context.Background(), threadsFor(float64(n)*float64(p.r)*float64(p.d+p.k_)))
+	if err != nil { // not reached: Background never ends
+		return err
+	}
 	if n == 1 {
 		p.k.gemv(false, p.r, p.k_, 1, p.a, p.k_, xs, 0, t)
 		p.k.gemv(false, p.d, p.r, 1, p.b, p.r, t, beta, ys)
 	} else {
 		// T = X·Aᵀ (n×r), then Y = T·Bᵀ + Y.
-		p.k.gemm(false, true, n, p.r, p.k_, 1, xs, p.k_, p.a, p.k_, 0, t, p.r)
-		p.k.gemm(false, true, n, p.d, p.r, 1, t, p.r, p.b, p.r, beta, ys, p.d)
+		p.k.gemm(g.Threads(), false, true, n, p.r, p.k_, 1, xs, p.k_, p.a, p.k_, 0, t, p.r)
+		p.k.gemm(g.Threads(), false, true, n, p.d, p.r, 1, t, p.r, p.b, p.r, beta, ys, p.d)
 	}
+	sched.Default.Release(g)
 	copy(y, ys)
 	p.scratch.Put(sp)
 	return nil

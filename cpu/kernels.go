@@ -13,16 +13,22 @@ import (
 
 // kernels are the typed BLAS and LAPACK routines the engine is built on.
 // All matrices are row-major with a leading dimension (row stride).
+//
+// nt is the number of threads the caller's grant from the thread budget
+// (internal/sched) allows. A system library already runs on that many:
+// the budget sets its thread count when it grants; the pure-Go kernels
+// split their work over at most nt goroutines.
 type kernels[T float32 | float64] interface {
 	// gemm computes c = alpha·op(a)·op(b) + beta·c with op(a) m×k, op(b) k×n.
-	gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)
-	// gemv computes y = alpha·op(a)·x + beta·y for the m×n matrix a.
+	gemm(nt int, tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)
+	// gemv computes y = alpha·op(a)·x + beta·y for the m×n matrix a, on
+	// one thread.
 	gemv(tA bool, m, n int, alpha T, a []T, lda int, x []T, beta T, y []T)
 	// qr overwrites the m×n matrix a (m ≥ n) with the Q of its thin QR.
-	qr(m, n int, a []T, lda int) error
+	qr(nt, m, n int, a []T, lda int) error
 	// svd computes the thin SVD of the m×n matrix a (destroyed): u is
 	// m×p, vt is p×n, s has p entries, p = min(m, n).
-	svd(m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt int) error
+	svd(nt, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt int) error
 }
 
 func trans(t bool) blas.Transpose {
@@ -32,7 +38,10 @@ func trans(t bool) blas.Transpose {
 	return blas.NoTrans
 }
 
-// gonum64 runs on gonum's pure-Go BLAS and LAPACK.
+// gonum64 runs on gonum's pure-Go BLAS and LAPACK. gonum spreads a large
+// float64 product over goroutines of its own (at most GOMAXPROCS at once),
+// whatever nt says: they are goroutines, so Go's scheduler keeps them
+// within GOMAXPROCS threads.
 type gonum64 struct {
 	b blas.Float64
 	l lapack.Float64
@@ -42,7 +51,7 @@ func newGonum64() gonum64 {
 	return gonum64{b: gonum.Implementation{}, l: lapackgonum.Implementation{}}
 }
 
-func (g gonum64) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+func (g gonum64) gemm(_ int, tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	g.b.Dgemm(trans(tA), trans(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
@@ -50,7 +59,7 @@ func (g gonum64) gemv(tA bool, m, n int, alpha float64, a []float64, lda int, x 
 	g.b.Dgemv(trans(tA), m, n, alpha, a, lda, x, 1, beta, y, 1)
 }
 
-func (g gonum64) qr(m, n int, a []float64, lda int) error {
+func (g gonum64) qr(_, m, n int, a []float64, lda int) error {
 	if n == 0 {
 		return nil
 	}
@@ -66,7 +75,7 @@ func (g gonum64) qr(m, n int, a []float64, lda int) error {
 	return nil
 }
 
-func (g gonum64) svd(m, n int, a []float64, lda int, s []float64, u []float64, ldu int, vt []float64, ldvt int) error {
+func (g gonum64) svd(_, m, n int, a []float64, lda int, s []float64, u []float64, ldu int, vt []float64, ldvt int) error {
 	work := []float64{0}
 	g.l.Dgesvd(lapack.SVDStore, lapack.SVDStore, m, n, a, lda, s, u, ldu, vt, ldvt, work, -1)
 	lw := max(int(work[0]), 1)
@@ -89,9 +98,9 @@ func newGonum32(f64 kernels[float64]) gonum32 {
 	return gonum32{b: gonum.Implementation{}, f64: f64}
 }
 
-func (g gonum32) gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func (g gonum32) gemm(nt int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if gemm32.Worth(m, n, k) {
-		gemm32.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		gemm32.Sgemm(nt, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	g.b.Sgemm(trans(tA), trans(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -101,24 +110,24 @@ func (g gonum32) gemv(tA bool, m, n int, alpha float32, a []float32, lda int, x 
 	g.b.Sgemv(trans(tA), m, n, alpha, a, lda, x, 1, beta, y, 1)
 }
 
-func (g gonum32) qr(m, n int, a []float32, lda int) error {
-	if useCholQR(m, n) && cholQR2(m, n, a, lda) {
+func (g gonum32) qr(nt, m, n int, a []float32, lda int) error {
+	if useCholQR(m, n) && cholQR2(nt, m, n, a, lda) {
 		return nil
 	}
 	w := widen(m, n, a, lda)
-	if err := g.f64.qr(m, n, w, n); err != nil {
+	if err := g.f64.qr(nt, m, n, w, n); err != nil {
 		return err
 	}
 	narrow(m, n, a, lda, w)
 	return nil
 }
 
-func (g gonum32) svd(m, n int, a []float32, lda int, s []float64, u []float32, ldu int, vt []float32, ldvt int) error {
+func (g gonum32) svd(nt, m, n int, a []float32, lda int, s []float64, u []float32, ldu int, vt []float32, ldvt int) error {
 	p := min(m, n)
 	w := widen(m, n, a, lda)
 	u64 := make([]float64, m*p)
 	vt64 := make([]float64, p*n)
-	if err := g.f64.svd(m, n, w, n, s, u64, p, vt64, n); err != nil {
+	if err := g.f64.svd(nt, m, n, w, n, s, u64, p, vt64, n); err != nil {
 		return err
 	}
 	narrow(m, p, u, ldu, u64)

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/lowrank-go/lowrank/internal/blas"
@@ -19,7 +20,7 @@ func BenchmarkQRVariants(b *testing.B) {
 		b.Run("gonum-Householder/"+itoa(m)+"x"+itoa(n), func(b *testing.B) {
 			for b.Loop() {
 				copy(a, src)
-				if err := g.qr(m, n, a, n); err != nil {
+				if err := g.qr(runtime.GOMAXPROCS(0), m, n, a, n); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -20,11 +20,14 @@ import (
 // (measured with OpenBLAS 0.3.21: 4096×74 float32 20 ms against 8.5 ms,
 // 11008×74 158 ms against 46 ms, including the copies), so qr transposes
 // into a column-major scratch, runs ?geqrf + ?orgqr, and transposes back.
+//
+// The library's thread count is set by the thread budget when it grants
+// (internal/sched; see threads.go), so the methods ignore nt.
 type system[T float32 | float64] struct {
 	l *blas.Lib
 }
 
-func (s system[T]) gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+func (s system[T]) gemm(_ int, tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	switch a := any(a).(type) {
 	case []float32:
 		s.l.Sgemm(tA, tB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
@@ -42,7 +45,7 @@ func (s system[T]) gemv(tA bool, m, n int, alpha T, a []T, lda int, x []T, beta 
 	}
 }
 
-func (s system[T]) qr(m, n int, a []T, lda int) error {
+func (s system[T]) qr(_, m, n int, a []T, lda int) error {
 	t := make([]T, m*n)
 	transposeInto(t, m, a, m, n, lda)
 	if err := blas.OrthQR(s.l, m, n, t, m); err != nil {
@@ -84,7 +87,7 @@ func transposeFrom[T float32 | float64](a []T, lda int, t []T, m, n, ldt int) {
 	}
 }
 
-func (s system[T]) svd(m, n int, a []T, lda int, sv []float64, u []T, ldu int, vt []T, ldvt int) error {
+func (s system[T]) svd(_, m, n int, a []T, lda int, sv []float64, u []T, ldu int, vt []T, ldvt int) error {
 	p := min(m, n)
 	st := make([]T, p)
 	if err := blas.Gesdd(s.l, n, m, a, lda, st, vt, ldvt, u, ldu); err != nil {

@@ -14,6 +14,7 @@
 package la
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -93,6 +94,16 @@ type Engine[T Float] interface {
 // without it gets uploaded copies.
 type Borrower[T Float] interface {
 	Borrow(rows, cols int, data []T) (Mat, error)
+}
+
+// Contexter is an optional capability of an Engine: WithContext returns
+// the engine bound to ctx, working on the same matrices, whose calls stop
+// waiting for a shared resource (the CPU's thread budget) once ctx ends
+// and then fail with an error wrapping ctx.Err(). A call that is already
+// computing runs to its end. lowrank binds each factorization's context
+// this way; an engine without it is used as it is.
+type Contexter[T Float] interface {
+	WithContext(ctx context.Context) Engine[T]
 }
 
 // Applier evaluates a factorized linear layer many times. It is safe for

@@ -6,8 +6,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -144,4 +147,40 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	p := makePair(t, t.TempDir(), safetensors.F32)
 	adDir := filepath.Dir(p.base)
 	assertFails(t, adDir, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", filepath.Join(adDir, "ad")}, "interrupted")
+}
+
+// The factorization of a tensor itself runs under cmdContext
+// (lowrank.FactorizeContext): once SIGINT or SIGTERM has cancelled it, a
+// factorization does no more work and says why.
+func TestFactorizationStopsWithCmdContext(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "m.safetensors")
+	modelFile(t, in)
+	f, err := safetensors.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ti, ok := f.Tensor("layers.0.attn.weight")
+	if !ok {
+		t.Fatal("no layers.0.attn.weight")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	saved := cmdContext
+	cmdContext = ctx
+	defer func() { cmdContext = saved }()
+	s := &settings{policy: lowrank.Rank(4)}
+	sw, err := safetensors.Create(filepath.Join(t.TempDir(), "out.safetensors"), safetensors.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Abort()
+	mw := model.NewWriter(sw, model.WriterOptions{})
+	if _, err := factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, mw); err != nil {
+		t.Fatalf("before the interrupt: %v", err)
+	}
+	cancel()
+	_, err = factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, mw)
+	if err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("after the interrupt: %v, want the factorization stopped by the context", err)
+	}
 }

@@ -394,7 +394,7 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 		return e, nil
 	}
 	e.row.ParamsBefore, e.row.BytesBefore = int64(d)*int64(k), t.Size()
-	fac, err := lowrank.Factorize(D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	fac, err := lowrank.FactorizeContext(cmdContext, D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	if plan.capped(s, err) {
 		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s, plan))
 	}

@@ -433,7 +433,7 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 			opts, cal = append(opts, c), calCalibrated
 		}
 	}
-	fac, err := lowrank.Factorize(W, s.policy, opts...)
+	fac, err := lowrank.FactorizeContext(cmdContext, W, s.policy, opts...)
 	if s.calib != nil && err != nil {
 		if e := s.calib.fault(err, t.Name); e != nil {
 			return outcome{}, e

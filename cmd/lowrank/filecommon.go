@@ -19,7 +19,9 @@ import (
 )
 
 // cmdContext is cancelled by SIGINT/SIGTERM (see main); the file commands
-// check it between tensors and then discard their partial outputs.
+// check it between tensors and then discard their partial outputs, and a
+// factorization in progress (lowrank.FactorizeContext) stops at its next
+// block boundary instead of running to its end.
 var cmdContext = context.Background()
 
 // errInterrupted is returned when cmdContext is cancelled.

@@ -41,8 +41,14 @@ type Lib struct {
 	Version string
 	// Paths are the files the symbols were found in, BLAS first.
 	Paths []string
-	// Threads is the library's thread count (0 when it cannot be asked).
+	// Threads is the library's thread count when it was loaded (0 when
+	// it cannot be asked): OPENBLAS_NUM_THREADS, MKL_NUM_THREADS or the
+	// number of processors. lowrank never asks for more.
 	Threads int
+	// ThreadControl names the function SetThreads calls
+	// ("openblas_set_num_threads", "MKL_Set_Num_Threads"), or "" when the
+	// library has none.
+	ThreadControl string
 	// Core is OpenBLAS's kernel family (openblas_get_corename), or "".
 	Core string
 	// CoreSet is the OPENBLAS_CORETYPE value Load chose from the CPU's

@@ -24,6 +24,7 @@ typedef void (*lr_sorg_t)(const int *, const int *, const int *, float *, const 
 typedef void (*lr_dorg_t)(const int *, const int *, const int *, double *, const int *, const double *, double *, const int *, int *);
 typedef char *(*lr_cfg_t)(void);
 typedef int (*lr_int_t)(void);
+typedef void (*lr_setint_t)(int);
 typedef void (*lr_mklver_t)(char *, int);
 
 static void lr_sgemm(void *fn, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
@@ -79,6 +80,7 @@ static void lr_cfg(void *fn, char *buf, size_t len) {
 	}
 }
 static int lr_int(void *fn) { return ((lr_int_t)fn)(); }
+static void lr_setint(void *fn, int n) { ((lr_setint_t)fn)(n); }
 static void lr_mklver(void *fn, char *buf, int len) { buf[0] = 0; ((lr_mklver_t)fn)(buf, len); buf[len - 1] = 0; }
 */
 import "C"
@@ -122,6 +124,11 @@ var required = [nRequired]string{
 type symbols struct {
 	fn      [nRequired]unsafe.Pointer
 	handles []*dl.Handle
+	// setThreads is the library's process-wide thread-count setter
+	// (void f(int)), or nil.
+	setThreads unsafe.Pointer
+	// getThreads returns the current count (int f(void)), or nil.
+	getThreads unsafe.Pointer
 }
 
 var loaded struct {
@@ -219,21 +226,68 @@ func open(set []string) (_ *Lib, err error) {
 			C.lr_cfg(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
 			lib.Core = cstr(buf)
 		}
-		if p := lookup("openblas_get_num_threads"); p != nil {
-			lib.Threads = int(C.lr_int(p))
-		}
+		lib.setThreads(lookup, "openblas_get_num_threads", "openblas_set_num_threads")
 	} else if p := lookup("MKL_Get_Version_String"); p != nil {
 		buf := make([]byte, 512)
 		C.lr_mklver(p, (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
 		lib.Vendor, lib.Version = "MKL", strings.TrimSpace(cstr(buf))
-		if p := lookup("mkl_get_max_threads"); p != nil {
-			lib.Threads = int(C.lr_int(p))
-		}
+		lib.setThreads(lookup, "mkl_get_max_threads", "MKL_Set_Num_Threads", "mkl_set_num_threads")
+	} else if p := lookup("openblas_set_num_threads"); p != nil {
+		// An OpenBLAS behind a generic name (Debian's libblas.so.3
+		// alternative) without openblas_get_config: unusual, but its
+		// threads are OpenBLAS's all the same.
+		lib.setThreads(lookup, "openblas_get_num_threads", "openblas_set_num_threads")
 	}
 	if err := lib.selfTest(); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	return lib, nil
+}
+
+// setThreads binds get, the library's thread-count query, and the first
+// of names it exports as its process-wide thread-count setter, and reads
+// the count.
+//
+// The per-thread setters some libraries also have (MKL's
+// mkl_set_num_threads_local, OpenBLAS ≥ 0.3.27's
+// openblas_set_num_threads_local) are deliberately not used: lowrank's
+// scheduler (internal/sched) never runs a multi-threaded call beside
+// another of its calls, and changes the count only while none of its
+// calls is in the library, so the one process-wide setting every vendor
+// has is enough, and behaves the same everywhere.
+func (l *Lib) setThreads(lookup func(string) unsafe.Pointer, get string, names ...string) {
+	if p := lookup(get); p != nil {
+		l.sym.getThreads = p
+		l.Threads = int(C.lr_int(p))
+	}
+	for _, n := range names {
+		if p := lookup(n); p != nil {
+			l.sym.setThreads = p
+			l.ThreadControl = n
+			return
+		}
+	}
+}
+
+// SetThreads sets the number of threads the library's later calls use,
+// process-wide, and reports whether it could (false for a library with no
+// such control, such as the reference BLAS, which is single-threaded).
+// Calls already running keep the count they started with.
+func (l *Lib) SetThreads(n int) bool {
+	if l.sym.setThreads == nil || n < 1 {
+		return false
+	}
+	C.lr_setint(l.sym.setThreads, C.int(n))
+	return true
+}
+
+// CurrentThreads returns the library's thread count now, or 0 when it
+// cannot be asked.
+func (l *Lib) CurrentThreads() int {
+	if l.sym.getThreads == nil {
+		return 0
+	}
+	return int(C.lr_int(l.sym.getThreads))
 }
 
 func cstr(b []byte) string {

@@ -201,3 +201,33 @@ func checkOrth(t *testing.T, name string, n int, at func(i, c int) float64, m in
 		}
 	}
 }
+
+// TestSetThreads: the thread control found in the library changes the
+// count the library reports, and is put back afterwards.
+func TestSetThreads(t *testing.T) {
+	l := requireLib(t)
+	if l.ThreadControl == "" {
+		if l.SetThreads(1) {
+			t.Error("SetThreads succeeded without a thread control")
+		}
+		t.Skipf("%s has no thread control", l.Vendor)
+	}
+	before := l.CurrentThreads()
+	t.Logf("%s: %s, %d threads at load, %d now", l.Vendor, l.ThreadControl, l.Threads, before)
+	defer l.SetThreads(max(before, 1))
+	if !l.SetThreads(1) {
+		t.Fatal("SetThreads(1) failed")
+	}
+	if got := l.CurrentThreads(); got != 1 {
+		t.Errorf("after SetThreads(1) the library reports %d threads", got)
+	}
+	if l.Threads > 1 {
+		l.SetThreads(2)
+		if got := l.CurrentThreads(); got != 2 {
+			t.Errorf("after SetThreads(2) the library reports %d threads", got)
+		}
+	}
+	if l.SetThreads(0) {
+		t.Error("SetThreads(0) succeeded")
+	}
+}

@@ -29,6 +29,12 @@ func (l *Lib) Sgemv(tA bool, m, n int, alpha float32, a []float32, lda int, x []
 func (l *Lib) Dgemv(tA bool, m, n int, alpha float64, a []float64, lda int, x []float64, beta float64, y []float64) {
 }
 
+// SetThreads reports false.
+func (l *Lib) SetThreads(n int) bool { return false }
+
+// CurrentThreads returns 0.
+func (l *Lib) CurrentThreads() int { return 0 }
+
 // Gesdd returns ErrNoCgo.
 func Gesdd[T float32 | float64](l *Lib, m, n int, a []T, lda int, s, u []T, ldu int, vt []T, ldvt int) error {
 	return ErrNoCgo

@@ -9,10 +9,7 @@
 // gonum otherwise.
 package gemm32
 
-import (
-	"runtime"
-	"sync"
-)
+import "sync"
 
 // Block sizes: kc rows of op(B) (a kc×16 panel of B is 16 KiB, L1) and
 // nc columns (a kc×nc block of B is 256 KiB, L2).
@@ -36,9 +33,10 @@ func Worth(m, n, k int) bool {
 }
 
 // Sgemm computes c = alpha·op(a)·op(b) + beta·c, op(a) m×k, op(b) k×n,
-// all row-major with strides lda, ldb, ldc. It must only be called when
-// Available reports true and m, n, k ≥ 1.
-func Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// all row-major with strides lda, ldb, ldc, on at most workers goroutines
+// (the calling one included; fewer for a small product). It must only be
+// called when Available reports true and m, n, k ≥ 1.
+func Sgemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if beta != 1 {
 		for i := range m {
 			row := c[i*ldc : i*ldc+n]
@@ -55,7 +53,7 @@ func Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []fl
 		return
 	}
 	p := &problem{tA: tA, tB: tB, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
-	workers := min(runtime.GOMAXPROCS(0), max(1, m*n*k/(1<<21)))
+	workers = min(workers, max(1, m*n*k/(1<<21)))
 	if workers <= 1 {
 		p.run(0, m, 0, n)
 		return
@@ -71,6 +69,10 @@ func Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []fl
 			if i0 >= i1 {
 				continue
 			}
+			if w == workers-1 {
+				p.run(i0, i1, 0, n) // the last part on the calling goroutine
+				continue
+			}
 			wg.Add(1)
 			go func() { defer wg.Done(); p.run(i0, i1, 0, n) }()
 		}
@@ -79,6 +81,10 @@ func Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []fl
 		for w := range workers {
 			j0, j1 := w*panels/workers*nr, min(n, (w+1)*panels/workers*nr)
 			if j0 >= j1 {
+				continue
+			}
+			if w == workers-1 {
+				p.run(0, m, j0, j1)
 				continue
 			}
 			wg.Add(1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"syscall"
 	"testing"
 
@@ -36,7 +37,14 @@ func TestSgemm(t *testing.T) {
 				c := randv(rng, m*ldc)
 				want := append([]float32(nil), c...)
 				gonum.Implementation{}.Sgemm(trans(tA), trans(tB), m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
-				Sgemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+				c1 := append([]float32(nil), c...)
+				Sgemm(1, tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c1, ldc)
+				Sgemm(3, tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+				for i := range c {
+					if c1[i] != c[i] {
+						t.Fatalf("%v %v: one worker and three differ at %d: %v, %v", sh, tr, i, c1[i], c[i])
+					}
+				}
 				for i := range m {
 					for j := range ldc {
 						g, w := c[i*ldc+j], want[i*ldc+j]
@@ -103,7 +111,7 @@ func BenchmarkSgemm(b *testing.B) {
 				cpu0 := cpuTime()
 				for b.Loop() {
 					if impl == "gemm32" {
-						Sgemm(c.tA, c.tB, c.m, c.n, c.k, 1, a, c.lda, bb, c.ldb, 0, out, c.n)
+						Sgemm(runtime.GOMAXPROCS(0), c.tA, c.tB, c.m, c.n, c.k, 1, a, c.lda, bb, c.ldb, 0, out, c.n)
 					} else {
 						gonum.Implementation{}.Sgemm(trans(c.tA), trans(c.tB), c.m, c.n, c.k, 1, a, c.lda, bb, c.ldb, 0, out, c.n)
 					}

@@ -78,8 +78,17 @@ func main() {
 		sleepMS  = flag.Int("sleep-ms", 250, "pause between calls, so that one side's idle BLAS threads stop spinning before the other runs")
 		modelMiB = flag.Int("model-mib", 256, "size of the generated model file")
 		replot   = flag.Bool("replot", false, "only rewrite results.md and the plots from -out's results.json")
+		conc     = flag.Bool("concurrency", false, "only the concurrency mode: applies/s from 1, 8, 64 goroutines and factorizations/s from 1, 2, 4 callers (writes concurrency.md; no Python)")
+		concDur  = flag.Duration("concurrency-time", 2*time.Second, "time per configuration and round in the concurrency mode")
 	)
 	flag.Parse()
+	if *conc {
+		if err := runConcurrency(*out, *reps, *concDur, *quick); err != nil {
+			fmt.Fprintln(os.Stderr, "lowrank-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *replot {
 		if err := rewrite(*out); err != nil {
 			fmt.Fprintln(os.Stderr, "lowrank-bench:", err)
