@@ -163,11 +163,21 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 	if model.IsKohya(f) {
 		fmt.Fprintln(w, "\nkohya LoRA modules:")
 		var downs []safetensors.TensorInfo
+		odd := 0 // lora_down tensors neither 2-D nor 4-D
 		for _, t := range ts {
-			if strings.HasSuffix(t.Name, ".lora_down.weight") && (len(t.Shape) == 2 || len(t.Shape) == 4) {
-				downs = append(downs, t)
+			if strings.HasSuffix(t.Name, ".lora_down.weight") {
+				if len(t.Shape) == 2 || len(t.Shape) == 4 {
+					downs = append(downs, t)
+				} else {
+					odd++
+				}
 			}
 		}
+		defer func() {
+			if odd > 0 {
+				fmt.Fprintf(w, "(%d lora_down tensors neither 2-D (Linear) nor 4-D (Conv2d) not listed: not a LoRA layout lowrank reads)\n", odd)
+			}
+		}()
 		err := columns(w, len(downs), []string{"name", "kind", "up (d×r)", "down (r×k)", "alpha", "scaling"}, func(i int) []string {
 			k := kohyaModuleOf(f, downs[i])
 			return []string{esc(k.Name), k.Kind, shapeString(k.Up), shapeString(k.Down), k.alphaText(), k.scalingText()}

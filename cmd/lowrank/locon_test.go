@@ -221,3 +221,20 @@ func jsonField(t *testing.T, raw []byte, key string) any {
 	}
 	return m[key]
 }
+
+// info lists kohya modules of both layouts and says when it leaves some
+// lora_down tensors out.
+func TestInfoKohyaOddLayout(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 5))
+	f := filepath.Join(dir, "k.safetensors")
+	writeST(t, f, nil,
+		tensor{name: "lora_unet_a.lora_down.weight", dt: safetensors.F32, shape: []int{2, 4}, vals: randn(rng, 8)},
+		tensor{name: "lora_unet_a.lora_up.weight", dt: safetensors.F32, shape: []int{4, 2}, vals: randn(rng, 8)},
+		tensor{name: "lora_unet_b.lora_down.weight", dt: safetensors.F32, shape: []int{2, 4, 3}, vals: randn(rng, 24)},
+		tensor{name: "lora_unet_b.lora_up.weight", dt: safetensors.F32, shape: []int{4, 2}, vals: randn(rng, 8)})
+	out := mustCLI(t, "info", f)
+	if !strings.Contains(out, "lora_unet_a  linear") || !strings.Contains(out, "(1 lora_down tensors neither 2-D (Linear) nor 4-D (Conv2d) not listed") {
+		t.Errorf("info:\n%s", out)
+	}
+}
