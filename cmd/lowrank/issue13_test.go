@@ -436,7 +436,7 @@ func TestDryRun(t *testing.T) {
 	modelFile(t, in)
 	before := listDir(t, dir)
 	out := mustCLI(t, "factorize", in, "--dry-run", "--rank", "4")
-	for _, want := range []string{"dry run: nothing written", "memory", "layers.0.attn.weight", "factorized", "saved"} {
+	for _, want := range []string{"dry run: nothing written", "memory: at most ", "layers.0.attn.weight", "factorized", "saved"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--dry-run lacks %q:\n%s", want, out)
 		}

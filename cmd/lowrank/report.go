@@ -212,6 +212,18 @@ func printTable(w io.Writer, rep reportFile) {
 	if rep.Command == "extract" {
 		fmt.Fprintln(w, "(before: the changed tensors as dense ΔW; after: the adapter's factors for them)")
 	}
+	if dry {
+		var peak int64
+		name := ""
+		for _, r := range rows {
+			if r.Memory > peak {
+				peak, name = r.Memory, r.Name
+			}
+		}
+		if peak > 0 {
+			fmt.Fprintf(w, "memory: at most %s for one tensor (%s); --jobs N holds up to N tensors' at once, within --max-memory\n", humanBytes(peak), esc(name))
+		}
+	}
 	if hidden > 0 {
 		fmt.Fprintf(w, "(%d more tensors, copied or unchanged, not listed)\n", hidden)
 	}
