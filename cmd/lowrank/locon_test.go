@@ -129,6 +129,13 @@ func TestConvLoRA(t *testing.T) {
 	mustCLI(t, "merge", "--base", base, "--adapter", kohya, "-o", merged, "--quiet")
 	closeTo(t, "kohya merge", merged, tuned, 1e-5)
 
+	// F16 factors (as most published LoCons are) merge too.
+	k16 := filepath.Join(dir, "locon16.safetensors")
+	mustCLI(t, "extract", "--base", base, "--tuned", tuned, "-o", k16, "--format", "kohya", "--kohya-prefix", "lora_unet", "--tol", "1e-5", "--dtype", "f16", "--quiet")
+	m16 := filepath.Join(dir, "merged16.safetensors")
+	mustCLI(t, "merge", "--base", base, "--adapter", k16, "-o", m16, "--quiet")
+	closeTo(t, "kohya F16 merge", m16, tuned, 1e-3)
+
 	// PEFT: lora_A.weight r × in × k_h × k_w, lora_B.weight out × r × 1 × 1.
 	peft := filepath.Join(dir, "peft")
 	mustCLI(t, "extract", "--base", base, "--tuned", tuned, "-o", peft, "--tol", "1e-5", "--quiet")
