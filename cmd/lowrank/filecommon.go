@@ -55,7 +55,7 @@ func addRankFlags(fs *flag.FlagSet, defaultSplit, splitHelp string) *rankFlags {
 		powerIters: fs.Int("power-iters", lowrank.DefaultPowerIters, "randomized SVD: power iterations `Q`"),
 		seed:       fs.Uint64("seed", 0, "randomized SVD: seed `S`"),
 		split:      fs.String("split", defaultSplit, splitHelp),
-		include:    fs.String("include", "", "only tensors whose name matches `REGEX` (Go syntax, RE2: no lookahead; default: every weight)"),
+		include:    fs.String("include", "", "only tensors whose name matches `REGEX` (Go's RE2 syntax: no lookahead, see --exclude; default: every weight, factorize keeping embeddings and output heads dense unless REGEX names them)"),
 		exclude:    fs.String("exclude", "", "leave out tensors whose name matches `REGEX`, after --include"),
 		backend:    fs.String("backend", "auto", "compute backend: auto, cpu or cuda"),
 		dtype:      fs.String("dtype", "keep", "dtype of the tensors written for the selected tensors: keep, f32, f16 or bf16"),
