@@ -50,6 +50,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (and NAME.input_mean, their mean), as scripts/collect_stats.py writes; those weights are factorized for their outputs, the others with plain SVD")
 	ff := addFolderFlags(fs)
 	devSpec := addDevicesFlag(fs)
+	minSaving := fs.Float64("min-saving", 0.1, "keep a tensor dense unless its factors save at least the fraction `F` of its parameters (0: whenever they save any)")
+	refactorize := fs.Bool("force-refactorize", false, "factorize tensors that already are factors lowrank factorize wrote (NAME.A, NAME.B), which is refused by default")
+	dryRun := fs.Bool("dry-run", false, "print the plan (rank, error from the real SVD, bytes saved, memory needed per tensor) and write nothing; -o is then optional")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -68,6 +71,13 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err := checkDevicesFlags("factorize", fs, *devSpec); err != nil { // devices.go
 		return err
 	}
+	if !(*minSaving >= 0 && *minSaving < 1) {
+		return usagef("factorize: --min-saving %v; expected a fraction in [0, 1)", *minSaving)
+	}
+	s.minSaving, s.dryRun = *minSaving, *dryRun
+	if s.output == "" && !s.dryRun {
+		return usagef("factorize: no output given; expected -o PATH (or --dry-run)")
+	}
 	in := pos[0]
 	folderOut := isFolderModel(in) || fsx.maxShardGiven || fsx.distributed()
 	if fsx.resume && !folderOut {
@@ -79,9 +89,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	outs := newOutputSet(s.force, inputs...)
 	var out *output
-	if folderOut {
+	if folderOut && !s.dryRun {
 		out = outs.modelFolder(s.output, "factorize")
-	} else {
+	} else if !s.dryRun {
 		out = outs.file(s.output, "the output")
 	}
 	s.addReport(outs)
@@ -111,9 +121,10 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	// within a size, so that every tensor's data stays aligned (a folder
 	// output does so within each shard: layout.go).
 	type item struct {
-		t   safetensors.TensorInfo
-		sel bool
-		out safetensors.DType
+		t    safetensors.TensorInfo
+		sel  bool
+		out  safetensors.DType
+		keep string // why a selected tensor is kept dense without an SVD (embeddings)
 	}
 	items := make([]item, 0, len(f.Tensors()))
 	nsel := 0
@@ -131,6 +142,26 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if nsel == 0 {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
+	if err := checkRefactorize(f, *refactorize, func(yield func(string) bool) {
+		for _, it := range items {
+			if it.sel && !yield(it.t.Name) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	// Embeddings and output heads stay dense unless --include names them.
+	emb := newEmbeddings(f, func(msg string) {
+		if !s.quiet {
+			fmt.Fprintln(stderr, esc(msg))
+		}
+	})
+	for i := range items {
+		if it := &items[i]; it.sel && (s.include == nil || !s.include.MatchString(it.t.Name)) {
+			it.keep = emb.reason(it.t)
+		}
+	}
 	if err := checkNames(in, items, func(it item) (string, bool) { return it.t.Name, it.sel }); err != nil {
 		return err
 	}
@@ -138,7 +169,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
 	}
 	if s.calib != nil { // the statistics: checked before any work (calibration.go)
-		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) { return it.t, it.sel, it.out },
+		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) {
+			return it.t, it.sel && it.keep == "", it.out
+		},
 			func(t safetensors.TensorInfo) item { return item{t: t, out: t.DType} }); err != nil {
 			return err
 		}
@@ -217,7 +250,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		if lay != nil {
 			name = filepath.Join(s.output, lay.shardNames(f.Prefix(), true)[g])
 		}
-		if err := checkHeader(in, name, floorMeta, copied, extra); err != nil {
+		if err := checkHeader(in, name, floorMeta, copied, extra); err != nil && !s.dryRun {
 			return err
 		}
 		headers = add(headers, int64(safetensors.HeaderLen(floorMeta, copied)+extra))
@@ -238,7 +271,8 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		d, k, _ := it.t.Matrix()
 		need = add(need, mul(int64(it.out.Size()), min(d*k, least*(d+k))))
 	}
-	if err := checkDisk(s.output, add(need, headers)); err != nil {
+	if s.dryRun { // nothing is written
+	} else if err := checkDisk(s.output, add(need, headers)); err != nil {
 		return err
 	}
 	plans := make([]factorPlan, len(items))
@@ -246,7 +280,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		if err := tick(i); err != nil {
 			return err
 		}
-		if !it.sel || s.mem.total == 0 {
+		if !it.sel || it.keep != "" || (s.mem.total == 0 && !s.dryRun) {
 			continue
 		}
 		d, k, _ := it.t.Matrix()
@@ -263,7 +297,8 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 
 	// The file is written as the model package writes factorized models:
-	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata.
+	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata; the
+	// records of factors copied from a factorized input are kept.
 	mo := model.WriterOptions{Policy: s.policy.String(), Split: s.split.String(), Metadata: f.Metadata()}
 	if s.calib != nil {
 		mo.Calibration = filepath.Base(s.calib.f.Path())
@@ -281,27 +316,41 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	var mw *model.Writer // the file's, or the shard's being written
 	curMW := func() *model.Writer { return mw }
+	sel := make(map[string]bool, nsel)
+	for _, it := range items {
+		if it.sel {
+			sel[it.t.Name] = true
+		}
+	}
 	compute := func(i int) (outcome, error) {
 		it := items[i]
-		if s.calib != nil && s.calib.biases[it.t.Name] != nil {
-			return biasOutcome(f, it.t, s.calib.biases[it.t.Name])
-		}
-		if !it.sel {
-			return copyOutcome(f, it.t), nil
-		}
+		var o outcome
+		var err error
 		run := func(plan factorPlan) (outcome, error) {
 			if computesIn64(it.t.DType) {
 				return factorizeOne[float64](f, it.t, it.out, s, plan, curMW)
 			}
 			return factorizeOne[float32](f, it.t, it.out, s, plan, curMW)
 		}
-		if devs != nil { // --devices: on a free GPU (devices.go)
-			return devs.run(it.t.Name, func(b lowrank.Backend) (outcome, error) { return run(plans[i].on(b)) })
+		switch {
+		case s.calib != nil && s.calib.biases[it.t.Name] != nil:
+			o, err = biasOutcome(f, it.t, s.calib.biases[it.t.Name])
+		case !it.sel:
+			o = copyOutcome(f, it.t)
+		case it.keep != "":
+			o, err = keepOutcome(f, it.t, it.out, it.keep, curMW)
+		case devs != nil: // --devices: on a free GPU (devices.go)
+			o, err = devs.run(it.t.Name, func(b lowrank.Backend) (outcome, error) { return run(plans[i].on(b)) })
+		default:
+			o, err = run(plans[i])
 		}
-		return run(plans[i])
+		if err == nil && it.sel && (s.dryRun || s.mem.total > 0) {
+			o.row.Memory = plans[i].cost
+		}
+		return o, err
 	}
 	var rows []row
-	if folderOut {
+	if folderOut && !s.dryRun {
 		if _, ok := mo.Metadata["format"]; !ok {
 			// transformers refuses a shard whose metadata lacks "format".
 			md := map[string]string{"format": "pt"}
@@ -312,30 +361,52 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 		job := &folderJob{cmd: "factorize", src: f, extra: []string{*calPath}, flags: flagsString(fs), out: s.output, fs: fsx, s: s,
 			items: pitems, prefix: f.Prefix(), compute: compute, cost: func(i int) int64 { return plans[i].cost },
-			piece: func(w *safetensors.Writer) pieceWriter { mw = model.NewWriter(w, mo); return mw }}
+			piece: func(w *safetensors.Writer, shard []string) pieceWriter {
+				mw = model.NewWriter(w, mo)
+				in := make(map[string]bool, len(shard))
+				for _, n := range shard {
+					in[n] = true
+				}
+				// The records of factors copied from a factorized input,
+				// for this shard's tensors.
+				carryRecords(f, mw, func(name string) bool { return sel[name] || !in[name] })
+				return mw
+			}}
 		if rows, err = runFolder(job, lay, stderr); err != nil {
 			return err
 		}
 	} else {
-		w, err := out.writer(2*f.HeaderEstimate() + 256*nsel)
-		if err != nil {
-			return err
-		}
-		defer w.Abort()
-		mw = model.NewWriter(w, mo)
-		rows = make([]row, 0, len(items))
-		prog := newProgress(stderr, s.quiet, len(items), "factorize")
-		err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, compute, func(i int, o outcome) error {
-			if err := o.write(w); err != nil {
+		var w *safetensors.Writer // nil for --dry-run: nothing is written
+		if !s.dryRun {
+			if w, err = out.writer(2*f.HeaderEstimate() + 256*nsel); err != nil {
 				return err
 			}
+			defer w.Abort()
+		}
+		mw = model.NewWriter(w, mo)
+		carryRecords(f, mw, func(name string) bool { return sel[name] })
+		rows = make([]row, 0, len(items))
+		var total int64
+		for _, it := range items {
+			total += it.t.Size()
+		}
+		prog := newProgress(stderr, s.quiet, total, "factorize")
+		err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, compute, func(i int, o outcome) error {
+			if !s.dryRun {
+				if err := o.write(w); err != nil {
+					return err
+				}
+			}
 			rows = append(rows, o.row)
-			prog.step(o.row.Name)
+			prog.step(o.row.Name, items[i].t.Size())
 			return nil
 		})
 		prog.done()
 		if err != nil {
 			return err
+		}
+		if s.dryRun {
+			return finish(stdout, s, reportFile{Command: "factorize --dry-run", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 		}
 		if err := mw.Close(); err != nil {
 			return err
@@ -423,7 +494,7 @@ func includeHint(s *settings) string {
 // finish prints the table and writes the report.
 func finish(stdout io.Writer, s *settings, rep reportFile) error {
 	if !s.quiet {
-		printTable(stdout, rep.Tensors)
+		printTable(stdout, rep)
 	}
 	if s.rep != nil {
 		return writeReport(s.rep, rep)
@@ -435,7 +506,7 @@ func finish(stdout io.Writer, s *settings, rep reportFile) error {
 func copyOutcome(f source, t safetensors.TensorInfo) outcome {
 	n := int64(t.NumElements())
 	return outcome{
-		row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stCopied,
+		row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), SourceDType: string(t.DType), Status: stCopied,
 			ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()},
 		write: func(w *safetensors.Writer) error {
 			sec, err := f.Section(t.Name)
@@ -457,7 +528,7 @@ func factorizeOne[T lowrank.Float](f source, t safetensors.TensorInfo, out safet
 		return outcome{}, err
 	}
 	d, k := W.Rows, W.Cols
-	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
 	var ab *absorb // the bias that takes the mean error, if any
 	if s.calib != nil {
@@ -494,6 +565,8 @@ func factorizeOne[T lowrank.Float](f source, t safetensors.TensorInfo, out safet
 		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	case !fac.Saves():
 		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank), mw)
+	case saving(fac) < s.minSaving:
+		return denseOutcome(f, t, W, out, o, reasonMinSaving(fac.Rank, saving(fac), s.minSaving), mw)
 	}
 	r := fac.Rank
 	rel := fac.RelError
@@ -536,6 +609,11 @@ func factorizeOne[T lowrank.Float](f source, t safetensors.TensorInfo, out safet
 		if err := model.AddFactors(mw(), t.Name, fac, out); err != nil {
 			return err
 		}
+		if out != t.DType {
+			if err := mw().SetSourceDType(t.Name, t.DType); err != nil {
+				return err
+			}
+		}
 		if amend != nil {
 			return mw().Amend(t.Name, amend)
 		}
@@ -567,7 +645,43 @@ func denseOutcome[T lowrank.Float](f source, t safetensors.TensorInfo, W lowrank
 	}
 	o.write = func(*safetensors.Writer) error {
 		mw().MarkDense(t.Name, why)
+		if err := mw().SetSourceDType(t.Name, t.DType); err != nil {
+			return err
+		}
 		return model.AddDense(mw(), t.Name, W, out)
 	}
 	return o, nil
+}
+
+// keepOutcome keeps a selected tensor dense without factorizing it (an
+// embedding or output head), converted to out, and records why.
+func keepOutcome(f source, t safetensors.TensorInfo, out safetensors.DType, why string, mw func() *model.Writer) (outcome, error) {
+	d, k, _ := t.Matrix()
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
+		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
+	switch {
+	case out == t.DType: // copied as it is
+		return denseOutcome(f, t, lowrank.Matrix[float32]{}, out, o, why, mw)
+	case computesIn64(t.DType):
+		W, err := readMatrix[float64](f, t.Name)
+		if err != nil {
+			return outcome{}, err
+		}
+		return denseOutcome(f, t, W, out, o, why, mw)
+	}
+	W, err := readMatrix[float32](f, t.Name)
+	if err != nil {
+		return outcome{}, err
+	}
+	return denseOutcome(f, t, W, out, o, why, mw)
+}
+
+// saving is the fraction of the dense tensor's parameters the factors
+// save: 1 − r·(d+k)/(d·k).
+func saving[T lowrank.Float](f *lowrank.Factors[T]) float64 {
+	return 1 - float64(f.Params())/float64(f.DenseParams())
+}
+
+func reasonMinSaving(r int, saved, minSaving float64) string {
+	return fmt.Sprintf("rank %d saves %.1f%% of the parameters, below --min-saving %g", r, 100*saved, minSaving)
 }

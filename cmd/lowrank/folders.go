@@ -213,3 +213,13 @@ func (s *outputSet) fileOrFolder(folder bool, path, cmd string) *output {
 	}
 	return s.file(path, "the output")
 }
+
+// headerBytes returns the bytes of the headers of an input's files (with
+// their 8-byte lengths).
+func headerBytes(src source) int64 {
+	var n int64
+	for _, f := range filesOf(src) {
+		n += f.HeaderSize() + 8
+	}
+	return n
+}

@@ -165,6 +165,25 @@ func TestFactorizeFolderWritesFolder(t *testing.T) {
 	writeST(t, single, map[string]string{"format": "pt"}, all...)
 	mustCLI(t, "factorize", single, "-o", filepath.Join(dir, "single-out.safetensors"), "--rank", "4", "--quiet")
 	sameTensors(t, "folder and single file", raw, fileTensors(t, filepath.Join(dir, "single-out.safetensors")))
+	// --dry-run on a folder writes nothing.
+	dry := mustCLI(t, "factorize", in, "--dry-run", "--rank", "4")
+	if !strings.Contains(dry, "model.layers.0.mlp.up_proj.weight") {
+		t.Errorf("--dry-run on a folder lists no tensor:\n%s", dry)
+	}
+	// info --json of a folder: its index and shards.
+	var docs []struct {
+		Kind   string `json:"kind"`
+		Index  string `json:"index"`
+		Shards []struct {
+			Tensors []struct{ Name string } `json:"tensors"`
+		} `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "info", "--json", out)), &docs); err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 1 || docs[0].Kind != "model-folder" || docs[0].Index != "model.safetensors.index.json" || len(docs[0].Shards) != 9 {
+		t.Errorf("info --json of the folder: %+v", docs)
+	}
 	// The output folder reads back as a model.
 	info := mustCLI(t, "info", out)
 	for _, want := range []string{"model-00001-of-00009.safetensors", "shards"} {

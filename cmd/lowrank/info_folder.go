@@ -126,3 +126,25 @@ func modelFolderInfo(out io.Writer, path string, mem *budget) error {
 	fmt.Fprintf(w, "\n(%s)\n", strip(err))
 	return nil
 }
+
+// modelFolderJSON is info --json's document of a model folder or index
+// file: every weight file as fileDoc shows a file.
+func modelFolderJSON(path string, mem *budget) (infoDoc, error) {
+	c, err := mem.openModel(path)
+	if err != nil {
+		return infoDoc{}, err
+	}
+	defer c.Close()
+	d := infoDoc{Path: path, Kind: "model-folder"}
+	if ix := c.Index(); ix != nil {
+		d.Index = filepath.Base(ix.Path)
+	}
+	for _, f := range c.Files() {
+		fd, err := fileDoc(f)
+		if err != nil {
+			return infoDoc{}, err
+		}
+		d.Shards = append(d.Shards, fd)
+	}
+	return d, nil
+}

@@ -12,21 +12,23 @@ import (
 // every base tensor in the layout's shards, the merged ones computed by
 // compute, the base's metadata (with "format": "pt") in every shard. rank
 // gives the adapter's rank of tensor i, when it has a module.
-func mergeFolder(stderr io.Writer, cmd string, fb source, adapter string, tensors []safetensors.TensorInfo, rank func(i int) (int, bool), costs []int64,
+func mergeFolder(stderr io.Writer, cmd string, fb source, adapter string, tensors []safetensors.TensorInfo, rank func(i int) (int, bool), outOf func(safetensors.TensorInfo) safetensors.DType, costs []int64,
 	compute func(i int) (outcome, error), s *settings) ([]row, error) {
 	c := fb.(*model.Checkpoint)
 	items := make([]planItem, len(tensors))
 	for i, t := range tensors {
-		items[i] = planItem{name: t.Name, bound: t.Size(), bits: t.DType.Bits(), work: ioWork(t.Size())}
+		dt := outOf(t)
+		size := mul(int64(dt.Size()), t.NumElements())
+		items[i] = planItem{name: t.Name, bound: size, bits: dt.Bits(), work: ioWork(size)}
 		if r, ok := rank(i); ok {
-			d, k, _ := t.Matrix()
+			d, k, _, _ := model.WeightMatrix(t)
 			items[i].work += 2 * float64(d) * float64(k) * float64(r)
 		}
 	}
 	md := withFormat(fb.Metadata())
 	job := &folderJob{cmd: cmd, src: c, extra: []string{adapter}, flags: s.fold.flags, out: s.output, fs: s.fold.fs, s: s,
 		items: items, prefix: c.Prefix(), compute: compute, cost: func(i int) int64 { return costs[i] },
-		piece: func(w *safetensors.Writer) pieceWriter { return plainPiece{w: w, md: md} }}
+		piece: func(w *safetensors.Writer, _ []string) pieceWriter { return plainPiece{w: w, md: md} }}
 	return runFolder(job, nil, stderr)
 }
 
@@ -41,37 +43,51 @@ func withFormat(md map[string]string) map[string]string {
 }
 
 // densifyFolder writes densify's output as a model folder: one item per
-// output tensor (a factor pair NAME.A, NAME.B becomes NAME, at the place
-// of NAME.A), the input's metadata without lowrank's. costs are by input
-// tensor (a pair's on its NAME.A).
-func densifyFolder(stderr io.Writer, f source, pairs map[string]bool, costs []int64, s *settings) ([]row, error) {
+// output tensor, in the input's order (a factor pair NAME.A, NAME.B becomes
+// NAME, at the place of NAME.A), each in the dtype outOf gives, the input's
+// metadata without lowrank's. costs are those of tensors (a pair's on its
+// NAME.A).
+func densifyFolder(stderr io.Writer, f source, pairs map[string]bool, tensors []safetensors.TensorInfo, costs []int64,
+	outOf func(name string, own safetensors.DType, pair bool) safetensors.DType, s *settings) ([]row, error) {
 	c := f.(*model.Checkpoint)
+	costOf := make(map[string]int64, len(tensors))
+	for i, t := range tensors {
+		costOf[t.Name] = costs[i]
+	}
 	var items []planItem
 	var compute []func() (outcome, error)
 	var cost []int64
-	for i, t := range f.Tensors() {
+	for _, t := range f.Tensors() {
 		if n, isB := strings.CutSuffix(t.Name, ".B"); isB && pairs[n] {
 			continue
 		}
 		name, isA := strings.CutSuffix(t.Name, ".A")
 		if !isA || !pairs[name] {
-			items = append(items, planItem{name: t.Name, bound: t.Size(), bits: t.DType.Bits(), work: ioWork(t.Size())})
-			compute = append(compute, func() (outcome, error) { return copyOutcome(f, t), nil })
-			cost = append(cost, costs[i])
+			dt := outOf(t.Name, t.DType, false)
+			size := mul(int64(dt.Size()), t.NumElements())
+			items = append(items, planItem{name: t.Name, bound: size, bits: dt.Bits(), work: ioWork(size)})
+			compute = append(compute, func() (outcome, error) {
+				if dt != t.DType {
+					return convertOutcome(f, t, dt)
+				}
+				return copyOutcome(f, t), nil
+			})
+			cost = append(cost, costOf[t.Name])
 			continue
 		}
 		b, _ := f.Tensor(name + ".B")
 		r, k, d := t.Shape[0], t.Shape[1], b.Shape[0]
-		size := mul(int64(t.DType.Size()), d, k)
-		items = append(items, planItem{name: name, bound: size, bits: t.DType.Bits(), work: 2*float64(d)*float64(k)*float64(r) + ioWork(size)})
-		dt, out := t.DType, s.output
+		dt := outOf(name, t.DType, true)
+		size := mul(int64(dt.Size()), d, k)
+		items = append(items, planItem{name: name, bound: size, bits: dt.Bits(), work: 2*float64(d)*float64(k)*float64(r) + ioWork(size)})
+		own := t.DType
 		compute = append(compute, func() (outcome, error) {
-			if computesIn64(dt, b.DType) {
-				return densifyOne[float64](f, name, dt, out)
+			if computesIn64(own, b.DType, dt) {
+				return densifyOne[float64](f, name, own, dt)
 			}
-			return densifyOne[float32](f, name, dt, out)
+			return densifyOne[float32](f, name, own, dt)
 		})
-		cost = append(cost, costs[i])
+		cost = append(cost, costOf[t.Name])
 	}
 	md := map[string]string{}
 	for k, v := range withFormat(f.Metadata()) {
@@ -81,6 +97,6 @@ func densifyFolder(stderr io.Writer, f source, pairs map[string]bool, costs []in
 	}
 	job := &folderJob{cmd: "densify", src: c, flags: s.fold.flags, out: s.output, fs: s.fold.fs, s: s,
 		items: items, prefix: c.Prefix(), compute: func(i int) (outcome, error) { return compute[i]() }, cost: func(i int) int64 { return cost[i] },
-		piece: func(w *safetensors.Writer) pieceWriter { return plainPiece{w: w, md: md} }}
+		piece: func(w *safetensors.Writer, _ []string) pieceWriter { return plainPiece{w: w, md: md} }}
 	return runFolder(job, nil, stderr)
 }

@@ -148,9 +148,10 @@ type folderJob struct {
 	// compute computes input item i; cost is its memory (nil: none).
 	compute func(i int) (outcome, error)
 	cost    func(i int) int64
-	// piece starts the writer of one piece (model.Writer for factorize);
-	// outcomes are written through it.
-	piece func(w *safetensors.Writer) pieceWriter
+	// piece starts the writer of one piece of the shard whose input
+	// tensors are shard (model.Writer for factorize); outcomes are
+	// written through it.
+	piece func(w *safetensors.Writer, shard []string) pieceWriter
 	// reportInputs and policy are the report's.
 	reportInputs []string
 	policy       string
@@ -504,9 +505,17 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 			todo = append(todo, k)
 		}
 	}
-	prog := newProgress(stderr, j.s.quiet, hi-lo, j.cmd)
-	for range hi - lo - len(todo) {
-		prog.step("")
+	var total, reused int64
+	for k := lo; k < hi; k++ {
+		b := j.items[lay.order[k]].bound
+		total += b
+		if r.reused[lay.shard[k]] {
+			reused += b
+		}
+	}
+	prog := newProgress(stderr, j.s.quiet, total, j.cmd)
+	if reused > 0 {
+		prog.step("", reused)
 	}
 	var cost func(int) int64
 	if j.cost != nil {
@@ -519,7 +528,7 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 		if err := r.write(k, o); err != nil {
 			return err
 		}
-		prog.step(o.row.Name)
+		prog.step(o.row.Name, j.items[lay.order[k]].bound)
 		return nil
 	})
 	prog.done()
@@ -810,7 +819,7 @@ func (r *partRun) startPiece(s int) error {
 		os.Remove(f.Name())
 		return err
 	}
-	r.cur, r.curF, r.curW, r.curPW, r.curIn, r.curRow = s, f.Name(), w, r.job.piece(w), nil, nil
+	r.cur, r.curF, r.curW, r.curPW, r.curIn, r.curRow = s, f.Name(), w, r.job.piece(w, r.plan.Shards[s].Tensors), nil, nil
 	return nil
 }
 
