@@ -98,10 +98,16 @@ func (p *devicePool) close() {
 
 // run runs f on a free device, again on another when the device fails.
 func (p *devicePool) run(tensor string, f func(b lowrank.Backend) (outcome, error)) (outcome, error) {
+	return runOnDevice(p, tensor, f)
+}
+
+// runOnDevice is devicePool.run for any result.
+func runOnDevice[R any](p *devicePool, tensor string, f func(b lowrank.Backend) (R, error)) (R, error) {
+	var zero R
 	for {
 		d, err := p.get()
 		if err != nil {
-			return outcome{}, err
+			return zero, err
 		}
 		o, err := f(d.b)
 		if err != nil && deviceFailed(err) && !errors.Is(err, errInterrupted) && cmdContext.Err() == nil {

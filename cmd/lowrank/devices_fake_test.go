@@ -132,3 +132,30 @@ func TestDevicesFake(t *testing.T) {
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "x"), "--devices", "all", "--jobs", "2"}, "--jobs")
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "x"), "--devices", "all", "--backend", "cpu"}, "--backend")
 }
+
+// TestExtractDevicesFake checks extract --devices over the fake: the
+// adapter equals a one-device run's.
+func TestExtractDevicesFake(t *testing.T) {
+	fakeDevices(t, 2)
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(31, 32))
+	var base, tuned []tensor
+	for i := range 6 {
+		name := fmt.Sprintf("layers.%d.weight", i)
+		b := decaying(rng, 48, 40)
+		d := lowRankMat(rng, 48, 40, 2, 0.3)
+		tv := make([]float64, len(b))
+		for j := range b {
+			tv[j] = b[j] + d[j]
+		}
+		base = append(base, tensor{name: name, dt: safetensors.F32, shape: []int{48, 40}, vals: b})
+		tuned = append(tuned, tensor{name: name, dt: safetensors.F32, shape: []int{48, 40}, vals: tv})
+	}
+	bp, tp := filepath.Join(dir, "base"), filepath.Join(dir, "tuned")
+	writeFolder(t, bp, 2, base)
+	writeFolder(t, tp, 3, tuned)
+	one, all := filepath.Join(dir, "one"), filepath.Join(dir, "all")
+	mustCLI(t, "extract", "--base", bp, "--tuned", tp, "-o", one, "--rank", "2", "--quiet", "--devices", "0")
+	mustCLI(t, "extract", "--base", bp, "--tuned", tp, "-o", all, "--rank", "2", "--quiet", "--devices", "all")
+	sameTensors(t, "extract --devices all and 0", fileTensors(t, filepath.Join(all, "adapter_model.safetensors")), fileTensors(t, filepath.Join(one, "adapter_model.safetensors")))
+}

@@ -45,6 +45,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json (the base's Hugging Face `NAME` or path)")
 	taskType := fs.String("task-type", "", "task_type written to adapter_config.json: one of "+strings.Join(peftTaskTypes, ", ")+" (default: null)")
 	rf := addRankFlags(fs, "sqrt", "how S is shared: sqrt (B = U·√S, A = √S·Vᵀ, balanced, the default) or us")
+	devSpec := addDevicesFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -71,6 +72,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	}
 	s, err := rf.settings("extract")
 	if err != nil {
+		return err
+	}
+	if err := checkDevicesFlags("extract", fs, *devSpec); err != nil { // devices.go
 		return err
 	}
 	s.conv = true
@@ -237,6 +241,14 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			total += it.t.Size()
 		}
 	}
+	var devs *devicePool
+	if *devSpec != "" {
+		if devs, err = openDevices("extract", *devSpec, stderr); err != nil {
+			return err
+		}
+		defer devs.close()
+		s.jobs = len(devs.all)
+	}
 	prog := newProgress(stderr, s.quiet, total, "extract")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (extracted, error) {
 		it := items[i]
@@ -245,11 +257,17 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			return extracted{row: *it.preRow}, nil
 		case it.compare:
 			return compareOnly(fb, ft, it.t)
-		case computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType):
-			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, it.kind, plans[i])
-		default:
-			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, it.kind, plans[i])
 		}
+		run := func(plan factorPlan) (extracted, error) {
+			if computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType) {
+				return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, it.kind, plan)
+			}
+			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, it.kind, plan)
+		}
+		if devs != nil { // --devices: on a free GPU (devices.go)
+			return runOnDevice(devs, it.t.Name, func(b lowrank.Backend) (extracted, error) { return run(plans[i].on(b)) })
+		}
+		return run(plans[i])
 	}, func(i int, e extracted) error {
 		it := items[i]
 		if e.row.Status == stAdapter {
