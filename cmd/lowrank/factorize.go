@@ -58,7 +58,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("factorize: expected one input (a file or a model folder), got %d arguments %q", len(pos), pos)
+		return usagef("factorize: expected one input (a file or a model folder), got %d arguments %q%s", len(pos), pos, shardsHint(pos))
 	}
 	s, err := rf.settings("factorize")
 	if err != nil {

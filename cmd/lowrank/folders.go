@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -222,4 +224,22 @@ func headerBytes(src source) int64 {
 		n += f.HeaderSize() + 8
 	}
 	return n
+}
+
+var shardNameRE = regexp.MustCompile(`-\d{5,}-of-\d{5,}\.safetensors$`)
+
+// shardsHint is a usage error's advice when the arguments are the shards
+// of one folder (a shell glob such as model-*.safetensors): give the
+// folder.
+func shardsHint(args []string) string {
+	if len(args) < 2 {
+		return ""
+	}
+	dir := filepath.Dir(args[0])
+	for _, a := range args {
+		if filepath.Dir(a) != dir || !shardNameRE.MatchString(filepath.Base(a)) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("; these look like the shards of one model: give the folder %q (or its index file) instead", dir)
 }

@@ -334,6 +334,9 @@ func TestBrokenIndexRefusedByEveryCommand(t *testing.T) {
 	} {
 		assertFails(t, dir, nil, args, want...)
 	}
+	// The shards given one by one (a shell glob): the folder is suggested.
+	shards, _ := filepath.Glob(filepath.Join(in, "model-*.safetensors"))
+	assertFails(t, dir, nil, append([]string{"factorize", "-o", filepath.Join(dir, "out"), "--rank", "2"}, shards...), "give the folder", in)
 	// A missing shard.
 	os.Remove(filepath.Join(in, "model-00002-of-00003.safetensors"))
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", filepath.Join(dir, "out"), "--rank", "2"}, "model-00002-of-00003.safetensors", "is missing")
