@@ -93,10 +93,29 @@ func TestJoinRefusesIncompleteOrMixedParts(t *testing.T) {
 	mustCLI(t, "factorize", in, "-o", out, "--rank", "2", "--shard", "1/2", "--quiet")
 	// Part 0 run again without --resume: refused.
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", out, "--rank", "2", "--shard", "0/2", "--quiet"}, "--resume")
+	// A piece changed after its part finished: join refuses it; the part
+	// run again with --resume redoes it.
+	pieces, _ := filepath.Glob(filepath.Join(out, partDirName(1, 2), "*.safetensors"))
+	if len(pieces) == 0 {
+		t.Fatal("part 1 wrote no piece")
+	}
+	b, err := os.ReadFile(pieces[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(pieces[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	assertFails(t, dir, nil, []string{"join", out}, "expected intact pieces", "--resume")
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "2", "--shard", "1/2", "--quiet", "--resume")
 	mustCLI(t, "join", out, "--quiet")
 	if _, err := os.Stat(filepath.Join(out, "model.safetensors.index.json")); err != nil {
 		t.Fatal(err)
 	}
+	ref := filepath.Join(dir, "ref")
+	mustCLI(t, "factorize", in, "-o", ref, "--rank", "2", "--quiet")
+	sameFolders(t, "joined after a piece was redone", out, ref)
 	// Bad environment values.
 	for _, env := range [][]string{
 		{"JOB_COMPLETION_INDEX=2"},
