@@ -79,6 +79,8 @@ type Backend struct {
 	// open opens the device; nil means the process's shared device.
 	// Tests give a backend its own device over a fake CUDA installation.
 	open func() (*cuda.Device, error)
+	// ordinal is a NewDevice backend's device.
+	ordinal int
 }
 
 // New returns the CUDA backend. It loads nothing; Init does.

@@ -188,3 +188,44 @@ func isFloatMatrix(t safetensors.TensorInfo) bool {
 	_, _, ok := t.Matrix()
 	return ok
 }
+
+// MergeRecorded returns the lowrank metadata of several files that Writer
+// wrote with the same options (the pieces of one shard, written by the
+// parts of a distributed run) as one: exactly what one Writer that had
+// written all their tensors would record. Metadata of different versions,
+// policies, splits or calibrations is an error wrapping ErrMetadata.
+func MergeRecorded(raws ...string) (string, error) {
+	var out fileMeta
+	for i, raw := range raws {
+		var m fileMeta
+		if err := strictjson.Unmarshal([]byte(raw), &m); err != nil {
+			return "", errorf(ErrMetadata, "metadata %q is not lowrank's JSON: %v", MetadataKey, err)
+		}
+		if i == 0 {
+			out = m
+			if out.Tensors == nil {
+				out.Tensors = map[string]Record{}
+			}
+			continue
+		}
+		if m.Version != out.Version || m.Policy != out.Policy || m.Split != out.Split || m.Calibration != out.Calibration {
+			return "", errorf(ErrMetadata, "pieces record different settings (%s, %s) and (%s, %s); expected pieces of one run", out.Policy, out.Split, m.Policy, m.Split)
+		}
+		for k, v := range m.Tensors {
+			out.Tensors[k] = v
+		}
+		for k, v := range m.Dense {
+			if out.Dense == nil {
+				out.Dense = map[string]string{}
+			}
+			out.Dense[k] = v
+		}
+		for k, v := range m.DenseSource {
+			if out.DenseSource == nil {
+				out.DenseSource = map[string]string{}
+			}
+			out.DenseSource[k] = v
+		}
+	}
+	return out.marshal()
+}

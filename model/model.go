@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -36,8 +35,8 @@ type Options struct {
 }
 
 // Model is a dense or factorized model: the linear layers of one
-// safetensors file (or, in time, of the shards of a Hugging Face folder),
-// by module name. Open reads the headers only; each layer's tensors are
+// safetensors file or of the shards of a Hugging Face folder, by module
+// name. Open reads the headers only; each layer's tensors are
 // read when Linear (or Linear64) first asks for it, and kept.
 //
 // A module M is the weight M.weight, dense or stored as the factors
@@ -83,10 +82,15 @@ type weight struct {
 	denseReason string  // what it says of a tensor kept dense
 }
 
-// Open opens the dense or factorized safetensors model at path: it reads
-// and checks the header (and the lowrank metadata, a claim checked against
-// the tensors), and no tensor. A folder (a sharded Hugging Face model) is
-// not read yet: an error wrapping ErrUnsupported.
+// Open opens the dense or factorized model at path: a .safetensors file, a
+// Hugging Face model folder (model.safetensors, or shards with
+// model.safetensors.index.json; diffusers' diffusion_pytorch_model names
+// too) or such a folder's index file, as OpenCheckpoint reads them. It
+// reads and checks the headers (a sharded folder's index strictly against
+// its shards, and the lowrank metadata of every file, a claim checked
+// against the tensors), and no tensor. A factorized folder written by
+// lowrank factorize is read like a factorized file: a module's factors may
+// lie in any shard.
 func Open(path string) (*Model, error) { return OpenWith(path, Options{}) }
 
 // OpenWith is Open with options.
@@ -105,20 +109,15 @@ func OpenWith(path string, o Options) (*Model, error) {
 	return m, nil
 }
 
-// openFiles opens the files of the model at path. A sharded folder
-// (model.safetensors.index.json naming its shards) plugs in here: its
-// shards, opened in the index's order, make one Model through newModel,
-// which already indexes tensors across files and refuses a name held by
-// two.
+// openFiles opens the files of the model at path through OpenCheckpoint:
+// one file, or a folder's shards (checked against its index), which make
+// one Model through newModel.
 func openFiles(path string, o Options) ([]*safetensors.File, error) {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, fileErr(ErrUnsupported, path, "is a folder; expected a .safetensors file (sharded folders with model.safetensors.index.json are not read yet)")
-	}
-	f, err := safetensors.OpenWith(path, safetensors.OpenOptions{Context: o.Context, MaxMemory: o.MaxMemory})
+	c, err := OpenCheckpoint(path, CheckpointOptions{Context: o.Context, MaxMemory: o.MaxMemory})
 	if err != nil {
 		return nil, err
 	}
-	return []*safetensors.File{f}, nil
+	return c.Files(), nil
 }
 
 // FromFiles makes a Model of safetensors files the caller opened (within
@@ -223,9 +222,7 @@ func newModel(files []*safetensors.File, o Options) (*Model, error) {
 		if err := m.checkClaims(f.Path(), md); err != nil {
 			return nil, err
 		}
-		if m.meta == nil {
-			m.meta = md
-		}
+		m.meta = mergeMetadata(m.meta, md)
 	}
 	return m, nil
 }
@@ -237,9 +234,10 @@ func (m *Model) Names() []string { return slices.Clone(m.names) }
 // Metadata returns the __metadata__ of the model's (first) file.
 func (m *Model) Metadata() map[string]string { return m.files[0].Metadata() }
 
-// Recorded returns the lowrank metadata the model's file holds, as
-// checked by Open, or nil when it holds none (or Options.IgnoreMetadata
-// was set). The caller must not modify it.
+// Recorded returns the lowrank metadata the model's files hold, as checked
+// by Open (the shards of a folder each record their own tensors: merged),
+// or nil when they hold none (or Options.IgnoreMetadata was set). The
+// caller must not modify it.
 func (m *Model) Recorded() *Metadata { return m.meta }
 
 // Files returns the safetensors files the model reads from.
@@ -386,4 +384,34 @@ func (m *Model) kohyaModules() []string {
 	}
 	slices.Sort(pairs) // the order errors name them in
 	return append(out, pairs...)
+}
+
+// mergeMetadata returns the lowrank metadata of several files (the shards
+// of a folder) as one: the first's version, policy and split, and every
+// file's tensors, dense tensors and modules.
+func mergeMetadata(into, md *Metadata) *Metadata {
+	if into == nil {
+		return md
+	}
+	if into.Tensors == nil {
+		into.Tensors = map[string]Record{}
+	}
+	if into.Dense == nil {
+		into.Dense = map[string]string{}
+	}
+	for k, v := range md.Tensors {
+		into.Tensors[k] = v
+	}
+	for k, v := range md.Dense {
+		into.Dense[k] = v
+	}
+	if len(md.Modules) > 0 {
+		if into.Modules == nil {
+			into.Modules = map[string]Record{}
+		}
+		for k, v := range md.Modules {
+			into.Modules[k] = v
+		}
+	}
+	return into
 }

@@ -417,8 +417,8 @@ func TestForwardErrors(t *testing.T) {
 			t.Errorf("%s: %v; want %v naming the module", name, c.err, c.want)
 		}
 	}
-	if _, err := model.Open(t.TempDir()); !errors.Is(err, model.ErrUnsupported) {
-		t.Errorf("a folder: %v", err)
+	if _, err := model.Open(t.TempDir()); !errors.Is(err, model.ErrNotFound) || !strings.Contains(err.Error(), "folder without model.safetensors") {
+		t.Errorf("an empty folder: %v", err)
 	}
 	if _, err := model.Open(tmp(t, "missing.safetensors")); err == nil || !strings.HasPrefix(err.Error(), "lowrank: ") {
 		t.Errorf("a missing file: %v", err)

@@ -175,11 +175,11 @@ func TestFactorizationStopsWithCmdContext(t *testing.T) {
 	}
 	defer sw.Abort()
 	mw := model.NewWriter(sw, model.WriterOptions{})
-	if _, err := factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, mw); err != nil {
+	if _, err := factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, func() *model.Writer { return mw }); err != nil {
 		t.Fatalf("before the interrupt: %v", err)
 	}
 	cancel()
-	_, err = factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, mw)
+	_, err = factorizeOne[float32](f, ti, safetensors.F32, s, factorPlan{}, func() *model.Writer { return mw })
 	if err == nil || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("after the interrupt: %v, want the factorization stopped by the context", err)
 	}

@@ -63,7 +63,7 @@ func newCalibration(f *safetensors.File) *calibration {
 // plan checks the entries of the selected items before any work, and
 // returns the items with each bias that absorbs its weight's mean error
 // moved right after the weight (same dtype: the alignment holds).
-func plan[I any](c *calibration, model *safetensors.File, items []I, info func(I) (safetensors.TensorInfo, bool, safetensors.DType), mk func(safetensors.TensorInfo) I) ([]I, error) {
+func plan[I any](c *calibration, model source, items []I, info func(I) (safetensors.TensorInfo, bool, safetensors.DType), mk func(safetensors.TensorInfo) I) ([]I, error) {
 	for i, it := range items {
 		if err := tick(i); err != nil {
 			return nil, err
@@ -124,7 +124,7 @@ func (c *calibration) check(name string, k int) (bool, error) {
 // k, F32 or F64) and, for a NAME ending in "weight", the same name ending
 // in "bias" in the model, of shape [d] and of the dtype the weight is
 // written in. Without both, the weight is calibrated about zero.
-func (c *calibration) checkMean(model *safetensors.File, t safetensors.TensorInfo, out safetensors.DType) error {
+func (c *calibration) checkMean(model source, t safetensors.TensorInfo, out safetensors.DType) error {
 	d, k, _ := t.Matrix()
 	mt, ok := c.f.Tensor(t.Name + meanSuffix)
 	if !ok {
@@ -176,7 +176,7 @@ func (c *calibration) option(name string) (lowrank.Option, error) {
 
 // biasOutcome writes the bias t shifted by its weight's mean error, or
 // copies it when the weight stayed dense.
-func biasOutcome(f *safetensors.File, t safetensors.TensorInfo, ab *absorb) (outcome, error) {
+func biasOutcome(f source, t safetensors.TensorInfo, ab *absorb) (outcome, error) {
 	select {
 	case <-ab.done:
 	case <-cmdContext.Done():

@@ -38,13 +38,14 @@ type adapterMeta struct {
 
 func runExtract(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("extract", "extract --base BASE.safetensors --tuned TUNED.safetensors -o ADAPTER_DIR [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
-	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
-	tuned := fs.String("tuned", "", "the fine-tuned model (`FILE`.safetensors)")
+	base := fs.String("base", "", "the base model: a `FILE`.safetensors, a model folder (shards and their index) or an index file")
+	tuned := fs.String("tuned", "", "the fine-tuned model: a `FILE`.safetensors, a model folder or an index file")
 	format := fs.String("format", "peft", "adapter format: peft (a folder) or kohya (one .safetensors file)")
 	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …)")
 	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json (the base's Hugging Face `NAME` or path)")
 	taskType := fs.String("task-type", "", "task_type written to adapter_config.json: one of "+strings.Join(peftTaskTypes, ", ")+" (default: null)")
 	rf := addRankFlags(fs, "sqrt", "how S is shared: sqrt (B = U·√S, A = √S·Vᵀ, balanced, the default) or us")
+	devSpec := addDevicesFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -73,6 +74,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDevicesFlags("extract", fs, *devSpec); err != nil { // devices.go
+		return err
+	}
 	s.conv = true
 	switch {
 	case s.output == "":
@@ -98,12 +102,12 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.mem.restore()
-	fb, err := s.mem.open(*base)
+	fb, err := s.mem.openModel(*base)
 	if err != nil {
 		return err
 	}
 	defer fb.Close()
-	ft, err := s.mem.open(*tuned)
+	ft, err := s.mem.openModel(*tuned)
 	if err != nil {
 		return err
 	}
@@ -237,6 +241,14 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			total += it.t.Size()
 		}
 	}
+	var devs *devicePool
+	if *devSpec != "" {
+		if devs, err = openDevices("extract", *devSpec, stderr); err != nil {
+			return err
+		}
+		defer devs.close()
+		s.jobs = len(devs.all)
+	}
 	prog := newProgress(stderr, s.quiet, total, "extract")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (extracted, error) {
 		it := items[i]
@@ -245,11 +257,17 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			return extracted{row: *it.preRow}, nil
 		case it.compare:
 			return compareOnly(fb, ft, it.t)
-		case computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType):
-			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, it.kind, plans[i])
-		default:
-			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, it.kind, plans[i])
 		}
+		run := func(plan factorPlan) (extracted, error) {
+			if computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType) {
+				return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, it.kind, plan)
+			}
+			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, it.kind, plan)
+		}
+		if devs != nil { // --devices: on a free GPU (devices.go)
+			return runOnDevice(devs, it.t.Name, func(b lowrank.Backend) (extracted, error) { return run(plans[i].on(b)) })
+		}
+		return run(plans[i])
 	}, func(i int, e extracted) error {
 		it := items[i]
 		if e.row.Status == stAdapter {
@@ -312,7 +330,7 @@ func equalShape(a, b []int) bool {
 	return true
 }
 
-func mustTensor(f *safetensors.File, name string) safetensors.TensorInfo {
+func mustTensor(f source, name string) safetensors.TensorInfo {
 	t, _ := f.Tensor(name)
 	return t
 }
@@ -328,7 +346,7 @@ type extracted struct {
 
 // compareOnly reports a tensor that cannot go into the adapter (not a
 // selected 2-D matrix) when it nevertheless changed.
-func compareOnly(fb, ft *safetensors.File, t safetensors.TensorInfo) (extracted, error) {
+func compareOnly(fb, ft source, t safetensors.TensorInfo) (extracted, error) {
 	a, err := fb.ReadRaw(t.Name)
 	if err != nil {
 		return extracted{}, err
@@ -360,7 +378,7 @@ const (
 
 // extractOne computes the low-rank factors of ΔW = tuned − base for one
 // tensor (a conv weight as its out × in·k_h·k_w matrix).
-func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, kind moduleKind, plan factorPlan) (extracted, error) {
+func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, kind moduleKind, plan factorPlan) (extracted, error) {
 	Wb, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return extracted{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -44,9 +45,11 @@ type outcome struct {
 }
 
 func runFactorize(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("factorize", "factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
+	fs := newFlags("factorize", "factorize IN -o OUT [--rank N | --energy E | --tol T | --ratio R] [flags]\n\nIN is a .safetensors file (OUT: a file) or a model folder (OUT: a folder): model.safetensors,\nor shards with model.safetensors.index.json (diffusers' diffusion_pytorch_model names too),\nor such an index file", stderr)
 	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
 	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (and NAME.input_mean, their mean), as scripts/collect_stats.py writes; those weights are factorized for their outputs, the others with plain SVD")
+	ff := addFolderFlags(fs)
+	devSpec := addDevicesFlag(fs)
 	minSaving := fs.Float64("min-saving", 0.1, "keep a tensor dense unless its factors save at least the fraction `F` of its parameters (0: whenever they save any)")
 	refactorize := fs.Bool("force-refactorize", false, "factorize tensors that already are factors lowrank factorize wrote (NAME.A, NAME.B), which is refused by default")
 	dryRun := fs.Bool("dry-run", false, "print the plan (rank, error from the real SVD, bytes saved, memory needed per tensor) and write nothing; -o is then optional")
@@ -55,10 +58,17 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("factorize: expected one input file, got %d arguments %q", len(pos), pos)
+		return usagef("factorize: expected one input (a file or a model folder), got %d arguments %q%s", len(pos), pos, shardsHint(pos))
 	}
 	s, err := rf.settings("factorize")
 	if err != nil {
+		return err
+	}
+	fsx, err := ff.settings("factorize", os.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := checkDevicesFlags("factorize", fs, *devSpec); err != nil { // devices.go
 		return err
 	}
 	if !(*minSaving >= 0 && *minSaving < 1) {
@@ -69,13 +79,19 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return usagef("factorize: no output given; expected -o PATH (or --dry-run)")
 	}
 	in := pos[0]
+	folderOut := isFolderModel(in) || fsx.maxShardGiven || fsx.distributed()
+	if fsx.resume && !folderOut {
+		return usagef("factorize: --resume with a single-file output; expected a folder output (a model folder as input, or --max-shard-size)")
+	}
 	inputs := []string{in}
 	if *calPath != "" {
 		inputs = append(inputs, *calPath) // no output may be it
 	}
 	outs := newOutputSet(s.force, inputs...)
 	var out *output
-	if !s.dryRun {
+	if folderOut && !s.dryRun {
+		out = outs.modelFolder(s.output, "factorize")
+	} else if !s.dryRun {
 		out = outs.file(s.output, "the output")
 	}
 	s.addReport(outs)
@@ -87,7 +103,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.mem.restore()
-	f, err := s.mem.open(in)
+	f, err := s.mem.openModel(in)
 	if err != nil {
 		return err
 	}
@@ -102,7 +118,8 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Write tensors by decreasing element size, keeping the file's order
-	// within a size, so that every tensor's data stays aligned.
+	// within a size, so that every tensor's data stays aligned (a folder
+	// output does so within each shard: layout.go).
 	type item struct {
 		t    safetensors.TensorInfo
 		sel  bool
@@ -148,7 +165,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err := checkNames(in, items, func(it item) (string, bool) { return it.t.Name, it.sel }); err != nil {
 		return err
 	}
-	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	if !folderOut {
+		sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
+	}
 	if s.calib != nil { // the statistics: checked before any work (calibration.go)
 		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) {
 			return it.t, it.sel && it.keep == "", it.out
@@ -157,36 +176,84 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	// The output's header must stay within the format's limit: check its
-	// least possible size now rather than after the work. A selected
-	// tensor becomes NAME.A and NAME.B (rank 1 at the least) with an entry
-	// in the lowrank metadata, or stays dense with a reason there.
-	copied := make([]safetensors.TensorInfo, 0, len(items))
-	extra := 0
-	for ti, it := range items {
-		if err := tick(ti); err != nil {
-			return err
+	// A folder output's layout: which shard each tensor goes to.
+	var pitems []planItem
+	var lay *layout
+	if folderOut {
+		pitems = make([]planItem, len(items))
+		for i, it := range items {
+			pi := planItem{name: it.t.Name, bound: it.t.Size(), bits: it.out.Bits(), work: ioWork(it.t.Size())}
+			if it.sel {
+				d, k, _ := it.t.Matrix()
+				pi.bound = mul(int64(it.out.Size()), d, k)
+				l := 0
+				if r, ok := strings.CutPrefix(s.policy.String(), "rank="); ok && s.method != lowrank.Exact {
+					l, _ = strconv.Atoi(r)
+					l += s.oversample
+				}
+				pi.work = factorizeWork(d, k, l, s.powerIters, add(it.t.Size(), pi.bound))
+			}
+			pi.group = s.calib != nil && s.calib.biases[it.t.Name] != nil
+			pitems[i] = pi
 		}
-		t := it.t
-		if !it.sel {
-			copied = append(copied, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
-			continue
-		}
-		d, k, _ := t.Matrix()
-		fac := 2 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".A", DType: it.out, Shape: []int{1, k}}) +
-			safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".B", DType: it.out, Shape: []int{d, 1}}) +
-			metaEntryLen(t.Name, tensorMeta{Shape: t.Shape, Rank: 1, DType: string(it.out)})
-		dense := 1 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name, DType: it.out, Shape: t.Shape}) + metaEntryLen(t.Name, shortestReason(s, d, k))
-		extra += min(fac, dense)
+		lay = planLayout(pitems, fsx.maxShard)
 	}
+	// The output's header must stay within the format's limit: check its
+	// least possible size now rather than after the work (for a folder,
+	// each shard's). A selected tensor becomes NAME.A and NAME.B (rank 1
+	// at the least) with an entry in the lowrank metadata, or stays dense
+	// with a reason there.
 	floorMeta := map[string]string{}
 	for k, v := range f.Metadata() {
 		floorMeta[k] = v
 	}
 	fj, _ := json.Marshal(factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String()})
 	floorMeta[metaKey] = string(fj)
-	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil && !s.dryRun {
-		return err
+	headerFloor := func(idx []int) ([]safetensors.TensorInfo, int, error) {
+		copied := make([]safetensors.TensorInfo, 0, len(idx))
+		extra := 0
+		for ti, i := range idx {
+			if err := tick(ti); err != nil {
+				return nil, 0, err
+			}
+			t := items[i].t
+			if !items[i].sel {
+				copied = append(copied, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+				continue
+			}
+			d, k, _ := t.Matrix()
+			fac := 2 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".A", DType: items[i].out, Shape: []int{1, k}}) +
+				safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name + ".B", DType: items[i].out, Shape: []int{d, 1}}) +
+				metaEntryLen(t.Name, tensorMeta{Shape: t.Shape, Rank: 1, DType: string(items[i].out)})
+			dense := 1 + safetensors.EntryLen(safetensors.TensorInfo{Name: t.Name, DType: items[i].out, Shape: t.Shape}) + metaEntryLen(t.Name, shortestReason(s, d, k))
+			extra += min(fac, dense)
+		}
+		return copied, extra, nil
+	}
+	var headers int64
+	groups := [][]int{make([]int, len(items))}
+	for i := range items {
+		groups[0][i] = i
+	}
+	if lay != nil {
+		groups = groups[:0]
+		for _, se := range lay.shards {
+			groups = append(groups, lay.order[se[0]:se[1]])
+		}
+	}
+	for g, idx := range groups {
+		copied, extra, err := headerFloor(idx)
+		if err != nil {
+			return err
+		}
+		name := s.output
+		if lay != nil {
+			name = filepath.Join(s.output, lay.shardNames(f.Prefix(), true)[g])
+		}
+		if err := checkHeader(in, name, floorMeta, copied, extra); err != nil && !s.dryRun {
+			return err
+		}
+		headers = add(headers, int64(safetensors.HeaderLen(floorMeta, copied)+extra))
 	}
 	// And its data the free space of its file system: the copied tensors,
 	// and each selected one as the smaller of its factors at the least
@@ -205,7 +272,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		need = add(need, mul(int64(it.out.Size()), min(d*k, least*(d+k))))
 	}
 	if s.dryRun { // nothing is written
-	} else if err := checkDisk(s.output, add(need, int64(safetensors.HeaderLen(floorMeta, copied)+extra))); err != nil {
+	} else if err := checkDisk(s.output, add(need, headers)); err != nil {
 		return err
 	}
 	plans := make([]factorPlan, len(items))
@@ -229,13 +296,6 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	var w *safetensors.Writer // nil for --dry-run: nothing is written
-	if !s.dryRun {
-		if w, err = out.writer(2*f.HeaderEstimate() + 256*nsel); err != nil {
-			return err
-		}
-		defer w.Abort()
-	}
 	// The file is written as the model package writes factorized models:
 	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata; the
 	// records of factors copied from a factorized input are kept.
@@ -243,62 +303,117 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if s.calib != nil {
 		mo.Calibration = filepath.Base(s.calib.f.Path())
 	}
-	mw := model.NewWriter(w, mo)
+	var devs *devicePool
+	if *devSpec != "" {
+		if devs, err = openDevices("factorize", *devSpec, stderr); err != nil {
+			return err
+		}
+		defer devs.close()
+		s.jobs = len(devs.all)
+		if !s.quiet {
+			defer func() { fmt.Fprintf(stderr, "lowrank: --devices: tensors factorized per device: %s\n", devs.summary()) }()
+		}
+	}
+	var mw *model.Writer // the file's, or the shard's being written
+	curMW := func() *model.Writer { return mw }
 	sel := make(map[string]bool, nsel)
 	for _, it := range items {
 		if it.sel {
 			sel[it.t.Name] = true
 		}
 	}
-	carryRecords(f, mw, func(name string) bool { return sel[name] })
-	rows := make([]row, 0, len(items))
-	var total int64
-	for _, it := range items {
-		total += it.t.Size()
-	}
-	prog := newProgress(stderr, s.quiet, total, "factorize")
-	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
+	compute := func(i int) (outcome, error) {
 		it := items[i]
 		var o outcome
 		var err error
+		run := func(plan factorPlan) (outcome, error) {
+			if computesIn64(it.t.DType) {
+				return factorizeOne[float64](f, it.t, it.out, s, plan, curMW)
+			}
+			return factorizeOne[float32](f, it.t, it.out, s, plan, curMW)
+		}
 		switch {
 		case s.calib != nil && s.calib.biases[it.t.Name] != nil:
 			o, err = biasOutcome(f, it.t, s.calib.biases[it.t.Name])
 		case !it.sel:
 			o = copyOutcome(f, it.t)
 		case it.keep != "":
-			o, err = keepOutcome(f, it.t, it.out, it.keep, mw)
-		case computesIn64(it.t.DType):
-			o, err = factorizeOne[float64](f, it.t, it.out, s, plans[i], mw)
+			o, err = keepOutcome(f, it.t, it.out, it.keep, curMW)
+		case devs != nil: // --devices: on a free GPU (devices.go)
+			o, err = devs.run(it.t.Name, func(b lowrank.Backend) (outcome, error) { return run(plans[i].on(b)) })
 		default:
-			o, err = factorizeOne[float32](f, it.t, it.out, s, plans[i], mw)
+			o, err = run(plans[i])
 		}
 		if err == nil && it.sel && (s.dryRun || s.mem.total > 0) {
 			o.row.Memory = plans[i].cost
 		}
 		return o, err
-	}, func(i int, o outcome) error {
+	}
+	var rows []row
+	if folderOut && !s.dryRun {
+		if _, ok := mo.Metadata["format"]; !ok {
+			// transformers refuses a shard whose metadata lacks "format".
+			md := map[string]string{"format": "pt"}
+			for k, v := range mo.Metadata {
+				md[k] = v
+			}
+			mo.Metadata = md
+		}
+		job := &folderJob{cmd: "factorize", src: f, extra: []string{*calPath}, flags: flagsString(fs), out: s.output, fs: fsx, s: s,
+			items: pitems, prefix: f.Prefix(), compute: compute, cost: func(i int) int64 { return plans[i].cost },
+			piece: func(w *safetensors.Writer, shard []string) pieceWriter {
+				mw = model.NewWriter(w, mo)
+				in := make(map[string]bool, len(shard))
+				for _, n := range shard {
+					in[n] = true
+				}
+				// The records of factors copied from a factorized input,
+				// for this shard's tensors.
+				carryRecords(f, mw, func(name string) bool { return sel[name] || !in[name] })
+				return mw
+			}}
+		if rows, err = runFolder(job, lay, stderr); err != nil {
+			return err
+		}
+	} else {
+		var w *safetensors.Writer // nil for --dry-run: nothing is written
 		if !s.dryRun {
-			if err := o.write(w); err != nil {
+			if w, err = out.writer(2*f.HeaderEstimate() + 256*nsel); err != nil {
 				return err
 			}
+			defer w.Abort()
 		}
-		rows = append(rows, o.row)
-		prog.step(o.row.Name, items[i].t.Size())
-		return nil
-	})
-	prog.done()
-	if err != nil {
-		return err
-	}
-	if s.dryRun {
-		return finish(stdout, s, reportFile{Command: "factorize --dry-run", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
-	}
-	if err := mw.Close(); err != nil {
-		return err
-	}
-	if err := out.commit(); err != nil {
-		return err
+		mw = model.NewWriter(w, mo)
+		carryRecords(f, mw, func(name string) bool { return sel[name] })
+		rows = make([]row, 0, len(items))
+		var total int64
+		for _, it := range items {
+			total += it.t.Size()
+		}
+		prog := newProgress(stderr, s.quiet, total, "factorize")
+		err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, compute, func(i int, o outcome) error {
+			if !s.dryRun {
+				if err := o.write(w); err != nil {
+					return err
+				}
+			}
+			rows = append(rows, o.row)
+			prog.step(o.row.Name, items[i].t.Size())
+			return nil
+		})
+		prog.done()
+		if err != nil {
+			return err
+		}
+		if s.dryRun {
+			return finish(stdout, s, reportFile{Command: "factorize --dry-run", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
+		}
+		if err := mw.Close(); err != nil {
+			return err
+		}
+		if err := out.commit(); err != nil {
+			return err
+		}
 	}
 	if s.calib != nil && !s.quiet {
 		if n := s.calib.note(); n != "" {
@@ -388,7 +503,7 @@ func finish(stdout io.Writer, s *settings, rep reportFile) error {
 }
 
 // copyOutcome copies tensor t unchanged.
-func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
+func copyOutcome(f source, t safetensors.TensorInfo) outcome {
 	n := int64(t.NumElements())
 	return outcome{
 		row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), SourceDType: string(t.DType), Status: stCopied,
@@ -407,7 +522,7 @@ func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
 // write NAME.A and NAME.B in dtype out, or the tensor itself (in dtype out)
 // when factors would save nothing, through mw. plan holds the options the
 // memory budget adds for this tensor.
-func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan, mw *model.Writer) (outcome, error) {
+func factorizeOne[T lowrank.Float](f source, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan, mw func() *model.Writer) (outcome, error) {
 	W, err := readMatrix[T](f, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -491,16 +606,16 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		}
 	}
 	o.write = func(*safetensors.Writer) error {
-		if err := model.AddFactors(mw, t.Name, fac, out); err != nil {
+		if err := model.AddFactors(mw(), t.Name, fac, out); err != nil {
 			return err
 		}
 		if out != t.DType {
-			if err := mw.SetSourceDType(t.Name, t.DType); err != nil {
+			if err := mw().SetSourceDType(t.Name, t.DType); err != nil {
 				return err
 			}
 		}
 		if amend != nil {
-			return mw.Amend(t.Name, amend)
+			return mw().Amend(t.Name, amend)
 		}
 		return nil
 	}
@@ -509,7 +624,7 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 
 // denseOutcome keeps a selected tensor dense, converted to out, and
 // records why in mw's metadata.
-func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string, mw *model.Writer) (outcome, error) {
+func denseOutcome[T lowrank.Float](f source, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, o outcome, why string, mw func() *model.Writer) (outcome, error) {
 	o.row.Status = stDense + ": " + why
 	o.row.ParamsAfter = o.row.ParamsBefore
 	o.row.BytesAfter = o.row.ParamsBefore * int64(out.Size())
@@ -520,8 +635,8 @@ func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 			if err != nil {
 				return err
 			}
-			mw.MarkDense(t.Name, why)
-			return mw.CopyFrom(t.Name, t.DType, t.Shape, sec)
+			mw().MarkDense(t.Name, why)
+			return mw().CopyFrom(t.Name, t.DType, t.Shape, sec)
 		}
 		return o, nil
 	}
@@ -529,18 +644,18 @@ func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		return outcome{}, tensorErr(f.Path(), t.Name, "element [%d, %d] = %v exceeds the range of %s; expected --dtype f32 (or bf16)", i/W.Cols, i%W.Cols, W.Data[i], out)
 	}
 	o.write = func(*safetensors.Writer) error {
-		mw.MarkDense(t.Name, why)
-		if err := mw.SetSourceDType(t.Name, t.DType); err != nil {
+		mw().MarkDense(t.Name, why)
+		if err := mw().SetSourceDType(t.Name, t.DType); err != nil {
 			return err
 		}
-		return model.AddDense(mw, t.Name, W, out)
+		return model.AddDense(mw(), t.Name, W, out)
 	}
 	return o, nil
 }
 
 // keepOutcome keeps a selected tensor dense without factorizing it (an
 // embedding or output head), converted to out, and records why.
-func keepOutcome(f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, why string, mw *model.Writer) (outcome, error) {
+func keepOutcome(f source, t safetensors.TensorInfo, out safetensors.DType, why string, mw func() *model.Writer) (outcome, error) {
 	d, k, _ := t.Matrix()
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}

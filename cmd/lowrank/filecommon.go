@@ -94,6 +94,11 @@ type settings struct {
 	mem       *budget
 	// calib is factorize's --calibration file (calibration.go), or nil.
 	calib *calibration
+	// oversample and powerIters are the randomized SVD's settings (for
+	// the work estimates of a folder output's layout).
+	oversample, powerIters int
+	// fold is set when the output is a model folder (folders.go).
+	fold *folderOut
 	// minSaving is factorize's --min-saving; dryRun its --dry-run.
 	minSaving float64
 	dryRun    bool
@@ -113,7 +118,7 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 	if len(chosen) > 1 {
 		return nil, usagef("%s: %s given; expected at most one of --rank, --energy, --tol, --ratio", cmd, strings.Join(chosen, " and "))
 	}
-	s := &settings{report: *rf.report, output: *rf.output, force: *rf.force, quiet: *rf.quiet, jobs: *rf.jobs}
+	s := &settings{report: *rf.report, output: *rf.output, force: *rf.force, quiet: *rf.quiet, jobs: *rf.jobs, oversample: *rf.oversample, powerIters: *rf.powerIters}
 	unit := func(name string, v float64) error {
 		if !(v > 0 && v <= 1) {
 			return usagef("%s: --%s %v; expected a value in (0, 1]", cmd, name, v)
@@ -258,7 +263,7 @@ func tensorErr(file, tensor, format string, args ...any) error {
 // conv weight as its out × in·k_h·k_w matrix, model.WeightMatrix). Its
 // values are checked for NaN and ±Inf by the library call that uses them
 // (one scan per tensor), whose error tensorFault reports.
-func readMatrix[T lowrank.Float](f *safetensors.File, name string) (lowrank.Matrix[T], error) {
+func readMatrix[T lowrank.Float](f source, name string) (lowrank.Matrix[T], error) {
 	t, _ := f.Tensor(name)
 	d, k, _, ok := model.WeightMatrix(t)
 	if !ok {
@@ -423,4 +428,22 @@ func recordFactors[T lowrank.Float](rw *row, status string, fac *lowrank.Factors
 	rw.BytesAfter = rw.ParamsAfter * int64(out.Size())
 	rw.BytesSaved = rw.BytesBefore - rw.BytesAfter
 	return &tensorMeta{Shape: []int{d, k}, Rank: fac.Rank, RelError: rel, Energy: fac.Energy, DType: string(out)}
+}
+
+// flagsString is the command line's settings that shape the output, for
+// the plan of a folder output (every part of a distributed run must give
+// the same): every flag of fs with its value, but those that do not
+// change what is written (-o, --force, --quiet, --report, --jobs,
+// --max-memory, --backend, --devices, --shard, --shards, --resume) and
+// input paths (whose contents the plan identifies instead).
+func flagsString(fs *flag.FlagSet) string {
+	skip := map[string]bool{"o": true, "force": true, "quiet": true, "report": true, "jobs": true, "max-memory": true, "backend": true,
+		"devices": true, "shard": true, "shards": true, "resume": true, "calibration": true, "base": true, "adapter": true, "tuned": true}
+	var parts []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if !skip[f.Name] {
+			parts = append(parts, "--"+f.Name+"="+f.Value.String())
+		}
+	})
+	return strings.Join(parts, " ")
 }

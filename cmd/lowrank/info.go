@@ -17,7 +17,7 @@ import (
 )
 
 func runInfo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info", "info [--json] FILE.safetensors|ADAPTER_DIR ...", stderr)
+	fs := newFlags("info", "info [--json] FILE.safetensors|MODEL_DIR|INDEX.json|ADAPTER_DIR ...", stderr)
 	asJSON := fs.Bool("json", false, "print one JSON array, an object per path (tensors, metadata, lowrank's records, adapter modules), instead of the tables")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -40,6 +40,15 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("lowrank: %w", err)
 		}
+		isModel := isModelPath(path, st.IsDir()) // info_folder.go
+		if *asJSON && isModel {
+			d, err := modelFolderJSON(path, mem)
+			if err != nil {
+				return err
+			}
+			docs = append(docs, d)
+			continue
+		}
 		if *asJSON {
 			d, err := infoJSON(path, st.IsDir(), mem)
 			if err != nil {
@@ -51,9 +60,12 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		if st.IsDir() {
+		switch {
+		case isModel:
+			err = modelFolderInfo(stdout, path, mem)
+		case st.IsDir():
 			err = adapterInfo(stdout, path, mem)
-		} else {
+		default:
 			err = openInfo(stdout, path, mem)
 		}
 		if err != nil {

@@ -20,6 +20,11 @@ type infoDoc struct {
 	Modules []infoModule `json:"modules,omitempty"`
 	// File is the .safetensors file (a PEFT adapter's weights).
 	File *infoFile `json:"file"`
+	// Index and Shards are a model folder's (Kind "model-folder"): the
+	// index file's name ("" for a lone model.safetensors) and each weight
+	// file, in the order of their names (info_folder.go).
+	Index  string      `json:"index,omitempty"`
+	Shards []*infoFile `json:"shards,omitempty"`
 }
 
 // infoFile is one .safetensors file in lowrank info --json.

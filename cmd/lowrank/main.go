@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"factorize": {summary: "replace each weight matrix W of a .safetensors file by factors NAME.A, NAME.B", run: runFactorize},
 	"extract":   {summary: "extract a LoRA adapter (PEFT or kohya) from a base and a fine-tuned model", run: runExtract},
 	"merge":     {summary: "merge a LoRA adapter into a base model (or back out of it), or densify a factorized file", run: runMerge},
+	"join":      {summary: "finish a folder output written in parts (--shard I/N): check every part, write the index", run: runJoin},
 	"info":      {summary: "show the tensors and metadata of a .safetensors file or an adapter folder", run: runInfo},
 }
 

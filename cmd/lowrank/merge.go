@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -25,11 +26,11 @@ k×k) and PEFT Embedding modules; --unmerge subtracts it. Without
 --adapter, turns a file written by 'lowrank factorize' back into dense
 tensors NAME = NAME.B·NAME.A, in the dtype of the tensor it was computed
 from (recorded in the file's metadata).`, stderr)
-	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
+	base := fs.String("base", "", "the base model: a `FILE`.safetensors, a model folder (shards and their index; the output is then a model folder) or an index file")
 	adapter := fs.String("adapter", "", "PEFT adapter `DIR` (adapter_config.json + adapter_model.safetensors) or kohya LoRA .safetensors file")
 	unmerge := fs.Bool("unmerge", false, "subtract the adapter instead of adding it")
 	kohyaPrefix := fs.String("kohya-prefix", "", "kohya adapters: the `PREFIX`es of LoRA names, comma-separated (default: the prefix extract recorded in the adapter, else "+strings.Join(defaultKohyaPrefixes, ", ")+"; a name two prefixes could map is an error)")
-	output := fs.String("o", "", "output `FILE`.safetensors")
+	output := fs.String("o", "", "output `FILE`.safetensors (a folder for a model folder input, --max-shard-size or --shard)")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	quiet := fs.Bool("quiet", false, "no progress bar and no table")
 	report := fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv")
@@ -37,6 +38,7 @@ from (recorded in the file's metadata).`, stderr)
 	allowExpand := fs.Bool("allow-expand", false, "densify: allow an output more than 100× its input and over 10 GB (densifying a factorized file multiplies its size; without this flag the command refuses before the work)")
 	dtype := fs.String("dtype", "auto", "dtype of the tensors merge computes: auto (densify: the dtype factorize recorded for the source, else the factors'; --adapter: the base tensor's), keep (the tensor's own: the factors' or the base's), f32, f16 or bf16")
 	maxMemory := fs.String("max-memory", "0", "memory budget `SIZE` (512MiB, 2GiB, 1.5GB) for the whole process: a tensor whose merge does not fit is refused before any work, naming what it needs; shared by --jobs. 0: the default, "+fmt.Sprintf("%d/%d", defaultNum, defaultDen)+" of the memory the process may use (cgroup limit or MemAvailable; here: "+defaultBudgetShort()+")")
+	ff := addFolderFlags(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -69,6 +71,10 @@ from (recorded in the file's metadata).`, stderr)
 	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
 		return usagef("merge: %v", err)
 	}
+	fsx, err := ff.settings("merge", os.Getenv)
+	if err != nil {
+		return err
+	}
 	switch strings.ToLower(*dtype) {
 	case "auto", "":
 		s.mergeDType = ""
@@ -82,7 +88,13 @@ from (recorded in the file's metadata).`, stderr)
 		s.mergeDType = string(dt)
 	}
 	outs := newOutputSet(s.force, in, *adapter)
-	out := outs.file(s.output, "the output")
+	folder := isFolderModel(in) || fsx.maxShardGiven || fsx.distributed() // a model folder output (merge_folder.go)
+	if folder {
+		s.fold = &folderOut{fs: fsx, flags: flagsString(fs)}
+	} else if fsx.resume {
+		return usagef("merge: --resume with a single-file output; expected a folder output (a model folder as input, or --max-shard-size)")
+	}
+	out := outs.fileOrFolder(folder, s.output, "merge")
 	s.addReport(outs)
 	if err := ready("merge", s, outs); err != nil {
 		return err
@@ -92,7 +104,7 @@ from (recorded in the file's metadata).`, stderr)
 		return err
 	}
 	defer s.mem.restore()
-	fb, err := s.mem.open(in)
+	fb, err := s.mem.openModel(in)
 	if err != nil {
 		return err
 	}
@@ -117,7 +129,7 @@ type mergeItem struct {
 	scaling float64
 }
 
-func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string, unmerge bool, prefixes []string, s *settings, out *output) error {
+func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge bool, prefixes []string, s *settings, out *output) error {
 	// The adapter is read by the model package, as a library caller reads
 	// one: the config, the keys, the kohya names mapped to the base's
 	// modules (every tensor NAME.weight, as NAME), ranks and scalings.
@@ -204,17 +216,14 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
 		}
 	}
-	if err := checkDisk(s.output, add(fb.HeaderSize()+8, outBytes)); err != nil { // the same tensors, maybe in another dtype
+	if err := checkDisk(s.output, add(headerBytes(fb), outBytes)); err != nil { // the same tensors, maybe in another dtype
 		return err
 	}
-	rows := make([]row, 0, len(tensors))
-	w, err := out.writer(fb.HeaderEstimate())
-	if err != nil {
-		return err
+	cmd := "merge"
+	if unmerge {
+		cmd = "unmerge"
 	}
-	defer w.Abort()
-	prog := newProgress(stderr, s.quiet, tensorBytes(tensors), "merge")
-	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
+	compute := func(i int) (outcome, error) {
 		t := tensors[i]
 		it, ok := byTensor[t.Name]
 		if !ok {
@@ -225,7 +234,25 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 			return mergeOne[float64](fb, fa, t, it, fanIn, out)
 		}
 		return mergeOne[float32](fb, fa, t, it, fanIn, out)
-	}, func(i int, o outcome) error {
+	}
+	if s.fold != nil { // merge_folder.go
+		rows, err := mergeFolder(stderr, cmd, fb, adapter, tensors, func(i int) (int, bool) {
+			it, ok := byTensor[tensors[i].Name]
+			return it.mod.Rank, ok
+		}, outOf, costs, compute, s)
+		if err != nil {
+			return err
+		}
+		return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
+	}
+	rows := make([]row, 0, len(tensors))
+	w, err := out.writer(fb.HeaderEstimate())
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	prog := newProgress(stderr, s.quiet, tensorBytes(tensors), "merge")
+	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, compute, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
 		}
@@ -244,17 +271,13 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	if err := out.commit(); err != nil {
 		return err
 	}
-	cmd := "merge"
-	if unmerge {
-		cmd = "unmerge"
-	}
 	return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
 }
 
 // mergeOne computes W + scaling·B·A for one base tensor (a conv weight as
 // its out × in·k_h·k_w matrix; an embedding table with (B·A)ᵀ), written
 // in dtype out.
-func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInfo, it mergeItem, fanIn bool, out safetensors.DType) (outcome, error) {
+func mergeOne[T lowrank.Float](fb, fa source, t safetensors.TensorInfo, it mergeItem, fanIn bool, out safetensors.DType) (outcome, error) {
 	W, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -295,12 +318,12 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 
 // densify writes NAME = NAME.B·NAME.A for every factor pair of a file
 // written by factorize, and copies everything else.
-func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *output) error {
+func densify(stdout, stderr io.Writer, f source, s *settings, out *output) error {
 	tensors := f.Tensors()
 	// The factor pairs, found and checked (shapes; no dense NAME beside
 	// its factors) by the model package. The lowrank metadata is dropped
 	// from the output, and not read.
-	m, err := model.FromFiles(model.Options{Context: cmdContext, IgnoreMetadata: true}, f)
+	m, err := model.FromFiles(model.Options{Context: cmdContext, IgnoreMetadata: true}, filesOf(f)...)
 	if err != nil {
 		if cmdContext.Err() != nil {
 			return errInterrupted
@@ -372,6 +395,13 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 		return err
 	}
 	fmt.Fprint(stderr, note)
+	if s.fold != nil { // merge_folder.go
+		rows, err := densifyFolder(stderr, f, pairs, tensors, costs, outOf, s)
+		if err != nil {
+			return err
+		}
+		return finish(stdout, s, reportFile{Command: "densify", Inputs: []string{f.Path()}, Output: s.output, Tensors: rows})
+	}
 	w, err := out.writer(f.HeaderEstimate())
 	if err != nil {
 		return err
@@ -438,7 +468,7 @@ const densifyPieceBytes = 12 << 20
 // else its own; other tensors keep theirs. A recorded source dtype that is
 // not a float dtype is an error naming the tensor; metadata that is not
 // lowrank's JSON is noted on stderr and not used.
-func densifyDTypes(f *safetensors.File, want string, stderr io.Writer, quiet bool) (func(name string, own safetensors.DType, pair bool) safetensors.DType, error) {
+func densifyDTypes(f source, want string, stderr io.Writer, quiet bool) (func(name string, own safetensors.DType, pair bool) safetensors.DType, error) {
 	var md *model.Metadata
 	if raw, ok := f.Metadata()[metaKey]; ok {
 		var err error
@@ -503,7 +533,7 @@ func densifyDTypes(f *safetensors.File, want string, stderr io.Writer, quiet boo
 // how to write their product in dtype dt: streamed in pieces of whole
 // rows (or of one row, when a row is larger than a piece), so that memory
 // holds A, B and one piece whatever the product's size.
-func densifyOne[T lowrank.Float](f *safetensors.File, name string, own, dt safetensors.DType) (outcome, error) {
+func densifyOne[T lowrank.Float](f source, name string, own, dt safetensors.DType) (outcome, error) {
 	A, err := readMatrix[T](f, name+".A")
 	if err != nil {
 		return outcome{}, err
@@ -602,14 +632,14 @@ func memErr(file, tensor string, d, k int, need int64, what string, b *budget) e
 
 // convertOutcome writes the 2-D tensor t converted to dtype dt (densify:
 // a tensor factorize kept dense in another dtype than its source's).
-func convertOutcome(f *safetensors.File, t safetensors.TensorInfo, dt safetensors.DType) (outcome, error) {
+func convertOutcome(f source, t safetensors.TensorInfo, dt safetensors.DType) (outcome, error) {
 	if computesIn64(t.DType, dt) {
 		return convertOne[float64](f, t, dt)
 	}
 	return convertOne[float32](f, t, dt)
 }
 
-func convertOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, dt safetensors.DType) (outcome, error) {
+func convertOne[T lowrank.Float](f source, t safetensors.TensorInfo, dt safetensors.DType) (outcome, error) {
 	W, err := readMatrix[T](f, t.Name)
 	if err != nil {
 		return outcome{}, err

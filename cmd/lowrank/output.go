@@ -56,6 +56,8 @@ type manifest struct {
 	Version int      `json:"version"`
 	Command string   `json:"command"`
 	Files   []string `json:"files"`
+	// Model says what a model folder holds (factorize, merge).
+	Model *modelInfo `json:"model,omitempty"`
 }
 
 // outputSet is the inputs and outputs of one command.
@@ -73,6 +75,9 @@ type output struct {
 	owned []string
 	what  string // "the output", "the report"
 	cmd   string
+	// model: a model folder output, built in place by runFolder (parts.go),
+	// which checks what exists at the path itself.
+	model bool
 	set   *outputSet
 
 	tmp  string   // temporary file or folder, once prepared
@@ -96,6 +101,15 @@ func (s *outputSet) file(path, what string) *output {
 func (s *outputSet) folder(path, cmd string, owned ...string) *output {
 	o := &output{path: path, folder: true, what: "the output folder", cmd: cmd, set: s,
 		owned: append(append([]string(nil), owned...), manifestName)}
+	s.outs = append(s.outs, o)
+	return o
+}
+
+// modelFolder adds a model folder output (factorize, merge of a folder):
+// only its place among the inputs and outputs is checked here; runFolder
+// checks what exists at the path and builds the folder.
+func (s *outputSet) modelFolder(path, cmd string) *output {
+	o := &output{path: path, folder: true, model: true, what: "the output folder", cmd: cmd, set: s}
 	s.outs = append(s.outs, o)
 	return o
 }
@@ -249,7 +263,7 @@ func relation(o, p place) string {
 // previous output of the same kind and --force was given.
 func (o *output) checkExisting() error {
 	st, err := os.Lstat(o.path)
-	if err != nil {
+	if err != nil || o.model {
 		return nil
 	}
 	if o.folder {
@@ -358,10 +372,13 @@ func readManifest(path string) (manifest, bool) {
 }
 
 // manifestJSON is the manifest of a folder holding files, written by cmd.
-func manifestJSON(cmd string, files []string) []byte {
+func manifestJSON(cmd string, files []string) []byte { return modelManifestJSON(cmd, files, nil) }
+
+// modelManifestJSON is the manifest of a model folder.
+func modelManifestJSON(cmd string, files []string, m *modelInfo) []byte {
 	fs := append([]string(nil), files...)
 	sort.Strings(fs)
-	b, _ := json.MarshalIndent(manifest{Version: 1, Command: cmd, Files: fs}, "", "  ")
+	b, _ := json.MarshalIndent(manifest{Version: 1, Command: cmd, Files: fs, Model: m}, "", "  ")
 	return append(b, '\n')
 }
 
@@ -375,6 +392,9 @@ func quoteAll(names []string) []string {
 
 // begin creates the temporary file or folder.
 func (o *output) begin() error {
+	if o.model {
+		return nil
+	}
 	dir := filepath.Dir(o.path)
 	if o.folder {
 		tmp, err := os.MkdirTemp(dir, osfile.TempPattern(o.path))

@@ -1,6 +1,14 @@
 package main
 
-import "context"
+import (
+	"context"
+	"runtime/debug"
+)
+
+// releaseAfter is the memory cost of an item (bytes) from which pipeline
+// returns the freed memory to the system once the item is written: a
+// collection then costs far less than the item's work.
+const releaseAfter = 256 << 20
 
 // tick returns errInterrupted when cmdContext is cancelled, checking it
 // every 4096th call: long loops over names call it with their index so that
@@ -77,8 +85,17 @@ func pipeline[R any](n, jobs int, mem *budget, cost func(i int) int64, compute f
 		if err := write(i, res.r); err != nil {
 			return err
 		}
+		var res0 result
+		res = res0 // the written result is garbage now
 		if cost != nil {
-			mem.release(cost(i))
+			c := cost(i)
+			mem.release(c)
+			if c >= releaseAfter {
+				// Give a large item's memory back now rather than when
+				// the heap has doubled (GOGC): peak RSS stays near one
+				// item's working set (or jobs items') however many follow.
+				debug.FreeOSMemory()
+			}
 		}
 		<-sem
 	}

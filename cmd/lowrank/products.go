@@ -89,5 +89,15 @@ func tensorFault(err error, file, tensor string) error {
 	if errors.As(err, &nf) {
 		return tensorErr(file, tensor, "element [%d, %d] is %v; expected finite values", nf.Row, nf.Col, nf.Value)
 	}
-	return tensorErr(file, tensor, "%s", strip(err))
+	return &causedErr{msg: tensorErr(file, tensor, "%s", strip(err)).Error(), cause: err}
 }
+
+// causedErr is an error message of ours that keeps its cause for
+// errors.As (a CUDA failure under --devices: devices.go).
+type causedErr struct {
+	msg   string
+	cause error
+}
+
+func (e *causedErr) Error() string { return e.msg }
+func (e *causedErr) Unwrap() error { return e.cause }

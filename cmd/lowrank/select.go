@@ -63,7 +63,7 @@ type embeddings struct {
 
 // newEmbeddings collects the vocabulary shapes of f; note is told when a
 // config.json beside f cannot be read (the shapes then come from the names).
-func newEmbeddings(f *safetensors.File, note func(string)) *embeddings {
+func newEmbeddings(f source, note func(string)) *embeddings {
 	e := &embeddings{}
 	add := func(v, h int, from string) {
 		if v == h { // a square shape would catch ordinary layers
@@ -153,7 +153,7 @@ func (e *embeddings) reason(t safetensors.TensorInfo) string {
 // factorNames returns the names of f's tensors that are factors lowrank
 // factorize wrote: the pairs NAME.A (r×k) and NAME.B (d×r), and the pairs
 // its lowrank metadata records, with the count of recorded tensors.
-func factorNames(f *safetensors.File) (map[string]bool, int) {
+func factorNames(f source) (map[string]bool, int) {
 	out := map[string]bool{}
 	for _, t := range f.Tensors() {
 		name, ok := strings.CutSuffix(t.Name, ".A")
@@ -189,7 +189,7 @@ func factorNames(f *safetensors.File) (map[string]bool, int) {
 // checkRefactorize refuses selected tensors that are factors lowrank
 // factorize wrote (factorizing them again gives NAME.A.A and loses what
 // the metadata records of them), unless --force-refactorize.
-func checkRefactorize(f *safetensors.File, force bool, selected iter.Seq[string]) error {
+func checkRefactorize(f source, force bool, selected iter.Seq[string]) error {
 	if force {
 		return nil
 	}
@@ -224,7 +224,7 @@ func checkRefactorize(f *safetensors.File, force bool, selected iter.Seq[string]
 // carryRecords keeps, in mw's metadata, what f's lowrank metadata records
 // of tensors copied as they are: the factor pairs neither of whose halves
 // is selected, and the tensors kept dense that are not selected.
-func carryRecords(f *safetensors.File, mw *model.Writer, selected func(name string) bool) {
+func carryRecords(f source, mw *model.Writer, selected func(name string) bool) {
 	raw, ok := f.Metadata()[metaKey]
 	if !ok {
 		return

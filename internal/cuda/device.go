@@ -52,6 +52,8 @@ type Device struct {
 	once    sync.Once
 
 	ctx *Ctx // owned by the worker goroutine
+	// serial is held while the worker calls CUDA (see SerialLoader).
+	serial sync.Locker
 
 	// lost is the driver error that lost the context, once one did.
 	lost atomic.Pointer[Error]
@@ -90,7 +92,7 @@ func Open(cfg Config) (*Device, error) {
 		return nil, loadError(err)
 	}
 	d := &Device{
-		libs: s, info: info, dev: dev,
+		libs: s, info: info, dev: dev, serial: serialFor(l),
 		jobs:    make(chan *Job),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -161,7 +163,9 @@ func (d *Device) run(ready chan<- error) {
 	// and the context current on it goes with it.
 	runtime.LockOSThread()
 	defer close(d.stopped)
+	d.serial.Lock()
 	c, err := d.setup()
+	d.serial.Unlock()
 	if err != nil {
 		ready <- err
 		return
@@ -171,12 +175,38 @@ func (d *Device) run(ready chan<- error) {
 	for {
 		select {
 		case j := <-d.jobs:
-			j.done <- c.exec(j.f)
+			d.serial.Lock()
+			err := c.exec(j.f)
+			d.serial.Unlock()
+			j.done <- err
 		case <-d.quit:
+			d.serial.Lock()
 			c.teardown()
+			d.serial.Unlock()
 			return
 		}
 	}
+}
+
+// SerialLoader is a Loader whose libraries may not be called from two
+// threads at once (the fake CUDA of internal/testkit/fakecuda keeps its
+// state in C globals): the Devices opened through one run their jobs one
+// at a time, process-wide.
+type SerialLoader interface {
+	Loader
+	Serial() bool
+}
+
+// serialJobs serializes the jobs of Devices opened through a
+// SerialLoader; others use a lock of their own, never contended.
+var serialJobs sync.Mutex
+
+// serialFor returns the lock d's jobs take.
+func serialFor(l Loader) sync.Locker {
+	if sl, ok := l.(SerialLoader); ok && sl.Serial() {
+		return &serialJobs
+	}
+	return new(sync.Mutex)
 }
 
 func (c *Ctx) exec(f func(*Ctx) error) (err error) {

@@ -5,6 +5,7 @@ import "fmt"
 // Info describes the device and the libraries a Device runs on.
 type Info struct {
 	Ordinal          int
+	Devices          int // the devices visible (cuDeviceGetCount)
 	Name             string
 	CCMajor, CCMinor int    // compute capability
 	SMs              int    // multiprocessors

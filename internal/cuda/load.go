@@ -27,6 +27,8 @@ const (
 
 // libs are the loaded libraries and their entry points.
 type libs struct {
+	// devices is cuDeviceGetCount's answer.
+	devices   int
 	driverLib Library
 	drv       driverAPI
 	blas      blasAPI
@@ -118,6 +120,7 @@ func openDriver(l Loader, e env) (*libs, error) {
 	if r := C.lrc_cuDeviceGetCount(s.drv.cuDeviceGetCount, &n); r != 0 {
 		return nil, loadError(s.driverErr("cuDeviceGetCount", r))
 	}
+	s.devices = int(n)
 	if n == 0 {
 		return nil, &LoadError{Msg: "cuDeviceGetCount: 0 devices (" + s.driverDetail() + "): " + noDeviceAdvice(e)}
 	}
@@ -337,7 +340,7 @@ func openFirst(l Loader, dir string, names []string) (Library, string, error) {
 
 // deviceInfo queries the static facts of device dev.
 func (s *libs) deviceInfo(ordinal int) (Info, C.int, error) {
-	info := Info{Ordinal: ordinal, Driver: s.driver, DriverPath: s.driverLib.Path()}
+	info := Info{Ordinal: ordinal, Devices: s.devices, Driver: s.driver, DriverPath: s.driverLib.Path()}
 	var dev C.int
 	if r := C.lrc_cuDeviceGet(s.drv.cuDeviceGet, &dev, C.int(ordinal)); r != 0 {
 		return info, 0, s.driverErr("cuDeviceGet", r)

@@ -41,8 +41,11 @@
 //
 // The fake calls the real trampolines of internal/cuda through real
 // function pointers, so a test exercises the same code as a GPU run. It
-// keeps its state in C globals: use one Fake, and one Device, at a time
-// (no t.Parallel).
+// keeps its state in C globals: use one Fake at a time (no t.Parallel).
+// Several Devices (DeviceCount ≥ 2, one per ordinal) may be open at once:
+// the fake is a cuda.SerialLoader, so their jobs run one at a time; they
+// share the fake's memory, counters and faults (a Sticky fault loses every
+// device's context).
 package fakecuda
 
 /*
@@ -150,6 +153,11 @@ func LiveAllocations() int { return int(C.fk_get_live()) }
 
 // Handles returns the number of streams and library handles alive.
 func Handles() int { return int(C.fk_get_handles()) }
+
+// Serial implements cuda.SerialLoader: the fake's state is C globals, so
+// the Devices opened through it (two or more with DeviceCount) run their
+// jobs one at a time.
+func (f *Fake) Serial() bool { return true }
 
 // Open implements cuda.Loader.
 func (f *Fake) Open(p string) (cuda.Library, error) {
