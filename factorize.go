@@ -21,7 +21,7 @@ import (
 //	‖W − B·A‖_F / ‖W‖_F = sqrt(σ_{r+1}² + … + σ_n²) / ‖W‖_F
 //
 // Options select the method (WithMethod), the randomized sketch
-// (WithOversampling, WithPowerIters, WithSeed), the split (WithSplit),
+// (WithOversampling, WithPowerIters, WithSeed, WithSketchPrecision), the split (WithSplit),
 // rank rounding (WithRoundTo) and the backend (WithBackend).
 //
 // With WithInputCovariance(C) or WithInputScale(s) the factors minimise
@@ -79,6 +79,9 @@ func FactorizeContext[T Float](ctx context.Context, w Matrix[T], p Policy, opts 
 	cfg := newConfig(opts)
 	if cfg.err != nil {
 		return nil, cfg.err
+	}
+	if _, single := any(T(0)).(float32); !single && cfg.sketchPrec != SketchF32 {
+		return nil, errorf(ErrOption, "sketch precision %v applies to float32 matrices; expected SketchF32 for a float64 W (or a float32 copy of it)", cfg.sketchPrec)
 	}
 	norm, err := w.norm("W") // the one pass over W that checks it and measures it
 	if err != nil {

@@ -193,7 +193,9 @@ func (s *sketch[T]) copyInto(dst, src la.Mat, rows, cols int) error {
 //
 // re-orthonormalizing after every product (Halko–Martinsson–Tropp,
 // Algorithm 4.4) and projecting out the existing basis twice ("twice is
-// enough") so that the blocks stay mutually orthogonal.
+// enough") so that the blocks stay mutually orthogonal. The three products
+// with W that build Y run in the sketch precision (WithSketchPrecision);
+// the projections, the orthonormalizations and B = Yᵀ·W in full precision.
 func (s *sketch[T]) grow(c int) error {
 	if c <= 0 {
 		return nil
@@ -214,7 +216,7 @@ func (s *sketch[T]) grow(c int) error {
 	if err != nil {
 		return err
 	}
-	if err := j.gemm(false, false, s.alpha, s.w, omega, 0, y); err != nil {
+	if err := j.sketchGemm(false, false, s.alpha, s.w, omega, 0, y); err != nil {
 		return err
 	}
 	j.free(omega)
@@ -222,13 +224,13 @@ func (s *sketch[T]) grow(c int) error {
 		return err
 	}
 	for range j.cfg.powerIters {
-		if err := j.gemm(true, false, s.alpha, s.w, y, 0, z); err != nil {
+		if err := j.sketchGemm(true, false, s.alpha, s.w, y, 0, z); err != nil {
 			return err
 		}
 		if err := j.orthonormalize(z); err != nil {
 			return err
 		}
-		if err := j.gemm(false, false, s.alpha, s.w, z, 0, y); err != nil {
+		if err := j.sketchGemm(false, false, s.alpha, s.w, z, 0, y); err != nil {
 			return err
 		}
 		if err := s.orth(y); err != nil {
@@ -284,4 +286,33 @@ func (s *sketch[T]) orth(y la.Mat) error {
 		j.free(t)
 	}
 	return j.orthonormalize(y)
+}
+
+// sketchGemm is gemm for the range finder's products with W (the sketch
+// and the power iterations), in the sketch precision: an engine computes
+// SketchTF32 and SketchBF16 through la.PrecisionGemmer.
+func (j *job[T]) sketchGemm(tA, tB bool, alpha T, a, b la.Mat, beta T, c la.Mat) error {
+	p := j.cfg.sketchPrec
+	if p == SketchF32 {
+		return j.gemm(tA, tB, alpha, a, b, beta, c)
+	}
+	if err := j.check(); err != nil {
+		return err
+	}
+	pg, ok := j.e.(la.PrecisionGemmer[T])
+	if !ok {
+		return errorf(ErrBackend, "this backend's engine (%T) has no reduced-precision products for sketch precision %v; expected WithSketchPrecision(SketchF32)", j.e, p)
+	}
+	return wrapBackend("gemm", pg.GemmPrecision(p.la(), tA, tB, alpha, a, b, beta, c))
+}
+
+// la returns p as the engines' precision.
+func (p SketchPrecision) la() la.Precision {
+	switch p {
+	case SketchTF32:
+		return la.TF32
+	case SketchBF16:
+		return la.BF16
+	}
+	return la.F32
 }
