@@ -281,6 +281,17 @@ func WithMaxSketch(l int) Option {
 // SketchBF16 returns an error wrapping ErrOption. It has no effect when the
 // exact method runs.
 //
+// Rounding the inputs perturbs W by about u·‖W‖_F (the unit roundoff u is
+// 2^-11 for TF32, 2^-8 for BF16), and the factors' error grows by about
+// 0.2·u·‖W‖_F in quadrature: nothing next to the error of a compression
+// (error/optimal within 0.02% of the float32 sketch's at relative errors
+// above 2u), but a large part of the error of factors more accurate than
+// that. So when the factors' relative error comes out below 2u (9.8e-4 for
+// TF32, 7.8e-3 for BF16), Factorize computes the sketch again in float32,
+// and an Energy or Tolerance target that asks for such accuracy runs in
+// float32 from the start; Factors.SketchPrecision says which ran.
+// docs/sketch-precision.md has the measurements.
+//
 // On the cuda backend SketchTF32 and SketchBF16 run cublasGemmEx with
 // CUBLAS_COMPUTE_32F_FAST_TF32 and CUBLAS_COMPUTE_32F_FAST_16BF, which use
 // the tensor cores of GPUs of compute capability 8.0 and later (on older

@@ -306,6 +306,19 @@ func (j *job[T]) sketchGemm(tA, tB bool, alpha T, a, b la.Mat, beta T, c la.Mat)
 	return wrapBackend("gemm", pg.GemmPrecision(p.la(), tA, tB, alpha, a, b, beta, c))
 }
 
+// floor returns the relative error below which factors from a sketch in
+// precision p are computed again in float32: 2u, twice the unit roundoff
+// of p's inputs (0 for SketchF32).
+func (p SketchPrecision) floor() float64 {
+	switch p {
+	case SketchTF32:
+		return 0x1p-10
+	case SketchBF16:
+		return 0x1p-7
+	}
+	return 0
+}
+
 // la returns p as the engines' precision.
 func (p SketchPrecision) la() la.Precision {
 	switch p {

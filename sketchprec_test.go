@@ -58,6 +58,9 @@ func TestSketchPrecisionAccuracy(t *testing.T) {
 						t.Errorf("%s r=%d q=%d %v: error/optimal %.5f (float32 sketch: %.5f); want ≤ 1.01 or within 0.1%% of float32's",
 							c.Name, r, q, p, e, e32)
 					}
+					if f.SketchPrecision != p {
+						t.Errorf("%s r=%d q=%d %v: Factors.SketchPrecision %v (relative error %.3g)", c.Name, r, q, p, f.SketchPrecision, f.RelError)
+					}
 					if sameData(f.B.Data, f32.B.Data) {
 						t.Errorf("%s r=%d q=%d %v: the factors equal the float32 sketch's bit for bit; the products were not rounded", c.Name, r, q, p)
 					}
@@ -67,6 +70,53 @@ func TestSketchPrecisionAccuracy(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSketchPrecisionFloor: factors more accurate than twice the reduced
+// format's unit roundoff are computed again with the float32 sketch
+// (and adaptive targets that ask for them run in float32 from the
+// start), so that the rounding of W never dominates their error.
+func TestSketchPrecisionFloor(t *testing.T) {
+	s := make([]float64, 200)
+	for i := range s {
+		s[i] = math.Pow(0.7, float64(i))
+	}
+	c := oracle.Spectrum("geometric", 300, 200, s, 41)
+	w, _ := lowrank.NewMatrix(c.D, c.K, oracle.ToT[float32](c.W))
+	b := cpu.New()
+	run := func(p lowrank.Policy, prec lowrank.SketchPrecision) *lowrank.Factors[float32] {
+		f, err := lowrank.Factorize(w, p, lowrank.WithMethod(lowrank.Randomized), lowrank.WithSketchPrecision(prec), lowrank.WithBackend(b))
+		if err != nil {
+			t.Fatalf("%v %v: %v", p, prec, err)
+		}
+		return f
+	}
+	// Rank 16: relative error 0.7^16 ≈ 3.3e-3, between
+	// TF32's floor (9.8e-4) and BF16's (7.8e-3).
+	f32 := run(lowrank.Rank(16), lowrank.SketchF32)
+	if f32.RelError < 0x1p-10 || f32.RelError > 0x1p-7 {
+		t.Fatalf("rank 16: relative error %.3g, not between the floors", f32.RelError)
+	}
+	bf := run(lowrank.Rank(16), lowrank.SketchBF16)
+	if bf.SketchPrecision != lowrank.SketchF32 || !sameData(bf.B.Data, f32.B.Data) {
+		t.Errorf("BF16 at relative error %.3g: SketchPrecision %v; want the float32 sketch's factors", bf.RelError, bf.SketchPrecision)
+	}
+	tf := run(lowrank.Rank(16), lowrank.SketchTF32)
+	if tf.SketchPrecision != lowrank.SketchTF32 || sameData(tf.B.Data, f32.B.Data) {
+		t.Errorf("TF32 at relative error %.3g: SketchPrecision %v; want TF32 kept", tf.RelError, tf.SketchPrecision)
+	}
+	if tf.RelError > f32.RelError*1.01 {
+		t.Errorf("TF32 at rank 16: relative error %.4g; float32's %.4g", tf.RelError, f32.RelError)
+	}
+	// An adaptive target below the floor runs in float32 from the start.
+	tol := run(lowrank.Tolerance(1e-3), lowrank.SketchBF16)
+	if tol.SketchPrecision != lowrank.SketchF32 || tol.RelError > 1e-3 {
+		t.Errorf("Tolerance(1e-3) with BF16: SketchPrecision %v, relative error %.3g", tol.SketchPrecision, tol.RelError)
+	}
+	en := run(lowrank.Energy(0.9), lowrank.SketchBF16)
+	if en.SketchPrecision != lowrank.SketchBF16 {
+		t.Errorf("Energy(0.9) with BF16: SketchPrecision %v (relative error %.3g)", en.SketchPrecision, en.RelError)
 	}
 }
 
