@@ -201,7 +201,9 @@ func WithMethod(m Method) Option {
 }
 
 // WithOversampling sets the extra sketch columns p of the randomized method
-// (default 10): it sketches l = r + p columns for rank r.
+// (default 10): it sketches l = r + p columns for rank r, rounded up to a
+// multiple of 8 (the products and the QR run faster on such widths, and
+// more columns only improve the sketch); p = 0 sketches exactly r.
 func WithOversampling(p int) Option {
 	return option{"WithOversampling", func(c *config) {
 		if p < 0 {
