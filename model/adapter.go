@@ -120,10 +120,61 @@ type AdapterModule struct {
 	// with use_rslora) for PEFT, alpha/r for kohya (1 without alpha).
 	Rank  int
 	Scale float64
+	// Kernel is [k_h, k_w] for a conv LoRA (LoCon: A is r × in × k_h ×
+	// k_w, B is out × r × 1 × 1, and B·A is taken as the out ×
+	// (in·k_h·k_w) matrix of WeightMatrix); nil for a linear or embedding
+	// module.
+	Kernel []int
+	// Embedding marks PEFT's embedding LoRA (keys lora_embedding_A, r ×
+	// vocab, and lora_embedding_B, hidden × r): the base weight is the
+	// vocab × hidden embedding table and the change to it is
+	// Scale·(B·A)ᵀ.
+	Embedding bool
 }
 
-// Dims returns the shape d×k of B·A.
-func (m AdapterModule) Dims() (d, k int) { return m.B.Shape[0], m.A.Shape[1] }
+// Dims returns the shape d×k of B·A as matrices (for a conv module, k =
+// in·k_h·k_w; for an embedding module, d is the hidden size and k the
+// vocabulary).
+func (m AdapterModule) Dims() (d, k int) {
+	d, _, _, _ = WeightMatrix(m.B)
+	_, k, _, _ = WeightMatrix(m.A)
+	return d, k
+}
+
+// Fits reports whether the module's change fits the base weight tensor w
+// (whose rows are stored in×out when fanInFanOut): a linear module's B·A
+// has w's shape (transposed with fanInFanOut); a conv module's has w's
+// out × in·k_h·k_w with the same kernel (a 1×1 conv may be stored 2-D on
+// either side); an embedding module's (B·A)ᵀ has w's vocab × hidden.
+func (m AdapterModule) Fits(w safetensors.TensorInfo, fanInFanOut bool) bool {
+	wd, wk, kernel, ok := WeightMatrix(w)
+	if !ok {
+		return false
+	}
+	d, k := m.Dims()
+	switch {
+	case m.Embedding:
+		return kernel == nil && wd == k && wk == d
+	case kernel != nil || m.Kernel != nil:
+		return sameKernel(kernel, m.Kernel) && wd == d && wk == k
+	case fanInFanOut:
+		return wd == k && wk == d
+	}
+	return wd == d && wk == k
+}
+
+// sameKernel reports whether two kernels are the same, nil standing for
+// 1×1 (a Linear weight, or a 1×1 conv stored 2-D).
+func sameKernel(a, b []int) bool {
+	one := []int{1, 1}
+	if a == nil {
+		a = one
+	}
+	if b == nil {
+		b = one
+	}
+	return slices.Equal(a, b)
+}
 
 // OpenAdapter opens the PEFT adapter folder or kohya file at path; a
 // kohya file needs its base (see OpenAdapterWith).
@@ -249,6 +300,12 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		if mods, missing, err = parseKohyaKeys(ctx, fa, baseModules, baseName, prefixes); err != nil {
 			return err
 		}
+		if len(prefixes) == 0 {
+			prefixes = DefaultKohyaPrefixes() // as parseKohyaKeys reads them
+		}
+		if err := unetMappingProblem(ad.path, missing, prefixes, baseModules, baseName); err != nil {
+			return err
+		}
 	} else {
 		if mods, err = parsePEFTKeys(ctx, fa); err != nil {
 			return err
@@ -293,7 +350,10 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		}
 		at, _ := fa.Tensor(m.aKey)
 		bt, _ := fa.Tensor(m.bKey)
-		am := AdapterModule{Module: m.module, A: at, B: bt, Alpha: m.alphaKey}
+		am := AdapterModule{Module: m.module, A: at, B: bt, Alpha: m.alphaKey, Embedding: m.embedding}
+		if _, _, kernel, ok := WeightMatrix(at); ok && kernel != nil {
+			am.Kernel = kernel
+		}
 		if !check {
 			if ad.cfg != nil {
 				if am.Rank, am.Scale, err = ad.cfg.Scaling(m.module); err != nil {
@@ -303,16 +363,25 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 			ad.add(am)
 			continue
 		}
-		if _, _, ok := at.Matrix(); !ok {
-			return fileErr(ErrFormat, weights, "tensor %q is %s %s; expected a 2-D float matrix", m.aKey, at.DType, shapeString(at.Shape))
+		if m.embedding {
+			if _, _, ok := at.Matrix(); !ok {
+				return fileErr(ErrFormat, weights, "tensor %q is %s %s; expected a 2-D float matrix (r × vocabulary)", m.aKey, at.DType, shapeString(at.Shape))
+			}
+			if _, _, ok := bt.Matrix(); !ok {
+				return fileErr(ErrFormat, weights, "tensor %q is %s %s; expected a 2-D float matrix (hidden × r)", m.bKey, bt.DType, shapeString(bt.Shape))
+			}
 		}
-		if _, _, ok := bt.Matrix(); !ok {
-			return fileErr(ErrFormat, weights, "tensor %q is %s %s; expected a 2-D float matrix", m.bKey, bt.DType, shapeString(bt.Shape))
+		if _, _, _, ok := WeightMatrix(at); !ok {
+			return fileErr(ErrFormat, weights, "tensor %q is %s %s; expected a 2-D float matrix (r×k), or a conv's r × in × k_h × k_w", m.aKey, at.DType, shapeString(at.Shape))
+		}
+		_, br, ok := upFactor(bt)
+		if !ok {
+			return fileErr(ErrFormat, weights, "tensor %q is %s %s; expected a 2-D float matrix (d×r), or a conv's d × r × 1 × 1", m.bKey, bt.DType, shapeString(bt.Shape))
 		}
 		r := at.Shape[0]
-		if bt.Shape[1] != r {
+		if br != r {
 			return fileErr(ErrFormat, weights, "tensors %q (%s) and %q (%s): B has %d columns but A has %d rows; expected B (d×r) and A (r×k) of one rank r",
-				m.bKey, shapeString(bt.Shape), m.aKey, shapeString(at.Shape), bt.Shape[1], r)
+				m.bKey, shapeString(bt.Shape), m.aKey, shapeString(at.Shape), br, r)
 		}
 		am.Rank = r
 		if ad.cfg == nil {
@@ -348,15 +417,28 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 			if err != nil {
 				return err
 			}
-			if d, k := am.Dims(); li.D != d || li.K != k {
+			if !am.fitsLayer(li) {
 				return ad.mismatch(am, li)
 			}
-			if ad.FanInFanOut() != o.Base.opts.FanInFanOut {
+			if am.Kernel == nil && li.Kernel == nil && ad.FanInFanOut() != o.Base.opts.FanInFanOut {
 				return ad.fanMismatch(am.Module, o.Base.opts.FanInFanOut)
 			}
 		}
 	}
 	return nil
+}
+
+// fitsLayer reports whether the module's change fits the base layer li
+// (as Forward applies it: out×in, after any fan_in_fan_out transposition).
+func (m AdapterModule) fitsLayer(li LayerInfo) bool {
+	d, k := m.Dims()
+	switch {
+	case m.Embedding:
+		return li.Kernel == nil && li.D == k && li.K == d
+	case li.Kernel != nil || m.Kernel != nil:
+		return sameKernel(li.Kernel, m.Kernel) && li.D == d && li.K == k
+	}
+	return li.D == d && li.K == k
 }
 
 // add records module am.
@@ -372,9 +454,20 @@ func (ad *Adapter) add(am AdapterModule) {
 // layer li.
 func (ad *Adapter) mismatch(am AdapterModule, li LayerInfo) error {
 	d, k := am.Dims()
+	what := fmt.Sprintf("B (%s) · A (%s) is %d×%d", shapeString(am.B.Shape), shapeString(am.A.Shape), d, k)
+	switch {
+	case am.Embedding:
+		what = fmt.Sprintf("embedding LoRA (B (%s) · A (%s))ᵀ is %d×%d", shapeString(am.B.Shape), shapeString(am.A.Shape), k, d)
+	case am.Kernel != nil:
+		what += fmt.Sprintf(" (a %d×%d conv)", am.Kernel[0], am.Kernel[1])
+	}
+	base := fmt.Sprintf("%d×%d (out×in)", li.D, li.K)
+	if li.Kernel != nil {
+		base = fmt.Sprintf("%d×%d (out × in·k_h·k_w, a %d×%d conv)", li.D, li.K, li.Kernel[0], li.Kernel[1])
+	}
 	return &modelError{kinds: []error{ErrMismatch, lowrank.ErrShape},
-		msg: fmt.Sprintf("%s: module %q: the adapter's B (%s) · A (%s) is %d×%d but the base's weight %q is %d×%d (out×in); expected matching shapes",
-			ad.path, am.Module, shapeString(am.B.Shape), shapeString(am.A.Shape), d, k, li.Weight, li.D, li.K)}
+		msg: fmt.Sprintf("%s: module %q: the adapter's %s but the base's weight %q is %s; expected matching shapes",
+			ad.path, am.Module, what, li.Weight, base)}
 }
 
 // fanMismatch is the error for an adapter whose fan_in_fan_out differs

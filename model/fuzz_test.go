@@ -92,9 +92,13 @@ func FuzzAdapterConfig(f *testing.F) {
 		// The LoRA key helpers never panic, and split what they build.
 		if module != "" {
 			for _, ab := range []string{"A", "B"} {
-				mod, got, ok := splitLoraKey(strings.TrimPrefix(PEFTKey(module, ab), PEFTPrefix))
-				if ok && (got != ab || !strings.HasPrefix(module, mod)) {
+				mod, got, emb, ok := splitLoraKey(strings.TrimPrefix(PEFTKey(module, ab), PEFTPrefix))
+				if ok && !emb && (got != ab || !strings.HasPrefix(module, mod)) {
 					t.Fatalf("splitLoraKey(%q) = %q, %q", PEFTKey(module, ab), mod, got)
+				}
+				mod, got, emb, ok = splitLoraKey(strings.TrimPrefix(PEFTEmbeddingKey(module, ab), PEFTPrefix))
+				if ok && emb && (got != ab || !strings.HasPrefix(module, mod)) {
+					t.Fatalf("splitLoraKey(%q) = %q, %q (embedding)", PEFTEmbeddingKey(module, ab), mod, got)
 				}
 			}
 		}

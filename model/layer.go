@@ -31,6 +31,7 @@ type Layer[T lowrank.Float] struct {
 	name   string
 	weight string
 	d, k   int
+	kernel []int // a Conv2d weight's [k_h, k_w], nil for a 2-D one
 
 	factors *lowrank.Factors[T] // or
 	dense   *lowrank.Dense[T]
@@ -140,7 +141,8 @@ func loadLayer[T lowrank.Float](m *Model, name string, w *weight) (*Layer[T], er
 		if err != nil {
 			return nil, err
 		}
-		if m.opts.FanInFanOut {
+		_, _, l.kernel, _ = WeightMatrix(w.dense.info)
+		if m.opts.FanInFanOut && l.kernel == nil {
 			wm = wm.Transpose()
 		}
 		dn, err := lowrank.NewDense(wm)
@@ -170,10 +172,11 @@ func loadLayer[T lowrank.Float](m *Model, name string, w *weight) (*Layer[T], er
 	return l, nil
 }
 
-// readMatrix reads the 2-D tensor t of f as a matrix of T, refusing a NaN
-// or ±Inf (and an F64 value beyond the float32 range, for float32).
+// readMatrix reads the 2-D tensor t of f as a matrix of T (a 4-D conv
+// tensor as its WeightMatrix), refusing a NaN or ±Inf (and an F64 value
+// beyond the float32 range, for float32).
 func readMatrix[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo) (lowrank.Matrix[T], error) {
-	d, k := t.Shape[0], t.Shape[1]
+	d, k, _, _ := WeightMatrix(t)
 	v, err := readFloats[T](f, t)
 	if err != nil {
 		return lowrank.Matrix[T]{}, err

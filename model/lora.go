@@ -62,6 +62,9 @@ func loraOf[T lowrank.Float](ad *Adapter, module string) (*LoRALayer[T], error) 
 	if !ok {
 		return nil, fileErr(ErrNotFound, ad.path, "no LoRA for module %q; the adapter changes %d modules", module, len(ad.mods))
 	}
+	if am.Embedding {
+		return nil, fileErr(ErrUnsupported, ad.path, "module %q is an embedding LoRA (lora_embedding_A/B), which changes a lookup table, not a linear layer; expected it merged (lowrank merge) instead of applied by ForwardAdapter", module)
+	}
 	key := layerKey{module, is64[T]()}
 	ad.mu.Lock()
 	s, _ := ad.loras[key].(*loraSlot[T])
@@ -117,11 +120,10 @@ func (l *LoRALayer[T]) fit(b *Layer[T]) error {
 	if l.ad.closed.Load() {
 		return fileErr(ErrClosed, l.ad.path, "adapter used after Close")
 	}
-	if d, k := l.Dims(); d != b.d || k != b.k {
-		li := LayerInfo{Weight: b.weight, D: b.d, K: b.k}
+	if li := (LayerInfo{Weight: b.weight, D: b.d, K: b.k, Kernel: b.kernel}); !l.mod.fitsLayer(li) {
 		return l.ad.mismatch(l.mod, li)
 	}
-	if l.ad.FanInFanOut() != b.m.opts.FanInFanOut {
+	if l.mod.Kernel == nil && b.kernel == nil && l.ad.FanInFanOut() != b.m.opts.FanInFanOut {
 		return l.ad.fanMismatch(l.mod.Module, b.m.opts.FanInFanOut)
 	}
 	return nil

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/lowrank-go/lowrank/safetensors"
@@ -35,17 +36,41 @@ func KohyaName(prefix, module string) string {
 	return prefix + "_" + strings.ReplaceAll(module, ".", "_")
 }
 
+// KohyaStem returns the module path kohya-ss/sd-scripts names a LoRA
+// module after: module without the prefix a full Stable Diffusion
+// checkpoint puts before its UNet ("model.diffusion_model.") or its SD 1.x
+// text encoder ("cond_stage_model.transformer."), so that a LoRA of an
+// LDM-named checkpoint reads "lora_unet_input_blocks_1_0_…", as such
+// LoRAs do, and maps onto an LDM- or a diffusers-named base.
+func KohyaStem(module string) string {
+	for _, p := range []string{ldmUNetPrefix, ldmTextPrefix} {
+		if rest, ok := strings.CutPrefix(module, p); ok && rest != "" {
+			return rest
+		}
+	}
+	return module
+}
+
+// PEFTEmbeddingKey returns the key PEFT stores an embedding LoRA matrix
+// ("A" or "B") of module under: "base_model.model.<module>.lora_embedding_A"
+// (a parameter, without ".weight"; A is r × vocab, B hidden × r).
+func PEFTEmbeddingKey(module, ab string) string {
+	return PEFTPrefix + module + ".lora_embedding_" + ab
+}
+
 // loraModule is one module of an adapter file being merged.
 type loraModule struct {
 	module     string // module name (base tensor = module + ".weight")
 	aKey, bKey string
 	alphaKey   string // kohya only
+	embedding  bool   // PEFT's lora_embedding_A/B
 }
 
 // parsePEFTKeys groups the tensors of a PEFT adapter file by module. Keys
-// are "[base_model.model.]<module>.lora_A[.<adapter>].weight"; anything
-// else (embeddings, DoRA magnitudes, LoRA biases, modules_to_save) is an
-// error naming the key.
+// are "[base_model.model.]<module>.lora_A[.<adapter>].weight" (Linear and
+// Conv2d modules) and "[base_model.model.]<module>.lora_embedding_A[.<adapter>]"
+// (Embedding modules); anything else (DoRA magnitudes, LoRA biases,
+// modules_to_save) is an error naming the key.
 func parsePEFTKeys(ctx context.Context, f *safetensors.File) ([]*loraModule, error) {
 	byModule := map[string]*loraModule{}
 	var order []string
@@ -54,15 +79,18 @@ func parsePEFTKeys(ctx context.Context, f *safetensors.File) ([]*loraModule, err
 			return nil, err
 		}
 		key := strings.TrimPrefix(t.Name, PEFTPrefix)
-		module, ab, ok := splitLoraKey(key)
+		module, ab, emb, ok := splitLoraKey(key)
 		if !ok {
-			return nil, tensorErr(ErrUnsupported, f.Path(), t.Name, "not a LoRA weight; expected keys <module>.lora_A.weight and <module>.lora_B.weight (embedding, DoRA, bias and modules_to_save entries are not supported)")
+			return nil, tensorErr(ErrUnsupported, f.Path(), t.Name, "not a LoRA weight; expected keys <module>.lora_A.weight and <module>.lora_B.weight, or <module>.lora_embedding_A and <module>.lora_embedding_B (DoRA, bias and modules_to_save entries are not supported)")
 		}
 		m := byModule[module]
 		if m == nil {
-			m = &loraModule{module: module}
+			m = &loraModule{module: module, embedding: emb}
 			byModule[module] = m
 			order = append(order, module)
+		}
+		if m.embedding != emb {
+			return nil, tensorErr(ErrFormat, f.Path(), t.Name, "module %q has both lora_A/lora_B and lora_embedding_A/lora_embedding_B keys; expected one kind", module)
 		}
 		dst := &m.aKey
 		if ab == "B" {
@@ -84,24 +112,32 @@ func parsePEFTKeys(ctx context.Context, f *safetensors.File) ([]*loraModule, err
 	return mods, nil
 }
 
-// splitLoraKey splits "<module>.lora_A[.<adapter>].weight".
-func splitLoraKey(key string) (module, ab string, ok bool) {
-	rest, found := strings.CutSuffix(key, ".weight")
-	if !found {
+// splitLoraKey splits "<module>.lora_A[.<adapter>].weight" and
+// "<module>.lora_embedding_A[.<adapter>]" (embedding reports the second).
+func splitLoraKey(key string) (module, ab string, embedding, ok bool) {
+	split := func(rest, kind string) (string, string, bool) {
+		for _, x := range []string{"A", "B"} {
+			marker := "." + kind + x
+			i := strings.LastIndex(rest, marker)
+			if i <= 0 {
+				continue
+			}
+			tail := rest[i+len(marker):]
+			if tail == "" || (strings.HasPrefix(tail, ".") && !strings.Contains(tail[1:], ".") && len(tail) > 1) {
+				return rest[:i], x, true
+			}
+		}
 		return "", "", false
 	}
-	for _, x := range []string{"A", "B"} {
-		marker := ".lora_" + x
-		i := strings.LastIndex(rest, marker)
-		if i <= 0 {
-			continue
-		}
-		tail := rest[i+len(marker):]
-		if tail == "" || (strings.HasPrefix(tail, ".") && !strings.Contains(tail[1:], ".") && len(tail) > 1) {
-			return rest[:i], x, true
+	if rest, found := strings.CutSuffix(key, ".weight"); found {
+		if module, ab, ok := split(rest, "lora_"); ok {
+			return module, ab, false, true
 		}
 	}
-	return "", "", false
+	if module, ab, ok := split(key, "lora_embedding_"); ok {
+		return module, ab, true, true
+	}
+	return "", "", false, false
 }
 
 // isKohya reports whether an adapter file uses kohya's lora_down/lora_up
@@ -165,22 +201,49 @@ func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []stri
 	}
 	// Module path with underscores for dots → the base tensor's module;
 	// two modules that read the same that way are both kept, for the
-	// error.
-	type target struct{ module, other string }
+	// error. Each module is also found under its aliases (kohyaAliases:
+	// the UNet's LDM or diffusers name, the name without a checkpoint's
+	// prefix), unless a module has that name itself.
+	type target struct{ module, how, other, otherHow string }
 	under := map[string]target{}
+	claim := func(u, m, how string) {
+		if c, dup := under[u]; dup {
+			if c.module == m {
+				return
+			}
+			if c.how != "" && how == "" { // a module's own name wins over an alias
+				under[u] = target{module: m}
+				return
+			}
+			if c.other == "" && (how == "") == (c.how == "") {
+				c.other, c.otherHow = m, how
+				under[u] = c
+			}
+			return
+		}
+		under[u] = target{module: m, how: how}
+	}
 	for i, m := range baseModules {
 		if err := tick(ctx, i); err != nil {
 			return nil, nil, err
 		}
-		u := strings.ReplaceAll(m, ".", "_")
-		if c, dup := under[u]; dup {
-			if c.other == "" {
-				c.other = m
-				under[u] = c
-			}
-			continue
+		claim(strings.ReplaceAll(m, ".", "_"), m, "")
+	}
+	upAttention := upAttentionOf(baseModules)
+	for i, m := range baseModules {
+		if err := tick(ctx, i); err != nil {
+			return nil, nil, err
 		}
-		under[u] = target{module: m}
+		names, hows := kohyaAliases(m, upAttention)
+		for j, a := range names {
+			claim(strings.ReplaceAll(a, ".", "_"), m, hows[j]+" "+strconv.Quote(a))
+		}
+	}
+	described := func(module, how string) string {
+		if how == "" {
+			return strconv.Quote(module + ".weight")
+		}
+		return strconv.Quote(module+".weight") + " (" + how + ")"
 	}
 	for i, name := range order {
 		if err := tick(ctx, i); err != nil {
@@ -201,8 +264,8 @@ func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []stri
 				continue
 			}
 			if c.other != "" {
-				return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q is the kohya name of both %q and %q of %s (dots become underscores); expected names that stay distinct",
-					name, c.module+".weight", c.other+".weight", baseName)
+				return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q is the kohya name of both %s and %s of %s (dots become underscores); expected names that stay distinct",
+					name, described(c.module, c.how), described(c.other, c.otherHow), baseName)
 			}
 			if module != "" && module != c.module {
 				return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q names both %q (prefix %q) and %q (prefix %q) of %s; expected one: give the adapter's prefix with --kohya-prefix (AdapterOptions.KohyaPrefixes)",

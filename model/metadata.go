@@ -31,6 +31,10 @@ type Metadata struct {
 	Tensors map[string]Record `json:"tensors"`
 	// Dense gives, for each selected tensor kept dense, the reason.
 	Dense map[string]string `json:"dense"`
+	// DenseSource gives, for each tensor kept dense in another dtype than
+	// its source's (lowrank factorize --dtype), the source's dtype, which
+	// lowrank merge restores.
+	DenseSource map[string]string `json:"dense_source_dtype"`
 	// Format ("peft" or "kohya"), KohyaPrefix and Modules are an
 	// extracted adapter's.
 	Format      string            `json:"format"`
@@ -51,6 +55,10 @@ type Record struct {
 	Energy float64 `json:"energy"`
 	// DType is the dtype the factors are stored in ("F16", "F32", …).
 	DType string `json:"dtype"`
+	// SourceDType is the dtype of the tensor the factors were computed
+	// from, when it differs from DType (lowrank factorize --dtype):
+	// lowrank merge writes B·A back in it.
+	SourceDType string `json:"source_dtype,omitempty"`
 	// With input statistics (lowrank factorize --calibration): whether the
 	// tensor had statistics, and for those that had, the relative output
 	// error ‖(W − B·A)·X‖/‖W·X‖ the factors were chosen for (before
@@ -83,6 +91,8 @@ type fileMeta struct {
 	Split   string            `json:"split"`
 	Tensors map[string]Record `json:"tensors"`
 	Dense   map[string]string `json:"dense,omitempty"`
+	// DenseSource: see Metadata.DenseSource.
+	DenseSource map[string]string `json:"dense_source_dtype,omitempty"`
 	// Calibration is the base name of the input statistics file the
 	// factors were computed for (lowrank factorize --calibration).
 	Calibration string `json:"calibration,omitempty"`
@@ -133,6 +143,8 @@ func (m *Model) checkClaims(file string, md *Metadata) error {
 			return lie("relative error %v; expected a value ≥ 0", rec.RelError)
 		case !(rec.Energy >= 0 && rec.Energy <= 1):
 			return lie("energy %v; expected a value in [0, 1]", rec.Energy)
+		case rec.SourceDType != "" && !sourceDType(rec.SourceDType):
+			return lie("source dtype %q; expected F16, BF16, F32 or F64", rec.SourceDType)
 		}
 		w.rec = &rec
 	}
@@ -154,7 +166,21 @@ func (m *Model) checkClaims(file string, md *Metadata) error {
 			w.denseReason = md.Dense[n]
 		}
 	}
+	for n, dt := range md.DenseSource {
+		if _, dense := md.Dense[n]; !dense || !sourceDType(dt) {
+			return tensorErr(ErrMetadata, file, n, "the %q metadata claims source dtype %q for it; expected F16, BF16, F32 or F64 for a tensor it records as kept dense", MetadataKey, dt)
+		}
+	}
 	return nil
+}
+
+// sourceDType reports whether dt is a dtype a source tensor can have.
+func sourceDType(dt string) bool {
+	switch safetensors.DType(dt) {
+	case safetensors.F16, safetensors.BF16, safetensors.F32, safetensors.F64:
+		return true
+	}
+	return false
 }
 
 // isFloatMatrix reports whether t is a 2-D float tensor.

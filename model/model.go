@@ -44,7 +44,9 @@ type Options struct {
 // M.weight.A (r×k) and M.weight.B (d×r) that lowrank factorize writes,
 // with the bias M.bias when the file holds one. A 2-D weight whose name
 // does not end in ".weight" (or its factors) is a module under its own
-// name, without a bias.
+// name, without a bias. A 4-D weight (a Conv2d's, out × in × k_h × k_w)
+// is the module of its out × (in·k_h·k_w) matrix (see WeightMatrix): its
+// layer maps unfolded patches, and conv LoRA adapters apply to it.
 //
 // The methods of a Model are safe for concurrent use by many goroutines,
 // except Close.
@@ -187,7 +189,7 @@ func newModel(files []*safetensors.File, o Options) (*Model, error) {
 			if err := tick(ctx, ti); err != nil {
 				return nil, err
 			}
-			if pairPart[t.Name] || !isFloatMatrix(t) {
+			if pairPart[t.Name] || !isWeight(t) {
 				continue
 			}
 			r := ref{file: i, info: t}
@@ -283,8 +285,12 @@ type LayerInfo struct {
 	// Weight.B; Bias the bias tensor, "" when there is none.
 	Name, Weight, Bias string
 	// D and K are the shape of W as Forward applies it (out×in: after the
-	// transposition of Options.FanInFanOut).
+	// transposition of Options.FanInFanOut). For a Conv2d weight (out × in
+	// × k_h × k_w), K is in·k_h·k_w: Forward maps a patch (see
+	// WeightMatrix) to the output channels at one position.
 	D, K int
+	// Kernel is [k_h, k_w] for a Conv2d weight, nil for a 2-D one.
+	Kernel []int
 	// Rank is r for a factorized weight, 0 for a dense one.
 	Rank int
 	// DType is the weight's (or its factors') dtype.
@@ -307,9 +313,10 @@ func (m *Model) Info(name string) (LayerInfo, error) {
 	if w.a != nil {
 		li.D, li.Rank, li.K, li.DType = w.b.info.Shape[0], w.a.info.Shape[0], w.a.info.Shape[1], w.a.info.DType
 	} else {
-		li.D, li.K, li.DType = w.dense.info.Shape[0], w.dense.info.Shape[1], w.dense.info.DType
+		li.D, li.K, li.Kernel, _ = WeightMatrix(w.dense.info)
+		li.DType = w.dense.info.DType
 	}
-	if m.opts.FanInFanOut {
+	if m.opts.FanInFanOut && li.Kernel == nil {
 		li.D, li.K = li.K, li.D
 	}
 	if s, ok := strings.CutSuffix(w.name, ".weight"); ok && s != "" {

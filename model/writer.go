@@ -60,7 +60,7 @@ func CreateWith(path string, o WriterOptions) (*Writer, error) {
 // NewWriter writes a factorized model through w, a safetensors writer the
 // caller made (over a file it created, say); Close closes w.
 func NewWriter(w *safetensors.Writer, o WriterOptions) *Writer {
-	return &Writer{w: w, opts: o, meta: fileMeta{Version: 1, Policy: o.Policy, Split: o.Split, Tensors: map[string]Record{}, Dense: map[string]string{}, Calibration: o.Calibration}}
+	return &Writer{w: w, opts: o, meta: fileMeta{Version: 1, Policy: o.Policy, Split: o.Split, Tensors: map[string]Record{}, Dense: map[string]string{}, DenseSource: map[string]string{}, Calibration: o.Calibration}}
 }
 
 // AddFactors writes the factors f of the d×k tensor name as name.A (r×k)
@@ -122,6 +122,34 @@ func AddDense[T lowrank.Float](w *Writer, name string, m lowrank.Matrix[T], dt s
 // or CopyFrom, was kept dense, and why ("break-even at rank 40: r·(d+k) ≥
 // d·k", as lowrank factorize says).
 func (w *Writer) MarkDense(name, reason string) { w.meta.Dense[name] = reason }
+
+// SetSourceDType records that the tensor name, added as factors or kept
+// dense (MarkDense) in another dtype, came from a tensor of dtype dt, which
+// lowrank merge writes it back in. It is an error when name was neither
+// added as factors nor marked dense, or dt is not F16, BF16, F32 or F64.
+func (w *Writer) SetSourceDType(name string, dt safetensors.DType) error {
+	if !sourceDType(string(dt)) {
+		return tensorErr(safetensors.ErrDType, w.path(), name, "source dtype %s; expected F16, BF16, F32 or F64", dt)
+	}
+	if r, ok := w.meta.Tensors[name]; ok {
+		if string(dt) != r.DType {
+			r.SourceDType = string(dt)
+			w.meta.Tensors[name] = r
+		}
+		return nil
+	}
+	if _, ok := w.meta.Dense[name]; ok {
+		w.meta.DenseSource[name] = string(dt)
+		return nil
+	}
+	return tensorErr(ErrNotFound, w.path(), name, "neither factors nor a tensor marked dense; expected AddFactors or MarkDense first")
+}
+
+// AddRecord records factors written as they were read (CopyFrom of
+// name.A and name.B from a file lowrank factorize wrote) with what that
+// file recorded of them, so that refactorizing part of a factorized file
+// keeps the record of the rest.
+func (w *Writer) AddRecord(name string, r Record) { w.meta.Tensors[name] = r }
 
 // Amend changes the record of factors already added as name (for what
 // the caller knows and the factors do not, such as the bias that took the

@@ -64,7 +64,7 @@ func TestExtractPEFTRecoversDelta(t *testing.T) {
 	ad := filepath.Join(dir, "adapter")
 	rep := filepath.Join(dir, "extract.json")
 	out := mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--tol", "1e-5", "--base-model", "tiny/test", "--report", rep)
-	if !strings.Contains(out, "CHANGED but not a selected 2-D matrix") {
+	if !strings.Contains(out, "CHANGED but not a selected weight") {
 		t.Errorf("the changed 1-D tensor is not reported:\n%s", out)
 	}
 	vals, shapes, meta := readST(t, filepath.Join(ad, peftWeightsName))

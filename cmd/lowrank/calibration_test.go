@@ -341,7 +341,7 @@ save(sys.argv[2] + "/model.safetensors", {k: v.numpy() for k, v in m.state_dict(
 	model, stats := filepath.Join(dir, "model.safetensors"), filepath.Join(dir, "stats.safetensors")
 	out := filepath.Join(dir, "out.safetensors")
 	table := mustCLI(t, "factorize", model, "-o", out, "--rank", "3", "--calibration", stats)
-	if strings.Count(table, "calibrated") != 2 || strings.Count(table, "bias shifted") != 2 {
+	if strings.Count(table, "calibrated") != 2 || strings.Count(table, "bias shifted") != 3 || !strings.Contains(table, "total: 2 factorized, 2 bias shifted;") {
 		t.Errorf("want both layers calibrated and both biases shifted:\n%s", table)
 	}
 	check, _ := filepath.Abs("../../scripts/st_check.py")

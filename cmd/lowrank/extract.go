@@ -8,10 +8,12 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -40,7 +42,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	tuned := fs.String("tuned", "", "the fine-tuned model (`FILE`.safetensors)")
 	format := fs.String("format", "peft", "adapter format: peft (a folder) or kohya (one .safetensors file)")
 	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …)")
-	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json")
+	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json (the base's Hugging Face `NAME` or path)")
+	taskType := fs.String("task-type", "", "task_type written to adapter_config.json: one of "+strings.Join(peftTaskTypes, ", ")+" (default: null)")
 	rf := addRankFlags(fs, "sqrt", "how S is shared: sqrt (B = U·√S, A = √S·Vᵀ, balanced, the default) or us")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -63,9 +66,21 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usagef("extract: --format %q; expected peft or kohya", *format)
 	}
+	if *taskType != "" && !slices.Contains(peftTaskTypes, *taskType) {
+		return usagef("extract: --task-type %q; expected one of PEFT's task types %s", *taskType, strings.Join(peftTaskTypes, ", "))
+	}
 	s, err := rf.settings("extract")
 	if err != nil {
 		return err
+	}
+	s.conv = true
+	switch {
+	case s.output == "":
+		return usagef("extract: no output given; expected -o ADAPTER_DIR (or -o FILE.safetensors with --format kohya)")
+	case !kohya && strings.EqualFold(filepath.Ext(s.output), ".safetensors"):
+		return usagef("extract: -o %q: a PEFT adapter is a folder (adapter_config.json and adapter_model.safetensors); expected a folder path, or --format kohya for one .safetensors file", s.output)
+	case kohya && *taskType != "":
+		return usagef("extract: --task-type is written to adapter_config.json, which --format kohya does not write")
 	}
 	outs := newOutputSet(s.force, *base, *tuned)
 	var out *output
@@ -102,6 +117,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		compare  bool // not extractable: only check whether it changed
 		preRow   *row // decided without reading
 		outDType safetensors.DType
+		kind     moduleKind
 	}
 	var items []item
 	for ti, t := range ft.Tensors() {
@@ -109,9 +125,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		b, inBase := fb.Tensor(t.Name)
-		n := int64(t.NumElements())
 		skip := func(why string) {
-			items = append(items, item{t: t, preRow: &row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stSkipped + ": " + why, ParamsBefore: n, BytesBefore: t.Size(), listed: true}})
+			items = append(items, item{t: t, preRow: &row{Name: t.Name, Shape: t.Shape, SourceDType: string(t.DType), Status: stSkipped + ": " + why, listed: true}})
 		}
 		if !inBase {
 			skip("only in " + *tuned)
@@ -123,7 +138,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			}
 			continue
 		}
-		if _, _, ok := b.Matrix(); !ok || !equalShape(b.Shape, t.Shape) {
+		if _, _, _, ok := model.WeightMatrix(b); !ok || !equalShape(b.Shape, t.Shape) {
 			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but %s has it as %s %s; expected equal shapes in base and tuned models",
 				*tuned, t.Name, t.DType, shapeString(t.Shape), *base, b.DType, shapeString(b.Shape))
 		}
@@ -132,14 +147,20 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			skip("not a <module>.weight tensor; LoRA adapters hold module weights")
 			continue
 		}
-		items = append(items, item{t: t, module: module, extract: true, outDType: s.outDType(t)})
+		it := item{t: t, module: module, extract: true, outDType: s.outDType(t), kind: kindLinear}
+		if _, _, kernel, _ := model.WeightMatrix(t); kernel != nil {
+			it.kind = kindConv
+		} else if !kohya && embeddingKind(t.Name) == "embedding" {
+			it.kind = kindEmbedding
+		}
+		items = append(items, it)
 	}
 	for ti, b := range fb.Tensors() {
 		if err := tick(ti); err != nil {
 			return err
 		}
 		if _, ok := ft.Tensor(b.Name); !ok {
-			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, DType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
+			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, SourceDType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
 		}
 	}
 	// Write by decreasing element size so that the data stays aligned.
@@ -154,7 +175,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			if !it.extract {
 				continue
 			}
-			k := kohyaName(*prefix, it.module)
+			k := kohyaName(*prefix, model.KohyaStem(it.module))
 			if other, dup := seen[k]; dup {
 				return fmt.Errorf("lowrank: %s: tensors %q and %q both map to kohya name %q; expected names that stay distinct when dots become underscores", *tuned, other, it.t.Name, k)
 			}
@@ -174,7 +195,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		case it.compare:
 			plans[i].cost = 2 * it.t.Size()
 		case it.extract:
-			d, k, _ := it.t.Matrix()
+			d, k, _, _ := model.WeightMatrix(it.t)
 			es := elemBytes(it.t.DType, mustTensor(fb, it.t.Name).DType)
 			p, err := planFactorize(s.mem, s, *tuned, it.t.Name, d, k, es, mul(es, d, k))
 			if err != nil {
@@ -210,7 +231,13 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	}
 	rows := make([]row, 0, len(items))
 	var mods []peftModule
-	prog := newProgress(stderr, s.quiet, len(items), "extract")
+	var total int64
+	for _, it := range items {
+		if it.preRow == nil {
+			total += it.t.Size()
+		}
+	}
+	prog := newProgress(stderr, s.quiet, total, "extract")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (extracted, error) {
 		it := items[i]
 		switch {
@@ -219,16 +246,19 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		case it.compare:
 			return compareOnly(fb, ft, it.t)
 		case computesIn64(it.t.DType, mustTensor(fb, it.t.Name).DType):
-			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, plans[i])
+			return extractOne[float64](fb, ft, it.t, it.outDType, s, kohya, it.kind, plans[i])
 		default:
-			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, plans[i])
+			return extractOne[float32](fb, ft, it.t, it.outDType, s, kohya, it.kind, plans[i])
 		}
 	}, func(i int, e extracted) error {
 		it := items[i]
 		if e.row.Status == stAdapter {
 			a, b, alpha := peftKey(it.module, "A"), peftKey(it.module, "B"), ""
+			if it.kind == kindEmbedding {
+				a, b = model.PEFTEmbeddingKey(it.module, "A"), model.PEFTEmbeddingKey(it.module, "B")
+			}
 			if kohya {
-				k := kohyaName(*prefix, it.module)
+				k := kohyaName(*prefix, model.KohyaStem(it.module))
 				a, b, alpha = k+".lora_down.weight", k+".lora_up.weight", k+".alpha"
 			}
 			if err := e.write(w, a, b, alpha); err != nil {
@@ -238,7 +268,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			meta.Modules[it.module] = *e.meta
 		}
 		rows = append(rows, e.row)
-		prog.step(e.row.Name)
+		if it.preRow == nil {
+			prog.step(e.row.Name, it.t.Size())
+		}
 		return nil
 	})
 	prog.done()
@@ -246,7 +278,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(mods) == 0 {
-		return fmt.Errorf("lowrank: %s: no 2-D tensor%s differs from %s by more than %g relative; no adapter written", *tuned, includeHint(s), *base, negligible)
+		return fmt.Errorf("lowrank: %s: no weight (2-D or conv)%s differs from %s by more than %g relative; no adapter written", *tuned, includeHint(s), *base, negligible)
 	}
 	mj, _ := json.Marshal(meta)
 	w.SetMetadata(map[string]string{"format": "pt", metaKey: string(mj)})
@@ -254,7 +286,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !kohya {
-		cfg, err := peftConfigJSON(mods, *baseName)
+		cfg, err := peftConfigJSON(mods, *baseName, *taskType)
 		if err != nil {
 			return err
 		}
@@ -305,17 +337,30 @@ func compareOnly(fb, ft *safetensors.File, t safetensors.TensorInfo) (extracted,
 	if err != nil {
 		return extracted{}, err
 	}
-	r := row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stSkipped + ": unchanged", ParamsBefore: int64(t.NumElements()), BytesBefore: t.Size()}
+	r := row{Name: t.Name, Shape: t.Shape, SourceDType: string(t.DType), Status: stSkipped + ": unchanged"}
 	if !bytes.Equal(a, b) {
-		r.Status = stSkipped + ": CHANGED but not a selected 2-D matrix, so not in the adapter"
+		r.Status = stSkipped + ": CHANGED but not a selected weight (a 2-D matrix or a 4-D conv), so not in the adapter"
 		r.listed = true
 	}
 	return extracted{row: r}, nil
 }
 
+// moduleKind is how extract writes a module: a Linear's B (d×r) and A
+// (r×k); a Conv2d's lora_up (out × r × 1 × 1) and lora_down (r × in × k_h
+// × k_w), from the factors of its out × in·k_h·k_w matrix; an
+// Embedding's lora_embedding_B (hidden × r) and lora_embedding_A (r ×
+// vocab), PEFT's layout of the change (B·A)ᵀ to the vocab × hidden table.
+type moduleKind int
+
+const (
+	kindLinear moduleKind = iota
+	kindConv
+	kindEmbedding
+)
+
 // extractOne computes the low-rank factors of ΔW = tuned − base for one
-// tensor.
-func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, plan factorPlan) (extracted, error) {
+// tensor (a conv weight as its out × in·k_h·k_w matrix).
+func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, s *settings, kohya bool, kind moduleKind, plan factorPlan) (extracted, error) {
 	Wb, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return extracted{}, err
@@ -342,13 +387,13 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 		normDelta = math.Inf(1)
 	}
 	Wb = lowrank.Matrix[T]{}
-	e := extracted{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
-		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
+	e := extracted{row: row{Name: t.Name, Shape: t.Shape, SourceDType: string(t.DType), listed: true}}
 	if normDelta == 0 || normDelta <= negligible*normTuned {
 		e.row.Status = fmt.Sprintf("%s: unchanged (‖ΔW‖ ≤ %g·‖W‖)", stSkipped, negligible)
 		e.row.listed = normDelta != 0
 		return e, nil
 	}
+	e.row.ParamsBefore, e.row.BytesBefore = int64(d)*int64(k), t.Size()
 	fac, err := lowrank.FactorizeContext(cmdContext, D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	if plan.capped(s, err) {
 		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s, plan))
@@ -356,7 +401,7 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 	if err != nil {
 		hint := ""
 		if errors.Is(err, lowrank.ErrRank) || errors.Is(err, lowrank.ErrPolicy) {
-			hint = "; leave it out with --include or choose a smaller rank"
+			hint = "; leave it out with --include or --exclude, or choose a smaller rank"
 		}
 		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s%s", d, k, strip(err), hint)
 	}
@@ -402,16 +447,31 @@ func extractOne[T lowrank.Float](fb, ft *safetensors.File, t safetensors.TensorI
 		}
 	}
 	e.meta = recordFactors(&e.row, stAdapter, fac, rel, out)
+	e.row.DType = string(out)
+	// What the adapter holds for the module: its factors (and kohya's alpha).
+	var aShape, bShape []int
+	switch kind {
+	case kindConv: // lora_down r × in × k_h × k_w, lora_up out × r × 1 × 1
+		aShape = append([]int{r}, t.Shape[1:]...)
+		bShape = []int{d, r, 1, 1}
+	case kindEmbedding: // ΔE = B·A (vocab × hidden) is PEFT's (B'·A')ᵀ: A' = Bᵀ, B' = Aᵀ
+		A, B = B.Transpose(), A.Transpose()
+	}
+	if kohya {
+		e.row.ParamsAfter++
+		e.row.BytesAfter += int64(out.Size())
+		e.row.BytesSaved = e.row.BytesBefore - e.row.BytesAfter
+	}
 	e.write = func(w *safetensors.Writer, aKey, bKey, alphaKey string) error {
 		if alphaKey != "" {
 			if err := w.WriteFloat64(alphaKey, out, []int{}, []float64{alpha}); err != nil {
 				return err
 			}
 		}
-		if err := writeMatrix(w, aKey, out, A); err != nil {
+		if err := writeMatrix(w, aKey, out, A, aShape...); err != nil {
 			return err
 		}
-		return writeMatrix(w, bKey, out, B)
+		return writeMatrix(w, bKey, out, B, bShape...)
 	}
 	return e, nil
 }

@@ -47,6 +47,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("factorize", "factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R] [flags]", stderr)
 	rf := addRankFlags(fs, "us", "how S is shared: us (B = U·S, A = Vᵀ) or sqrt (B = U·√S, A = √S·Vᵀ)")
 	calPath := fs.String("calibration", "", "safetensors `FILE` of input statistics: for each weight, a tensor of its name holding the k×k second moment XᵀX/n of its inputs (and NAME.input_mean, their mean), as scripts/collect_stats.py writes; those weights are factorized for their outputs, the others with plain SVD")
+	minSaving := fs.Float64("min-saving", 0.1, "keep a tensor dense unless its factors save at least the fraction `F` of its parameters (0: whenever they save any)")
+	refactorize := fs.Bool("force-refactorize", false, "factorize tensors that already are factors lowrank factorize wrote (NAME.A, NAME.B), which is refused by default")
+	dryRun := fs.Bool("dry-run", false, "print the plan (rank, error from the real SVD, bytes saved, memory needed per tensor) and write nothing; -o is then optional")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -58,13 +61,23 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !(*minSaving >= 0 && *minSaving < 1) {
+		return usagef("factorize: --min-saving %v; expected a fraction in [0, 1)", *minSaving)
+	}
+	s.minSaving, s.dryRun = *minSaving, *dryRun
+	if s.output == "" && !s.dryRun {
+		return usagef("factorize: no output given; expected -o PATH (or --dry-run)")
+	}
 	in := pos[0]
 	inputs := []string{in}
 	if *calPath != "" {
 		inputs = append(inputs, *calPath) // no output may be it
 	}
 	outs := newOutputSet(s.force, inputs...)
-	out := outs.file(s.output, "the output")
+	var out *output
+	if !s.dryRun {
+		out = outs.file(s.output, "the output")
+	}
 	s.addReport(outs)
 	if err := ready("factorize", s, outs); err != nil {
 		return err
@@ -91,9 +104,10 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	// Write tensors by decreasing element size, keeping the file's order
 	// within a size, so that every tensor's data stays aligned.
 	type item struct {
-		t   safetensors.TensorInfo
-		sel bool
-		out safetensors.DType
+		t    safetensors.TensorInfo
+		sel  bool
+		out  safetensors.DType
+		keep string // why a selected tensor is kept dense without an SVD (embeddings)
 	}
 	items := make([]item, 0, len(f.Tensors()))
 	nsel := 0
@@ -111,12 +125,34 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	if nsel == 0 {
 		return fmt.Errorf("lowrank: %s: no tensor to factorize; expected 2-D F16, BF16, F32 or F64 tensors%s", in, includeHint(s))
 	}
+	if err := checkRefactorize(f, *refactorize, func(yield func(string) bool) {
+		for _, it := range items {
+			if it.sel && !yield(it.t.Name) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	// Embeddings and output heads stay dense unless --include names them.
+	emb := newEmbeddings(f, func(msg string) {
+		if !s.quiet {
+			fmt.Fprintln(stderr, esc(msg))
+		}
+	})
+	for i := range items {
+		if it := &items[i]; it.sel && (s.include == nil || !s.include.MatchString(it.t.Name)) {
+			it.keep = emb.reason(it.t)
+		}
+	}
 	if err := checkNames(in, items, func(it item) (string, bool) { return it.t.Name, it.sel }); err != nil {
 		return err
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].out.Bits() > items[j].out.Bits() })
 	if s.calib != nil { // the statistics: checked before any work (calibration.go)
-		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) { return it.t, it.sel, it.out },
+		if items, err = plan(s.calib, f, items, func(it item) (safetensors.TensorInfo, bool, safetensors.DType) {
+			return it.t, it.sel && it.keep == "", it.out
+		},
 			func(t safetensors.TensorInfo) item { return item{t: t, out: t.DType} }); err != nil {
 			return err
 		}
@@ -149,7 +185,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	fj, _ := json.Marshal(factMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String()})
 	floorMeta[metaKey] = string(fj)
-	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil {
+	if err := checkHeader(in, s.output, floorMeta, copied, extra); err != nil && !s.dryRun {
 		return err
 	}
 	// And its data the free space of its file system: the copied tensors,
@@ -168,7 +204,8 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		d, k, _ := it.t.Matrix()
 		need = add(need, mul(int64(it.out.Size()), min(d*k, least*(d+k))))
 	}
-	if err := checkDisk(s.output, add(need, int64(safetensors.HeaderLen(floorMeta, copied)+extra))); err != nil {
+	if s.dryRun { // nothing is written
+	} else if err := checkDisk(s.output, add(need, int64(safetensors.HeaderLen(floorMeta, copied)+extra))); err != nil {
 		return err
 	}
 	plans := make([]factorPlan, len(items))
@@ -176,7 +213,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		if err := tick(i); err != nil {
 			return err
 		}
-		if !it.sel || s.mem.total == 0 {
+		if !it.sel || it.keep != "" || (s.mem.total == 0 && !s.dryRun) {
 			continue
 		}
 		d, k, _ := it.t.Matrix()
@@ -192,43 +229,70 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	w, err := out.writer(2*f.HeaderEstimate() + 256*nsel)
-	if err != nil {
-		return err
+	var w *safetensors.Writer // nil for --dry-run: nothing is written
+	if !s.dryRun {
+		if w, err = out.writer(2*f.HeaderEstimate() + 256*nsel); err != nil {
+			return err
+		}
+		defer w.Abort()
 	}
-	defer w.Abort()
 	// The file is written as the model package writes factorized models:
-	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata.
+	// NAME.A and NAME.B, tensors kept dense, the lowrank metadata; the
+	// records of factors copied from a factorized input are kept.
 	mo := model.WriterOptions{Policy: s.policy.String(), Split: s.split.String(), Metadata: f.Metadata()}
 	if s.calib != nil {
 		mo.Calibration = filepath.Base(s.calib.f.Path())
 	}
 	mw := model.NewWriter(w, mo)
+	sel := make(map[string]bool, nsel)
+	for _, it := range items {
+		if it.sel {
+			sel[it.t.Name] = true
+		}
+	}
+	carryRecords(f, mw, func(name string) bool { return sel[name] })
 	rows := make([]row, 0, len(items))
-	prog := newProgress(stderr, s.quiet, len(items), "factorize")
+	var total int64
+	for _, it := range items {
+		total += it.t.Size()
+	}
+	prog := newProgress(stderr, s.quiet, total, "factorize")
 	err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, func(i int) (outcome, error) {
 		it := items[i]
-		if s.calib != nil && s.calib.biases[it.t.Name] != nil {
-			return biasOutcome(f, it.t, s.calib.biases[it.t.Name])
+		var o outcome
+		var err error
+		switch {
+		case s.calib != nil && s.calib.biases[it.t.Name] != nil:
+			o, err = biasOutcome(f, it.t, s.calib.biases[it.t.Name])
+		case !it.sel:
+			o = copyOutcome(f, it.t)
+		case it.keep != "":
+			o, err = keepOutcome(f, it.t, it.out, it.keep, mw)
+		case computesIn64(it.t.DType):
+			o, err = factorizeOne[float64](f, it.t, it.out, s, plans[i], mw)
+		default:
+			o, err = factorizeOne[float32](f, it.t, it.out, s, plans[i], mw)
 		}
-		if !it.sel {
-			return copyOutcome(f, it.t), nil
+		if err == nil && it.sel && (s.dryRun || s.mem.total > 0) {
+			o.row.Memory = plans[i].cost
 		}
-		if computesIn64(it.t.DType) {
-			return factorizeOne[float64](f, it.t, it.out, s, plans[i], mw)
-		}
-		return factorizeOne[float32](f, it.t, it.out, s, plans[i], mw)
+		return o, err
 	}, func(i int, o outcome) error {
-		if err := o.write(w); err != nil {
-			return err
+		if !s.dryRun {
+			if err := o.write(w); err != nil {
+				return err
+			}
 		}
 		rows = append(rows, o.row)
-		prog.step(o.row.Name)
+		prog.step(o.row.Name, items[i].t.Size())
 		return nil
 	})
 	prog.done()
 	if err != nil {
 		return err
+	}
+	if s.dryRun {
+		return finish(stdout, s, reportFile{Command: "factorize --dry-run", Inputs: []string{in}, Output: s.output, Policy: s.policy.String(), Tensors: rows})
 	}
 	if err := mw.Close(); err != nil {
 		return err
@@ -315,7 +379,7 @@ func includeHint(s *settings) string {
 // finish prints the table and writes the report.
 func finish(stdout io.Writer, s *settings, rep reportFile) error {
 	if !s.quiet {
-		printTable(stdout, rep.Tensors)
+		printTable(stdout, rep)
 	}
 	if s.rep != nil {
 		return writeReport(s.rep, rep)
@@ -327,7 +391,7 @@ func finish(stdout io.Writer, s *settings, rep reportFile) error {
 func copyOutcome(f *safetensors.File, t safetensors.TensorInfo) outcome {
 	n := int64(t.NumElements())
 	return outcome{
-		row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: stCopied,
+		row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), SourceDType: string(t.DType), Status: stCopied,
 			ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()},
 		write: func(w *safetensors.Writer) error {
 			sec, err := f.Section(t.Name)
@@ -349,7 +413,7 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		return outcome{}, err
 	}
 	d, k := W.Rows, W.Cols
-	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), listed: true,
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
 	var ab *absorb // the bias that takes the mean error, if any
 	if s.calib != nil {
@@ -386,6 +450,8 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		return outcome{}, tensorFault(err, f.Path(), t.Name)
 	case !fac.Saves():
 		return denseOutcome(f, t, W, out, o, reasonBreakEven(fac.Rank), mw)
+	case saving(fac) < s.minSaving:
+		return denseOutcome(f, t, W, out, o, reasonMinSaving(fac.Rank, saving(fac), s.minSaving), mw)
 	}
 	r := fac.Rank
 	rel := fac.RelError
@@ -428,6 +494,11 @@ func factorizeOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 		if err := model.AddFactors(mw, t.Name, fac, out); err != nil {
 			return err
 		}
+		if out != t.DType {
+			if err := mw.SetSourceDType(t.Name, t.DType); err != nil {
+				return err
+			}
+		}
 		if amend != nil {
 			return mw.Amend(t.Name, amend)
 		}
@@ -459,7 +530,43 @@ func denseOutcome[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo
 	}
 	o.write = func(*safetensors.Writer) error {
 		mw.MarkDense(t.Name, why)
+		if err := mw.SetSourceDType(t.Name, t.DType); err != nil {
+			return err
+		}
 		return model.AddDense(mw, t.Name, W, out)
 	}
 	return o, nil
+}
+
+// keepOutcome keeps a selected tensor dense without factorizing it (an
+// embedding or output head), converted to out, and records why.
+func keepOutcome(f *safetensors.File, t safetensors.TensorInfo, out safetensors.DType, why string, mw *model.Writer) (outcome, error) {
+	d, k, _ := t.Matrix()
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
+		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
+	switch {
+	case out == t.DType: // copied as it is
+		return denseOutcome(f, t, lowrank.Matrix[float32]{}, out, o, why, mw)
+	case computesIn64(t.DType):
+		W, err := readMatrix[float64](f, t.Name)
+		if err != nil {
+			return outcome{}, err
+		}
+		return denseOutcome(f, t, W, out, o, why, mw)
+	}
+	W, err := readMatrix[float32](f, t.Name)
+	if err != nil {
+		return outcome{}, err
+	}
+	return denseOutcome(f, t, W, out, o, why, mw)
+}
+
+// saving is the fraction of the dense tensor's parameters the factors
+// save: 1 − r·(d+k)/(d·k).
+func saving[T lowrank.Float](f *lowrank.Factors[T]) float64 {
+	return 1 - float64(f.Params())/float64(f.DenseParams())
+}
+
+func reasonMinSaving(r int, saved, minSaving float64) string {
+	return fmt.Sprintf("rank %d saves %.1f%% of the parameters, below --min-saving %g", r, 100*saved, minSaving)
 }

@@ -200,20 +200,21 @@ func TestFactorizeRankAndReportCSV(t *testing.T) {
 	rep := filepath.Join(dir, "r.csv")
 	// Rank 25 exceeds min(d,k) of some tensors and saves nothing on
 	// others: they stay dense, reported.
-	mustCLI(t, "factorize", in, "-o", out, "--rank", "25", "--report", rep, "--quiet")
+	// --min-saving 0: factors that save anything are kept.
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "25", "--report", rep, "--quiet", "--min-saving", "0")
 	b, err := os.ReadFile(rep)
 	if err != nil {
 		t.Fatal(err)
 	}
 	csv := string(b)
 	for _, want := range []string{
-		"name,shape,dtype,status,rank,rel_error",
-		"layers.0.attn.weight,64×48,F32,factorized,25,",
-		"layers.0.mlp.weight,40×56,F16,dense: break-even at rank 25",
-		"layers.1.mlp.weight,32×32,BF16,dense: break-even",
-		`head.weight,24×50,F64,"dense: rank above min(d,k) = 24"`,
-		"position_ids,2,I64,copied,",
-		"TOTAL,,,total,",
+		"name,shape,dtype,source_dtype,status,rank,rel_error,energy,scaling,method,calibration,output_rel_error,backend,params_before",
+		"layers.0.attn.weight,64×48,F32,F32,factorized,25,",
+		"layers.0.mlp.weight,40×56,F16,F16,dense: break-even at rank 25",
+		"layers.1.mlp.weight,32×32,BF16,BF16,dense: break-even",
+		`head.weight,24×50,F64,F64,"dense: rank above min(d,k) = 24"`,
+		"position_ids,2,I64,I64,copied,",
+		"TOTAL,,,,total,",
 	} {
 		if !strings.Contains(csv, want) {
 			t.Errorf("CSV report lacks %q:\n%s", want, csv)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lowrank-go/lowrank"
 	"github.com/lowrank-go/lowrank/internal/finite"
+	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
 )
 
@@ -35,7 +36,8 @@ type rankFlags struct {
 	seed                          *uint64
 	method, split, backend        *string
 	sketchPrec                    *string
-	include, dtype, report        *string
+	include, exclude              *string
+	dtype, report                 *string
 	output, maxMemory             *string
 	force, quiet                  *bool
 	jobs                          *int
@@ -55,7 +57,8 @@ func addRankFlags(fs *flag.FlagSet, defaultSplit, splitHelp string) *rankFlags {
 		seed:       fs.Uint64("seed", 0, "randomized SVD: seed `S`"),
 		sketchPrec: fs.String("sketch-precision", "f32", "randomized SVD: precision `P` of the range finder's products with W: f32, tf32 or bf16 (tensor cores on a GPU; an emulation, slower, on the CPU; float32 tensors only)"),
 		split:      fs.String("split", defaultSplit, splitHelp),
-		include:    fs.String("include", "", "only tensors whose name matches `REGEX` (default: every 2-D F16/BF16/F32/F64 tensor)"),
+		include:    fs.String("include", "", "only tensors whose name matches `REGEX` (Go's RE2 syntax: no lookahead, see --exclude; default: every weight, factorize keeping embeddings and output heads dense unless REGEX names them)"),
+		exclude:    fs.String("exclude", "", "leave out tensors whose name matches `REGEX`, after --include"),
 		backend:    fs.String("backend", "auto", "compute backend: auto, cpu or cuda"),
 		dtype:      fs.String("dtype", "keep", "dtype of the tensors written for the selected tensors: keep, f32, f16 or bf16"),
 		report:     fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv"),
@@ -72,12 +75,16 @@ type settings struct {
 	policy  lowrank.Policy
 	opts    []lowrank.Option
 	include *regexp.Regexp
-	dtype   safetensors.DType // "" for keep
-	report  string
-	rep     *output // the report's output, once prepared
-	output  string
-	force   bool
-	quiet   bool
+	exclude *regexp.Regexp
+	// conv: the command takes 4-D conv weights too (extract), as the
+	// out × in·k_h·k_w matrices of model.WeightMatrix.
+	conv   bool
+	dtype  safetensors.DType // "" for keep
+	report string
+	rep    *output // the report's output, once prepared
+	output string
+	force  bool
+	quiet  bool
 	// allowExpand is merge's --allow-expand (densify).
 	allowExpand bool
 	jobs        int
@@ -89,6 +96,11 @@ type settings struct {
 	mem       *budget
 	// calib is factorize's --calibration file (calibration.go), or nil.
 	calib *calibration
+	// minSaving is factorize's --min-saving; dryRun its --dry-run.
+	minSaving float64
+	dryRun    bool
+	// mergeDType is merge's --dtype: "" (auto), "keep", or a dtype.
+	mergeDType string
 }
 
 func (rf *rankFlags) settings(cmd string) (*settings, error) {
@@ -163,18 +175,25 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 	if s.dtype, err = parseOutDType(*rf.dtype); err != nil {
 		return nil, usagef("%s: %v", cmd, err)
 	}
-	if *rf.include != "" {
-		if s.include, err = regexp.Compile(*rf.include); err != nil {
-			return nil, usagef("%s: --include %q: %v", cmd, *rf.include, err)
+	for _, re := range []struct {
+		name, expr string
+		dst        **regexp.Regexp
+	}{{"include", *rf.include, &s.include}, {"exclude", *rf.exclude, &s.exclude}} {
+		if re.expr == "" {
+			continue
+		}
+		if *re.dst, err = regexp.Compile(re.expr); err != nil {
+			hint := ""
+			if strings.Contains(err.Error(), "Perl syntax") {
+				hint = "; Go regular expressions have no lookahead: use --exclude REGEX to leave names out"
+			}
+			return nil, usagef("%s: --%s %q: %v%s", cmd, re.name, re.expr, err, hint)
 		}
 	}
 	if s.report != "" {
 		if ext := strings.ToLower(filepath.Ext(s.report)); ext != ".json" && ext != ".csv" {
 			return nil, usagef("%s: --report %q; expected a file name ending in .json or .csv", cmd, s.report)
 		}
-	}
-	if s.output == "" {
-		return nil, usagef("%s: no output given; expected -o PATH", cmd)
 	}
 	s.opts = []lowrank.Option{
 		lowrank.WithMethod(m), lowrank.WithOversampling(*rf.oversample), lowrank.WithPowerIters(*rf.powerIters),
@@ -211,12 +230,18 @@ func parseOutDType(s string) (safetensors.DType, error) {
 }
 
 // selected reports whether a tensor is one the command works on: a 2-D
-// floating-point tensor matching --include.
+// floating-point tensor (or, with s.conv, a 4-D conv weight) matching
+// --include and not --exclude.
 func (s *settings) selected(t safetensors.TensorInfo) bool {
-	if _, _, ok := t.Matrix(); !ok {
+	if _, _, kernel, ok := model.WeightMatrix(t); !ok || (kernel != nil && !s.conv) {
 		return false
 	}
-	return s.include == nil || s.include.MatchString(t.Name)
+	return s.named(t.Name)
+}
+
+// named reports whether a name passes --include and --exclude.
+func (s *settings) named(name string) bool {
+	return (s.include == nil || s.include.MatchString(name)) && (s.exclude == nil || !s.exclude.MatchString(name))
 }
 
 // outDType is the dtype the selected tensor t is written in.
@@ -238,12 +263,13 @@ func tensorErr(file, tensor, format string, args ...any) error {
 	return fmt.Errorf("lowrank: %s: tensor %s: %s", file, strconv.Quote(tensor), fmt.Sprintf(format, args...))
 }
 
-// readMatrix reads the 2-D tensor name of f as a matrix of T. Its values
-// are checked for NaN and ±Inf by the library call that uses them (one
-// scan per tensor), whose error tensorFault reports.
+// readMatrix reads the 2-D tensor name of f as a matrix of T (a 4-D
+// conv weight as its out × in·k_h·k_w matrix, model.WeightMatrix). Its
+// values are checked for NaN and ±Inf by the library call that uses them
+// (one scan per tensor), whose error tensorFault reports.
 func readMatrix[T lowrank.Float](f *safetensors.File, name string) (lowrank.Matrix[T], error) {
 	t, _ := f.Tensor(name)
-	d, k, ok := t.Matrix()
+	d, k, _, ok := model.WeightMatrix(t)
 	if !ok {
 		return lowrank.Matrix[T]{}, tensorErr(f.Path(), name, "%s %v; expected a 2-D F16, BF16, F32 or F64 tensor", t.DType, t.Shape)
 	}
@@ -331,9 +357,12 @@ func narrower[T lowrank.Float](dt safetensors.DType) bool {
 	return dt.Bits() < bits
 }
 
-// writeMatrix writes m as tensor name of type dt.
-func writeMatrix[T lowrank.Float](w *safetensors.Writer, name string, dt safetensors.DType, m lowrank.Matrix[T]) error {
-	shape := []int{m.Rows, m.Cols}
+// writeMatrix writes m as tensor name of type dt (with the given shape,
+// of m's size, when one is given: a conv factor's 4-D shape).
+func writeMatrix[T lowrank.Float](w *safetensors.Writer, name string, dt safetensors.DType, m lowrank.Matrix[T], shape ...int) error {
+	if shape == nil {
+		shape = []int{m.Rows, m.Cols}
+	}
 	switch v := any(m.Data).(type) {
 	case []float32:
 		return w.WriteFloat32(name, dt, shape, v)

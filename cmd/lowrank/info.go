@@ -17,36 +17,68 @@ import (
 )
 
 func runInfo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info FILE.safetensors|ADAPTER_DIR", "info FILE.safetensors|ADAPTER_DIR", stderr)
+	fs := newFlags("info", "info [--json] FILE.safetensors|ADAPTER_DIR ...", stderr)
+	asJSON := fs.Bool("json", false, "print one JSON array, an object per path (tensors, metadata, lowrank's records, adapter modules), instead of the tables")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("info: expected one file or adapter folder, got %d arguments", len(pos))
+	if len(pos) == 0 {
+		return usagef("info: expected one or more files or adapter folders")
 	}
-	path := pos[0]
-	if err := parsed("info", path); err != nil {
+	if err := parsed("info", pos); err != nil {
 		return err
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("lowrank: %w", err)
 	}
 	mem, err := newBudget(0)
 	if err != nil {
 		return err
 	}
 	defer mem.restore()
-	if st.IsDir() {
-		return adapterInfo(stdout, path, mem)
+	var docs []infoDoc
+	for i, path := range pos {
+		st, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("lowrank: %w", err)
+		}
+		if *asJSON {
+			d, err := infoJSON(path, st.IsDir(), mem)
+			if err != nil {
+				return err
+			}
+			docs = append(docs, d)
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if st.IsDir() {
+			err = adapterInfo(stdout, path, mem)
+		} else {
+			err = openInfo(stdout, path, mem)
+		}
+		if err != nil {
+			return err
+		}
 	}
+	if *asJSON {
+		b, err := json.MarshalIndent(docs, "", "  ")
+		if err != nil {
+			return fmt.Errorf("lowrank: info: %w", err)
+		}
+		_, err = stdout.Write(append(b, '\n'))
+		return err
+	}
+	return nil
+}
+
+// openInfo prints the summary of the .safetensors file at path.
+func openInfo(w io.Writer, path string, mem *budget) error {
 	f, err := mem.open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return fileInfo(stdout, f)
+	return fileInfo(w, f)
 }
 
 // fileInfo prints a file's summary, its metadata, its tensors and, when it
@@ -131,21 +163,24 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 	if model.IsKohya(f) {
 		fmt.Fprintln(w, "\nkohya LoRA modules:")
 		var downs []safetensors.TensorInfo
+		odd := 0 // lora_down tensors neither 2-D nor 4-D
 		for _, t := range ts {
-			if strings.HasSuffix(t.Name, ".lora_down.weight") && len(t.Shape) == 2 {
-				downs = append(downs, t)
+			if strings.HasSuffix(t.Name, ".lora_down.weight") {
+				if len(t.Shape) == 2 || len(t.Shape) == 4 {
+					downs = append(downs, t)
+				} else {
+					odd++
+				}
 			}
 		}
-		err := columns(w, len(downs), []string{"name", "up (d×r)", "down (r×k)", "alpha", "scaling"}, func(i int) []string {
-			t := downs[i]
-			name := strings.TrimSuffix(t.Name, ".lora_down.weight")
-			up, _ := f.Tensor(name + ".lora_up.weight")
-			alpha, scaling := "-", "1 (no alpha)"
-			if a, err := f.Scalar(name + ".alpha"); err == nil {
-				alpha = fmt.Sprintf("%g", a)
-				scaling = fmt.Sprintf("%g", a/float64(t.Shape[0]))
+		defer func() {
+			if odd > 0 {
+				fmt.Fprintf(w, "(%d lora_down tensors neither 2-D (Linear) nor 4-D (Conv2d) not listed: not a LoRA layout lowrank reads)\n", odd)
 			}
-			return []string{esc(name), shapeString(up.Shape), shapeString(t.Shape), alpha, scaling}
+		}()
+		err := columns(w, len(downs), []string{"name", "kind", "up (d×r)", "down (r×k)", "alpha", "scaling"}, func(i int) []string {
+			k := kohyaModuleOf(f, downs[i])
+			return []string{esc(k.Name), k.Kind, shapeString(k.Up), shapeString(k.Down), k.alphaText(), k.scalingText()}
 		})
 		if err != nil {
 			return err
@@ -218,9 +253,9 @@ func adapterInfo(w io.Writer, dir string, mem *budget) error {
 	fmt.Fprintf(w, "\n%s: %d modules, %s\n", peftWeightsName, len(mods), humanBytes(f.Size()))
 	cells := make([][]string, len(mods))
 	for i, m := range mods {
-		cells[i] = []string{esc(m.Module), shapeString(m.B.Shape), shapeString(m.A.Shape), string(m.A.DType), strconv.Itoa(m.Rank), fmt.Sprintf("%g", m.Scale)}
+		cells[i] = []string{esc(m.Module), moduleKindText(m), shapeString(m.B.Shape), shapeString(m.A.Shape), string(m.A.DType), strconv.Itoa(m.Rank), fmt.Sprintf("%g", m.Scale)}
 	}
-	if err := columns(w, len(mods), []string{"module", "B (d×r)", "A (r×k)", "dtype", "rank", "scaling"}, func(i int) []string { return cells[i] }); err != nil {
+	if err := columns(w, len(mods), []string{"module", "kind", "B (d×r)", "A (r×k)", "dtype", "rank", "scaling"}, func(i int) []string { return cells[i] }); err != nil {
 		return err
 	}
 	if _, ok := f.Metadata()[metaKey]; ok {

@@ -6,10 +6,11 @@
 //	lowrank factorize IN.safetensors -o OUT.safetensors [--rank N | --energy E | --tol T | --ratio R]
 //	lowrank extract --base BASE.safetensors --tuned TUNED.safetensors -o ADAPTER_DIR
 //	lowrank merge --base BASE.safetensors --adapter ADAPTER_DIR -o OUT.safetensors [--unmerge]
-//	lowrank info FILE.safetensors|ADAPTER_DIR
+//	lowrank info [--json] FILE.safetensors|ADAPTER_DIR ...
 //	lowrank demo [--d 10 --k 10 --rank 2 --seed 42]
 //	lowrank backends
 //	lowrank help [command]
+//	lowrank --version
 //
 // Every error is printed as one line starting with "lowrank:" on stderr,
 // and the exit code is 1 (2 for a usage error).
@@ -92,6 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	name := args[0]
+	if name == "--version" || name == "-version" || name == "version" {
+		printVersion(stdout)
+		return 0
+	}
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		if len(args) > 1 {
 			if _, ok := commands[args[1]]; ok {
@@ -150,7 +155,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'lowrank <command> -h' for the flags of a command.")
+	fmt.Fprintln(w, "Run 'lowrank <command> -h' for the flags of a command, 'lowrank --version' for the build.")
 	fmt.Fprintln(w, "LOWRANK_BACKEND=auto|cpu|cuda overrides the backend choice.")
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"unsafe"
 
@@ -18,9 +20,11 @@ func runMerge(args []string, stdout, stderr io.Writer) error {
        lowrank merge FACTORIZED.safetensors -o DENSE.safetensors
 
 With --adapter, writes W + scaling·B·A for every module of a PEFT adapter
-folder (or a kohya .safetensors file); --unmerge subtracts it. Without
+folder (or a kohya .safetensors file): Linear, Conv2d (LoCon: 1×1 and
+k×k) and PEFT Embedding modules; --unmerge subtracts it. Without
 --adapter, turns a file written by 'lowrank factorize' back into dense
-tensors NAME = NAME.B·NAME.A.`, stderr)
+tensors NAME = NAME.B·NAME.A, in the dtype of the tensor it was computed
+from (recorded in the file's metadata).`, stderr)
 	base := fs.String("base", "", "the base model (`FILE`.safetensors)")
 	adapter := fs.String("adapter", "", "PEFT adapter `DIR` (adapter_config.json + adapter_model.safetensors) or kohya LoRA .safetensors file")
 	unmerge := fs.Bool("unmerge", false, "subtract the adapter instead of adding it")
@@ -31,7 +35,8 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	report := fs.String("report", "", "also write the per-tensor table to `FILE`.json or FILE.csv")
 	jobs := fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N`")
 	allowExpand := fs.Bool("allow-expand", false, "densify: allow an output more than 100× its input and over 10 GB (densifying a factorized file multiplies its size; without this flag the command refuses before the work)")
-	maxMemory := addMaxMemory(fs)
+	dtype := fs.String("dtype", "auto", "dtype of the tensors merge computes: auto (densify: the dtype factorize recorded for the source, else the factors'; --adapter: the base tensor's), keep (the tensor's own: the factors' or the base's), f32, f16 or bf16")
+	maxMemory := fs.String("max-memory", "0", "memory budget `SIZE` (512MiB, 2GiB, 1.5GB) for the whole process: a tensor whose merge does not fit is refused before any work, naming what it needs; shared by --jobs. 0: the default, "+fmt.Sprintf("%d/%d", defaultNum, defaultDen)+" of the memory the process may use (cgroup limit or MemAvailable; here: "+defaultBudgetShort()+")")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -63,6 +68,18 @@ tensors NAME = NAME.B·NAME.A.`, stderr)
 	s := &settings{output: *output, force: *force, quiet: *quiet, report: *report, jobs: *jobs, allowExpand: *allowExpand}
 	if s.maxMemory, err = parseSize(*maxMemory); err != nil {
 		return usagef("merge: %v", err)
+	}
+	switch strings.ToLower(*dtype) {
+	case "auto", "":
+		s.mergeDType = ""
+	case "keep":
+		s.mergeDType = "keep"
+	default:
+		dt, err := parseOutDType(*dtype)
+		if err != nil || dt == "" {
+			return usagef("merge: --dtype %q; expected auto, keep, f32, f16 or bf16", *dtype)
+		}
+		s.mergeDType = string(dt)
 	}
 	outs := newOutputSet(s.force, in, *adapter)
 	out := outs.file(s.output, "the output")
@@ -137,14 +154,19 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		}
 		name := m.Module + ".weight"
 		wt, _ := fb.Tensor(name)
-		d, k := m.Dims()
-		want := []int{d, k}
-		if fanIn {
-			want = []int{k, d}
-		}
-		if _, _, ok := wt.Matrix(); !ok || !equalShape(wt.Shape, want) {
+		if !m.Fits(wt, fanIn) {
+			d, k := m.Dims()
+			want := shapeString([]int{d, k})
+			switch {
+			case m.Embedding:
+				want = fmt.Sprintf("%d×%d (an embedding LoRA: (B·A)ᵀ)", k, d)
+			case m.Kernel != nil:
+				want = fmt.Sprintf("%d×%d×%d×%d (a %d×%d conv LoRA: out × in × k_h × k_w)", d, k/(m.Kernel[0]*m.Kernel[1]), m.Kernel[0], m.Kernel[1], m.Kernel[0], m.Kernel[1])
+			case fanIn:
+				want = shapeString([]int{k, d})
+			}
 			return fmt.Errorf("lowrank: %s: tensor %q is %s %s but the adapter's B (%s) · A (%s) for it is %s in %s; expected matching shapes",
-				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(m.B.Shape), shapeString(m.A.Shape), shapeString(want), weights)
+				fb.Path(), name, wt.DType, shapeString(wt.Shape), shapeString(m.B.Shape), shapeString(m.A.Shape), want, weights)
 		}
 		it := mergeItem{mod: m, scaling: m.Scale}
 		if unmerge {
@@ -153,7 +175,20 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		byTensor[name] = it
 	}
 
-	tensors := fb.Tensors()
+	// The dtype each tensor is written in (--dtype for the merged ones),
+	// and the order: by decreasing element size, so that the data stays
+	// aligned.
+	outOf := func(t safetensors.TensorInfo) safetensors.DType {
+		if _, ok := byTensor[t.Name]; ok && s.mergeDType != "" && s.mergeDType != "keep" {
+			return safetensors.DType(s.mergeDType)
+		}
+		return t.DType
+	}
+	tensors := byOutSize(fb.Tensors(), outOf)
+	var outBytes int64
+	for _, t := range tensors {
+		outBytes = add(outBytes, mul(int64(outOf(t).Size()), t.NumElements()))
+	}
 	costs := make([]int64, len(tensors))
 	for i, t := range tensors {
 		if err := tick(i); err != nil {
@@ -163,13 +198,13 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		if !ok {
 			continue
 		}
-		d, k, _ := t.Matrix()
+		d, k, _, _ := model.WeightMatrix(t)
 		costs[i] = productCost(elemBytes(t.DType, it.mod.A.DType, it.mod.B.DType), d, k, it.mod.Rank)
 		if !s.mem.fits(costs[i]) {
 			return memErr(fb.Path(), t.Name, d, k, costs[i], "merge", s.mem)
 		}
 	}
-	if err := checkDisk(s.output, fb.Size()); err != nil { // the same tensors
+	if err := checkDisk(s.output, add(fb.HeaderSize()+8, outBytes)); err != nil { // the same tensors, maybe in another dtype
 		return err
 	}
 	rows := make([]row, 0, len(tensors))
@@ -178,23 +213,24 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 		return err
 	}
 	defer w.Abort()
-	prog := newProgress(stderr, s.quiet, len(tensors), "merge")
+	prog := newProgress(stderr, s.quiet, tensorBytes(tensors), "merge")
 	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
 		it, ok := byTensor[t.Name]
 		if !ok {
 			return copyOutcome(fb, t), nil
 		}
+		out := outOf(t)
 		if computesIn64(t.DType, it.mod.A.DType, it.mod.B.DType) {
-			return mergeOne[float64](fb, fa, t, it, fanIn)
+			return mergeOne[float64](fb, fa, t, it, fanIn, out)
 		}
-		return mergeOne[float32](fb, fa, t, it, fanIn)
+		return mergeOne[float32](fb, fa, t, it, fanIn, out)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
 		}
 		rows = append(rows, o.row)
-		prog.step(o.row.Name)
+		prog.step(o.row.Name, tensors[i].Size())
 		return nil
 	})
 	prog.done()
@@ -215,8 +251,10 @@ func mergeAdapter(stdout, stderr io.Writer, fb *safetensors.File, adapter string
 	return finish(stdout, s, reportFile{Command: cmd, Inputs: []string{fb.Path(), adapter}, Output: s.output, Tensors: rows})
 }
 
-// mergeOne computes W + scaling·B·A for one base tensor.
-func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInfo, it mergeItem, fanIn bool) (outcome, error) {
+// mergeOne computes W + scaling·B·A for one base tensor (a conv weight as
+// its out × in·k_h·k_w matrix; an embedding table with (B·A)ᵀ), written
+// in dtype out.
+func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInfo, it mergeItem, fanIn bool, out safetensors.DType) (outcome, error) {
 	W, err := readMatrix[T](fb, t.Name)
 	if err != nil {
 		return outcome{}, err
@@ -229,14 +267,18 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 	if err != nil {
 		return outcome{}, err
 	}
-	if err := addProduct(W, it.scaling, B, A, fanIn, operands{"W": {fb.Path(), t.Name}, "A": {fa.Path(), it.mod.A.Name}, "B": {fa.Path(), it.mod.B.Name}}); err != nil {
+	transposed := fanIn || it.mod.Embedding
+	if it.mod.Kernel != nil {
+		transposed = false
+	}
+	if err := addProduct(W, it.scaling, B, A, transposed, operands{"W": {fb.Path(), t.Name}, "A": {fa.Path(), it.mod.A.Name}, "B": {fa.Path(), it.mod.B.Name}}); err != nil {
 		return outcome{}, err
 	}
-	if i, ok := quantize(W.Data, t.DType); !ok || firstNonFinite(W.Data) >= 0 {
+	if i, ok := quantize(W.Data, out); !ok || firstNonFinite(W.Data) >= 0 {
 		if i < 0 {
 			i = firstNonFinite(W.Data)
 		}
-		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] (W %+g·B·A, B and A from %s) is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, it.scaling, fa.Path(), t.DType)
+		return outcome{}, tensorErr(fb.Path(), t.Name, "merged element [%d, %d] (W %+g·B·A, B and A from %s) is outside the range of %s; expected finite values", i/W.Cols, i%W.Cols, it.scaling, fa.Path(), out)
 	}
 	n := int64(t.NumElements())
 	status := stMerged
@@ -244,9 +286,10 @@ func mergeOne[T lowrank.Float](fb, fa *safetensors.File, t safetensors.TensorInf
 		// PEFT accepts lora_alpha 0 (and alpha_pattern 0): scaling 0.
 		status += ": scaling 0 (alpha 0), tensor unchanged"
 	}
-	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(t.DType), Status: status, Rank: it.mod.Rank, Scaling: f64p(it.scaling), listed: true,
-		ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: t.Size()}}
-	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, t.DType, W) }
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), Status: status, Rank: it.mod.Rank, Scaling: f64p(it.scaling), listed: true,
+		ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: n * int64(out.Size())}}
+	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
+	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, out, W, t.Shape...) }
 	return o, nil
 }
 
@@ -278,6 +321,16 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 	if len(pairs) == 0 {
 		return errors.New("lowrank: " + f.Path() + ": no NAME.A / NAME.B factor pairs; expected a file written by 'lowrank factorize' (or give --adapter to merge an adapter)")
 	}
+	// The dtype each tensor is written in: --dtype, else what the
+	// metadata records of the source (factorize --dtype), else its own.
+	outOf, err := densifyDTypes(f, s.mergeDType, stderr, s.quiet)
+	if err != nil {
+		return err
+	}
+	tensors = byOutSize(tensors, func(t safetensors.TensorInfo) safetensors.DType {
+		name, ok := strings.CutSuffix(t.Name, ".A")
+		return outOf(name, t.DType, ok && pairs[name])
+	})
 	costs := make([]int64, len(tensors))
 	// The output's size, known exactly (less the offsets in its header).
 	outSize := int64(8)
@@ -289,16 +342,21 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 		name, ok := strings.CutSuffix(t.Name, ".A")
 		if !ok || !pairs[name] {
 			if n, isB := strings.CutSuffix(t.Name, ".B"); !isB || !pairs[n] {
-				outSize = add(outSize, t.Size())
-				entries = append(entries, safetensors.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+				dt := outOf(t.Name, t.DType, false)
+				outSize = add(outSize, mul(int64(dt.Size()), t.NumElements()))
+				entries = append(entries, safetensors.TensorInfo{Name: t.Name, DType: dt, Shape: t.Shape})
+				if dt != t.DType {
+					costs[i] = mul(16, t.NumElements())
+				}
 			}
 			continue
 		}
 		b, _ := f.Tensor(name + ".B")
 		r, k := t.Shape[0], t.Shape[1]
 		d := b.Shape[0]
-		outSize = add(outSize, mul(int64(t.DType.Size()), d, k))
-		entries = append(entries, safetensors.TensorInfo{Name: name, DType: t.DType, Shape: []int{d, k}})
+		dt := outOf(name, t.DType, true)
+		outSize = add(outSize, mul(int64(dt.Size()), d, k))
+		entries = append(entries, safetensors.TensorInfo{Name: name, DType: dt, Shape: []int{d, k}})
 		// A and B, and one piece of the product at a time.
 		costs[i] = add(mul(elemBytes(t.DType, b.DType), r, d+k), densifyPieceBytes)
 		if !s.mem.fits(costs[i]) {
@@ -320,7 +378,7 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 	}
 	defer w.Abort()
 	rows := make([]row, 0, len(tensors))
-	prog := newProgress(stderr, s.quiet, len(tensors), "densify")
+	prog := newProgress(stderr, s.quiet, tensorBytes(tensors), "densify")
 	err = pipeline(len(tensors), s.jobs, s.mem, func(i int) int64 { return costs[i] }, func(i int) (outcome, error) {
 		t := tensors[i]
 		if name, ok := strings.CutSuffix(t.Name, ".B"); ok && pairs[name] {
@@ -328,13 +386,17 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 		}
 		name, ok := strings.CutSuffix(t.Name, ".A")
 		if !ok || !pairs[name] {
+			if dt := outOf(t.Name, t.DType, false); dt != t.DType {
+				return convertOutcome(f, t, dt)
+			}
 			return copyOutcome(f, t), nil
 		}
 		b, _ := f.Tensor(name + ".B")
-		if computesIn64(t.DType, b.DType) {
-			return densifyOne[float64](f, name, t.DType, s.output)
+		dt := outOf(name, t.DType, true)
+		if computesIn64(t.DType, b.DType, dt) {
+			return densifyOne[float64](f, name, t.DType, dt)
 		}
-		return densifyOne[float32](f, name, t.DType, s.output)
+		return densifyOne[float32](f, name, t.DType, dt)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
@@ -342,7 +404,7 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 		if o.row.Name != "" {
 			rows = append(rows, o.row)
 		}
-		prog.step(tensors[i].Name)
+		prog.step(tensors[i].Name, tensors[i].Size())
 		return nil
 	})
 	prog.done()
@@ -369,11 +431,79 @@ func densify(stdout, stderr io.Writer, f *safetensors.File, s *settings, out *ou
 // time: its values, and their encoding for the writer.
 const densifyPieceBytes = 12 << 20
 
-// densifyOne reads the factors of tensor name and returns how to write
-// their product: streamed in pieces of whole rows (or of one row, when a
-// row is larger than a piece), so that memory holds A, B and one piece
-// whatever the product's size.
-func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensors.DType, output string) (outcome, error) {
+// densifyDTypes returns, for densify, the dtype a tensor of f is written
+// in: for a factor pair NAME (pair) or a tensor factorize kept dense, the
+// --dtype asked (want: a dtype, "keep" or "" for auto); with auto, the
+// source dtype f's lowrank metadata records for it (factorize --dtype),
+// else its own; other tensors keep theirs. A recorded source dtype that is
+// not a float dtype is an error naming the tensor; metadata that is not
+// lowrank's JSON is noted on stderr and not used.
+func densifyDTypes(f *safetensors.File, want string, stderr io.Writer, quiet bool) (func(name string, own safetensors.DType, pair bool) safetensors.DType, error) {
+	var md *model.Metadata
+	if raw, ok := f.Metadata()[metaKey]; ok {
+		var err error
+		if md, err = model.ParseMetadata(raw); err != nil {
+			md = nil
+			if !quiet && want == "" {
+				fmt.Fprintf(stderr, "lowrank: note: %s: %s; every tensor is written in its factors' dtype (or use --dtype)\n", f.Path(), esc(strip(err)))
+			}
+		}
+	}
+	if md != nil && want == "" {
+		check := func(name, dt string) error {
+			switch safetensors.DType(dt) {
+			case safetensors.F16, safetensors.BF16, safetensors.F32, safetensors.F64:
+				return nil
+			}
+			return tensorErr(f.Path(), name, "the %q metadata records source dtype %q; expected F16, BF16, F32 or F64 (or give --dtype)", metaKey, dt)
+		}
+		for name, r := range md.Tensors {
+			if r.SourceDType != "" {
+				if err := check(name, r.SourceDType); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for name, dt := range md.DenseSource {
+			if err := check(name, dt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return func(name string, own safetensors.DType, pair bool) safetensors.DType {
+		if !pair {
+			t, _ := f.Tensor(name)
+			kept := false
+			if md != nil {
+				_, kept = md.Dense[name]
+			}
+			if _, _, ok := t.Matrix(); !ok || !kept {
+				return own // copied as it is
+			}
+		}
+		switch {
+		case want == "keep":
+			return own
+		case want != "":
+			return safetensors.DType(want)
+		case md == nil:
+			return own
+		case pair:
+			if r, ok := md.Tensors[name]; ok && r.SourceDType != "" && r.DType == string(own) {
+				return safetensors.DType(r.SourceDType)
+			}
+		case md.DenseSource[name] != "":
+			return safetensors.DType(md.DenseSource[name])
+		}
+		return own
+	}, nil
+}
+
+// densifyOne reads the factors of tensor name (stored as own) and returns
+// how to write their product in dtype dt: streamed in pieces of whole
+// rows (or of one row, when a row is larger than a piece), so that memory
+// holds A, B and one piece whatever the product's size.
+func densifyOne[T lowrank.Float](f *safetensors.File, name string, own, dt safetensors.DType) (outcome, error) {
 	A, err := readMatrix[T](f, name+".A")
 	if err != nil {
 		return outcome{}, err
@@ -388,9 +518,9 @@ func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensor
 	}
 	d, r, k := B.Rows, A.Rows, A.Cols
 	n := int64(d) * int64(k)
-	o := outcome{row: row{Name: name, Shape: []int{d, k}, DType: string(dt), Status: stMerged, Rank: r, listed: true,
+	o := outcome{row: row{Name: name, Shape: []int{d, k}, DType: string(dt), SourceDType: string(own), Status: stMerged, Rank: r, listed: true,
 		ParamsBefore: int64(r) * int64(d+k), ParamsAfter: n,
-		BytesBefore: int64(r) * int64(d+k) * int64(dt.Size()), BytesAfter: n * int64(dt.Size())}}
+		BytesBefore: int64(r) * int64(d+k) * int64(own.Size()), BytesAfter: n * int64(dt.Size())}}
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
 	o.write = func(w *safetensors.Writer) error {
 		st, err := w.BeginFloats(name, dt, []int{d, k})
@@ -409,7 +539,7 @@ func densifyOne[T lowrank.Float](f *safetensors.File, name string, dt safetensor
 					x = firstNonFinite(c)
 				}
 				e := int64(i)*int64(k) + int64(j) + int64(x)
-				return tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s", e/int64(k), e%int64(k), dt)
+				return tensorErr(f.Path(), name, "element [%d, %d] of B·A is outside the range of %s; expected finite values: write it in a wider dtype with --dtype f32 (or --dtype keep for the factors' %s)", e/int64(k), e%int64(k), dt, own)
 			}
 			switch v := any(c).(type) {
 			case []float32:
@@ -468,4 +598,50 @@ func productCost(es int64, d, k, r int) int64 {
 func memErr(file, tensor string, d, k int, need int64, what string, b *budget) error {
 	return tensorErr(file, tensor, "%d×%d needs about %s to %s but %s leaves %s for tensors; expected a larger --max-memory",
 		d, k, humanBytes(need), what, b.source, humanBytes(b.avail))
+}
+
+// convertOutcome writes the 2-D tensor t converted to dtype dt (densify:
+// a tensor factorize kept dense in another dtype than its source's).
+func convertOutcome(f *safetensors.File, t safetensors.TensorInfo, dt safetensors.DType) (outcome, error) {
+	if computesIn64(t.DType, dt) {
+		return convertOne[float64](f, t, dt)
+	}
+	return convertOne[float32](f, t, dt)
+}
+
+func convertOne[T lowrank.Float](f *safetensors.File, t safetensors.TensorInfo, dt safetensors.DType) (outcome, error) {
+	W, err := readMatrix[T](f, t.Name)
+	if err != nil {
+		return outcome{}, err
+	}
+	if i, ok := quantize(W.Data, dt); !ok || firstNonFinite(W.Data) >= 0 {
+		if i < 0 {
+			i = firstNonFinite(W.Data)
+		}
+		return outcome{}, tensorErr(f.Path(), t.Name, "element [%d, %d] is outside the range of %s; expected finite values (or another --dtype)", i/W.Cols, i%W.Cols, dt)
+	}
+	n := int64(t.NumElements())
+	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(dt), SourceDType: string(t.DType), Status: stDense + ": converted to " + string(dt), listed: true,
+		ParamsBefore: n, ParamsAfter: n, BytesBefore: t.Size(), BytesAfter: n * int64(dt.Size())}}
+	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
+	o.write = func(w *safetensors.Writer) error { return writeMatrix(w, t.Name, dt, W) }
+	return o, nil
+}
+
+// tensorBytes is the size of the data of ts, what the progress bar counts.
+func tensorBytes(ts []safetensors.TensorInfo) int64 {
+	var n int64
+	for _, t := range ts {
+		n += t.Size()
+	}
+	return n
+}
+
+// byOutSize returns ts ordered by decreasing size of the element each is
+// written in (out), the input's order kept within a size, so that every
+// tensor's data is aligned in the output (safetensors.Writer).
+func byOutSize(ts []safetensors.TensorInfo, out func(safetensors.TensorInfo) safetensors.DType) []safetensors.TensorInfo {
+	ts = slices.Clone(ts)
+	sort.SliceStable(ts, func(i, j int) bool { return out(ts[i]).Size() > out(ts[j]).Size() })
+	return ts
 }

@@ -88,10 +88,25 @@ func TestNumericsThroughCLI(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, `tensor "w.weight": factor B`) || !strings.Contains(stderr, "exceeds the range of F16; expected --dtype f32 (or bf16)") {
 		t.Errorf("F16 max, split us: exit %d, %q", code, stderr)
 	}
-	for _, flags := range [][]string{{"--rank", "1", "--split", "sqrt"}, {"--rank", "1", "--dtype", "f32"}, {"--rank", "1", "--dtype", "bf16"}} {
+	for _, flags := range [][]string{{"--rank", "1", "--split", "sqrt"}, {"--rank", "1", "--dtype", "f32"}} {
 		if e := roundTrip(t, path("f16max.safetensors"), flags...)["w.weight"]; !(e <= 4e-3) {
 			t.Errorf("F16 max %v: relative error %v", flags, e)
 		}
+	}
+	// BF16 factors of F16's largest values: merge restores the recorded
+	// source dtype, F16, which B·A (rounded to BF16) overflows: an error
+	// naming --dtype; --dtype keep writes BF16.
+	mustCLI(t, "factorize", path("f16max.safetensors"), "-o", path("fb.safetensors"), "--rank", "1", "--dtype", "bf16", "--quiet")
+	code, _, stderr = cli("merge", path("fb.safetensors"), "-o", path("fbd.safetensors"), "--quiet")
+	if code != 1 || !strings.Contains(stderr, "outside the range of F16; expected finite values: write it in a wider dtype with --dtype f32") {
+		t.Errorf("F16 max through BF16 factors, merged to F16: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(path("fbd.safetensors")); err == nil {
+		t.Errorf("a failed merge left its output")
+	}
+	mustCLI(t, "merge", path("fb.safetensors"), "-o", path("fbd.safetensors"), "--quiet", "--dtype", "keep")
+	if got, _, _ := readST(t, path("fbd.safetensors")); relDiff(got["w.weight"], rank1(8, 8, 65504/1.75)) > 4e-3 {
+		t.Errorf("F16 max through BF16 factors, --dtype keep: relative error %v", relDiff(got["w.weight"], rank1(8, 8, 65504/1.75)))
 	}
 
 	// BF16 near the float32 limit: ‖W‖ overflows float32, so U·S cannot

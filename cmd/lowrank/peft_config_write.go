@@ -36,6 +36,10 @@ func (o ordered) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// peftTaskTypes are the values of PEFT's TaskType (peft/utils/peft_types.py),
+// the task_type of adapter_config.json.
+var peftTaskTypes = []string{"SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"}
+
 // peftModule is one module of an extracted adapter.
 type peftModule struct {
 	name string
@@ -60,7 +64,7 @@ func specificFirst(names []string) {
 // lora_alpha = r per module (scaling α/r = 1: B·A is ΔW itself). r and
 // lora_alpha are the most common rank; when ranks differ, rank_pattern and
 // alpha_pattern list every module, most specific name first.
-func peftConfigJSON(mods []peftModule, baseModel string) ([]byte, error) {
+func peftConfigJSON(mods []peftModule, baseModel, taskType string) ([]byte, error) {
 	count := map[int]int{}
 	for _, m := range mods {
 		count[m.rank]++
@@ -87,9 +91,12 @@ func peftConfigJSON(mods []peftModule, baseModel string) ([]byte, error) {
 			ap = append(ap, kv{n, rankOf[n]})
 		}
 	}
-	var base any
+	var base, task any
 	if baseModel != "" {
 		base = baseModel
+	}
+	if taskType != "" {
+		task = taskType
 	}
 	cfg := ordered{
 		{"alpha_pattern", ap},
@@ -109,7 +116,7 @@ func peftConfigJSON(mods []peftModule, baseModel string) ([]byte, error) {
 		{"rank_pattern", rp},
 		{"revision", nil},
 		{"target_modules", targets},
-		{"task_type", nil},
+		{"task_type", task},
 		{"use_rslora", false},
 	}
 	b, err := json.Marshal(cfg)
