@@ -7,6 +7,7 @@
 # Writes docs/sketch-precision/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+export PYTHONDONTWRITEBYTECODE=1
 PY=/usr/bin/python3 # Debian's Python (a pyenv/venv python3 lacks Debian's packages)
 for p in python3-numpy python3-sklearn python3-torch; do
 	dpkg -s "$p" >/dev/null 2>&1 || {
