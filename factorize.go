@@ -21,7 +21,7 @@ import (
 //	‖W − B·A‖_F / ‖W‖_F = sqrt(σ_{r+1}² + … + σ_n²) / ‖W‖_F
 //
 // Options select the method (WithMethod), the randomized sketch
-// (WithOversampling, WithPowerIters, WithSeed), the split (WithSplit),
+// (WithOversampling, WithPowerIters, WithSeed, WithSketchPrecision), the split (WithSplit),
 // rank rounding (WithRoundTo) and the backend (WithBackend).
 //
 // With WithInputCovariance(C) or WithInputScale(s) the factors minimise
@@ -79,6 +79,9 @@ func FactorizeContext[T Float](ctx context.Context, w Matrix[T], p Policy, opts 
 	cfg := newConfig(opts)
 	if cfg.err != nil {
 		return nil, cfg.err
+	}
+	if _, single := any(T(0)).(float32); !single && cfg.sketchPrec != SketchF32 {
+		return nil, errorf(ErrOption, "sketch precision %v applies to float32 matrices; expected SketchF32 for a float64 W (or a float32 copy of it)", cfg.sketchPrec)
 	}
 	norm, err := w.norm("W") // the one pass over W that checks it and measures it
 	if err != nil {
@@ -179,10 +182,22 @@ func factorize[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm f
 		r     int
 		err   error
 	)
+	if method == Randomized && cfg.sketchPrec != SketchF32 && p.adaptive() && math.Sqrt(max(0, 1-p.energyTarget())) < cfg.sketchPrec.floor() {
+		j.cfg = fullSketch(cfg) // a target below the reduced sketch's floor
+	}
 	if method == Randomized {
 		u, vt, sp, r, err = j.randomized(p, pl.fixed, pl.limit)
 		if err != nil {
 			return nil, err
+		}
+		if u != nil && j.cfg.sketchPrec != SketchF32 && sp.relError(r) < j.cfg.sketchPrec.floor() {
+			// Factors this accurate would show the rounding of W in the
+			// reduced sketch: compute it again in full precision.
+			j.release()
+			j.cfg = fullSketch(cfg)
+			if u, vt, sp, r, err = j.randomized(p, pl.fixed, pl.limit); err != nil {
+				return nil, err
+			}
 		}
 		if u == nil && !pl.fallback {
 			if r > 0 {
@@ -209,9 +224,19 @@ func factorize[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm f
 	}
 	f.Method = method
 	f.Policy = p
+	if method == Randomized {
+		f.SketchPrecision = j.cfg.sketchPrec
+	}
 	f.Split = cfg.split
 	f.OutputRelError, f.OutputEnergy = f.RelError, f.Energy
 	return f, nil
+}
+
+// fullSketch returns cfg with the float32 sketch.
+func fullSketch(cfg *config) *config {
+	c := *cfg
+	c.sketchPrec = SketchF32
+	return &c
 }
 
 // exact computes the thin SVD of W and truncates it by the policy.

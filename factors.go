@@ -67,6 +67,11 @@ type Factors[T Float] struct {
 	Norm float64
 	// Method is the algorithm that ran (never Auto).
 	Method Method
+	// SketchPrecision is the precision the randomized range finder's
+	// products ran in: the one WithSketchPrecision asked for, or SketchF32
+	// when the factors turned out too accurate for it (see
+	// WithSketchPrecision). SketchF32 for the exact method.
+	SketchPrecision SketchPrecision
 	// Policy is the rank policy that chose Rank.
 	Policy Policy
 	// Split says how S was shared between B and A.

@@ -109,11 +109,11 @@ func estimate(d, k int, es float64, p Policy, opts []Option) (int64, Method, err
 		// The sketch grows by blocks up to limit columns, then by the
 		// rounding and oversampling a rounded-up rank may need; its
 		// storage at most doubles past what it needs.
-		l = min(pl.limit+max(cfg.roundTo, 1)+cfg.oversample, n)
+		l = min(cfg.sketchWidth(pl.limit+max(cfg.roundTo, 1)), n)
 		capacity = min(2*l, n)
 		block = min(adaptiveMaxBlock, l)
 	default:
-		l = min(pl.fixed+cfg.oversample, n, pl.limit)
+		l = min(cfg.sketchWidth(pl.fixed), n, pl.limit)
 		capacity, block = l, l
 	}
 	rnd := es*float64(d)*float64(k) + // W on the engine

@@ -221,18 +221,94 @@ func TestMaxSketch(t *testing.T) {
 			t.Errorf("%s: rank %d", c.name, f.Rank)
 		}
 	}
-	// A cap that does not bind changes nothing.
+	// A cap that does not bind changes nothing: rank 8 sketches 8 + 10
+	// columns rounded up to a multiple of 8.
 	a, err := lowrank.Factorize(w, lowrank.Rank(8), rnd, lowrank.WithSeed(3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := lowrank.Factorize(w, lowrank.Rank(8), rnd, lowrank.WithSeed(3), lowrank.WithMaxSketch(18))
+	b, err := lowrank.Factorize(w, lowrank.Rank(8), rnd, lowrank.WithSeed(3), lowrank.WithMaxSketch(24))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range a.B.Data {
 		if a.B.Data[i] != b.B.Data[i] {
-			t.Fatal("a cap of r + oversampling changed the factors")
+			t.Fatal("a cap of the sketch width changed the factors")
 		}
 	}
+}
+
+// TestSketchWidthRounding: a fixed-rank sketch takes r + p columns
+// rounded up to a multiple of 8 (p = 0: exactly r), and the extra columns
+// never cost accuracy: against the sketch of exactly r + p columns (a cap
+// of WithMaxSketch(r + p)), error/optimal is no worse than 0.001.
+func TestSketchWidthRounding(t *testing.T) {
+	w := decayingMatrix[float32](600, 500, 11)
+	var all []float64
+	{
+		w64 := make([]float64, len(w.Data))
+		for i, v := range w.Data {
+			w64[i] = float64(v)
+		}
+		m, _ := lowrank.NewMatrix(600, 500, w64)
+		s, err := lowrank.SVD(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = s.S
+	}
+	for _, r := range []int{5, 20, 64} {
+		var tail float64
+		for _, v := range all[r:] {
+			tail += v * v
+		}
+		opt := math.Sqrt(tail)
+		norm := 0.0
+		for _, v := range all {
+			norm += v * v
+		}
+		norm = math.Sqrt(norm)
+		rnd := []lowrank.Option{lowrank.WithMethod(lowrank.Randomized), lowrank.WithSeed(9)}
+		wide, err := lowrank.Factorize(w, lowrank.Rank(r), rnd...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := r + lowrank.DefaultOversampling
+		exact, err := lowrank.Factorize(w, lowrank.Rank(r), append(rnd, lowrank.WithMaxSketch(l))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ew, ee := wide.RelError*norm/opt, exact.RelError*norm/opt
+		if ew > ee+0.001 {
+			t.Errorf("rank %d: error/optimal %.5f with the rounded sketch, %.5f with %d columns", r, ew, ee, l)
+		}
+		if l%8 != 0 && sameFloats(wide.B.Data, exact.B.Data) {
+			t.Errorf("rank %d: the sketch was not widened past %d columns", r, l)
+		}
+		t.Logf("rank %d: error/optimal %.5f (%d columns rounded up) against %.5f (%d)", r, ew, (l+7)/8*8, ee, l)
+	}
+	// p = 0 sketches exactly r columns: a cap of r changes nothing.
+	a, err := lowrank.Factorize(w, lowrank.Rank(12), lowrank.WithMethod(lowrank.Randomized), lowrank.WithOversampling(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lowrank.Factorize(w, lowrank.Rank(12), lowrank.WithMethod(lowrank.Randomized), lowrank.WithOversampling(0), lowrank.WithMaxSketch(12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameFloats(a.B.Data, b.B.Data) {
+		t.Error("WithOversampling(0) did not sketch exactly r columns")
+	}
+}
+
+func sameFloats(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

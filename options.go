@@ -76,6 +76,53 @@ func ParseSplit(s string) (Split, error) {
 	return SplitUS, errorf(ErrOption, "split %q; expected us or sqrt", s)
 }
 
+// SketchPrecision is the arithmetic of the randomized range finder's
+// products with W: the sketch Y = W·Ω and the power iterations'
+// Wᵀ·Y and W·Z. Everything else — the orthonormalization of every block,
+// the projection B = Qᵀ·W, the small SVD of B and the error reported —
+// stays in the matrix's own precision, so the factors returned are exactly
+// Q·(Qᵀ·W)'s and their error is measured, not estimated. A reduced sketch
+// only tilts the subspace Q slightly; the error of the factors stays near
+// the optimum (docs/sketch-precision.md has the measurements).
+type SketchPrecision int
+
+const (
+	// SketchF32 computes the range finder in float32 (or float64) like
+	// everything else: the default.
+	SketchF32 SketchPrecision = iota
+	// SketchTF32 rounds the inputs of the range finder's products to
+	// TensorFloat-32 (10-bit mantissa) and accumulates in float32: cuBLAS's
+	// CUBLAS_COMPUTE_32F_FAST_TF32, on the tensor cores of NVIDIA GPUs
+	// from Ampere on.
+	SketchTF32
+	// SketchBF16 rounds them to bfloat16 (7-bit mantissa) and accumulates
+	// in float32: CUBLAS_COMPUTE_32F_FAST_16BF.
+	SketchBF16
+)
+
+// String returns "f32", "tf32" or "bf16".
+func (p SketchPrecision) String() string {
+	switch p {
+	case SketchF32:
+		return "f32"
+	case SketchTF32:
+		return "tf32"
+	case SketchBF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("SketchPrecision(%d)", int(p))
+}
+
+// ParseSketchPrecision parses "f32", "tf32" or "bf16" (case-insensitive).
+func ParseSketchPrecision(s string) (SketchPrecision, error) {
+	for _, p := range []SketchPrecision{SketchF32, SketchTF32, SketchBF16} {
+		if strings.EqualFold(strings.TrimSpace(s), p.String()) {
+			return p, nil
+		}
+	}
+	return SketchF32, errorf(ErrOption, "sketch precision %q; expected f32, tf32 or bf16", s)
+}
+
 // Defaults of the randomized method.
 const (
 	DefaultOversampling = 10
@@ -91,6 +138,7 @@ type config struct {
 	split      Split
 	roundTo    int
 	maxSketch  int // 0: no cap
+	sketchPrec SketchPrecision
 	backend    Backend
 	input      *inputStats // WithInputCovariance or WithInputScale (whiten.go)
 	err        error
@@ -153,7 +201,9 @@ func WithMethod(m Method) Option {
 }
 
 // WithOversampling sets the extra sketch columns p of the randomized method
-// (default 10): it sketches l = r + p columns for rank r.
+// (default 10): it sketches l = r + p columns for rank r, rounded up to a
+// multiple of 8 (the products and the QR run faster on such widths, and
+// more columns only improve the sketch); p = 0 sketches exactly r.
 func WithOversampling(p int) Option {
 	return option{"WithOversampling", func(c *config) {
 		if p < 0 {
@@ -224,6 +274,42 @@ func WithMaxSketch(l int) Option {
 			return
 		}
 		c.maxSketch = l
+	}}
+}
+
+// WithSketchPrecision sets the arithmetic of the randomized range finder's
+// products with W (default SketchF32); see SketchPrecision. It applies to
+// float32 matrices only: Factorize of a float64 matrix with SketchTF32 or
+// SketchBF16 returns an error wrapping ErrOption. It has no effect when the
+// exact method runs.
+//
+// Rounding the inputs perturbs W by about u·‖W‖_F (the unit roundoff u is
+// 2^-11 for TF32, 2^-8 for BF16), and the factors' error grows by about
+// 0.2·u·‖W‖_F in quadrature: nothing next to the error of a compression
+// (error/optimal within 0.02% of the float32 sketch's at relative errors
+// above 2u), but a large part of the error of factors more accurate than
+// that. So when the factors' relative error comes out below 2u (9.8e-4 for
+// TF32, 7.8e-3 for BF16), Factorize computes the sketch again in float32,
+// and an Energy or Tolerance target that asks for such accuracy runs in
+// float32 from the start; Factors.SketchPrecision says which ran.
+// docs/sketch-precision.md has the measurements.
+//
+// On the cuda backend SketchTF32 and SketchBF16 run cublasGemmEx with
+// CUBLAS_COMPUTE_32F_FAST_TF32 and CUBLAS_COMPUTE_32F_FAST_16BF, which use
+// the tensor cores of GPUs of compute capability 8.0 and later (on older
+// ones cuBLAS computes them in float32). On the cpu backend they are an
+// emulation, not a faster path: the inputs are rounded to the reduced
+// format and multiplied in float32 (the products of rounded inputs are
+// exact, as on the tensor cores), which costs one extra pass over W per
+// product. It exists so that the accuracy of the tensor-core sketch can
+// be checked, and reproduced, on any machine.
+func WithSketchPrecision(p SketchPrecision) Option {
+	return option{"WithSketchPrecision", func(c *config) {
+		if p < SketchF32 || p > SketchBF16 {
+			c.fail(errorf(ErrOption, "sketch precision %d; expected SketchF32, SketchTF32 or SketchBF16", int(p)))
+			return
+		}
+		c.sketchPrec = p
 	}}
 }
 

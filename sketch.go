@@ -28,7 +28,7 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 		if capped && fixed > limit {
 			return nil, nil, nil, fixed, nil
 		}
-		if err = sk.grow(min(fixed+j.cfg.oversample, n, limit)); err != nil {
+		if err = sk.grow(min(j.cfg.sketchWidth(fixed), n, limit)); err != nil {
 			return
 		}
 	} else {
@@ -70,7 +70,7 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 			if capped && r > limit {
 				return nil, nil, nil, r, nil
 			}
-			grow := min(r-sk.l+j.cfg.oversample, n-sk.l)
+			grow := min(j.cfg.sketchWidth(r)-sk.l, n-sk.l)
 			if capped {
 				grow = min(grow, limit-sk.l)
 			}
@@ -97,6 +97,25 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 		vt, err = j.view(bvt, 0, r, 0, j.k)
 		return
 	}
+}
+
+// sketchWidthStep is the multiple a fixed-rank sketch's width is rounded
+// up to. OpenBLAS's kernels run a tall-skinny product or QR with a width
+// that is not a multiple of 4 markedly slower: at 4096², rank 64, one
+// thread, l = 74 took 403 ms and l = 80, 8% more arithmetic, 306 ms (l =
+// 76: 318 ms, l = 78: 420 ms); see docs/performance.md. More columns only
+// make the sketch more accurate.
+const sketchWidthStep = 8
+
+// sketchWidth returns the columns a fixed-rank sketch for rank r takes:
+// l = r + p, rounded up to a multiple of sketchWidthStep when p > 0
+// (WithOversampling(0) asks for exactly r).
+func (c *config) sketchWidth(r int) int {
+	l := r + c.oversample
+	if c.oversample > 0 {
+		l = (l + sketchWidthStep - 1) / sketchWidthStep * sketchWidthStep
+	}
+	return l
 }
 
 // sketch is the growing orthonormal basis Q (d×l) of the range finder and
@@ -193,7 +212,9 @@ func (s *sketch[T]) copyInto(dst, src la.Mat, rows, cols int) error {
 //
 // re-orthonormalizing after every product (Halko–Martinsson–Tropp,
 // Algorithm 4.4) and projecting out the existing basis twice ("twice is
-// enough") so that the blocks stay mutually orthogonal.
+// enough") so that the blocks stay mutually orthogonal. The three products
+// with W that build Y run in the sketch precision (WithSketchPrecision);
+// the projections, the orthonormalizations and B = Yᵀ·W in full precision.
 func (s *sketch[T]) grow(c int) error {
 	if c <= 0 {
 		return nil
@@ -214,7 +235,7 @@ func (s *sketch[T]) grow(c int) error {
 	if err != nil {
 		return err
 	}
-	if err := j.gemm(false, false, s.alpha, s.w, omega, 0, y); err != nil {
+	if err := j.sketchGemm(false, false, s.alpha, s.w, omega, 0, y); err != nil {
 		return err
 	}
 	j.free(omega)
@@ -222,13 +243,13 @@ func (s *sketch[T]) grow(c int) error {
 		return err
 	}
 	for range j.cfg.powerIters {
-		if err := j.gemm(true, false, s.alpha, s.w, y, 0, z); err != nil {
+		if err := j.sketchGemm(true, false, s.alpha, s.w, y, 0, z); err != nil {
 			return err
 		}
 		if err := j.orthonormalize(z); err != nil {
 			return err
 		}
-		if err := j.gemm(false, false, s.alpha, s.w, z, 0, y); err != nil {
+		if err := j.sketchGemm(false, false, s.alpha, s.w, z, 0, y); err != nil {
 			return err
 		}
 		if err := s.orth(y); err != nil {
@@ -284,4 +305,46 @@ func (s *sketch[T]) orth(y la.Mat) error {
 		j.free(t)
 	}
 	return j.orthonormalize(y)
+}
+
+// sketchGemm is gemm for the range finder's products with W (the sketch
+// and the power iterations), in the sketch precision: an engine computes
+// SketchTF32 and SketchBF16 through la.PrecisionGemmer.
+func (j *job[T]) sketchGemm(tA, tB bool, alpha T, a, b la.Mat, beta T, c la.Mat) error {
+	p := j.cfg.sketchPrec
+	if p == SketchF32 {
+		return j.gemm(tA, tB, alpha, a, b, beta, c)
+	}
+	if err := j.check(); err != nil {
+		return err
+	}
+	pg, ok := j.e.(la.PrecisionGemmer[T])
+	if !ok {
+		return errorf(ErrBackend, "this backend's engine (%T) has no reduced-precision products for sketch precision %v; expected WithSketchPrecision(SketchF32)", j.e, p)
+	}
+	return wrapBackend("gemm", pg.GemmPrecision(p.la(), tA, tB, alpha, a, b, beta, c))
+}
+
+// floor returns the relative error below which factors from a sketch in
+// precision p are computed again in float32: 2u, twice the unit roundoff
+// of p's inputs (0 for SketchF32).
+func (p SketchPrecision) floor() float64 {
+	switch p {
+	case SketchTF32:
+		return 0x1p-10
+	case SketchBF16:
+		return 0x1p-7
+	}
+	return 0
+}
+
+// la returns p as the engines' precision.
+func (p SketchPrecision) la() la.Precision {
+	switch p {
+	case SketchTF32:
+		return la.TF32
+	case SketchBF16:
+		return la.BF16
+	}
+	return la.F32
 }

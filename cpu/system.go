@@ -56,32 +56,36 @@ func (s system[T]) qr(_, m, n int, a []T, lda int) error {
 }
 
 // transposeInto writes the row-major m×n a (stride lda) into the
-// column-major t (leading dimension ldt), in cache-sized tiles.
+// column-major t (leading dimension ldt), in tiles of 32 rows, one column
+// of t at a time: the writes run along t, the reads stride by lda. (The
+// other order, writing a row of a across 32 columns of t, strides by ldt
+// — a multiple of 4 KiB for the sketches — so that every write in a tile
+// lands in the same cache set: 10× slower for 4096×80, 3.5 ms against
+// 0.35 ms.)
 func transposeInto[T float32 | float64](t []T, ldt int, a []T, m, n, lda int) {
 	const tile = 32
 	for i0 := 0; i0 < m; i0 += tile {
-		for j0 := 0; j0 < n; j0 += tile {
-			for i := i0; i < min(i0+tile, m); i++ {
-				row := a[i*lda : i*lda+n]
-				for j := j0; j < min(j0+tile, n); j++ {
-					t[j*ldt+i] = row[j]
-				}
+		i1 := min(i0+tile, m)
+		for j := range n {
+			col := t[j*ldt+i0 : j*ldt+i1]
+			for i := range col {
+				col[i] = a[(i0+i)*lda+j]
 			}
 		}
 	}
 }
 
 // transposeFrom writes the column-major m×n t (leading dimension ldt)
-// into the row-major a (stride lda).
+// into the row-major a (stride lda), in the same order as transposeInto:
+// the reads run along t.
 func transposeFrom[T float32 | float64](a []T, lda int, t []T, m, n, ldt int) {
 	const tile = 32
 	for i0 := 0; i0 < m; i0 += tile {
-		for j0 := 0; j0 < n; j0 += tile {
-			for i := i0; i < min(i0+tile, m); i++ {
-				row := a[i*lda : i*lda+n]
-				for j := j0; j < min(j0+tile, n); j++ {
-					row[j] = t[j*ldt+i]
-				}
+		i1 := min(i0+tile, m)
+		for j := range n {
+			col := t[j*ldt+i0 : j*ldt+i1]
+			for i, v := range col {
+				a[(i0+i)*lda+j] = v
 			}
 		}
 	}

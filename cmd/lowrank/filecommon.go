@@ -35,6 +35,7 @@ type rankFlags struct {
 	round, oversample, powerIters *int
 	seed                          *uint64
 	method, split, backend        *string
+	sketchPrec                    *string
 	include, exclude              *string
 	dtype, report                 *string
 	output, maxMemory             *string
@@ -54,6 +55,7 @@ func addRankFlags(fs *flag.FlagSet, defaultSplit, splitHelp string) *rankFlags {
 		oversample: fs.Int("oversample", lowrank.DefaultOversampling, "randomized SVD: extra sketch columns `P`"),
 		powerIters: fs.Int("power-iters", lowrank.DefaultPowerIters, "randomized SVD: power iterations `Q`"),
 		seed:       fs.Uint64("seed", 0, "randomized SVD: seed `S`"),
+		sketchPrec: fs.String("sketch-precision", "f32", "randomized SVD: precision `P` of the range finder's products with W: f32, tf32 or bf16 (tensor cores on a GPU; an emulation, slower, on the CPU; float32 tensors only)"),
 		split:      fs.String("split", defaultSplit, splitHelp),
 		include:    fs.String("include", "", "only tensors whose name matches `REGEX` (Go's RE2 syntax: no lookahead, see --exclude; default: every weight, factorize keeping embeddings and output heads dense unless REGEX names them)"),
 		exclude:    fs.String("exclude", "", "leave out tensors whose name matches `REGEX`, after --include"),
@@ -168,6 +170,10 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 	}
 	s.split = sp
 	s.method = m
+	prec, err := lowrank.ParseSketchPrecision(*rf.sketchPrec)
+	if err != nil {
+		return nil, usagef("%s: --sketch-precision %q; expected f32, tf32 or bf16", cmd, *rf.sketchPrec)
+	}
 	if s.maxMemory, err = parseSize(*rf.maxMemory); err != nil {
 		return nil, usagef("%s: %v", cmd, err)
 	}
@@ -197,6 +203,9 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 	s.opts = []lowrank.Option{
 		lowrank.WithMethod(m), lowrank.WithOversampling(*rf.oversample), lowrank.WithPowerIters(*rf.powerIters),
 		lowrank.WithSeed(*rf.seed), lowrank.WithSplit(sp), lowrank.WithRoundTo(*rf.round),
+	}
+	if prec != lowrank.SketchF32 {
+		s.opts = append(s.opts, lowrank.WithSketchPrecision(prec))
 	}
 	b, err := lowrank.LookupBackend(*rf.backend)
 	if err != nil {

@@ -381,6 +381,52 @@ func (c *Ctx) Gemm(t DType, ta, tb bool, m, n, k int, alpha float64, a DevPtr, l
 	return nil
 }
 
+// ComputeType is a cublasComputeType_t: the arithmetic of GemmEx.
+type ComputeType int
+
+// The compute types GemmEx is called with (cublas_api.h).
+const (
+	Compute32F         ComputeType = 68 // CUBLAS_COMPUTE_32F
+	Compute32FFast16BF ComputeType = 75 // CUBLAS_COMPUTE_32F_FAST_16BF: inputs rounded to bfloat16
+	Compute32FFastTF32 ComputeType = 77 // CUBLAS_COMPUTE_32F_FAST_TF32: inputs rounded to TF32
+)
+
+// String returns the cuBLAS name of t.
+func (t ComputeType) String() string {
+	switch t {
+	case Compute32F:
+		return "CUBLAS_COMPUTE_32F"
+	case Compute32FFast16BF:
+		return "CUBLAS_COMPUTE_32F_FAST_16BF"
+	case Compute32FFastTF32:
+		return "CUBLAS_COMPUTE_32F_FAST_TF32"
+	}
+	return fmt.Sprintf("cublasComputeType_t(%d)", int(t))
+}
+
+// HasGemmEx says whether the cuBLAS library exports cublasGemmEx.
+func (c *Ctx) HasGemmEx() bool { return c.s.blas.gemmEx != nil }
+
+// GemmEx computes C = alpha·op(A)·op(B) + beta·C like Gemm on float32
+// column-major matrices (CUDA_R_32F A, B and C), in compute type ct
+// (cublasGemmEx with CUBLAS_GEMM_DEFAULT). It fails when the library has
+// no cublasGemmEx.
+func (c *Ctx) GemmEx(ct ComputeType, ta, tb bool, m, n, k int, alpha float32, a DevPtr, lda int, b DevPtr, ldb int, beta float32, cc DevPtr, ldc int) error {
+	if c.s.blas.gemmEx == nil {
+		return fmt.Errorf("cuda: %s exports no cublasGemmEx, which %v needs", c.s.paths[keyCublas], ct)
+	}
+	if err := c.pointerMode(false); err != nil {
+		return err
+	}
+	c.queued = true
+	r := C.lrc_cublasGemmEx_f32(c.s.blas.gemmEx, c.blas, op(ta), op(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		C.ulonglong(a), C.int(lda), C.ulonglong(b), C.int(ldb), C.float(beta), C.ulonglong(cc), C.int(ldc), C.int(ct))
+	if r != 0 {
+		return c.blasErr("cublasGemmEx ("+ct.String()+")", r)
+	}
+	return nil
+}
+
 // Gemv computes y = alpha·op(A)·x + beta·y for the column-major m×n A.
 func (c *Ctx) Gemv(t DType, trans bool, m, n int, alpha float64, a DevPtr, lda int, x DevPtr, incx int, beta float64, y DevPtr, incy int) error {
 	if err := c.pointerMode(false); err != nil {

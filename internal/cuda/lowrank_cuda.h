@@ -47,6 +47,8 @@ typedef gesvdjInfo_t lr_gesvdjInfo;
 typedef cusolverDnParams_t lr_cusolverDnParams;
 typedef cusolverEigMode_t lr_cusolverEigMode;
 typedef cudaDataType lr_cudaDataType;
+typedef cublasComputeType_t lr_cublasComputeType;
+typedef cublasGemmAlgo_t lr_cublasGemmAlgo;
 typedef nvrtcResult lr_nvrtcResult;
 typedef nvrtcProgram lr_nvrtcProgram;
 typedef cusparseStatus_t lr_cusparseStatus;
@@ -74,6 +76,8 @@ typedef void *lr_gesvdjInfo;
 typedef void *lr_cusolverDnParams;
 typedef int lr_cusolverEigMode;
 typedef int lr_cudaDataType;
+typedef int lr_cublasComputeType;
+typedef int lr_cublasGemmAlgo;
 typedef int lr_nvrtcResult;
 typedef void *lr_nvrtcProgram;
 typedef int lr_cusparseStatus;
@@ -137,6 +141,10 @@ typedef lr_cublasStatus (*lr_cublasSgemm_v2_t)(lr_cublasHandle, lr_cublasOperati
 typedef lr_cublasStatus (*lr_cublasDgemm_v2_t)(lr_cublasHandle, lr_cublasOperation, lr_cublasOperation, int, int, int,
                                                const double *, const double *, int, const double *, int,
                                                const double *, double *, int);
+typedef lr_cublasStatus (*lr_cublasGemmEx_t)(lr_cublasHandle, lr_cublasOperation, lr_cublasOperation, int, int, int,
+                                             const void *, const void *, lr_cudaDataType, int, const void *,
+                                             lr_cudaDataType, int, const void *, void *, lr_cudaDataType, int,
+                                             lr_cublasComputeType, lr_cublasGemmAlgo);
 typedef lr_cublasStatus (*lr_cublasSgemv_v2_t)(lr_cublasHandle, lr_cublasOperation, int, int, const float *,
                                                const float *, int, const float *, int, const float *, float *, int);
 typedef lr_cublasStatus (*lr_cublasDgemv_v2_t)(lr_cublasHandle, lr_cublasOperation, int, int, const double *,
@@ -385,6 +393,16 @@ static inline int lrc_cublasDgemm_v2(void *f, void *h, int ta, int tb, int m, in
 	return ((lr_cublasDgemm_v2_t)f)((lr_cublasHandle)h, (lr_cublasOperation)ta, (lr_cublasOperation)tb, m, n, k,
 	                                &alpha, LR_DPTR(const double, a), lda, LR_DPTR(const double, b), ldb, &beta,
 	                                LR_DPTR(double, c), ldc);
+}
+/* lrc_cublasGemmEx_f32: cublasGemmEx on float32 A, B and C with float32
+   alpha and beta, in the given compute type, with CUBLAS_GEMM_DEFAULT. */
+static inline int lrc_cublasGemmEx_f32(void *f, void *h, int ta, int tb, int m, int n, int k, float alpha,
+                                       unsigned long long a, int lda, unsigned long long b, int ldb, float beta,
+                                       unsigned long long c, int ldc, int compute) {
+	return ((lr_cublasGemmEx_t)f)((lr_cublasHandle)h, (lr_cublasOperation)ta, (lr_cublasOperation)tb, m, n, k,
+	                              &alpha, LR_DPTR(const void, a), (lr_cudaDataType)0, lda, LR_DPTR(const void, b),
+	                              (lr_cudaDataType)0, ldb, &beta, LR_DPTR(void, c), (lr_cudaDataType)0, ldc,
+	                              (lr_cublasComputeType)compute, (lr_cublasGemmAlgo)-1);
 }
 static inline int lrc_cublasSgemv_v2(void *f, void *h, int t, int m, int n, float alpha, unsigned long long a, int lda,
                                      unsigned long long x, int incx, float beta, unsigned long long y, int incy) {

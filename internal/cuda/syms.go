@@ -69,7 +69,7 @@ func (a *driverAPI) symbols() []symbol {
 
 type blasAPI struct {
 	create, destroy, setStream, setPointerMode, setMathMode, getProperty, getStatusName,
-	sgemm, dgemm, sgemv, dgemv, sgeam, dgeam, sdgmm, ddgmm, snrm2, dnrm2 unsafe.Pointer
+	sgemm, dgemm, gemmEx, sgemv, dgemv, sgeam, dgeam, sdgmm, ddgmm, snrm2, dnrm2 unsafe.Pointer
 }
 
 func (a *blasAPI) symbols() []symbol {
@@ -83,6 +83,7 @@ func (a *blasAPI) symbols() []symbol {
 		optSym(&a.getStatusName, "cublasGetStatusName"), // CUDA 11.4.2+
 		sym(&a.sgemm, "cublasSgemm_v2"),
 		sym(&a.dgemm, "cublasDgemm_v2"),
+		optSym(&a.gemmEx, "cublasGemmEx"), // the tensor-core sketch (WithSketchPrecision)
 		sym(&a.sgemv, "cublasSgemv_v2"),
 		sym(&a.dgemv, "cublasDgemv_v2"),
 		sym(&a.sgeam, "cublasSgeam"),

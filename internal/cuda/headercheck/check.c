@@ -113,6 +113,7 @@ LR_CHECK(cublasSetMathMode);
 LR_CHECK(cublasGetProperty);
 LR_CHECK(cublasGetStatusName);
 LR_CHECK(cublasSgemm_v2);
+LR_CHECK(cublasGemmEx);
 LR_CHECK(cublasDgemm_v2);
 LR_CHECK(cublasSgemv_v2);
 LR_CHECK(cublasDgemv_v2);

@@ -50,6 +50,7 @@
 #define BL_NOT_INITIALIZED 1
 #define BL_INVALID_VALUE 7
 #define BL_EXECUTION_FAILED 13
+#define BL_NOT_SUPPORTED 15
 #define SO_NOT_INITIALIZED 1
 #define SO_INVALID_VALUE 3
 #define SO_INTERNAL_ERROR 7
@@ -845,8 +846,25 @@ static int fk_scalar(const fk_blas *h, const void *p, int dt, const char *call, 
 	return 1;
 }
 
+/* fk_round_in rounds the float v to bits mantissa bits (ties to even), as
+ * the tensor cores round GemmEx's inputs for CUBLAS_COMPUTE_32F_FAST_TF32
+ * (10) and _16BF (7); 23 leaves it alone. */
+static double fk_round_in(double v, int bits) {
+	float f = (float)v;
+	uint32_t b, drop = 23 - bits;
+	if (bits >= 23) return v;
+	memcpy(&b, &f, sizeof b);
+	if ((b & 0x7f800000u) == 0x7f800000u) return v;
+	b += ((1u << (drop - 1)) - 1) + ((b >> drop) & 1);
+	b &= ~((1u << drop) - 1);
+	memcpy(&f, &b, sizeof f);
+	return f;
+}
+
+/* fk_gemm is ?gemm (bits 23, or 52 for double) and GemmEx (bits: the
+ * mantissa bits the compute type keeps of float inputs). */
 static int fk_gemm(int dt, const char *call, void *hv, int ta, int tb, int m, int n, int k, const void *alpha,
-                   const void *A, int lda, const void *B, int ldb, const void *beta, void *C, int ldc) {
+                   const void *A, int lda, const void *B, int ldb, const void *beta, void *C, int ldc, int bits) {
 	int r = fk_enter(call, L_BLAS), ar, ac, br, bc, i, j, l, useAB;
 	size_t es = fk_es(dt), ea, eb, ec;
 	double al, be;
@@ -878,6 +896,10 @@ static int fk_gemm(int dt, const char *call, void *hv, int ta, int tb, int m, in
 				for (l = 0; l < k; l++) {
 					double a = fk_ld(A, ta ? l + (size_t)i * lda : i + (size_t)l * lda, dt);
 					double b = fk_ld(B, tb ? j + (size_t)l * ldb : l + (size_t)j * ldb, dt);
+					if (bits < 23) {
+						a = fk_round_in(a, bits);
+						b = fk_round_in(b, bits);
+					}
 					acc = fk_rnd(acc + a * b, dt);
 				}
 			}
@@ -1032,10 +1054,26 @@ static int fk_nrm2(int dt, const char *call, void *hv, int n, const void *x, int
 	return 0;
 }
 
+/* fk_cublasGemmEx accepts float A, B and C (CUDA_R_32F) in compute types
+ * CUBLAS_COMPUTE_32F (68), _32F_FAST_16BF (75) and _32F_FAST_TF32 (77)
+ * with CUBLAS_GEMM_DEFAULT, the calls lowrank makes, and emulates the
+ * tensor cores' rounding of the inputs; anything else is
+ * CUBLAS_STATUS_NOT_SUPPORTED. */
+static int fk_cublasGemmEx(void *h, int ta, int tb, int m, int n, int k, const void *alpha, const void *A, int Atype,
+                           int lda, const void *B, int Btype, int ldb, const void *beta, void *C, int Ctype, int ldc,
+                           int compute, int algo) {
+	int bits = compute == 68 ? 23 : compute == 77 ? 10 : compute == 75 ? 7 : -1;
+	if (bits < 0 || Atype != 0 || Btype != 0 || Ctype != 0 || algo != -1) {
+		int r = fk_enter("cublasGemmEx", L_BLAS);
+		return r ? r : BL_NOT_SUPPORTED;
+	}
+	return fk_gemm(0, "cublasGemmEx", h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bits);
+}
+
 #define FK_BLAS_WRAPPERS(P, T, DT)                                                                                     \
 	static int fk_cublas##P##gemm(void *h, int ta, int tb, int m, int n, int k, const T *alpha, const T *A, int lda, \
 	                              const T *B, int ldb, const T *beta, T *C, int ldc) {                               \
-		return fk_gemm(DT, "cublas" #P "gemm_v2", h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);          \
+		return fk_gemm(DT, "cublas" #P "gemm_v2", h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, 52);      \
 	}                                                                                                                  \
 	static int fk_cublas##P##gemv(void *h, int t, int m, int n, const T *alpha, const T *A, int lda, const T *x,     \
 	                              int incx, const T *beta, T *y, int incy) {                                         \
@@ -1655,6 +1693,7 @@ static const struct fk_entry fk_symbols[] = {
 	E("cublasSetMathMode", fk_cublasSetMathMode),
 	E("cublasSgemm_v2", fk_cublasSgemm),
 	E("cublasDgemm_v2", fk_cublasDgemm),
+	E("cublasGemmEx", fk_cublasGemmEx),
 	E("cublasSgemv_v2", fk_cublasSgemv),
 	E("cublasDgemv_v2", fk_cublasDgemv),
 	E("cublasSgeam", fk_cublasSgeam),
