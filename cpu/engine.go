@@ -124,20 +124,24 @@ func (e engine[T]) Copy(dst, src la.Mat) error {
 	return nil
 }
 
+// gemmOperands resolves the three matrices of a product and checks their
+// shapes (la.GemmDims): C is m×n, the inner dimension ka.
+func (e engine[T]) gemmOperands(tA, tB bool, am, bm, cm la.Mat) (a, b, c *dense[T], m, n, ka int, err error) {
+	if a, err = e.mat(am); err != nil {
+		return
+	}
+	if b, err = e.mat(bm); err != nil {
+		return
+	}
+	if c, err = e.mat(cm); err != nil {
+		return
+	}
+	m, n, ka, err = la.GemmDims(tA, tB, a, b, c)
+	return
+}
+
 func (e engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat) error {
-	a, err := e.mat(am)
-	if err != nil {
-		return err
-	}
-	b, err := e.mat(bm)
-	if err != nil {
-		return err
-	}
-	c, err := e.mat(cm)
-	if err != nil {
-		return err
-	}
-	m, n, ka, err := la.GemmDims(tA, tB, a, b, c)
+	a, b, c, m, n, ka, err := e.gemmOperands(tA, tB, am, bm, cm)
 	if err != nil {
 		return err
 	}

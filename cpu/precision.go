@@ -31,19 +31,7 @@ func (e engine[T]) GemmPrecision(p la.Precision, tA, tB bool, alpha T, am, bm la
 	if _, ok := any(T(0)).(float32); !ok {
 		return fmt.Errorf("cpu: %v products need float32 matrices; expected f32 for float64", p)
 	}
-	a, err := e.mat(am)
-	if err != nil {
-		return err
-	}
-	b, err := e.mat(bm)
-	if err != nil {
-		return err
-	}
-	c, err := e.mat(cm)
-	if err != nil {
-		return err
-	}
-	m, n, ka, err := la.GemmDims(tA, tB, a, b, c)
+	a, b, c, m, n, ka, err := e.gemmOperands(tA, tB, am, bm, cm)
 	if err != nil {
 		return err
 	}

@@ -237,20 +237,24 @@ func (e *engine[T]) Copy(dstm, srcm la.Mat) error {
 	return e.do(func(c *cuda.Ctx) error { return e.copyOn(c, d, s) })
 }
 
+// gemmOperands resolves the three matrices of a product and checks their
+// shapes (la.GemmDims): C is m×n, the inner dimension ka.
+func (e *engine[T]) gemmOperands(tA, tB bool, am, bm, cm la.Mat) (a, b, c *dmat[T], m, n, ka int, err error) {
+	if a, err = e.mat(am); err != nil {
+		return
+	}
+	if b, err = e.mat(bm); err != nil {
+		return
+	}
+	if c, err = e.mat(cm); err != nil {
+		return
+	}
+	m, n, ka, err = la.GemmDims(tA, tB, a, b, c)
+	return
+}
+
 func (e *engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat) error {
-	a, err := e.mat(am)
-	if err != nil {
-		return err
-	}
-	b, err := e.mat(bm)
-	if err != nil {
-		return err
-	}
-	cc, err := e.mat(cm)
-	if err != nil {
-		return err
-	}
-	m, n, ka, err := la.GemmDims(tA, tB, a, b, cc)
+	a, b, cc, m, n, ka, err := e.gemmOperands(tA, tB, am, bm, cm)
 	if err != nil {
 		return err
 	}

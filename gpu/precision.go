@@ -33,19 +33,7 @@ func (e *engine[T]) GemmPrecision(p la.Precision, tA, tB bool, alpha T, am, bm l
 	if e.dt != cuda.F32 {
 		return fmt.Errorf("cuda: %v products need float32 matrices; expected f32 for float64", p)
 	}
-	a, err := e.mat(am)
-	if err != nil {
-		return err
-	}
-	b, err := e.mat(bm)
-	if err != nil {
-		return err
-	}
-	cc, err := e.mat(cm)
-	if err != nil {
-		return err
-	}
-	m, n, ka, err := la.GemmDims(tA, tB, a, b, cc)
+	a, b, cc, m, n, ka, err := e.gemmOperands(tA, tB, am, bm, cm)
 	if err != nil {
 		return err
 	}
