@@ -65,7 +65,7 @@ fi
 	if err := os.WriteFile(filepath.Join(bin, "sbatch"), []byte(sbatch), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	flags := "--rank 3 --seed 4 --method randomized --max-shard-size 16KB"
+	flags := "--rank 3 --seed 4 --method randomized --max-shard-size 4KB"
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command("bash", "../../examples/slurm-array.sh", in, out, "3")
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LOWRANK="+lr, "LOWRANK_FLAGS="+flags, "SBATCH_LOG="+filepath.Join(dir, "task"))
@@ -152,7 +152,7 @@ func TestKubernetesExample(t *testing.T) {
 		for _, a := range work.Args {
 			args = append(args, sub(a))
 		}
-		args = append(args, "--max-shard-size", "16KB", "--rank", "3") // a small model: small shards, rank < 40
+		args = append(args, "--max-shard-size", "4KB", "--rank", "3") // a small model: small shards, rank < 40
 		env := []string{fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i)}
 		for _, e := range work.Env {
 			env = append(env, e.Name+"="+e.Value)
@@ -194,7 +194,7 @@ func TestKubernetesExample(t *testing.T) {
 		}
 	}
 	args[3] = one
-	mustCLI(t, append(args, "--max-shard-size", "16KB", "--rank", "3")...)
+	mustCLI(t, append(args, "--max-shard-size", "4KB", "--rank", "3")...)
 	sameFolders(t, "kubernetes indexed job", out, one)
 }
 

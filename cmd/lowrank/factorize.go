@@ -185,7 +185,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			pi := planItem{name: it.t.Name, bound: it.t.Size(), bits: it.out.Bits(), work: ioWork(it.t.Size())}
 			if it.sel {
 				d, k, _ := it.t.Matrix()
-				pi.bound = mul(int64(it.out.Size()), d, k)
+				pi.bound = mul(int64(it.out.Size()), outputElements(s, d, k))
 				l := 0
 				if r, ok := strings.CutPrefix(s.policy.String(), "rank="); ok && s.method != lowrank.Exact {
 					l, _ = strconv.Atoi(r)
@@ -678,6 +678,34 @@ func keepOutcome(f source, t safetensors.TensorInfo, out safetensors.DType, why 
 
 // saving is the fraction of the dense tensor's parameters the factors
 // save: 1 − r·(d+k)/(d·k).
+// outputElements bounds the elements a selected d×k tensor is written
+// with, for a folder's shard layout, which is planned before the work:
+// d·k (kept dense), unless the policy fixes the rank (--rank N). Then the
+// rank is at most N rounded up to --round, capped at min(d, k), and a rank
+// that low saves at least as much as that bound does (factorizeOne's tests
+// only keep a tensor dense when the factors save too little): when factors
+// of the bound rank would be written, no outcome is larger than them.
+func outputElements(s *settings, d, k int) int {
+	dense := d * k
+	n, ok := strings.CutPrefix(s.policy.String(), "rank=")
+	if !ok || s.calib != nil {
+		return dense
+	}
+	r, err := strconv.Atoi(n)
+	if err != nil || r < 1 {
+		return dense
+	}
+	if m := s.roundTo; m > 1 {
+		r = (r + m - 1) / m * m
+	}
+	r = min(r, d, k)
+	fac := r * (d + k)
+	if fac >= dense || 1-float64(fac)/float64(dense) < s.minSaving {
+		return dense
+	}
+	return fac
+}
+
 func saving[T lowrank.Float](f *lowrank.Factors[T]) float64 {
 	return 1 - float64(f.Params())/float64(f.DenseParams())
 }

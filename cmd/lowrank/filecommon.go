@@ -99,6 +99,8 @@ type settings struct {
 	// oversample and powerIters are the randomized SVD's settings (for
 	// the work estimates of a folder output's layout).
 	oversample, powerIters int
+	// roundTo is --round (the ranks' multiple; 0: none).
+	roundTo int
 	// fold is set when the output is a model folder (folders.go).
 	fold *folderOut
 	// minSaving is factorize's --min-saving; dryRun its --dry-run.
@@ -204,6 +206,7 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 		lowrank.WithMethod(m), lowrank.WithOversampling(*rf.oversample), lowrank.WithPowerIters(*rf.powerIters),
 		lowrank.WithSeed(*rf.seed), lowrank.WithSplit(sp), lowrank.WithRoundTo(*rf.round),
 	}
+	s.roundTo = *rf.round
 	if prec != lowrank.SketchF32 {
 		s.opts = append(s.opts, lowrank.WithSketchPrecision(prec))
 	}

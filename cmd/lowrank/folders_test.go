@@ -138,7 +138,7 @@ func TestFactorizeFolderWritesFolder(t *testing.T) {
 	in := filepath.Join(dir, "in")
 	all := shardedModel(t, in, 3, 4)
 	out := filepath.Join(dir, "out")
-	mustCLI(t, "factorize", in, "-o", out, "--rank", "4", "--quiet", "--max-shard-size", "12KB")
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "4", "--quiet", "--max-shard-size", "4KB")
 	ents := listDir(t, out)
 	for _, want := range []string{"config.json", "tokenizer.json", "model.safetensors.index.json"} {
 		if !ents[want] {
@@ -156,7 +156,7 @@ func TestFactorizeFolderWritesFolder(t *testing.T) {
 	}
 	t.Logf("%d tensors; files %v", len(raw), ents)
 	// One file in, the same flags: the same tensors.
-	mustCLI(t, "factorize", filepath.Join(in, "model.safetensors.index.json"), "-o", filepath.Join(dir, "viaindex"), "--rank", "4", "--quiet", "--max-shard-size", "12KB")
+	mustCLI(t, "factorize", filepath.Join(in, "model.safetensors.index.json"), "-o", filepath.Join(dir, "viaindex"), "--rank", "4", "--quiet", "--max-shard-size", "4KB")
 	_, raw2 := folderTensors(t, filepath.Join(dir, "viaindex"))
 	sameTensors(t, "folder and index file", raw, raw2)
 	// The same tensors in one file, factorized into one file: the same
@@ -181,12 +181,12 @@ func TestFactorizeFolderWritesFolder(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustCLI(t, "info", "--json", out)), &docs); err != nil {
 		t.Fatal(err)
 	}
-	if len(docs) != 1 || docs[0].Kind != "model-folder" || docs[0].Index != "model.safetensors.index.json" || len(docs[0].Shards) != 9 {
+	if len(docs) != 1 || docs[0].Kind != "model-folder" || docs[0].Index != "model.safetensors.index.json" || len(docs[0].Shards) != 3 {
 		t.Errorf("info --json of the folder: %+v", docs)
 	}
 	// The output folder reads back as a model.
 	info := mustCLI(t, "info", out)
-	for _, want := range []string{"model-00001-of-00009.safetensors", "shards"} {
+	for _, want := range []string{"model-00001-of-00003.safetensors", "shards"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("info of the output lacks %q:\n%s", want, info)
 		}
@@ -350,14 +350,14 @@ func TestMaxShardSizeOnAFile(t *testing.T) {
 	in := filepath.Join(dir, "model.safetensors")
 	modelFile(t, in)
 	out := filepath.Join(dir, "out")
-	mustCLI(t, "factorize", in, "-o", out, "--rank", "3", "--quiet", "--max-shard-size", "8KiB")
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "3", "--quiet", "--max-shard-size", "2KiB")
 	wm, raw := folderTensors(t, out)
 	shards := map[string]bool{}
 	for _, f := range wm {
 		shards[f] = true
 	}
 	if len(shards) < 2 {
-		t.Errorf("%d shards; want several of at most 8 KiB", len(shards))
+		t.Errorf("%d shards; want several of at most 2 KiB", len(shards))
 	}
 	for f := range shards {
 		fi, err := safetensors.Open(filepath.Join(out, f))
@@ -369,10 +369,71 @@ func TestMaxShardSizeOnAFile(t *testing.T) {
 			n += ti.Size()
 		}
 		fi.Close()
-		if n > 8<<10 && len(fi.Tensors()) > 2 {
-			t.Errorf("%s holds %d bytes of tensors; the limit is 8 KiB", f, n)
+		if n > 2<<10 && len(fi.Tensors()) > 2 {
+			t.Errorf("%s holds %d bytes of tensors; the limit is 2 KiB", f, n)
 		}
 	}
 	mustCLI(t, "factorize", in, "-o", filepath.Join(dir, "one.safetensors"), "--rank", "3", "--quiet")
 	sameTensors(t, "sharded and one file", raw, fileTensors(t, filepath.Join(dir, "one.safetensors")))
+}
+
+// With --rank N the shard layout counts each tensor at the size of its
+// factors when they will be written (and at its dense size when
+// --min-saving or the break-even keeps it dense), so a compressed model
+// packs into few shards, each within --max-shard-size.
+func TestShardLayoutFromFixedRank(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var all []tensor
+	for l := range 8 {
+		all = append(all, tensor{name: fmt.Sprintf("layers.%d.fc.weight", l), dt: safetensors.F32, shape: []int{64, 64}, vals: decaying(rng, 64, 64)})
+	}
+	in := filepath.Join(dir, "in")
+	writeFolder(t, in, 2, all)
+	const max = 8 << 10
+	shards := func(out string) (n int) {
+		t.Helper()
+		ents, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if !strings.HasSuffix(e.Name(), ".safetensors") {
+				continue
+			}
+			n++
+			f, err := safetensors.Open(filepath.Join(out, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bytes int64
+			for _, ti := range f.Tensors() {
+				bytes += ti.Size()
+			}
+			if bytes > max && len(f.Tensors()) > 1 {
+				t.Errorf("%s holds %d bytes of tensors in %d tensors; expected at most --max-shard-size %d", e.Name(), bytes, len(f.Tensors()), max)
+			}
+			f.Close()
+		}
+		return n
+	}
+	// Rank 4: factors of 4·(64+64)·4 = 2 KiB each, four to a shard.
+	out := filepath.Join(dir, "r4")
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "4", "--quiet", "--max-shard-size", "8KiB")
+	if n := shards(out); n != 2 {
+		t.Errorf("--rank 4: %d shards; expected 2 (the layout planned from the factors' size, not the dense 16 KiB)", n)
+	}
+	// --round 8 makes the rank 8: 4 KiB each, two to a shard.
+	out = filepath.Join(dir, "r4round8")
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "4", "--round", "8", "--quiet", "--max-shard-size", "8KiB")
+	if n := shards(out); n != 4 {
+		t.Errorf("--rank 4 --round 8: %d shards; expected 4", n)
+	}
+	// Rank 30 saves 6%, below --min-saving 0.1: every tensor stays dense
+	// (16 KiB), one to a shard.
+	out = filepath.Join(dir, "r30")
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "30", "--quiet", "--max-shard-size", "8KiB")
+	if n := shards(out); n != 8 {
+		t.Errorf("--rank 30: %d shards; expected 8 (dense tensors, one each)", n)
+	}
 }

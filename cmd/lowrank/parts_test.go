@@ -21,7 +21,7 @@ func TestWorkersJoinEqualsOneProcess(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
 	shardedModel(t, in, 3, 6)
-	flags := []string{"--rank", "3", "--method", "randomized", "--seed", "9", "--max-shard-size", "20KB", "--quiet"}
+	flags := []string{"--rank", "3", "--method", "randomized", "--seed", "9", "--max-shard-size", "4KB", "--quiet"} // 4 shards
 	one := filepath.Join(dir, "one")
 	mustCLI(t, append([]string{"factorize", in, "-o", one}, flags...)...)
 	_, want := folderTensors(t, one)
@@ -147,7 +147,7 @@ func TestResumeAfterKill(t *testing.T) {
 		all = append(all, tensor{name: fmt.Sprintf("layers.%d.weight", l), dt: "F32", shape: []int{160, 120}, vals: decaying(rng, 160, 120)})
 	}
 	writeFolder(t, in, 3, all)
-	flags := []string{"--rank", "8", "--max-shard-size", "60KB"}
+	flags := []string{"--rank", "8", "--max-shard-size", "10KB"} // factors of 8·280·4 = 8960 bytes: one tensor a shard
 	ref := filepath.Join(dir, "ref")
 	mustCLI(t, append([]string{"factorize", in, "-o", ref, "--quiet"}, flags...)...)
 	_, want := folderTensors(t, ref)
