@@ -322,39 +322,12 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			sel[it.t.Name] = true
 		}
 	}
-	// factorized: whether item i goes to factorizeOne (else it is a bias
-	// taking a mean error, copied or kept dense).
-	factorized := func(i int) bool {
-		it := items[i]
-		return it.sel && it.keep == "" && (s.calib == nil || s.calib.biases[it.t.Name] == nil)
-	}
-	// load reads and converts a tensor to be factorized, ahead of its
-	// computation (pipelineAhead).
-	load := func(i int) (loaded, error) {
-		it := items[i]
-		var l loaded
-		var err error
-		switch {
-		case !factorized(i):
-		case computesIn64(it.t.DType):
-			l.w64, err = readMatrix[float64](f, it.t.Name)
-		default:
-			l.w32, err = readMatrix[float32](f, it.t.Name)
-		}
-		l.ok = err == nil && factorized(i)
-		return l, err
-	}
-	computeLoaded := func(i int, l loaded) (outcome, error) {
+	compute := func(i int) (outcome, error) {
 		it := items[i]
 		var o outcome
 		var err error
 		run := func(plan factorPlan) (outcome, error) {
-			switch {
-			case l.ok && computesIn64(it.t.DType):
-				return factorizeMatrix(f, it.t, l.w64, it.out, s, plan, curMW)
-			case l.ok:
-				return factorizeMatrix(f, it.t, l.w32, it.out, s, plan, curMW)
-			case computesIn64(it.t.DType):
+			if computesIn64(it.t.DType) {
 				return factorizeOne[float64](f, it.t, it.out, s, plan, curMW)
 			}
 			return factorizeOne[float32](f, it.t, it.out, s, plan, curMW)
@@ -376,7 +349,6 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 		return o, err
 	}
-	compute := func(i int) (outcome, error) { return computeLoaded(i, loaded{}) }
 	var rows []row
 	if folderOut && !s.dryRun {
 		if _, ok := mo.Metadata["format"]; !ok {
@@ -419,12 +391,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			total += it.t.Size()
 		}
 		prog := newProgress(stderr, s.quiet, total, "factorize")
-		// The next tensors are read and converted while the others are
-		// computed, and each is written while the next is computed: two
-		// items ahead, so that a bias or a norm between two weights
-		// (copied, hardly any work) does not stop the reading of the
-		// next weight.
-		err = pipelineAhead(len(items), s.jobs, 2, s.mem, func(i int) int64 { return plans[i].cost }, load, computeLoaded, func(i int, o outcome) error {
+		err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, compute, func(i int, o outcome) error {
 			if !s.dryRun {
 				if err := o.write(w); err != nil {
 					return err
@@ -560,20 +527,6 @@ func factorizeOne[T lowrank.Float](f source, t safetensors.TensorInfo, out safet
 	if err != nil {
 		return outcome{}, err
 	}
-	return factorizeMatrix(f, t, W, out, s, plan, mw)
-}
-
-// loaded is a tensor read and converted ahead of its factorization: W in
-// float32 or, for F64 tensors, in float64 (ok: one of them is set).
-type loaded struct {
-	w32 lowrank.Matrix[float32]
-	w64 lowrank.Matrix[float64]
-	ok  bool
-}
-
-// factorizeMatrix is factorizeOne on tensor t already read as W.
-func factorizeMatrix[T lowrank.Float](f source, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, s *settings, plan factorPlan, mw func() *model.Writer) (outcome, error) {
-	var err error
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}

@@ -32,48 +32,25 @@ func tick(i int) error {
 // in flight never need more than the budget together (planning has made
 // sure that each fits alone, so the oldest item can always proceed).
 func pipeline[R any](n, jobs int, mem *budget, cost func(i int) int64, compute func(i int) (R, error), write func(i int, r R) error) error {
-	return pipelineAhead(n, jobs, 0, mem, cost, func(int) (struct{}, error) { return struct{}{}, nil },
-		func(i int, _ struct{}) (R, error) { return compute(i) }, write)
-}
-
-// pipelineAhead is pipeline with a load stage run ahead of the
-// computation: load(i) runs on one goroutine, in item order, up to ahead
-// items beyond the jobs being computed (items loaded, or computed and
-// waiting to be written) (for a tensor: reading it and
-// converting it to the type it is computed in), and compute(i, l) then
-// takes what load returned. At most jobs computations run at once, and
-// writes (on the calling goroutine, in item order) overlap the next
-// computations; so reading the next item and writing the previous one
-// overlap the current item's computation. Items loaded ahead count
-// against the budget like those being computed: item i takes cost(i)
-// before its load starts and gives it back once written, so at most
-// jobs+ahead items hold memory at once, all of it within the budget (an
-// item that does not fit beside those in flight waits for them to be
-// written). An error from load(i) is returned when item i's turn to be
-// written comes, as one from compute(i) would be.
-func pipelineAhead[L, R any](n, jobs, ahead int, mem *budget, cost func(i int) int64, load func(i int) (L, error), compute func(i int, l L) (R, error), write func(i int, r R) error) error {
 	ctx, cancel := context.WithCancel(cmdContext)
 	defer cancel()
 	type result struct {
 		r   R
 		err error
 	}
-	// Item i is in flight (loaded, computing or waiting to be written)
-	// only once items up to i−jobs−ahead are written, so jobs+ahead
-	// result slots, reused in turn, are enough (a tensor list may be a
+	// Item i is in flight only once items up to i−jobs are written, so
+	// jobs result slots, reused in turn, are enough (a tensor list may be a
 	// million long).
 	jobs = max(min(jobs, n), 1)
-	ahead = max(min(ahead, n-jobs), 0)
-	slots := make([]chan result, jobs+ahead)
+	slots := make([]chan result, jobs)
 	for i := range slots {
 		slots[i] = make(chan result, 1)
 	}
-	held := make(chan struct{}, jobs+ahead) // items in flight
-	running := make(chan struct{}, jobs)    // computations running
+	sem := make(chan struct{}, jobs)
 	go func() {
 		for i := range n {
 			select {
-			case held <- struct{}{}:
+			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
@@ -82,38 +59,20 @@ func pipelineAhead[L, R any](n, jobs, ahead int, mem *budget, cost func(i int) i
 					return
 				}
 			}
-			if ctx.Err() != nil {
-				return
-			}
-			l, err := load(i)
-			if err != nil {
-				slots[i%len(slots)] <- result{err: err}
-				return
-			}
-			// The computation waits for its turn on its own goroutine,
-			// so that the next item is loaded meanwhile (the waiting
-			// senders of a channel are served in order).
 			go func() {
-				select {
-				case running <- struct{}{}:
-				case <-ctx.Done():
-					slots[i%len(slots)] <- result{err: ctx.Err()}
-					return
-				}
-				defer func() { <-running }()
 				if ctx.Err() != nil {
-					slots[i%len(slots)] <- result{err: ctx.Err()}
+					slots[i%jobs] <- result{err: ctx.Err()}
 					return
 				}
-				r, err := compute(i, l)
-				slots[i%len(slots)] <- result{r, err}
+				r, err := compute(i)
+				slots[i%jobs] <- result{r, err}
 			}()
 		}
 	}()
 	for i := range n {
 		var res result
 		select {
-		case res = <-slots[i%len(slots)]:
+		case res = <-slots[i%jobs]:
 		case <-ctx.Done():
 			return errInterrupted
 		}
@@ -138,7 +97,7 @@ func pipelineAhead[L, R any](n, jobs, ahead int, mem *budget, cost func(i int) i
 				debug.FreeOSMemory()
 			}
 		}
-		<-held
+		<-sem
 	}
 	return nil
 }
