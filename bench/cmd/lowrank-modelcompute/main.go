@@ -1,0 +1,62 @@
+// Command lowrank-modelcompute times the computation alone of
+// `lowrank factorize --rank 64 --method randomized` on a safetensors file:
+// every 2-D tensor is read and converted to float32 first, then
+// lowrank.FactorizeContext runs on each, five rounds; it prints the sum
+// per round and the median. It is the "compute alone" against which the
+// whole command is measured (docs/performance.md, "Whole model: overlap").
+//
+//	go run ./cmd/lowrank-modelcompute model.safetensors
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: lowrank-modelcompute FILE.safetensors")
+		os.Exit(2)
+	}
+	f, err := safetensors.Open(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var ms []lowrank.Matrix[float32]
+	t0 := time.Now()
+	for _, t := range f.Tensors() {
+		if len(t.Shape) != 2 {
+			continue
+		}
+		v, err := f.Float32s(t.Name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ms = append(ms, lowrank.Matrix[float32]{Rows: int(t.Shape[0]), Cols: int(t.Shape[1]), Data: v})
+	}
+	read := time.Since(t0)
+	var sums []time.Duration
+	for rep := 0; rep < 5; rep++ {
+		var total time.Duration
+		for _, m := range ms {
+			s := time.Now()
+			if _, err := lowrank.FactorizeContext(context.Background(), m, lowrank.Rank(64), lowrank.WithMethod(lowrank.Randomized)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			total += time.Since(s)
+		}
+		sums = append(sums, total)
+		fmt.Printf("read+convert %v; compute %d tensors: %v\n", read, len(ms), total)
+	}
+	slices.Sort(sums)
+	fmt.Printf("median compute: %v (min %v)\n", sums[2], sums[0])
+}
