@@ -2,7 +2,6 @@ package lowrank
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/lowrank-go/lowrank/la"
 )
@@ -24,16 +23,8 @@ func (f *Factors[T]) Apply(x, bias []T) ([]T, error) {
 // allocate once the factors have been applied once.
 func (f *Factors[T]) ApplyTo(y, x, bias []T) error {
 	d, k := f.Dims()
-	if err := checkVector("x", x, k); err != nil {
+	if err := checkApply(d, k, y, x, bias); err != nil {
 		return err
-	}
-	if bias != nil {
-		if err := checkVector("bias", bias, d); err != nil {
-			return err
-		}
-	}
-	if len(y) != d {
-		return errorf(ErrShape, "y has length %d; expected d = %d", len(y), d)
 	}
 	app, err := f.applier()
 	if err != nil {
@@ -47,10 +38,10 @@ func (f *Factors[T]) ApplyTo(y, x, bias []T) error {
 // convention of PyTorch's Linear layer.
 func (f *Factors[T]) ApplyBatch(x Matrix[T], bias []T) (Matrix[T], error) {
 	d, _ := f.Dims()
-	if x.Rows < 1 {
-		return Matrix[T]{}, errorf(ErrEmpty, "X has %d rows; expected at least one input vector", x.Rows)
+	y, err := newBatchOutput(d, x)
+	if err != nil {
+		return Matrix[T]{}, err
 	}
-	y := Matrix[T]{Rows: x.Rows, Cols: d, Data: make([]T, x.Rows*d)}
 	if err := f.ApplyBatchTo(y, x, bias); err != nil {
 		return Matrix[T]{}, err
 	}
@@ -61,19 +52,8 @@ func (f *Factors[T]) ApplyBatch(x Matrix[T], bias []T) (Matrix[T], error) {
 // the factors have been applied once.
 func (f *Factors[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 	d, k := f.Dims()
-	if err := x.validate("X"); err != nil {
+	if err := checkApplyBatch(d, k, y, x, bias); err != nil {
 		return err
-	}
-	if x.Cols != k {
-		return errorf(ErrShape, "X is %d×%d; expected %d columns (k), one input vector per row", x.Rows, x.Cols, k)
-	}
-	if y.Rows != x.Rows || y.Cols != d || len(y.Data) != x.Rows*d {
-		return errorf(ErrShape, "Y is %d×%d with %d values; expected %d×%d", y.Rows, y.Cols, len(y.Data), x.Rows, d)
-	}
-	if bias != nil {
-		if err := checkVector("bias", bias, d); err != nil {
-			return err
-		}
 	}
 	app, err := f.applier()
 	if err != nil {
@@ -87,42 +67,23 @@ func (f *Factors[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 // must not run concurrently with Apply. Factors that become unreachable
 // release their device memory without Close, at the garbage collector's
 // pace; Close releases it now.
-func (f *Factors[T]) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := f.app.Swap(nil)
-	if p == nil {
-		return nil
-	}
-	f.cleanup.Stop()
-	return wrapBackend("close", (*p).Close())
-}
+func (f *Factors[T]) Close() error { return f.apply.close() }
 
 // applier returns the backend's applier, creating it on first use.
 func (f *Factors[T]) applier() (la.Applier[T], error) {
-	if p := f.app.Load(); p != nil {
+	if p := f.apply.app.Load(); p != nil {
 		return *p, nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p := f.app.Load(); p != nil {
-		return *p, nil
-	}
-	b, err := f.backendOrDefault()
-	if err != nil {
-		return nil, err
-	}
-	d, k := f.Dims()
-	app, _, _, err := onCPUIfOutOfMemory(b, "applying on the CPU", fmt.Sprintf("%d×%d rank %d", d, k, f.Rank),
-		func(b Backend) (la.Applier[T], error) {
-			return engineOf[T](b).NewApplier(d, f.Rank, k, f.B.Data, f.A.Data)
-		})
-	if err != nil {
-		return nil, wrapBackend("prepare apply", err)
-	}
-	f.app.Store(&app)
-	// Device memory held for Apply is released when the Factors become
-	// unreachable, should the caller never call Close.
-	f.cleanup = runtime.AddCleanup(f, func(a la.Applier[T]) { _ = a.Close() }, app)
-	return app, nil
+	return preparedApplier(f, &f.apply, func() (la.Applier[T], error) {
+		b, err := f.backendOrDefault()
+		if err != nil {
+			return nil, err
+		}
+		d, k := f.Dims()
+		app, _, _, err := onCPUIfOutOfMemory(b, "applying on the CPU", fmt.Sprintf("%d×%d rank %d", d, k, f.Rank),
+			func(b Backend) (la.Applier[T], error) {
+				return engineOf[T](b).NewApplier(d, f.Rank, k, f.B.Data, f.A.Data)
+			})
+		return app, wrapBackend("prepare apply", err)
+	})
 }

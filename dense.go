@@ -3,7 +3,6 @@ package lowrank
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -29,9 +28,7 @@ type Dense[T Float] struct {
 	// before the first Apply, not after.
 	Backend Backend
 
-	mu      sync.Mutex
-	app     atomic.Pointer[la.Applier[T]]
-	cleanup runtime.Cleanup
+	apply applyState[T] // Apply's applier
 }
 
 // NewDense wraps the d×k weight w, which is used, not copied. It returns
@@ -62,16 +59,8 @@ func (m *Dense[T]) Apply(x, bias []T) ([]T, error) {
 // ApplyTo computes y = W·x + bias into y (length d).
 func (m *Dense[T]) ApplyTo(y, x, bias []T) error {
 	d, k := m.Dims()
-	if err := checkVector("x", x, k); err != nil {
+	if err := checkApply(d, k, y, x, bias); err != nil {
 		return err
-	}
-	if bias != nil {
-		if err := checkVector("bias", bias, d); err != nil {
-			return err
-		}
-	}
-	if len(y) != d {
-		return errorf(ErrShape, "y has length %d; expected d = %d", len(y), d)
 	}
 	app, err := m.applier()
 	if err != nil {
@@ -85,10 +74,10 @@ func (m *Dense[T]) ApplyTo(y, x, bias []T) error {
 // PyTorch's Linear layer.
 func (m *Dense[T]) ApplyBatch(x Matrix[T], bias []T) (Matrix[T], error) {
 	d, _ := m.Dims()
-	if x.Rows < 1 {
-		return Matrix[T]{}, errorf(ErrEmpty, "X has %d rows; expected at least one input vector", x.Rows)
+	y, err := newBatchOutput(d, x)
+	if err != nil {
+		return Matrix[T]{}, err
 	}
-	y := Matrix[T]{Rows: x.Rows, Cols: d, Data: make([]T, x.Rows*d)}
 	if err := m.ApplyBatchTo(y, x, bias); err != nil {
 		return Matrix[T]{}, err
 	}
@@ -98,19 +87,8 @@ func (m *Dense[T]) ApplyBatch(x Matrix[T], bias []T) (Matrix[T], error) {
 // ApplyBatchTo computes ApplyBatch into y (n×d).
 func (m *Dense[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 	d, k := m.Dims()
-	if err := x.validate("X"); err != nil {
+	if err := checkApplyBatch(d, k, y, x, bias); err != nil {
 		return err
-	}
-	if x.Cols != k {
-		return errorf(ErrShape, "X is %d×%d; expected %d columns (k), one input vector per row", x.Rows, x.Cols, k)
-	}
-	if y.Rows != x.Rows || y.Cols != d || len(y.Data) != x.Rows*d {
-		return errorf(ErrShape, "Y is %d×%d with %d values; expected %d×%d", y.Rows, y.Cols, len(y.Data), x.Rows, d)
-	}
-	if bias != nil {
-		if err := checkVector("bias", bias, d); err != nil {
-			return err
-		}
 	}
 	app, err := m.applier()
 	if err != nil {
@@ -124,45 +102,23 @@ func (m *Dense[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 // must not run concurrently with Apply. A Dense that becomes unreachable
 // releases its device memory without Close, at the garbage collector's
 // pace.
-func (m *Dense[T]) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p := m.app.Swap(nil)
-	if p == nil {
-		return nil
-	}
-	m.cleanup.Stop()
-	return wrapBackend("close", (*p).Close())
-}
+func (m *Dense[T]) Close() error { return m.apply.close() }
 
 // applier returns the dense applier, creating it on first use.
 func (m *Dense[T]) applier() (la.Applier[T], error) {
-	if p := m.app.Load(); p != nil {
+	if p := m.apply.app.Load(); p != nil {
 		return *p, nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if p := m.app.Load(); p != nil {
-		return *p, nil
-	}
-	b := m.Backend
-	if b == nil {
-		var err error
-		if b, err = DefaultBackend(); err != nil {
+	return preparedApplier(m, &m.apply, func() (la.Applier[T], error) {
+		b, err := initOrDefault(m.Backend)
+		if err != nil {
 			return nil, err
 		}
-	} else if err := b.Init(); err != nil {
-		return nil, errorf(ErrBackend, "backend %s: %v", b.Name(), err)
-	}
-	d, k := m.Dims()
-	app, _, _, err := onCPUIfOutOfMemory(b, "applying on the CPU", fmt.Sprintf("%d×%d dense", d, k),
-		func(b Backend) (la.Applier[T], error) { return newDenseApplier(engineOf[T](b), d, k, m.W.Data) })
-	if err != nil {
-		return nil, wrapBackend("prepare apply", err)
-	}
-	m.app.Store(&app)
-	m.cleanup = runtime.AddCleanup(m, func(a la.Applier[T]) { _ = a.Close() }, app)
-	return app, nil
+		d, k := m.Dims()
+		app, _, _, err := onCPUIfOutOfMemory(b, "applying on the CPU", fmt.Sprintf("%d×%d dense", d, k),
+			func(b Backend) (la.Applier[T], error) { return newDenseApplier(engineOf[T](b), d, k, m.W.Data) })
+		return app, wrapBackend("prepare apply", err)
+	})
 }
 
 // denseApplier evaluates Y = X·Wᵀ + bias with one Gemm on an engine: W is

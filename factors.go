@@ -2,11 +2,6 @@ package lowrank
 
 import (
 	"math"
-	"runtime"
-	"sync"
-	"sync/atomic"
-
-	"github.com/lowrank-go/lowrank/la"
 )
 
 // Factors is a rank-r factorization W ≈ B·A of a d×k matrix, as returned by
@@ -85,9 +80,7 @@ type Factors[T Float] struct {
 	// the backend asked for (the device ran out of memory); "" otherwise.
 	Fallback string
 
-	mu      sync.Mutex
-	app     atomic.Pointer[la.Applier[T]]
-	cleanup runtime.Cleanup
+	apply applyState[T] // Apply's applier
 }
 
 // NewFactors wraps existing factors B (d×r) and A (r×k), for instance ones

@@ -122,14 +122,17 @@ func (f *Factors[T]) add(w Matrix[T], alpha T, transposed bool) error {
 
 // backendOrDefault returns the backend f computes on: f.Backend, or the
 // default backend for factors made by NewFactors.
-func (f *Factors[T]) backendOrDefault() (Backend, error) {
-	if f.Backend == nil {
+func (f *Factors[T]) backendOrDefault() (Backend, error) { return initOrDefault(f.Backend) }
+
+// initOrDefault returns b, initialized, or DefaultBackend when b is nil.
+func initOrDefault(b Backend) (Backend, error) {
+	if b == nil {
 		return DefaultBackend()
 	}
-	if err := f.Backend.Init(); err != nil {
-		return nil, errorf(ErrBackend, "backend %s: %v", f.Backend.Name(), err)
+	if err := b.Init(); err != nil {
+		return nil, errorf(ErrBackend, "backend %s: %v", b.Name(), err)
 	}
-	return f.Backend, nil
+	return b, nil
 }
 
 // addProduct computes W ← W + alpha·op(B·A) on e for the rows of W from
