@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -87,8 +88,37 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// lockedWriter serializes writes to a writer that is not safe for
+// concurrent use: warnings come from the goroutines that compute tensors
+// (a device left out under --devices, for one). An *os.File needs none
+// (each Fprintf is one write, and the file serializes them), and is left
+// as it is so that the progress bar still sees a terminal.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func concurrentSafe(w io.Writer) io.Writer {
+	if _, ok := w.(*os.File); ok || w == nil {
+		return w
+	}
+	return &lockedWriter{w: w}
+}
+
 // run executes the command line args and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if stdout == stderr {
+		stdout = concurrentSafe(stdout)
+		stderr = stdout
+	} else {
+		stdout, stderr = concurrentSafe(stdout), concurrentSafe(stderr)
+	}
 	if len(args) == 0 {
 		printUsage(stderr)
 		return 2
