@@ -76,7 +76,7 @@ type joinOptions struct {
 // folder in its place; it returns the report rows of every part.
 func joinFolder(out string, o joinOptions) ([]row, error) {
 	pp := filepath.Join(out, planName)
-	planBytes, err := os.ReadFile(pp)
+	planBytes, err := readRegular(pp, maxPlanBytes)
 	if err != nil {
 		return nil, fmt.Errorf("lowrank: %s: %w", pp, unwrapPathErr(err))
 	}

@@ -305,7 +305,7 @@ func hashEnds(r io.ReaderAt, from, size int64) (string, error) {
 
 // hashFile returns the size and SHA-256 of the file at path.
 func hashFile(path string) (int64, string, error) {
-	f, err := os.Open(path)
+	f, _, err := osfile.OpenRegular(path)
 	if err != nil {
 		return 0, "", err
 	}
@@ -329,19 +329,25 @@ func marshalPlan(p *outPlan) ([]byte, string) {
 
 // readJSONFile reads a JSON file of ours strictly into v.
 func readJSONFile(path string, v any) error {
-	f, st, err := osfile.OpenRegular(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st.Size() > maxPlanBytes {
-		return fmt.Errorf("%d bytes; expected at most %d", st.Size(), maxPlanBytes)
-	}
-	b, err := io.ReadAll(f)
+	b, err := readRegular(path, maxPlanBytes)
 	if err != nil {
 		return err
 	}
 	return strictjson.Unmarshal(b, v)
+}
+
+// readRegular reads the regular file at path, of at most max bytes; a
+// FIFO, device or folder is refused without waiting on it.
+func readRegular(path string, max int64) ([]byte, error) {
+	f, st, err := osfile.OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st.Size() > max {
+		return nil, fmt.Errorf("%d bytes; expected at most %d", st.Size(), max)
+	}
+	return io.ReadAll(io.LimitReader(f, max+1))
 }
 
 // writeFileAtomic writes data to path through a temporary in its folder,
@@ -597,7 +603,7 @@ func (r *partRun) prepare(planBytes []byte) error {
 	}
 	// The plan: written by the first part, the same bytes from every other.
 	pp := filepath.Join(j.out, planName)
-	if old, err := os.ReadFile(pp); err == nil {
+	if old, err := readRegular(pp, maxPlanBytes); err == nil {
 		if string(old) != string(planBytes) {
 			return fmt.Errorf("lowrank: %s: holds a run of another input, other flags or another lowrank (%s differs from this command's); expected the same command in every part (remove its .lowrank-* entries, or use --force without --shard, to start over)", j.out, planName)
 		}

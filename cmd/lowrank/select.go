@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lowrank-go/lowrank/internal/osfile"
 	"github.com/lowrank-go/lowrank/internal/strictjson"
 	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
@@ -96,7 +97,7 @@ const maxConfigBytes = 4 << 20
 // readVocab reads vocab_size and the hidden size from a Hugging Face
 // config.json (strict JSON, at most maxConfigBytes; other keys ignored).
 func readVocab(path string) (vocab, hidden int, err error) {
-	f, err := os.Open(path)
+	f, _, err := osfile.OpenRegular(path)
 	if err != nil {
 		return 0, 0, err
 	}
