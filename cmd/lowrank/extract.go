@@ -85,6 +85,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return usagef("extract: -o %q: a PEFT adapter is a folder (adapter_config.json and adapter_model.safetensors); expected a folder path, or --format kohya for one .safetensors file", s.output)
 	case kohya && *taskType != "":
 		return usagef("extract: --task-type is written to adapter_config.json, which --format kohya does not write")
+	case kohya && *baseName != "":
+		return usagef("extract: --base-model is written to adapter_config.json, which --format kohya does not write")
 	}
 	outs := newOutputSet(s.force, *base, *tuned)
 	var out *output

@@ -470,6 +470,10 @@ func TestExtractTaskType(t *testing.T) {
 		"--task-type", "CAUSAL_LM", "SEQ_2_SEQ_LM")
 	assertFails(t, dir, keep, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", filepath.Join(dir, "k.safetensors"), "--format", "kohya", "--rank", "2", "--task-type", "CAUSAL_LM"},
 		"--task-type", "--format kohya")
+	// --base-model is written to adapter_config.json too: with --format
+	// kohya it was silently dropped (exit 0).
+	assertFails(t, dir, keep, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", filepath.Join(dir, "k.safetensors"), "--format", "kohya", "--rank", "2", "--base-model", "meta-llama/Llama-3.2-1B"},
+		"--base-model", "--format kohya")
 }
 
 // Point 4: merge -h speaks of merging, not of randomized SVD.
