@@ -245,3 +245,34 @@ func TestInfoKohyaOddLayout(t *testing.T) {
 		t.Errorf("info:\n%s", out)
 	}
 }
+
+// Issue 13 point 1 ("info leaves those modules out of its table without a
+// word"): a LyCORIS LoCon file whose 3×3 conv module is stored with a
+// Tucker core (lora_down r×in×1×1, lora_mid r×r×3×3, lora_up) was listed by
+// info as a plain "conv 1×1" LoRA, lora_mid ignored in silence. info now
+// says which tensors are no part of the modules it lists, in the table and
+// in --json.
+func TestInfoNamesKohyaTensorsItDoesNotRead(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "locon.safetensors")
+	n := "lora_unet_down_blocks_0_resnets_0_conv1"
+	writeST(t, p, nil,
+		tensor{name: n + ".lora_down.weight", dt: safetensors.F32, shape: []int{2, 4, 1, 1}, vals: make([]float64, 8)},
+		tensor{name: n + ".lora_mid.weight", dt: safetensors.F32, shape: []int{2, 2, 3, 3}, vals: make([]float64, 36)},
+		tensor{name: n + ".lora_up.weight", dt: safetensors.F32, shape: []int{3, 2, 1, 1}, vals: make([]float64, 6)},
+		tensor{name: n + ".alpha", dt: safetensors.F32, shape: []int{}, vals: []float64{2}},
+	)
+	out := mustCLI(t, "info", p)
+	if !strings.Contains(out, n+".lora_mid.weight") || !strings.Contains(out, "1 tensors are no part of a LoRA module above") {
+		t.Errorf("info does not say that lora_mid is not read:\n%s", out)
+	}
+	js := mustCLI(t, "info", "--json", p)
+	var d []map[string]any
+	if err := json.Unmarshal([]byte(js), &d); err != nil || len(d) != 1 {
+		t.Fatalf("info --json: %v\n%s", err, js)
+	}
+	file, _ := d[0]["file"].(map[string]any)
+	if other, _ := file["kohya_other_tensors"].([]any); len(other) != 1 || other[0] != n+".lora_mid.weight" {
+		t.Errorf("info --json: kohya_other_tensors = %v; want [%s.lora_mid.weight]", file["kohya_other_tensors"], n)
+	}
+}
