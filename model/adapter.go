@@ -306,6 +306,9 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		if err := unetMappingProblem(ad.path, missing, prefixes, baseModules, baseName); err != nil {
 			return err
 		}
+		if err := openCLIPMappingProblem(ad.path, missing, baseModules, baseName); err != nil {
+			return err
+		}
 	} else {
 		if mods, err = parsePEFTKeys(ctx, fa); err != nil {
 			return err

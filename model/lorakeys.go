@@ -239,6 +239,25 @@ func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []stri
 			claim(strings.ReplaceAll(a, ".", "_"), m, hows[j]+" "+strconv.Quote(a))
 		}
 	}
+	// Full kohya names bound to one prefix (kohyaFullAliases).
+	full := map[string]target{}
+	for i, m := range baseModules {
+		if err := tick(ctx, i); err != nil {
+			return nil, nil, err
+		}
+		names, hows := kohyaFullAliases(m)
+		for j, a := range names {
+			if _, own := under[strings.TrimPrefix(a, "lora_")]; own {
+				continue
+			}
+			if c, dup := full[a]; dup && c.module != m {
+				c.other, c.otherHow = m, hows[j]
+				full[a] = c
+				continue
+			}
+			full[a] = target{module: m, how: hows[j]}
+		}
+	}
 	described := func(module, how string) string {
 		if how == "" {
 			return strconv.Quote(module + ".weight")
@@ -254,6 +273,13 @@ func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []stri
 			return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q lacks lora_down or lora_up; expected both", name)
 		}
 		module, via := "", ""
+		if c, ok := full[name]; ok {
+			if c.other != "" {
+				return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q is the kohya name of both %s and %s of %s; expected names that stay distinct",
+					name, described(c.module, c.how), described(c.other, c.otherHow), baseName)
+			}
+			module, via = c.module, "lora_te1"
+		}
 		for _, pre := range prefixes {
 			rest, ok := strings.CutPrefix(name, pre+"_")
 			if !ok {

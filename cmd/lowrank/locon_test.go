@@ -276,3 +276,51 @@ func TestInfoNamesKohyaTensorsItDoesNotRead(t *testing.T) {
 		t.Errorf("info --json: kohya_other_tensors = %v; want [%s.lora_mid.weight]", file["kohya_other_tensors"], n)
 	}
 }
+
+// Issue 13 point 1, kohya names against an LDM-style (SGM) SDXL
+// checkpoint: its first text encoder is under
+// conditioner.embedders.0.transformer. in Hugging Face CLIP naming, which
+// kohya calls lora_te1_…; those LoRAs were "not in the base". They now
+// map (only under lora_te1: a lora_te2 LoRA of the same layer never lands
+// in the first encoder), and the second encoder, in OpenCLIP naming (q, k,
+// v fused in in_proj_weight), is refused with a message that names that
+// mapping problem.
+func TestKohyaSDXLTextEncoders(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	te1 := "conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight"
+	w := gauss(rng, 8*6, 1)
+	base := filepath.Join(dir, "sdxl.safetensors")
+	writeST(t, base, nil,
+		tensor{name: te1, dt: safetensors.F32, shape: []int{8, 6}, vals: w},
+		tensor{name: "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight", dt: safetensors.F32, shape: []int{24, 8}, vals: gauss(rng, 24*8, 1)},
+		tensor{name: "conditioner.embedders.1.model.transformer.resblocks.0.mlp.c_fc.weight", dt: safetensors.F32, shape: []int{32, 8}, vals: gauss(rng, 32*8, 1)},
+	)
+	down, up := gauss(rng, 2*6, 1), gauss(rng, 8*2, 1)
+	n1 := "lora_te1_text_model_encoder_layers_0_self_attn_q_proj"
+	l1 := filepath.Join(dir, "te1.safetensors")
+	writeST(t, l1, nil,
+		tensor{name: n1 + ".lora_down.weight", dt: safetensors.F32, shape: []int{2, 6}, vals: down},
+		tensor{name: n1 + ".lora_up.weight", dt: safetensors.F32, shape: []int{8, 2}, vals: up},
+		tensor{name: n1 + ".alpha", dt: safetensors.F32, shape: []int{}, vals: []float64{1}},
+	)
+	out := filepath.Join(dir, "merged.safetensors")
+	mustCLI(t, "merge", "--base", base, "--adapter", l1, "-o", out, "--quiet")
+	got, _, _ := readST(t, out)
+	want := matmul(up, down, 8, 2, 6)
+	for i := range want {
+		want[i] = w[i] + 0.5*want[i] // alpha 1 / rank 2
+	}
+	if d := relDiff(got[te1], want); d > 1e-6 {
+		t.Errorf("lora_te1 into the SDXL checkpoint's first text encoder: relative difference %.3g from W + (α/r)·up·down", d)
+	}
+	// The same layer under lora_te2: not the first encoder's.
+	n2 := "lora_te2_text_model_encoder_layers_0_self_attn_q_proj"
+	l2 := filepath.Join(dir, "te2.safetensors")
+	writeST(t, l2, nil,
+		tensor{name: n2 + ".lora_down.weight", dt: safetensors.F32, shape: []int{2, 6}, vals: down},
+		tensor{name: n2 + ".lora_up.weight", dt: safetensors.F32, shape: []int{8, 2}, vals: up},
+	)
+	assertFails(t, dir, nil, []string{"merge", "--base", base, "--adapter", l2, "-o", filepath.Join(dir, "m2.safetensors"), "--quiet"},
+		n2, "OpenCLIP naming", `"conditioner.embedders.1.model."`, "in_proj_weight", "no one-to-one mapping")
+}
