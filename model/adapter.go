@@ -487,7 +487,7 @@ func (ad *Adapter) fanMismatch(module string, baseFan bool) error {
 func recordedPrefix(fa *safetensors.File) []string {
 	if raw, ok := fa.Metadata()[MetadataKey]; ok {
 		if m, err := ParseMetadata(raw); err == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
-			return []string{m.KohyaPrefix}
+			return strings.Split(m.KohyaPrefix, ",") // extract records every prefix it used
 		}
 	}
 	return DefaultKohyaPrefixes()

@@ -38,17 +38,37 @@ func KohyaName(prefix, module string) string {
 
 // KohyaStem returns the module path kohya-ss/sd-scripts names a LoRA
 // module after: module without the prefix a full Stable Diffusion
-// checkpoint puts before its UNet ("model.diffusion_model.") or its SD 1.x
-// text encoder ("cond_stage_model.transformer."), so that a LoRA of an
+// checkpoint puts before its UNet ("model.diffusion_model."), its SD 1.x
+// text encoder ("cond_stage_model.transformer.") or SDXL's first text
+// encoder ("conditioner.embedders.0.transformer."), so that a LoRA of an
 // LDM-named checkpoint reads "lora_unet_input_blocks_1_0_…", as such
 // LoRAs do, and maps onto an LDM- or a diffusers-named base.
 func KohyaStem(module string) string {
-	for _, p := range []string{ldmUNetPrefix, ldmTextPrefix} {
+	for _, p := range []string{ldmUNetPrefix, ldmTextPrefix, sgmText1Prefix} {
 		if rest, ok := strings.CutPrefix(module, p); ok && rest != "" {
 			return rest
 		}
 	}
 	return module
+}
+
+// KohyaPrefixOf returns the kohya prefix a module of a full Stable
+// Diffusion checkpoint is named with — "lora_te" for the SD 1.x text
+// encoder, "lora_te1" for SDXL's first, "lora_unet" for the UNet
+// (model.diffusion_model.) — and ok; ok is false for other modules (the
+// caller's prefix applies). With explicit, a prefix the user chose, the
+// UNet keeps it: only the text encoders, which kohya readers find by
+// their prefix alone, are renamed.
+func KohyaPrefixOf(module string, explicit bool) (string, bool) {
+	switch {
+	case strings.HasPrefix(module, ldmTextPrefix):
+		return "lora_te", true
+	case strings.HasPrefix(module, sgmText1Prefix):
+		return "lora_te1", true
+	case strings.HasPrefix(module, ldmUNetPrefix) && !explicit:
+		return "lora_unet", true
+	}
+	return "", false
 }
 
 // PEFTEmbeddingKey returns the key PEFT stores an embedding LoRA matrix

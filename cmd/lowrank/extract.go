@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -53,6 +54,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("extract: unexpected arguments %q; expected --base, --tuned and -o", pos)
 	}
+	prefixGiven := false // --kohya-prefix given: a full checkpoint's UNet keeps it
+	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "kohya-prefix" })
+	var usedPrefixes []string // the kohya prefixes written, recorded for merge
 	if *base == "" || *tuned == "" {
 		return usagef("extract: expected --base BASE.safetensors and --tuned TUNED.safetensors")
 	}
@@ -61,8 +65,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	case "peft":
 	case "kohya":
 		kohya = true
-		if *prefix == "" {
-			return usagef("extract: --kohya-prefix is empty; expected a prefix such as lora, lora_unet or lora_te")
+		if *prefix == "" || strings.Contains(*prefix, ",") {
+			return usagef("extract: --kohya-prefix %q; expected one prefix such as lora, lora_unet or lora_te (not empty, no comma)", *prefix)
 		}
 	default:
 		return usagef("extract: --format %q; expected peft or kohya", *format)
@@ -181,7 +185,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			if !it.extract {
 				continue
 			}
-			k := kohyaName(*prefix, model.KohyaStem(it.module))
+			k, used := kohyaOut(*prefix, prefixGiven, it.module)
+			if !slices.Contains(usedPrefixes, used) {
+				usedPrefixes = append(usedPrefixes, used)
+			}
 			if other, dup := seen[k]; dup {
 				return fmt.Errorf("lowrank: %s: tensors %q and %q both map to kohya name %q; expected names that stay distinct when dots become underscores", *tuned, other, it.t.Name, k)
 			}
@@ -233,7 +240,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 
 	meta := adapterMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Format: strings.ToLower(*format), Modules: map[string]tensorMeta{}}
 	if kohya {
-		meta.KohyaPrefix = *prefix
+		meta.KohyaPrefix = strings.Join(usedPrefixes, ",")
 	}
 	rows := make([]row, 0, len(items))
 	var mods []peftModule
@@ -278,7 +285,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 				a, b = model.PEFTEmbeddingKey(it.module, "A"), model.PEFTEmbeddingKey(it.module, "B")
 			}
 			if kohya {
-				k := kohyaName(*prefix, model.KohyaStem(it.module))
+				k, _ := kohyaOut(*prefix, prefixGiven, it.module)
 				a, b, alpha = k+".lora_down.weight", k+".lora_up.weight", k+".alpha"
 			}
 			if err := e.write(w, a, b, alpha); err != nil {

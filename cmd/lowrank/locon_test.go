@@ -324,3 +324,63 @@ func TestKohyaSDXLTextEncoders(t *testing.T) {
 	assertFails(t, dir, nil, []string{"merge", "--base", base, "--adapter", l2, "-o", filepath.Join(dir, "m2.safetensors"), "--quiet"},
 		n2, "OpenCLIP naming", `"conditioner.embedders.1.model."`, "in_proj_weight", "no one-to-one mapping")
 }
+
+// extract --format kohya of a full Stable Diffusion checkpoint named every
+// module with one prefix: the text encoder's layers came out as
+// lora_text_model_… (or lora_unet_text_model_… with --kohya-prefix
+// lora_unet), names no kohya reader takes for a text encoder, and an
+// SDXL checkpoint's first encoder as lora_conditioner_embedders_0_…. A
+// text encoder now gets kohya's prefix for it (lora_te, SDXL's lora_te1),
+// the UNet of a full checkpoint lora_unet unless --kohya-prefix says
+// otherwise, and merge maps every name back (the prefixes used are
+// recorded).
+func TestKohyaExtractPrefixByComponent(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(7, 8))
+	names := []string{
+		"model.diffusion_model.input_blocks.1.1.proj_in.weight",
+		"cond_stage_model.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight",
+		"conditioner.embedders.0.transformer.text_model.encoder.layers.0.mlp.fc1.weight",
+	}
+	var bts, tts []tensor
+	for _, n := range names {
+		w := gauss(rng, 8*6, 1)
+		d := lowRankMat(rng, 8, 6, 1, 1)
+		tw := make([]float64, len(w))
+		for i := range w {
+			tw[i] = w[i] + d[i]
+		}
+		bts = append(bts, tensor{name: n, dt: safetensors.F32, shape: []int{8, 6}, vals: w})
+		tts = append(tts, tensor{name: n, dt: safetensors.F32, shape: []int{8, 6}, vals: tw})
+	}
+	base, tuned := filepath.Join(dir, "base.safetensors"), filepath.Join(dir, "tuned.safetensors")
+	writeST(t, base, nil, bts...)
+	writeST(t, tuned, nil, tts...)
+	for _, c := range []struct {
+		flags []string
+		unet  string
+	}{
+		{nil, "lora_unet_input_blocks_1_1_proj_in"},
+		{[]string{"--kohya-prefix", "lora_unet"}, "lora_unet_input_blocks_1_1_proj_in"},
+		{[]string{"--kohya-prefix", "mine"}, "mine_input_blocks_1_1_proj_in"},
+	} {
+		k := filepath.Join(dir, "k.safetensors")
+		os.Remove(k)
+		mustCLI(t, append([]string{"extract", "--base", base, "--tuned", tuned, "-o", k, "--format", "kohya", "--rank", "1", "--quiet"}, c.flags...)...)
+		_, shapes, _ := readST(t, k)
+		for _, want := range []string{c.unet, "lora_te_text_model_encoder_layers_0_self_attn_q_proj", "lora_te1_text_model_encoder_layers_0_mlp_fc1"} {
+			if _, ok := shapes[want+".lora_down.weight"]; !ok {
+				t.Errorf("extract %v: no %s.lora_down.weight; have %v", c.flags, want, shapes)
+			}
+		}
+		m := filepath.Join(dir, "m.safetensors")
+		os.Remove(m)
+		mustCLI(t, "merge", "--base", base, "--adapter", k, "-o", m, "--quiet")
+		got, _, _ := readST(t, m)
+		for _, tt := range tts {
+			if d := relDiff(got[tt.name], tt.vals); d > 1e-5 {
+				t.Errorf("extract %v then merge: %s differs from the tuned model by %.3g", c.flags, tt.name, d)
+			}
+		}
+	}
+}
