@@ -23,10 +23,13 @@ import (
 // Qwen, OPT, BART, T5 (embed_tokens), GPT-2 (wte, wpe), BERT and BLOOM
 // (word_embeddings, position_embeddings, token_type_embeddings), GPT-NeoX
 // (embed_in), Meta's Llama checkpoints (tok_embeddings), OPT and BART's
-// positions (embed_positions), T5's shared table (shared, top level).
+// positions (embed_positions), T5's shared table (shared, top level),
+// CLIP's text encoder (token_embedding, position_embedding), Mamba
+// (backbone.embedding), RWKV (emb), XLNet (word_embedding).
 var inputEmbeddings = map[string]bool{
 	"embed_tokens": true, "wte": true, "wpe": true, "word_embeddings": true, "position_embeddings": true,
 	"token_type_embeddings": true, "embed_in": true, "tok_embeddings": true, "embed_positions": true,
+	"token_embedding": true, "position_embedding": true, "embedding": true, "emb": true, "word_embedding": true,
 }
 
 // outputHeads are the last parts of the module names of output heads
@@ -84,7 +87,7 @@ func newEmbeddings(f source, note func(string)) *embeddings {
 		note(fmt.Sprintf("lowrank: note: %s not read (%v); embeddings are recognised by their names and shapes only", cfg, err))
 	}
 	for _, t := range f.Tensors() {
-		if d, k, ok := t.Matrix(); ok && embeddingKind(t.Name) == "embedding" {
+		if d, k, ok := t.Matrix(); ok && embeddingKind(t.Name) != "" { // an output head is vocabulary × hidden too
 			add(d, k, fmt.Sprintf("the shape of %s", strconv.Quote(t.Name)))
 		}
 	}
