@@ -46,6 +46,13 @@ byte for byte what one process writes.`, stderr)
 		return err
 	}
 	defer outs.abort()
+	if fi, err := os.Lstat(out); err == nil && fi.IsDir() {
+		unlock, err := lockFolder(out, true) // no part may still be writing
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	var pl outPlan
 	if err := readJSONFile(filepath.Join(out, planName), &pl); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -441,6 +441,9 @@ type partRun struct {
 	man    partMan
 	reused map[int]bool // shards whose piece was reused
 	unlock func()
+	// unlockOut releases the lock on the output folder (lockFolder), held
+	// from prepare to the end of the run, join included.
+	unlockOut func()
 	// created: what this run made and removes when it fails without
 	// --resume.
 	createdOut, createdDir bool
@@ -495,6 +498,7 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 		if r.unlock != nil {
 			r.unlock()
 		}
+		r.unlockOut()
 	}()
 	if fsx.distributed() && !j.s.quiet {
 		fmt.Fprintf(stderr, "lowrank: part %d of %d (%s): tensors %d–%d of %d, %d shard files in all\n", fsx.part, fsx.parts, fsx.partFrom, lo, hi, len(lay.order), len(lay.shards))
@@ -573,12 +577,45 @@ func (r *partRun) rows() []row {
 
 // prepare checks and creates the output folder and the part's folder, and
 // loads what a previous run of the part finished (--resume).
-func (r *partRun) prepare(planBytes []byte) error {
+func (r *partRun) prepare(planBytes []byte) (err error) {
 	j := r.job
+	// Hold the folder first (creating it when there is none), then look at
+	// what it holds: another run on it fails here, before touching it.
+	if fi, lerr := os.Lstat(j.out); lerr != nil {
+		if err := os.Mkdir(j.out, 0o755); err == nil {
+			r.createdOut = true
+		} else if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("lowrank: %s: cannot create the output folder: %w", j.out, unwrapPathErr(err))
+		}
+	} else if !fi.IsDir() {
+		_, err := inspectFolder(j.out, j.cmd) // names what is in the way
+		return err
+	}
+	if r.unlockOut, err = lockFolder(j.out, !j.fs.distributed()); err != nil {
+		if r.createdOut {
+			os.Remove(j.out)
+			r.createdOut = false
+		}
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if r.unlock != nil {
+				r.unlock()
+				r.unlock = nil
+			}
+			if r.createdOut {
+				os.Remove(j.out) // only when empty
+			}
+			r.unlockOut()
+			r.unlockOut = nil
+		}
+	}()
 	st, err := inspectFolder(j.out, j.cmd)
 	if err != nil {
 		return err
 	}
+
 	if len(st.final) > 0 && !j.s.force {
 		return fmt.Errorf("lowrank: %s: %w; expected a new folder (use --force to replace a model folder written by a previous lowrank %s)", j.out, safetensors.ErrExists, st.previous)
 	}
@@ -594,12 +631,6 @@ func (r *partRun) prepare(planBytes []byte) error {
 			}
 		}
 		st.partial = nil
-	}
-	if !st.exists {
-		if err := os.Mkdir(j.out, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("lowrank: %s: cannot create the output folder: %w", j.out, unwrapPathErr(err))
-		}
-		r.createdOut = true
 	}
 	// The plan: written by the first part, the same bytes from every other.
 	pp := filepath.Join(j.out, planName)
