@@ -52,20 +52,22 @@ func KohyaStem(module string) string {
 	return module
 }
 
-// KohyaPrefixOf returns the kohya prefix a module of a full Stable
-// Diffusion checkpoint is named with — "lora_te" for the SD 1.x text
-// encoder, "lora_te1" for SDXL's first, "lora_unet" for the UNet
-// (model.diffusion_model.) — and ok; ok is false for other modules (the
-// caller's prefix applies). With explicit, a prefix the user chose, the
-// UNet keeps it: only the text encoders, which kohya readers find by
-// their prefix alone, are renamed.
+// KohyaPrefixOf returns the kohya prefix a Stable Diffusion module is
+// named with — "lora_te" for a full checkpoint's SD 1.x text encoder,
+// "lora_te1" for SDXL's first, "lora_unet" for the UNet (a full
+// checkpoint's model.diffusion_model., or a UNet file's own names:
+// down_blocks…, input_blocks…, conv_in, …) — and ok; ok is false for
+// other modules (the caller's prefix applies). With explicit, a prefix the
+// user chose, the UNet keeps it: only the text encoders, which kohya
+// readers find by their prefix alone, are renamed.
 func KohyaPrefixOf(module string, explicit bool) (string, bool) {
 	switch {
 	case strings.HasPrefix(module, ldmTextPrefix):
 		return "lora_te", true
 	case strings.HasPrefix(module, sgmText1Prefix):
 		return "lora_te1", true
-	case strings.HasPrefix(module, ldmUNetPrefix) && !explicit:
+	case explicit:
+	case strings.HasPrefix(module, ldmUNetPrefix), unetStyle(strings.ReplaceAll(module, ".", "_")) != "":
 		return "lora_unet", true
 	}
 	return "", false

@@ -356,6 +356,16 @@ func TestKohyaExtractPrefixByComponent(t *testing.T) {
 	base, tuned := filepath.Join(dir, "base.safetensors"), filepath.Join(dir, "tuned.safetensors")
 	writeST(t, base, nil, bts...)
 	writeST(t, tuned, nil, tts...)
+	// A diffusers UNet file (diffusion_pytorch_model.safetensors): its
+	// modules are the UNet's, lora_unet_… by default too.
+	ub, ut := filepath.Join(dir, "unet-base.safetensors"), filepath.Join(dir, "unet-tuned.safetensors")
+	writeST(t, ub, nil, tensor{name: "down_blocks.0.attentions.0.proj_in.weight", dt: safetensors.F32, shape: []int{8, 6}, vals: bts[0].vals})
+	writeST(t, ut, nil, tensor{name: "down_blocks.0.attentions.0.proj_in.weight", dt: safetensors.F32, shape: []int{8, 6}, vals: tts[0].vals})
+	uk := filepath.Join(dir, "unet-k.safetensors")
+	mustCLI(t, "extract", "--base", ub, "--tuned", ut, "-o", uk, "--format", "kohya", "--rank", "1", "--quiet")
+	if _, shapes, _ := readST(t, uk); shapes["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"] == nil {
+		t.Errorf("a diffusers UNet's module: %v; want lora_unet_down_blocks_0_attentions_0_proj_in", shapes)
+	}
 	for _, c := range []struct {
 		flags []string
 		unet  string
