@@ -42,7 +42,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	base := fs.String("base", "", "the base model: a `FILE`.safetensors, a model folder (shards and their index) or an index file")
 	tuned := fs.String("tuned", "", "the fine-tuned model: a `FILE`.safetensors, a model folder or an index file")
 	format := fs.String("format", "peft", "adapter format: peft (a folder) or kohya (one .safetensors file)")
-	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …)")
+	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …); a full Stable Diffusion checkpoint's text encoders are named lora_te (SDXL: lora_te1) whatever it is, and a UNet's modules (model.diffusion_model., down_blocks, input_blocks, …) lora_unet unless it is given")
 	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json (the base's Hugging Face `NAME` or path)")
 	taskType := fs.String("task-type", "", "task_type written to adapter_config.json: one of "+strings.Join(peftTaskTypes, ", ")+" (default: null)")
 	rf := addRankFlags(fs, "sqrt", "how S is shared: sqrt (B = U·√S, A = √S·Vᵀ, balanced, the default) or us")
