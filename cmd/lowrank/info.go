@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,7 +39,10 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	for i, path := range pos {
 		st, err := os.Stat(path)
 		if err != nil {
-			return fmt.Errorf("lowrank: %w", err)
+			return fmt.Errorf("lowrank: %s: %w; expected a .safetensors file, a model folder, an index file or an adapter folder", path, unwrapPathErr(err))
+		}
+		if !st.IsDir() && filepath.Base(path) == peftConfigName {
+			return fmt.Errorf("lowrank: %s: is the config of the PEFT adapter folder %s; expected that folder as the adapter", path, filepath.Dir(path))
 		}
 		isModel := isModelPath(path, st.IsDir()) // info_folder.go
 		if *asJSON && isModel {
