@@ -543,6 +543,9 @@ func (ad *Adapter) Close() error {
 			first = err
 		}
 	}
+	if ad.file == nil { // a zero Adapter
+		return first
+	}
 	if err := ad.file.Close(); err != nil && first == nil {
 		first = err
 	}

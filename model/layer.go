@@ -296,11 +296,18 @@ func (l *Layer[T]) release() error {
 	if l.factors != nil {
 		return l.factors.Close()
 	}
-	return l.dense.Close()
+	if l.dense != nil {
+		return l.dense.Close()
+	}
+	return nil // a zero Layer holds nothing
 }
 
-// live returns ErrClosed once the model is closed.
+// live returns ErrClosed once the model is closed, and ErrNotFound for a
+// zero Layer (declared, not obtained from Model.Linear).
 func (l *Layer[T]) live() error {
+	if l.m == nil {
+		return errorf(ErrNotFound, "a zero Layer; expected one from Model.Linear or Model.Linear64")
+	}
 	if l.m.closed.Load() {
 		return errorf(ErrClosed, "module %q: model used after Close", l.name)
 	}

@@ -103,10 +103,20 @@ func (l *LoRALayer[T]) Module() AdapterModule { return l.mod }
 func (l *LoRALayer[T]) Adapter() *Adapter { return l.ad }
 
 // Dims returns the shape d×k of B·A.
-func (l *LoRALayer[T]) Dims() (d, k int) { return l.factors.Dims() }
+func (l *LoRALayer[T]) Dims() (d, k int) {
+	if l.factors == nil {
+		return 0, 0
+	}
+	return l.factors.Dims()
+}
 
 // Rank returns r.
-func (l *LoRALayer[T]) Rank() int { return l.factors.Rank }
+func (l *LoRALayer[T]) Rank() int {
+	if l.factors == nil {
+		return 0
+	}
+	return l.factors.Rank
+}
 
 // Scale returns the scaling of B·A.
 func (l *LoRALayer[T]) Scale() float64 { return l.mod.Scale }
@@ -117,6 +127,12 @@ func (l *LoRALayer[T]) Factors() *lowrank.Factors[T] { return l.factors }
 
 // fit checks that l can be applied with the base layer b.
 func (l *LoRALayer[T]) fit(b *Layer[T]) error {
+	if err := b.live(); err != nil {
+		return err
+	}
+	if l.ad == nil || l.factors == nil {
+		return errorf(ErrNotFound, "a zero LoRA layer; expected one from Adapter.LoRA or Adapter.LoRA64")
+	}
 	if l.ad.closed.Load() {
 		return fileErr(ErrClosed, l.ad.path, "adapter used after Close")
 	}
@@ -168,6 +184,9 @@ func (l *Layer[T]) ForwardAdapter(y, x []T, ad *LoRALayer[T]) error {
 //
 //	Y = X·Wᵀ + b;  for each adapter a:  Y[rows of a] += scale_a·X[rows of a]·A_aᵀ·B_aᵀ
 func (l *Layer[T]) ForwardBatchAdapters(y, x lowrank.Matrix[T], ads []*LoRALayer[T]) error {
+	if err := l.live(); err != nil {
+		return err
+	}
 	if len(ads) != 1 && len(ads) != x.Rows {
 		return l.fail(errorf(lowrank.ErrShape, "%d adapters for %d rows; expected one per row of x, or one for all", len(ads), x.Rows))
 	}

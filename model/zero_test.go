@@ -1,0 +1,68 @@
+package model_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lowrank-go/lowrank"
+	"github.com/lowrank-go/lowrank/model"
+	"github.com/lowrank-go/lowrank/safetensors"
+)
+
+// TestZeroValues: the zero Layer, LoRA layer and Adapter (declared, never
+// obtained from Model.Linear, Adapter.LoRA or OpenAdapter) answer with an
+// error starting "lowrank:", or harmlessly, never with a panic.
+func TestZeroValues(t *testing.T) {
+	call := func(name string, f func() error) error {
+		t.Helper()
+		var err error
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s panicked: %v", name, r)
+				}
+			}()
+			err = f()
+		}()
+		return err
+	}
+	wantErr := func(name string, f func() error) {
+		t.Helper()
+		if err := call(name, f); err == nil || !strings.HasPrefix(err.Error(), "lowrank:") || !errors.Is(err, model.ErrNotFound) {
+			t.Errorf("%s: %v; want a lowrank: error wrapping ErrNotFound", name, err)
+		}
+	}
+	var l model.Linear
+	var lo model.LoRA
+	y, x := make([]float32, 3), make([]float32, 3)
+	X, _ := lowrank.NewMatrix(1, 3, x)
+	Y, _ := lowrank.NewMatrix(1, 3, y)
+	wantErr("zero Layer.Forward", func() error { return l.Forward(y, x) })
+	wantErr("zero Layer.ForwardBatch", func() error { return l.ForwardBatch(Y, X) })
+	wantErr("zero Layer.ForwardAdapter", func() error { return l.ForwardAdapter(y, x, nil) })
+	wantErr("zero Layer.ForwardBatchAdapters", func() error { return l.ForwardBatchAdapters(Y, X, []*model.LoRA{nil}) })
+	_ = call("zero Layer.Close", l.Close)
+	_ = call("zero LoRA.Rank", func() error { _ = lo.Rank(); _, _ = lo.Dims(); return nil })
+	var ad model.Adapter
+	_ = call("zero Adapter.Close", ad.Close)
+
+	// A real layer with a zero LoRA layer.
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	writeST(t, path, nil, tensor{name: "fc.weight", dt: safetensors.F32, shape: []int{2, 3}, vals: []float64{1, 2, 3, 4, 5, 6}})
+	m, err := model.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fc, err := m.Linear("fc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, k := fc.Dims()
+	wantErr("ForwardAdapter(zero LoRA)", func() error { return fc.ForwardAdapter(make([]float32, d), make([]float32, k), &lo) })
+	Xk, _ := lowrank.NewMatrix(1, k, make([]float32, k))
+	Yd, _ := lowrank.NewMatrix(1, d, make([]float32, d))
+	wantErr("ForwardBatchAdapters(zero LoRA)", func() error { return fc.ForwardBatchAdapters(Yd, Xk, []*model.LoRA{&lo}) })
+}
