@@ -66,3 +66,25 @@ func TestZeroValues(t *testing.T) {
 	Yd, _ := lowrank.NewMatrix(1, d, make([]float32, d))
 	wantErr("ForwardBatchAdapters(zero LoRA)", func() error { return fc.ForwardBatchAdapters(Yd, Xk, []*model.LoRA{&lo}) })
 }
+
+// TestLinearTensorNameHint: asking Linear for a tensor's name instead of
+// its module's ("fc.weight", "fc.weight.A") gets an error that names the
+// module to ask for.
+func TestLinearTensorNameHint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	writeST(t, path, nil,
+		tensor{name: "fc.weight.A", dt: safetensors.F32, shape: []int{1, 3}, vals: []float64{1, 2, 3}},
+		tensor{name: "fc.weight.B", dt: safetensors.F32, shape: []int{2, 1}, vals: []float64{1, 2}},
+		tensor{name: "fc.bias", dt: safetensors.F32, shape: []int{2}, vals: []float64{1, 2}})
+	m, err := model.OpenWith(path, model.Options{IgnoreMetadata: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, name := range []string{"fc.weight", "fc.weight.A", "fc.weight.B", "fc.bias"} {
+		_, err := m.Linear(name)
+		if !errors.Is(err, model.ErrNotFound) || !strings.Contains(err.Error(), `expected a module name: "fc"`) {
+			t.Errorf("Linear(%q): %v; want ErrNotFound naming the module \"fc\"", name, err)
+		}
+	}
+}
