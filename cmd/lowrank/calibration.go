@@ -63,7 +63,13 @@ func newCalibration(f *safetensors.File) *calibration {
 // plan checks the entries of the selected items before any work, and
 // returns the items with each bias that absorbs its weight's mean error
 // moved right after the weight (same dtype: the alignment holds).
+//
+// A file that calibrates none of the selected tensors is an error: its
+// names are not the model's (statistics collected under another prefix,
+// or for another model), and going on would give plain SVD to a caller
+// who asked for data-aware factors.
 func plan[I any](c *calibration, model source, items []I, info func(I) (safetensors.TensorInfo, bool, safetensors.DType), mk func(safetensors.TensorInfo) I) ([]I, error) {
+	firstSel := ""
 	for i, it := range items {
 		if err := tick(i); err != nil {
 			return nil, err
@@ -71,6 +77,9 @@ func plan[I any](c *calibration, model source, items []I, info func(I) (safetens
 		t, sel, out := info(it)
 		if !sel {
 			continue
+		}
+		if firstSel == "" {
+			firstSel = t.Name
 		}
 		_, k, _ := t.Matrix()
 		has, err := c.check(t.Name, k)
@@ -82,6 +91,13 @@ func plan[I any](c *calibration, model source, items []I, info func(I) (safetens
 				return nil, err
 			}
 		}
+	}
+	if len(c.has) == 0 && firstSel != "" {
+		ts := c.f.Tensors()
+		if len(ts) == 0 {
+			return nil, fmt.Errorf("lowrank: %s: the calibration file holds no matrix; expected, for each weight to calibrate, a k×k tensor of its name (%q, say)", c.f.Path(), firstSel)
+		}
+		return nil, fmt.Errorf("lowrank: %s: none of its %d tensors names a tensor to factorize (first: %q; the first tensor to factorize is %q); expected entries named after the weights they calibrate, as scripts/collect_stats.py writes them for this model", c.f.Path(), len(ts), ts[0].Name, firstSel)
 	}
 	if len(c.biases) == 0 {
 		return items, nil

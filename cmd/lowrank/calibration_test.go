@@ -264,18 +264,27 @@ func TestCalibrationBadInput(t *testing.T) {
 }
 
 // TestCalibrationUnused: entries that match no selected tensor are noted
-// on stderr; the run succeeds.
+// on stderr, with --quiet too, and the run succeeds; a file that
+// calibrates none of the selected tensors (names of another model, or of
+// another prefix) is an error before any work, not a silent plain SVD.
 func TestCalibrationUnused(t *testing.T) {
 	dir := t.TempDir()
 	model, stats, _ := calibModel(t, dir, safetensors.F32)
 	out := filepath.Join(dir, "out.safetensors")
-	code, _, errs := cli("factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--include", "^l2")
-	if code != 0 || !strings.Contains(errs, "4 of the 4 matrices in stats.safetensors match no selected tensor") {
-		t.Errorf("exit %d, stderr %q; want a note about the 4 unused entries", code, errs)
+	code, _, errs := cli("factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--include", "^l[12]", "--quiet")
+	if code != 0 || !strings.Contains(errs, "2 of the 4 matrices in stats.safetensors match no selected tensor") {
+		t.Errorf("exit %d, stderr %q; want a note about the 2 unused entries", code, errs)
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Error(err)
 	}
+	none := filepath.Join(dir, "none.safetensors")
+	assertFails(t, dir, nil, []string{"factorize", model, "-o", none, "--rank", "4", "--calibration", stats, "--include", "^l2"},
+		stats, "none of its 4 tensors names a tensor to factorize", `"l2.weight"`)
+	empty := filepath.Join(dir, "empty.safetensors")
+	writeST(t, empty, nil)
+	assertFails(t, dir, nil, []string{"factorize", model, "-o", none, "--rank", "4", "--calibration", empty},
+		empty, "holds no matrix")
 }
 
 // TestCalibrationPython: numpy, reading the files itself

@@ -415,7 +415,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if s.calib != nil && !s.quiet {
+	if s.calib != nil { // a warning, shown with --quiet too
 		if n := s.calib.note(); n != "" {
 			fmt.Fprintln(stderr, esc(n))
 		}
