@@ -386,3 +386,77 @@ func TestCalibrationBudget(t *testing.T) {
 		t.Errorf("calibrated tensor over the budget: %v; want an error naming it", err)
 	}
 }
+
+// TestCollectStatsSharedInput: layers fed the very same tensor share one
+// accumulator in scripts/collect_stats.py only when they see the same rows
+// (q/k/v Linears; not a 3×3 conv and the 1×1 stride-2 shortcut conv of a
+// ResNet-style block, whose unfolded patches differ): every entry equals
+// XᵀX/n of the layer's own rows, computed here with unfold. And a conv's
+// rows are its patches for every padding (padding "same" and "valid" made
+// unfold fail; reflect and circular padding gave zero-padded patches).
+func TestCollectStatsSharedInput(t *testing.T) {
+	var py string
+	for _, p := range []string{os.Getenv("LOWRANK_PYTHON"), "python3", "/usr/bin/python3"} {
+		if p != "" && exec.Command(p, "-c", "import torch, numpy").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		if os.Getenv("LOWRANK_REQUIRE_TORCH") == "1" {
+			t.Fatal("no python3 with torch and numpy (apt-get install python3-torch)")
+		}
+		t.Skip("no python3 with torch and numpy (apt-get install python3-torch)")
+	}
+	scripts, _ := filepath.Abs("../../scripts")
+	prog := `
+import sys, torch
+import torch.nn.functional as F
+sys.path.insert(0, sys.argv[1])
+from collect_stats import collect
+torch.manual_seed(0)
+class Net(torch.nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.c1 = torch.nn.Conv2d(2, 4, 3, padding=1)
+        s.c2 = torch.nn.Conv2d(4, 6, 3, padding=1, stride=2)
+        s.short = torch.nn.Conv2d(4, 6, 1, stride=2)
+        s.q = torch.nn.Linear(6 * 16, 5)
+        s.k = torch.nn.Linear(6 * 16, 5)
+    def forward(s, x):
+        h = torch.relu(s.c1(x))
+        h = torch.relu(s.c2(h) + s.short(h)).flatten(1)
+        return s.q(h) + s.k(h)
+m = Net().double()
+xs = [torch.rand(7, 2, 8, 8, dtype=torch.float64) for _ in range(3)]
+stats, counts = collect(m, xs)
+x = torch.cat(xs)
+with torch.no_grad():
+    h = torch.relu(m.c1(x))
+    flat = torch.relu(m.c2(h) + m.short(h)).flatten(1)
+def rows(mod, inp):
+    if isinstance(mod, torch.nn.Conv2d):
+        c = F.unfold(inp, mod.kernel_size, padding=mod.padding, stride=mod.stride)
+        return c.transpose(1, 2).reshape(-1, c.shape[1])
+    return inp
+for name, mod, inp in (("c1", m.c1, x), ("c2", m.c2, h), ("short", m.short, h), ("q", m.q, flat), ("k", m.k, flat)):
+    r = rows(mod, inp)
+    want = (r.T @ r / r.shape[0]).numpy()
+    got = stats[name + ".weight"]
+    assert got.shape == want.shape, (name, got.shape, want.shape)
+    assert abs(got - want).max() <= 1e-12 * abs(want).max(), name
+    assert counts[name + ".weight"] == r.shape[0], (name, counts[name + ".weight"], r.shape[0])
+# Every padding a Conv2d takes: the rows, times the weight, are its outputs.
+from collect_stats import _rows
+for kw in (dict(padding="same"), dict(padding="valid"), dict(padding=1, padding_mode="reflect"),
+           dict(padding=(1, 2), padding_mode="circular"), dict(padding=2, dilation=2, padding_mode="replicate")):
+    c = torch.nn.Conv2d(3, 5, 3, bias=False, **kw).double()
+    x = torch.rand(2, 3, 9, 9, dtype=torch.float64)
+    y = (_rows(c, x) @ c.weight.reshape(5, -1).T).reshape(2, -1, 5)
+    assert torch.allclose(y, c(x).flatten(2).transpose(1, 2)), kw
+print("OK")
+`
+	if b, err := exec.Command(py, "-c", prog, scripts).CombinedOutput(); err != nil || !strings.Contains(string(b), "OK") {
+		t.Fatalf("collect_stats.py: %v\n%s", err, b)
+	}
+}
