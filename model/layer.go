@@ -256,7 +256,7 @@ func (l *Layer[T]) Dense() *lowrank.Dense[T] { return l.dense }
 func (l *Layer[T]) Bias() []T { return l.bias }
 
 // Forward computes y = W·x + b (or B·(A·x) + b) for one input x of length
-// k into y, of length d. It returns an error wrapping lowrank.ErrShape or
+// k into y, of length d (y may be x itself, for a square layer). It returns an error wrapping lowrank.ErrShape or
 // lowrank.ErrNonFinite for a vector of the wrong length or holding a NaN
 // or ±Inf, naming the module.
 func (l *Layer[T]) Forward(y, x []T) error {

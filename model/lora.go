@@ -1,7 +1,9 @@
 package model
 
 import (
+	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank"
 )
@@ -125,6 +127,19 @@ func (l *LoRALayer[T]) Scale() float64 { return l.mod.Scale }
 // modified.
 func (l *LoRALayer[T]) Factors() *lowrank.Factors[T] { return l.factors }
 
+// unaliased returns v, or a copy of it when it shares memory with y.
+func unaliased[T lowrank.Float](y, v []T) []T {
+	if len(y) == 0 || len(v) == 0 {
+		return v
+	}
+	size := unsafe.Sizeof(y[0])
+	y0, v0 := uintptr(unsafe.Pointer(unsafe.SliceData(y))), uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+	if v0 < y0+uintptr(len(y))*size && y0 < v0+uintptr(len(v))*size {
+		return slices.Clone(v)
+	}
+	return v
+}
+
 // fit checks that l can be applied with the base layer b.
 func (l *LoRALayer[T]) fit(b *Layer[T]) error {
 	if err := b.live(); err != nil {
@@ -154,7 +169,8 @@ func (l *LoRALayer[T]) fit(b *Layer[T]) error {
 // chosen per call, so that many goroutines serve many adapters from one
 // base. It returns an error wrapping ErrMismatch (and lowrank.ErrShape)
 // for an adapter whose B·A is not the layer's shape or whose
-// fan_in_fan_out differs from the base's, and Forward's errors.
+// fan_in_fan_out differs from the base's, and Forward's errors. y may be x
+// itself (a square layer applied in place).
 func (l *Layer[T]) ForwardAdapter(y, x []T, ad *LoRALayer[T]) error {
 	if ad == nil {
 		return l.Forward(y, x)
@@ -162,6 +178,7 @@ func (l *Layer[T]) ForwardAdapter(y, x []T, ad *LoRALayer[T]) error {
 	if err := ad.fit(l); err != nil {
 		return err
 	}
+	x = unaliased(y, x) // the base writes y before the adapter reads x
 	if err := l.Forward(y, x); err != nil {
 		return err
 	}
@@ -208,6 +225,9 @@ func (l *Layer[T]) ForwardBatchAdapters(y, x lowrank.Matrix[T], ads []*LoRALayer
 			order = append(order, a)
 		}
 		rows[a] = append(rows[a], i)
+	}
+	if len(order) > 0 { // the base writes y before the adapters read x
+		x.Data = unaliased(y.Data, x.Data)
 	}
 	if err := l.ForwardBatch(y, x); err != nil {
 		return err

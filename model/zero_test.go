@@ -2,6 +2,8 @@ package model_test
 
 import (
 	"errors"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,5 +88,61 @@ func TestLinearTensorNameHint(t *testing.T) {
 		if !errors.Is(err, model.ErrNotFound) || !strings.Contains(err.Error(), `expected a module name: "fc"`) {
 			t.Errorf("Linear(%q): %v; want ErrNotFound naming the module \"fc\"", name, err)
 		}
+	}
+}
+
+// TestForwardAdapterInPlace: y may be x itself for a square layer
+// (h = layer(h)): ForwardAdapter and ForwardBatchAdapters give what they
+// give into a separate buffer. Before, the base wrote y and the adapter
+// then read it as its input, with no error.
+func TestForwardAdapterInPlace(t *testing.T) {
+	p := newPEFTFixture(t)
+	// A square base and adapter: d = k = 5.
+	const n, r = 5, 2
+	rng := rand.New(rand.NewPCG(1, 1))
+	base := filepath.Join(p.dir, "square.safetensors")
+	writeST(t, base, nil, tensor{name: "sq.weight", dt: safetensors.F32, shape: []int{n, n}, vals: gauss(rng, n*n, 1)},
+		tensor{name: "sq.bias", dt: safetensors.F32, shape: []int{n}, vals: gauss(rng, n, 1)})
+	ad := filepath.Join(p.dir, "sqad")
+	os.MkdirAll(ad, 0o755)
+	os.WriteFile(filepath.Join(ad, model.PEFTConfigName), []byte(`{"peft_type":"LORA","r":2,"lora_alpha":4}`), 0o644)
+	writeST(t, filepath.Join(ad, model.PEFTWeightsName), nil,
+		tensor{name: "base_model.model.sq.lora_A.weight", dt: safetensors.F32, shape: []int{r, n}, vals: gauss(rng, r*n, 1)},
+		tensor{name: "base_model.model.sq.lora_B.weight", dt: safetensors.F32, shape: []int{n, r}, vals: gauss(rng, n*r, 1)})
+	m, err := model.Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	a, err := model.OpenAdapterWith(ad, model.AdapterOptions{Base: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	l, _ := m.Linear("sq")
+	lo, err := a.LoRA("sq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := to32(gauss(rng, 2*n, 1))
+	want := make([]float32, 2*n)
+	for i := range 2 {
+		if err := l.ForwardAdapter(want[i*n:(i+1)*n], x[i*n:(i+1)*n], lo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := append([]float32(nil), x[:n]...)
+	if err := l.ForwardAdapter(buf, buf, lo); err != nil {
+		t.Fatal(err)
+	}
+	if e := relDiff(buf, want[:n]); e > 1e-6 {
+		t.Errorf("ForwardAdapter(x, x): off by %g", e)
+	}
+	xb, _ := lowrank.NewMatrix(2, n, append([]float32(nil), x...))
+	if err := l.ForwardBatchAdapters(xb, xb, []*model.LoRA{lo, lo}); err != nil {
+		t.Fatal(err)
+	}
+	if e := relDiff(xb.Data, want); e > 1e-6 {
+		t.Errorf("ForwardBatchAdapters(X, X): off by %g", e)
 	}
 }
