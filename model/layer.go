@@ -133,6 +133,7 @@ func loadLayer[T lowrank.Float](m *Model, name string, w *weight) (*Layer[T], er
 			if err := f.SetRecorded(w.rec.RelError, w.rec.Energy); err != nil {
 				return nil, wrap(ErrMetadata, err, "%s: tensor %q", m.files[w.a.file].Path(), w.name)
 			}
+			restoreOutput(f, w.rec)
 		}
 		l.factors = f
 		l.d, l.k = f.Dims()
@@ -225,6 +226,23 @@ func firstNonFinite[T lowrank.Float](v []T) int {
 		}
 	}
 	return -1
+}
+
+// restoreOutput restores into f what rec records of the output error: the
+// weight error for plain factors (the inputs taken as isotropic, as
+// Factorize reports it), the recorded output error, its energy, the ridge
+// and the weighting for factors computed with input statistics
+// (lowrank factorize --calibration). Checked by checkClaims.
+func restoreOutput[T lowrank.Float](f *lowrank.Factors[T], rec *Record) {
+	f.OutputRelError, f.OutputEnergy = f.RelError, f.Energy
+	if rec.Calibrated == nil || !*rec.Calibrated || rec.OutputRelError == nil {
+		return
+	}
+	e := *rec.OutputRelError
+	f.Weighting, f.OutputRelError, f.OutputEnergy = lowrank.WeightCovariance, e, 1-e*e
+	if rec.Ridge != nil {
+		f.Ridge = *rec.Ridge
+	}
 }
 
 // Name returns the module name.

@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -144,5 +145,102 @@ func TestForwardAdapterInPlace(t *testing.T) {
 	}
 	if e := relDiff(xb.Data, want); e > 1e-6 {
 		t.Errorf("ForwardBatchAdapters(X, X): off by %g", e)
+	}
+}
+
+// TestRecordedOutputError: a layer of a file factorize wrote with
+// --calibration has the recorded output error, its energy, the ridge and
+// the weighting restored into its Factors (they were NaN and 0); a plain
+// file's output error is its weight error (the inputs taken as
+// isotropic). A recorded output error outside [0, 1] or a negative ridge
+// is a lie, refused at Open.
+func TestRecordedOutputError(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, rec string) string {
+		path := filepath.Join(dir, name)
+		writeST(t, path, map[string]string{"lowrank": `{"version":1,"policy":"rank=1","split":"us","tensors":{"fc.weight":` + rec + `}}`},
+			tensor{name: "fc.weight.A", dt: safetensors.F32, shape: []int{1, 3}, vals: []float64{1, 2, 3}},
+			tensor{name: "fc.weight.B", dt: safetensors.F32, shape: []int{2, 1}, vals: []float64{1, 2}})
+		return path
+	}
+	layer := func(path string) *lowrank.Factors[float32] {
+		t.Helper()
+		m, err := model.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		l, err := m.Linear("fc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Factors()
+	}
+	f := layer(write("cal.safetensors", `{"shape":[2,3],"rank":1,"rel_error":0.5,"energy":0.75,"dtype":"F32","calibrated":true,"output_rel_error":0.2,"ridge":0.001}`))
+	if f.RelError != 0.5 || f.OutputRelError != 0.2 || math.Abs(f.OutputEnergy-0.96) > 1e-15 || f.Ridge != 0.001 || f.Weighting != lowrank.WeightCovariance {
+		t.Errorf("calibrated: RelError %v OutputRelError %v OutputEnergy %v Ridge %v Weighting %v; want 0.5 0.2 0.96 0.001 WeightCovariance",
+			f.RelError, f.OutputRelError, f.OutputEnergy, f.Ridge, f.Weighting)
+	}
+	f = layer(write("plain.safetensors", `{"shape":[2,3],"rank":1,"rel_error":0.5,"energy":0.75,"dtype":"F32"}`))
+	if f.OutputRelError != 0.5 || f.OutputEnergy != 0.75 || f.Weighting != lowrank.WeightNone {
+		t.Errorf("plain: OutputRelError %v OutputEnergy %v Weighting %v; want 0.5 0.75 WeightNone", f.OutputRelError, f.OutputEnergy, f.Weighting)
+	}
+	for name, rec := range map[string]string{
+		"big.safetensors":   `{"shape":[2,3],"rank":1,"rel_error":0.5,"energy":0.75,"dtype":"F32","calibrated":true,"output_rel_error":1.5,"ridge":0}`,
+		"neg.safetensors":   `{"shape":[2,3],"rank":1,"rel_error":0.5,"energy":0.75,"dtype":"F32","calibrated":true,"output_rel_error":-0.1,"ridge":0}`,
+		"ridge.safetensors": `{"shape":[2,3],"rank":1,"rel_error":0.5,"energy":0.75,"dtype":"F32","calibrated":true,"output_rel_error":0.1,"ridge":-1}`,
+	} {
+		if _, err := model.Open(write(name, rec)); !errors.Is(err, model.ErrMetadata) {
+			t.Errorf("%s: %v; want ErrMetadata", name, err)
+		}
+	}
+}
+
+// TestWriterCalibratedRoundTrip: factors computed with input statistics,
+// written by AddFactors and read back by Open, keep their output error,
+// ridge and weighting (AddFactors recorded only the weight error, and the
+// layer then reported it as the output error).
+func TestWriterCalibratedRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	const d, k = 8, 6
+	w, _ := lowrank.NewMatrix(d, k, gauss(rng, d*k, 1))
+	x := gauss(rng, 20*k, 1)
+	c := make([]float64, k*k)
+	for s := range 20 {
+		for i := range k {
+			for j := range k {
+				c[i*k+j] += x[s*k+i] * x[s*k+j] * float64(i+1) * float64(j+1) / 20
+			}
+		}
+	}
+	cm, _ := lowrank.NewMatrix(k, k, c)
+	f, err := lowrank.Factorize(w, lowrank.Rank(2), lowrank.WithInputCovariance(cm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "out.safetensors")
+	mw, err := model.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := model.AddFactors(mw, "fc.weight", f, safetensors.F64); err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, err := m.Linear64("fc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := l.Factors()
+	if g.OutputRelError != f.OutputRelError || g.Ridge != f.Ridge || g.Weighting != lowrank.WeightCovariance || g.RelError != f.RelError {
+		t.Errorf("read back: output error %v ridge %v weighting %v error %v; wrote %v %v %v %v",
+			g.OutputRelError, g.Ridge, g.Weighting, g.RelError, f.OutputRelError, f.Ridge, f.Weighting, f.RelError)
 	}
 }
