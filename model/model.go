@@ -127,6 +127,11 @@ func FromFiles(o Options, files ...*safetensors.File) (*Model, error) {
 	if len(files) == 0 {
 		return nil, errorf(ErrNotFound, "no file given; expected at least one safetensors file")
 	}
+	for i, f := range files {
+		if f == nil {
+			return nil, errorf(ErrNotFound, "file %d of %d is nil; expected open safetensors files", i+1, len(files))
+		}
+	}
 	return newModel(files, o)
 }
 

@@ -50,6 +50,7 @@ func TestZeroValues(t *testing.T) {
 	_ = call("zero LoRA.Rank", func() error { _ = lo.Rank(); _, _ = lo.Dims(); return nil })
 	var ad model.Adapter
 	_ = call("zero Adapter.Close", ad.Close)
+	wantErr("FromFiles(nil)", func() error { _, err := model.FromFiles(model.Options{}, nil); return err })
 
 	// A real layer with a zero LoRA layer.
 	path := filepath.Join(t.TempDir(), "m.safetensors")
