@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -458,5 +459,29 @@ print("OK")
 `
 	if b, err := exec.Command(py, "-c", prog, scripts).CombinedOutput(); err != nil || !strings.Contains(string(b), "OK") {
 		t.Fatalf("collect_stats.py: %v\n%s", err, b)
+	}
+}
+
+// TestCalibrationInfo: lowrank info shows the output error a calibrated
+// file records beside the weight error, and "- (plain)" for a tensor that
+// had no statistics.
+func TestCalibrationInfo(t *testing.T) {
+	dir := t.TempDir()
+	model, stats, _ := calibModel(t, dir, safetensors.F64)
+	out := filepath.Join(dir, "out.safetensors")
+	mustCLI(t, "factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--quiet")
+	info := mustCLI(t, "info", out)
+	_, _, meta := readST(t, out)
+	var md struct {
+		Tensors map[string]struct {
+			OutputRelError *float64 `json:"output_rel_error"`
+		} `json:"tensors"`
+	}
+	if err := json.Unmarshal([]byte(meta["lowrank"]), &md); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%.2e", *md.Tensors["l0.weight"].OutputRelError)
+	if !strings.Contains(info, "out.err") || !strings.Contains(info, want) || !strings.Contains(info, "- (plain)") {
+		t.Errorf("info of a calibrated file lacks the out.err column, l0's %s or l2's plain mark:\n%s", want, info)
 	}
 }
