@@ -50,6 +50,9 @@ type calibration struct {
 	// work; read-only once the pipeline runs.
 	has  map[string]bool
 	seen map[string]bool // entries some selected tensor asked for
+	// meanUnused says, for each input mean whose bias cannot take the
+	// mean error (another dtype or shape than the weight as written), why.
+	meanUnused []string
 	// absorbs maps a weight to the bias that takes its mean error,
 	// biases the bias back to it.
 	absorbs, biases map[string]*absorb
@@ -155,7 +158,12 @@ func (c *calibration) checkMean(model source, t safetensors.TensorInfo, out safe
 		return nil
 	}
 	bt, ok := model.Tensor(base + "bias")
-	if !ok || len(bt.Shape) != 1 || bt.Shape[0] != d || bt.DType != out {
+	if !ok {
+		return nil // a layer without a bias: about zero, as documented
+	}
+	if len(bt.Shape) != 1 || bt.Shape[0] != d || bt.DType != out {
+		c.meanUnused = append(c.meanUnused, fmt.Sprintf("%q: bias %q is %s %s, the weight is written %s %d×%d",
+			mt.Name, bt.Name, bt.DType, shapeString(bt.Shape), out, d, k))
 		return nil
 	}
 	ab := &absorb{bias: bt, done: make(chan struct{})}
@@ -243,13 +251,18 @@ func (c *calibration) unused() []string {
 	return out
 }
 
-// note is what the command says, on stderr, about entries that calibrated
-// nothing (a misspelt name, statistics for another model).
-func (c *calibration) note() string {
-	u := c.unused()
-	if len(u) == 0 {
-		return ""
+// note is what the command says, on stderr, one line each, about entries
+// that calibrated nothing (a misspelt name, statistics for another model)
+// and input means that could not be used.
+func (c *calibration) note() []string {
+	var notes []string
+	if u := c.unused(); len(u) > 0 {
+		notes = append(notes, fmt.Sprintf("lowrank: note: %d of the %d matrices in %s match no selected tensor (first: %q)",
+			len(u), len(c.f.Tensors()), filepath.Base(c.f.Path()), u[0]))
 	}
-	return fmt.Sprintf("lowrank: note: %d of the %d matrices in %s match no selected tensor (first: %q)",
-		len(u), len(c.f.Tensors()), filepath.Base(c.f.Path()), u[0])
+	if m := c.meanUnused; len(m) > 0 {
+		notes = append(notes, fmt.Sprintf("lowrank: note: %d input means in %s were not used, their weights calibrated about zero with C alone (first: %s); expected a bias of the weight's output dtype and shape to take the mean error (--dtype keep)",
+			len(m), filepath.Base(c.f.Path()), m[0]))
+	}
+	return notes
 }

@@ -485,3 +485,16 @@ func TestCalibrationInfo(t *testing.T) {
 		t.Errorf("info of a calibrated file lacks the out.err column, l0's %s or l2's plain mark:\n%s", want, info)
 	}
 }
+
+// TestCalibrationMeanUnused: an input mean whose bias cannot take the
+// mean error (the weights written in another dtype than the bias, with
+// --dtype) is not used, and stderr says so (it was silently dropped).
+func TestCalibrationMeanUnused(t *testing.T) {
+	dir := t.TempDir()
+	model, stats, _ := calibModel(t, dir, safetensors.F32)
+	out := filepath.Join(dir, "out.safetensors")
+	code, table, errs := cli("factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--dtype", "bf16")
+	if code != 0 || !strings.Contains(errs, `"l0.weight.input_mean"`) || !strings.Contains(errs, `"l0.bias" is F32`) || strings.Contains(table, "bias shifted") {
+		t.Errorf("exit %d, stderr %q; want a note that l0's input mean was not used (its bias is F32, the weight BF16)\n%s", code, errs, table)
+	}
+}

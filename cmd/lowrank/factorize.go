@@ -416,7 +416,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if s.calib != nil { // a warning, shown with --quiet too
-		if n := s.calib.note(); n != "" {
+		for _, n := range s.calib.note() {
 			fmt.Fprintln(stderr, esc(n))
 		}
 	}
