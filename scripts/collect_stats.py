@@ -14,8 +14,11 @@ factorizes about the mean and shifts the bias: WithInputMoments). For a Conv2d t
 are its unfolded patches (torch.nn.functional.unfold), so that C is
 (in·kh·kw)×(in·kh·kw), the k of the weight reshaped to out×(in·kh·kw).
 
-Layers that receive the very same input tensor (a transformer's q/k/v
-projections, gate/up) share one accumulator; each still gets its entry.
+Layers that receive the very same input tensor one after the other and
+take the same rows from it (a transformer's q/k/v projections, gate/up;
+not a 3×3 conv and a 1×1 shortcut conv) share one accumulator; each still
+gets its entry. A conv's patches are padded as the conv pads (zeros,
+reflect, replicate, circular; padding "same" and "valid" too).
 
 Usage with a Hugging Face transformers model (needs `transformers`):
 
