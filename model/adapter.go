@@ -333,6 +333,16 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 					missing = append(missing, m.module)
 				}
 			}
+			names := make(map[string]bool, len(mods))
+			for _, m := range mods {
+				names[m.module] = true
+			}
+			if mp := basePrefixMap(missing, have, names); mp != nil {
+				for _, m := range mods {
+					m.base = mp[m.module]
+				}
+				missing = nil
+			}
 		}
 	}
 	if len(missing) > 0 {
@@ -361,6 +371,9 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		at, _ := fa.Tensor(m.aKey)
 		bt, _ := fa.Tensor(m.bKey)
 		am := AdapterModule{Module: m.module, A: at, B: bt, Alpha: m.alphaKey, Embedding: m.embedding}
+		if m.base != "" {
+			am.Module = m.base // rank_pattern and alpha_pattern still match m.module, PEFT's name
+		}
 		if _, _, kernel, ok := WeightMatrix(at); ok && kernel != nil {
 			am.Kernel = kernel
 		}
@@ -436,6 +449,62 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		}
 	}
 	return nil
+}
+
+// basePrefixMap maps the modules of a PEFT adapter that the base lacks to
+// the base's modules the way transformers loads a checkpoint saved without
+// (or with) the model class's base_model_prefix: GPT-2's model.safetensors
+// holds "h.0.attn.c_attn.weight" where a PEFT adapter of GPT2LMHeadModel
+// names "transformer.h.0.attn.c_attn", OPT's "decoder.layers.…" where it
+// names "model.decoder.layers.…". It returns the mapping when one prefix P
+// maps every missing module, all by stripping "P." or all by adding it,
+// onto base modules the adapter does not name itself (taken), and no other
+// prefix does; nil otherwise (the modules stay missing).
+func basePrefixMap(missing []string, have, taken map[string]bool) map[string]string {
+	if len(missing) == 0 {
+		return nil
+	}
+	var found map[string]string
+	ways := 0
+	// Strip: every missing module is P.rest with rest in the base.
+	if p, _, ok := strings.Cut(missing[0], "."); ok {
+		mp := map[string]string{}
+		for _, m := range missing {
+			rest, ok := strings.CutPrefix(m, p+".")
+			if !ok || !have[rest] || taken[rest] {
+				mp = nil
+				break
+			}
+			mp[m] = rest
+		}
+		if mp != nil {
+			found, ways = mp, ways+1
+		}
+	}
+	// Add: P.m is in the base for every missing m, for one P.
+	prefixes := map[string]bool{}
+	for b := range have {
+		if p, _, ok := strings.Cut(b, "."); ok {
+			prefixes[p] = true
+		}
+	}
+	for p := range prefixes {
+		mp := map[string]string{}
+		for _, m := range missing {
+			if !have[p+"."+m] || taken[p+"."+m] {
+				mp = nil
+				break
+			}
+			mp[m] = p + "." + m
+		}
+		if mp != nil {
+			found, ways = mp, ways+1
+		}
+	}
+	if ways != 1 {
+		return nil
+	}
+	return found
 }
 
 // fitsLayer reports whether the module's change fits the base layer li
@@ -552,6 +621,9 @@ func (ad *Adapter) Close() error {
 		if err := s.(interface{ close() error }).close(); err != nil && first == nil {
 			first = err
 		}
+	}
+	if ad.file == nil { // a zero Adapter
+		return first
 	}
 	if err := ad.file.Close(); err != nil && first == nil {
 		first = err

@@ -83,6 +83,7 @@ func PEFTEmbeddingKey(module, ab string) string {
 // loraModule is one module of an adapter file being merged.
 type loraModule struct {
 	module     string // module name (base tensor = module + ".weight")
+	base       string // the base's name for module, when a prefix maps it (basePrefixMap); "" otherwise
 	aKey, bKey string
 	alphaKey   string // kohya only
 	embedding  bool   // PEFT's lora_embedding_A/B

@@ -164,13 +164,34 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 			dense = append(dense, n)
 		}
 		sort.Strings(dense)
-		err = columns(w, len(names)+len(dense), []string{what, "shape", "rank", "rel.err", "energy"}, func(i int) []string {
+		// Factors computed with input statistics (factorize --calibration)
+		// also record their output error: a column of its own.
+		calibrated := false
+		for _, e := range entries {
+			calibrated = calibrated || e.OutputRelError != nil
+		}
+		head := []string{what, "shape", "rank", "rel.err", "energy"}
+		if calibrated {
+			head = []string{what, "shape", "rank", "rel.err", "out.err", "energy"}
+		}
+		err = columns(w, len(names)+len(dense), head, func(i int) []string {
 			if i >= len(names) {
 				n := dense[i-len(names)]
+				if calibrated {
+					return []string{esc(n), "", "dense", "", "", "(" + esc(m.Dense[n]) + ")"}
+				}
 				return []string{esc(n), "", "dense", "", "(" + esc(m.Dense[n]) + ")"}
 			}
 			e := entries[names[i]]
-			return []string{esc(names[i]), shapeString(e.Shape), strconv.Itoa(e.Rank), fmt.Sprintf("%.2e", e.RelError), fmt.Sprintf("%.4f", e.Energy)}
+			row := []string{esc(names[i]), shapeString(e.Shape), strconv.Itoa(e.Rank), fmt.Sprintf("%.2e", e.RelError), fmt.Sprintf("%.4f", e.Energy)}
+			if calibrated {
+				out := "- (plain)"
+				if e.OutputRelError != nil {
+					out = fmt.Sprintf("%.2e", *e.OutputRelError)
+				}
+				row = append(row[:4], out, row[4])
+			}
+			return row
 		})
 		if err != nil {
 			return err
