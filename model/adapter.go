@@ -246,6 +246,9 @@ func openAdapter(path string, o AdapterOptions, check bool) (*Adapter, error) {
 	if err != nil {
 		return nil, &modelError{kinds: []error{ErrNotFound, err}, msg: err.Error()}
 	}
+	if !st.IsDir() && filepath.Base(path) == PEFTConfigName {
+		return nil, fileErr(ErrFormat, path, "is the config of the PEFT adapter folder %s; expected that folder as the adapter", filepath.Dir(path))
+	}
 	ad := &Adapter{path: path, format: "kohya", byName: map[string]int{}, loras: map[layerKey]any{}, backend: o.Backend, checked: check}
 	weights := path
 	if st.IsDir() {
@@ -288,6 +291,10 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 	var err error
 	if ad.cfg == nil {
 		if !isKohya(fa) {
+			dir := filepath.Dir(ad.path)
+			if fi, err := os.Stat(filepath.Join(dir, PEFTConfigName)); err == nil && !fi.IsDir() {
+				return fileErr(ErrFormat, ad.path, "holds no kohya lora_down keys and is a file of the PEFT adapter folder %s (%s beside it); expected that folder as the adapter", dir, PEFTConfigName)
+			}
 			return fileErr(ErrFormat, ad.path, "no adapter_config.json beside it and no kohya lora_down keys; expected a PEFT adapter folder or a kohya LoRA file")
 		}
 		if baseModules == nil && o.Base == nil {
@@ -304,6 +311,9 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 			prefixes = DefaultKohyaPrefixes() // as parseKohyaKeys reads them
 		}
 		if err := unetMappingProblem(ad.path, missing, prefixes, baseModules, baseName); err != nil {
+			return err
+		}
+		if err := openCLIPMappingProblem(ad.path, missing, baseModules, baseName); err != nil {
 			return err
 		}
 	} else {
@@ -553,7 +563,7 @@ func (ad *Adapter) fanMismatch(module string, baseFan bool) error {
 func recordedPrefix(fa *safetensors.File) []string {
 	if raw, ok := fa.Metadata()[MetadataKey]; ok {
 		if m, err := ParseMetadata(raw); err == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
-			return []string{m.KohyaPrefix}
+			return strings.Split(m.KohyaPrefix, ",") // extract records every prefix it used
 		}
 	}
 	return DefaultKohyaPrefixes()

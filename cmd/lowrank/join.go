@@ -46,6 +46,13 @@ byte for byte what one process writes.`, stderr)
 		return err
 	}
 	defer outs.abort()
+	if fi, err := os.Lstat(out); err == nil && fi.IsDir() {
+		unlock, err := lockFolder(out, true) // no part may still be writing
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	var pl outPlan
 	if err := readJSONFile(filepath.Join(out, planName), &pl); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -76,7 +83,7 @@ type joinOptions struct {
 // folder in its place; it returns the report rows of every part.
 func joinFolder(out string, o joinOptions) ([]row, error) {
 	pp := filepath.Join(out, planName)
-	planBytes, err := os.ReadFile(pp)
+	planBytes, err := readRegular(pp, maxPlanBytes)
 	if err != nil {
 		return nil, fmt.Errorf("lowrank: %s: %w", pp, unwrapPathErr(err))
 	}

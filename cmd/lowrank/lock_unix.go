@@ -29,3 +29,29 @@ func lockPart(path string) (func(), error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// lockFolder takes a lock on the folder output dir itself (flock on the
+// folder), exclusive for a run that writes the whole folder or joins it,
+// shared for one part of a --shard run (its parts may run at once); it
+// fails at once when another process holds it otherwise, so that two runs
+// never build one folder together. The lock is on the folder's inode: a
+// run that replaced the folder leaves the new one free. The returned
+// function releases it.
+func lockFolder(dir string, exclusive bool) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lowrank: %s: cannot open the output folder to lock it: %w", dir, unwrapPathErr(err))
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lowrank: %s: another lowrank process is writing this folder; expected one run at a time on an output folder (or the parts of one --shard run)", dir)
+		}
+		return func() {}, nil // file systems without locks: go on unlocked
+	}
+	return func() { f.Close() }, nil
+}
