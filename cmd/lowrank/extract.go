@@ -44,6 +44,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	format := fs.String("format", "peft", "adapter format: peft (a folder) or kohya (one .safetensors file)")
 	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …); a full Stable Diffusion checkpoint's text encoders are named lora_te (SDXL: lora_te1) whatever it is, and a UNet's modules (model.diffusion_model., down_blocks, input_blocks, …) lora_unet unless it is given")
 	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json (the base's Hugging Face `NAME` or path)")
+	fanIn := fs.Bool("fan-in-fan-out", false, "the base stores its 2-D weights in × out (transformers' Conv1D: GPT-2, OpenAI GPT): write the PEFT adapter as PEFT expects then (lora_A r × in, lora_B out × r, fan_in_fan_out true); default: on when the base's config.json says model_type gpt2 or openai-gpt")
 	taskType := fs.String("task-type", "", "task_type written to adapter_config.json: one of "+strings.Join(peftTaskTypes, ", ")+" (default: null)")
 	rf := addRankFlags(fs, "sqrt", "how S is shared: sqrt (B = U·√S, A = √S·Vᵀ, balanced, the default) or us")
 	devSpec := addDevicesFlag(fs)
@@ -55,7 +56,11 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return usagef("extract: unexpected arguments %q; expected --base, --tuned and -o", pos)
 	}
 	prefixGiven := false // --kohya-prefix given: a full checkpoint's UNet keeps it
-	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "kohya-prefix" })
+	fanInGiven := false
+	fs.Visit(func(f *flag.Flag) {
+		prefixGiven = prefixGiven || f.Name == "kohya-prefix"
+		fanInGiven = fanInGiven || f.Name == "fan-in-fan-out"
+	})
 	var usedPrefixes []string // the kohya prefixes written, recorded for merge
 	if *base == "" || *tuned == "" {
 		return usagef("extract: expected --base BASE.safetensors and --tuned TUNED.safetensors")
@@ -91,6 +96,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return usagef("extract: --task-type is written to adapter_config.json, which --format kohya does not write")
 	case kohya && *baseName != "":
 		return usagef("extract: --base-model is written to adapter_config.json, which --format kohya does not write")
+	case kohya && *fanIn:
+		return usagef("extract: --fan-in-fan-out is PEFT's layout for in × out weights; expected --format peft (kohya files hold out × in weights)")
 	}
 	outs := newOutputSet(s.force, *base, *tuned)
 	var out *output
@@ -118,6 +125,17 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ft.Close()
+	if !kohya && !fanInGiven {
+		// GPT-2's checkpoints store Conv1D weights in × out; PEFT then
+		// expects fan_in_fan_out and its layout, and refuses the other.
+		cfg := configBeside(fb)
+		if c, err := readHFConfig(cfg); err == nil && conv1DModelTypes[c.modelType] {
+			*fanIn = true
+			if !s.quiet {
+				fmt.Fprintf(stderr, "lowrank: note: %s says model_type %q, whose weights are stored in × out (Conv1D): the adapter is written with fan_in_fan_out true (--fan-in-fan-out=false to write it as out × in)\n", cfg, c.modelType)
+			}
+		}
+	}
 
 	// Plan: which tensors to extract, which to report.
 	type item struct {
@@ -162,6 +180,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			it.kind = kindConv
 		} else if !kohya && embeddingKind(t.Name) == "embedding" {
 			it.kind = kindEmbedding
+		} else if *fanIn {
+			it.kind = kindConv1D
 		}
 		items = append(items, it)
 	}
@@ -313,7 +333,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !kohya {
-		cfg, err := peftConfigJSON(mods, *baseName, *taskType)
+		cfg, err := peftConfigJSON(mods, *baseName, *taskType, *fanIn)
 		if err != nil {
 			return err
 		}
@@ -383,7 +403,12 @@ const (
 	kindLinear moduleKind = iota
 	kindConv
 	kindEmbedding
+	kindConv1D // a weight stored in × out (--fan-in-fan-out)
 )
+
+// conv1DModelTypes are the config.json model types whose checkpoints
+// store their linear weights in × out (transformers' Conv1D).
+var conv1DModelTypes = map[string]bool{"gpt2": true, "openai-gpt": true}
 
 // extractOne computes the low-rank factors of ΔW = tuned − base for one
 // tensor (a conv weight as its out × in·k_h·k_w matrix).
@@ -481,7 +506,9 @@ func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out sa
 	case kindConv: // lora_down r × in × k_h × k_w, lora_up out × r × 1 × 1
 		aShape = append([]int{r}, t.Shape[1:]...)
 		bShape = []int{d, r, 1, 1}
-	case kindEmbedding: // ΔE = B·A (vocab × hidden) is PEFT's (B'·A')ᵀ: A' = Bᵀ, B' = Aᵀ
+	case kindEmbedding, kindConv1D:
+		// ΔE = B·A (vocab × hidden), or ΔW stored in × out, is PEFT's
+		// (B'·A')ᵀ: A' = Bᵀ, B' = Aᵀ.
 		A, B = B.Transpose(), A.Transpose()
 	}
 	if kohya {

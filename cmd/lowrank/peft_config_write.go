@@ -63,8 +63,9 @@ func specificFirst(names []string) {
 // peftConfigJSON builds adapter_config.json for modules extracted with
 // lora_alpha = r per module (scaling α/r = 1: B·A is ΔW itself). r and
 // lora_alpha are the most common rank; when ranks differ, rank_pattern and
-// alpha_pattern list every module, most specific name first.
-func peftConfigJSON(mods []peftModule, baseModel, taskType string) ([]byte, error) {
+// alpha_pattern list every module, most specific name first. fanIn is
+// fan_in_fan_out: the base's weights are stored in × out.
+func peftConfigJSON(mods []peftModule, baseModel, taskType string, fanIn bool) ([]byte, error) {
 	count := map[int]int{}
 	for _, m := range mods {
 		count[m.rank]++
@@ -103,7 +104,7 @@ func peftConfigJSON(mods []peftModule, baseModel, taskType string) ([]byte, erro
 		{"auto_mapping", nil},
 		{"base_model_name_or_path", base},
 		{"bias", "none"},
-		{"fan_in_fan_out", false},
+		{"fan_in_fan_out", fanIn},
 		{"inference_mode", true},
 		{"init_lora_weights", true},
 		{"layers_pattern", nil},

@@ -80,7 +80,7 @@ func newEmbeddings(f source, note func(string)) *embeddings {
 		}
 		e.shapes, e.from = append(e.shapes, [2]int{v, h}), append(e.from, from)
 	}
-	cfg := filepath.Join(filepath.Dir(f.Path()), "config.json")
+	cfg := configBeside(f)
 	if v, h, err := readVocab(cfg); err == nil && v > 0 && h > 0 {
 		add(v, h, fmt.Sprintf("vocab_size %d × hidden %d from %s", v, h, cfg))
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -94,32 +94,55 @@ func newEmbeddings(f source, note func(string)) *embeddings {
 	return e
 }
 
+// configBeside returns the path of the config.json that describes the
+// model f: in its folder (a model folder, or the one a file is in).
+func configBeside(f source) string {
+	if c, ok := f.(interface{ Folder() string }); ok && c.Folder() != "" {
+		return filepath.Join(c.Folder(), "config.json")
+	}
+	return filepath.Join(filepath.Dir(f.Path()), "config.json")
+}
+
 // maxConfigBytes bounds the config.json read for the vocabulary size.
 const maxConfigBytes = 4 << 20
 
 // readVocab reads vocab_size and the hidden size from a Hugging Face
-// config.json (strict JSON, at most maxConfigBytes; other keys ignored).
+// config.json (see readHFConfig).
 func readVocab(path string) (vocab, hidden int, err error) {
+	c, err := readHFConfig(path)
+	return c.vocab, c.hidden, err
+}
+
+// hfConfig is what lowrank reads of a Hugging Face config.json.
+type hfConfig struct {
+	vocab, hidden int
+	modelType     string
+}
+
+// readHFConfig reads a Hugging Face config.json (a regular file, strict
+// JSON, at most maxConfigBytes; other keys ignored).
+func readHFConfig(path string) (hfConfig, error) {
 	f, _, err := osfile.OpenRegular(path)
 	if err != nil {
-		return 0, 0, err
+		return hfConfig{}, err
 	}
 	defer f.Close()
 	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 	if err != nil {
-		return 0, 0, err
+		return hfConfig{}, err
 	}
 	if len(raw) > maxConfigBytes {
-		return 0, 0, fmt.Errorf("larger than %d bytes", maxConfigBytes)
+		return hfConfig{}, fmt.Errorf("larger than %d bytes", maxConfigBytes)
 	}
 	var c struct {
-		Vocab  *int `json:"vocab_size"`
-		Hidden *int `json:"hidden_size"`
-		DModel *int `json:"d_model"`
-		NEmbd  *int `json:"n_embd"`
+		Vocab     *int    `json:"vocab_size"`
+		Hidden    *int    `json:"hidden_size"`
+		DModel    *int    `json:"d_model"`
+		NEmbd     *int    `json:"n_embd"`
+		ModelType *string `json:"model_type"`
 	}
 	if err := strictjson.Unmarshal(raw, &c); err != nil {
-		return 0, 0, err
+		return hfConfig{}, err
 	}
 	num := func(n *int) int {
 		if n == nil || *n < 0 {
@@ -127,12 +150,17 @@ func readVocab(path string) (vocab, hidden int, err error) {
 		}
 		return *n
 	}
+	var out hfConfig
 	for _, h := range []*int{c.Hidden, c.DModel, c.NEmbd} {
-		if hidden = num(h); hidden > 0 {
+		if out.hidden = num(h); out.hidden > 0 {
 			break
 		}
 	}
-	return num(c.Vocab), hidden, nil
+	out.vocab = num(c.Vocab)
+	if c.ModelType != nil {
+		out.modelType = *c.ModelType
+	}
+	return out, nil
 }
 
 // reason returns why factorize keeps the selected tensor t dense by
