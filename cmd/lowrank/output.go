@@ -300,6 +300,10 @@ func (o *output) checkFolder(st fs.FileInfo) error {
 	if err != nil {
 		return fmt.Errorf("lowrank: %s: cannot list the existing folder: %w", o.path, unwrapPathErr(err))
 	}
+	if m, ok := readManifest(filepath.Join(o.path, manifestName)); ok && m.Command != o.cmd && m.Command != "" {
+		return fmt.Errorf("lowrank: %s: is the output of lowrank %s, not of a previous %s; --force replaces only a folder %s wrote (move it away or choose another -o)",
+			o.path, m.Command, o.cmd, o.cmd)
+	}
 	if foreign != "" {
 		return fmt.Errorf("lowrank: %s: holds %s, which lowrank %s does not write; --force replaces only a folder holding nothing but %s (move it away or choose another -o)",
 			o.path, foreign, o.cmd, strings.Join(quoteAll(o.owned), ", "))

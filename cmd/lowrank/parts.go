@@ -407,6 +407,8 @@ func inspectFolder(path, cmd string) (folderState, error) {
 			listed[n] = true
 		}
 		st.previous = m.Command
+	} else if ok && m.Command != "" {
+		return st, fmt.Errorf("lowrank: %s: is the output of lowrank %s, not a model folder; expected a new folder, an unfinished run of the same command (--resume) or a model folder written by lowrank (--force replaces only that: move it away or choose another -o)", path, m.Command)
 	}
 	ents, err := os.ReadDir(path)
 	if err != nil {

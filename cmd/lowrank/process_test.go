@@ -254,8 +254,24 @@ func TestForceKeepsAnotherCommandsFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertFails(t, parent, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", fo, "--quiet", "--force"}, fo, `holds "model.safetensors"`, "does not write")
+	assertFails(t, parent, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", fo, "--quiet", "--force"}, fo, "is the output of lowrank factorize, not of a previous extract")
 	if after, err := os.ReadFile(filepath.Join(fo, "model.safetensors")); err != nil || !bytes.Equal(after, before) {
 		t.Errorf("the factorized model was changed or removed by extract --force: %v", err)
+	}
+}
+
+// factorize -o over extract's adapter folder names what wrote the folder.
+func TestForceNamesTheOtherCommand(t *testing.T) {
+	p := makePair(t, t.TempDir(), safetensors.F32)
+	parent := t.TempDir()
+	ad := filepath.Join(parent, "adapter")
+	mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--rank", "2", "--quiet")
+	in := filepath.Join(parent, "in")
+	os.Mkdir(in, 0o755)
+	b, _ := os.ReadFile(p.base)
+	os.WriteFile(filepath.Join(in, "model.safetensors"), b, 0o644)
+	assertFails(t, parent, nil, []string{"factorize", in, "-o", ad, "--rank", "2", "--quiet", "--force"}, ad, "is the output of lowrank extract, not a model folder")
+	if _, err := os.Stat(filepath.Join(ad, "adapter_config.json")); err != nil {
+		t.Errorf("the adapter was changed by factorize --force: %v", err)
 	}
 }
