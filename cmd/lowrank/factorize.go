@@ -183,7 +183,11 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		pitems = make([]planItem, len(items))
 		for i, it := range items {
 			pi := planItem{name: it.t.Name, bound: it.t.Size(), bits: it.out.Bits(), work: ioWork(it.t.Size())}
-			if it.sel {
+			switch {
+			case it.sel && it.keep != "": // kept dense (an embedding), in the output dtype
+				d, k, _ := it.t.Matrix()
+				pi.bound = mul(int64(it.out.Size()), d, k)
+			case it.sel:
 				d, k, _ := it.t.Matrix()
 				pi.bound = mul(int64(it.out.Size()), outputElements(s, d, k))
 				l := 0
