@@ -268,7 +268,7 @@ func joinFolder(out string, o joinOptions) ([]row, error) {
 		all = append(all, idx)
 	}
 	all = append(all, manifestName)
-	mj := modelManifestJSON(pl.Command, all, &modelInfo{Index: idx, Shards: names, Copied: files, Skipped: pl.Skipped})
+	mj := modelManifestJSON(pl.Command, all, &modelInfo{Index: idx, Shards: names, Copied: files, Skipped: pl.Skipped, Plan: sum})
 	if err := writeNew(filepath.Join(tmp, manifestName), mj); err != nil {
 		return nil, err
 	}
@@ -442,4 +442,8 @@ type modelInfo struct {
 	Shards  []string `json:"shards"`
 	Copied  []string `json:"copied,omitempty"`
 	Skipped []string `json:"not_copied,omitempty"`
+	// Plan is the SHA-256 of the plan the folder was built from (the
+	// input's identity, the flags, the layout): --resume of the same
+	// command finds the folder finished.
+	Plan string `json:"plan,omitempty"`
 }

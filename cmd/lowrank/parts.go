@@ -424,6 +424,11 @@ func inspectFolder(path, cmd string) (folderState, error) {
 	return st, nil
 }
 
+// errFinished says that --resume found the output folder finished by a
+// run of the same command: the command succeeds with nothing to do (main
+// exits 0; the note is printed by runFolder).
+var errFinished = errors.New("lowrank: the output folder is finished")
+
 // partRun is one process's part of a folder output.
 type partRun struct {
 	job    *folderJob
@@ -478,6 +483,9 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	lo, hi := lay.split(j.items, fsx.part, fsx.parts)
 	r.man = partMan{Version: 1, Part: fsx.part, Parts: fsx.parts, Plan: sum, From: lo, To: hi}
 	if err := r.prepare(planBytes); err != nil {
+		if err == errFinished {
+			fmt.Fprintf(stderr, "lowrank: %s: already complete (a finished run of this command: the same input, flags and layout); nothing to do, no table or report written\n", esc(j.out))
+		}
 		return nil, err
 	}
 	ok := false
@@ -574,6 +582,9 @@ func (r *partRun) prepare(planBytes []byte) error {
 		return err
 	}
 	if len(st.final) > 0 && !j.s.force {
+		if m, ok := readManifest(filepath.Join(j.out, manifestName)); ok && j.fs.resume && m.Command == j.cmd && m.Model != nil && m.Model.Plan == r.sum {
+			return errFinished
+		}
 		return fmt.Errorf("lowrank: %s: %w; expected a new folder (use --force to replace a model folder written by a previous lowrank %s)", j.out, safetensors.ErrExists, st.previous)
 	}
 	// An unfinished run of one process (or of parts): --resume continues

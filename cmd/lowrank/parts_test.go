@@ -222,3 +222,44 @@ func startProc(t *testing.T, env []string, args ...string) *procRun {
 
 func (p *procRun) wait() error    { return p.cmd.Wait() }
 func (p *procRun) stderr() string { return p.errb.String() }
+
+// TestResumeOfAFinishedRun runs the same command with --resume after the
+// run finished (a worker killed after its join, before it exited; a job
+// restarted as a whole): it has nothing to do and succeeds, the folder
+// unchanged. A finished folder of other flags is still refused.
+func TestResumeOfAFinishedRun(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	shardedModel(t, in, 2, 2)
+	out := filepath.Join(dir, "out")
+	args := []string{"factorize", in, "-o", out, "--rank", "3", "--max-shard-size", "4KB", "--quiet", "--resume"}
+	mustCLI(t, args...)
+	before := map[string]string{}
+	for f := range listDir(t, out) {
+		b, _ := os.ReadFile(filepath.Join(out, f))
+		before[f] = string(b)
+	}
+	code, _, errs := cli(args...)
+	if code != 0 {
+		t.Fatalf("--resume of a finished run: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "already complete") {
+		t.Errorf("--resume of a finished run says %q; expected that it is already complete", errs)
+	}
+	after := listDir(t, out)
+	if len(after) != len(before) {
+		t.Errorf("%d entries after, %d before", len(after), len(before))
+	}
+	for f, b := range before {
+		if a, _ := os.ReadFile(filepath.Join(out, f)); string(a) != b {
+			t.Errorf("%s changed", f)
+		}
+	}
+	// A part of a distributed run of the same command, rerun after the
+	// join: done too (the joined folder is what one process writes).
+	if code, _, errs := cli(append(args, "--shard", "1/2")...); code != 0 {
+		t.Errorf("--shard 1/2 --resume after the join: exit %d: %s", code, errs)
+	}
+	// Other flags: refused as before.
+	assertFails(t, dir, nil, []string{"factorize", in, "-o", out, "--rank", "4", "--max-shard-size", "4KB", "--quiet", "--resume"}, "output exists")
+}
