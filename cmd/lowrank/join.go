@@ -75,9 +75,21 @@ type joinOptions struct {
 // joinFolder checks the parts of the folder output out and puts the final
 // folder in its place; it returns the report rows of every part.
 func joinFolder(out string, o joinOptions) ([]row, error) {
+	unlock, err := lockJoin(out) // lock_unix.go: one join at a time
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	pp := filepath.Join(out, planName)
 	planBytes, err := os.ReadFile(pp)
 	if err != nil {
+		if m, ok := readManifest(filepath.Join(out, manifestName)); ok && errors.Is(err, fs.ErrNotExist) && modelFolderCommands[m.Command] {
+			// Another join finished it while this one waited.
+			if o.stderr != nil {
+				fmt.Fprintf(o.stderr, "lowrank: %s: already joined (a finished model folder written by lowrank %s); nothing to do\n", esc(out), m.Command)
+			}
+			return nil, errFinished
+		}
 		return nil, fmt.Errorf("lowrank: %s: %w", pp, unwrapPathErr(err))
 	}
 	var pl outPlan

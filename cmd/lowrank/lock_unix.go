@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,4 +29,43 @@ func lockPart(path string) (func(), error) {
 		return func() {}, nil
 	}
 	return func() { f.Close() }, nil
+}
+
+// lockJoin takes the join lock of the folder output out (flock on the
+// folder itself), waiting while another process holds it, so that two
+// joins of one folder take turns: the second then finds it joined. A join
+// puts a new folder in place of out, so the lock is retaken until it is
+// held on the folder out names. Where the file system has no locks, it
+// goes on unlocked.
+func lockJoin(out string) (func(), error) {
+	for {
+		f, err := os.Open(out)
+		if err != nil {
+			return nil, fmt.Errorf("lowrank: %s: %w", out, unwrapPathErr(err))
+		}
+		for {
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			if !errors.Is(err, unix.EWOULDBLOCK) {
+				break
+			}
+			if cmdContext.Err() != nil {
+				f.Close()
+				return nil, errInterrupted
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			f.Close()
+			return func() {}, nil
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(out)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return func() { f.Close() }, nil
+		}
+		f.Close() // out was replaced meanwhile: lock the folder it names now
+		if err2 != nil {
+			return nil, fmt.Errorf("lowrank: %s: %w", out, unwrapPathErr(err2))
+		}
+	}
 }

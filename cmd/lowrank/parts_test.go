@@ -263,3 +263,44 @@ func TestResumeOfAFinishedRun(t *testing.T) {
 	// Other flags: refused as before.
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", out, "--rank", "4", "--max-shard-size", "4KB", "--quiet", "--resume"}, "output exists")
 }
+
+// TestConcurrentJoins runs several joins of one folder at once (a join
+// Job retried while the first still runs, a script that joins from every
+// worker): they take turns, the first joins and the others find the folder
+// joined; every one exits 0 and the folder is the one-process folder.
+// Before, the others failed with "no such file or directory" as the first
+// removed the parts under them.
+func TestConcurrentJoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	shardedModel(t, in, 3, 6)
+	flags := []string{"--rank", "3", "--max-shard-size", "2KB", "--quiet"}
+	one := filepath.Join(dir, "one")
+	mustCLI(t, append([]string{"factorize", in, "-o", one}, flags...)...)
+	_, want := folderTensors(t, one)
+	for trial := range 3 {
+		out := filepath.Join(dir, fmt.Sprintf("out%d", trial))
+		for i := range 2 {
+			mustCLI(t, append([]string{"factorize", in, "-o", out, "--shard", fmt.Sprintf("%d/2", i)}, flags...)...)
+		}
+		var procs []*procRun
+		for range 4 {
+			procs = append(procs, startProc(t, nil, "join", out, "--quiet"))
+		}
+		for i, p := range procs {
+			if err := p.wait(); err != nil {
+				t.Errorf("trial %d: join %d of 4 at once: %v\n%s", trial, i, err, p.stderr())
+			}
+		}
+		_, got := folderTensors(t, out)
+		sameTensors(t, "joined at once", got, want)
+		for n := range listDir(t, dir) {
+			if strings.HasPrefix(n, ".out") {
+				t.Errorf("trial %d: %s left beside the output", trial, n)
+			}
+		}
+	}
+}
