@@ -100,6 +100,7 @@ func joinFolder(out string, o joinOptions) ([]row, error) {
 	if b, _ := marshalPlan(&pl); string(b) != string(planBytes) || pl.Version != 1 {
 		return nil, fmt.Errorf("lowrank: %s: not a plan this lowrank wrote (version %d); expected every part and the join to run the same lowrank", pp, pl.Version)
 	}
+	removeKilledJoins(out, &pl)
 	// The parts.
 	ents, err := os.ReadDir(out)
 	if err != nil {
@@ -311,6 +312,40 @@ func joinFolder(out string, o joinOptions) ([]row, error) {
 		fmt.Fprintf(o.stderr, "lowrank: note: not copied from the input folder: %s\n", esc(strings.Join(pl.Skipped, ", ")))
 	}
 	return rows, nil
+}
+
+// removeKilledJoins removes what joins of out killed on the way left
+// beside it (the join lock is held, so no other join is running): the
+// folders .OUT.tmp-* in which a join built the final folder (hard links of
+// the pieces, copies of split shards: as large as the model) or into which
+// it had swapped the parts. Only what a join writes there is removed (the
+// plan's shards, its index and other files, the manifest, the plan and the
+// parts' folders), and a folder only when that empties it.
+func removeKilledJoins(out string, pl *outPlan) {
+	ours := map[string]bool{manifestName: true, pl.Prefix + safetensors.IndexSuffix: true}
+	for _, sh := range pl.Shards {
+		ours[sh.Name] = true
+	}
+	for _, f := range pl.Other {
+		ours[f.Name] = true
+	}
+	dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(out), osfile.TempPattern(out)))
+	for _, d := range dirs {
+		if st, err := os.Lstat(d); err != nil || !st.IsDir() {
+			continue
+		}
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			p := filepath.Join(d, e.Name())
+			switch {
+			case isPartial(e.Name()):
+				removePartial(p)
+			case ours[e.Name()] && e.Type().IsRegular():
+				os.Remove(p)
+			}
+		}
+		os.Remove(d) // fails, and keeps it, when something else is in it
+	}
 }
 
 // equalStrings reports whether a and b hold the same strings in order.

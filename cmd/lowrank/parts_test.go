@@ -304,3 +304,55 @@ func TestConcurrentJoins(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinRemovesWhatAKilledJoinLeft: a join killed while it built the
+// final folder beside OUT (hard links of every piece, or copies of the
+// shards split between parts: gigabytes) or while it removed the parts
+// it had swapped out left a hidden folder .OUT.tmp-* that nothing removed.
+// The next join removes such folders (what a join writes in them, and
+// only that).
+func TestJoinRemovesWhatAKilledJoinLeft(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	shardedModel(t, in, 2, 2)
+	out := filepath.Join(dir, "out")
+	flags := []string{"--rank", "3", "--max-shard-size", "2KB", "--quiet"}
+	for i := range 2 {
+		mustCLI(t, append([]string{"factorize", in, "-o", out, "--shard", fmt.Sprintf("%d/2", i)}, flags...)...)
+	}
+	// A join killed while building: shards and the index so far.
+	building := filepath.Join(dir, ".out.tmp-111")
+	os.Mkdir(building, 0o755)
+	var piece string
+	filepath.Walk(filepath.Join(out, partDirName(0, 2)), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".safetensors") && piece == "" {
+			piece = p
+		}
+		return nil
+	})
+	if piece == "" {
+		t.Fatal("no piece in part 0")
+	}
+	os.Link(piece, filepath.Join(building, filepath.Base(piece)))
+	os.WriteFile(filepath.Join(building, "config.json"), []byte("{}"), 0o644)
+	// A join killed after the exchange: the parts swapped out.
+	swapped := filepath.Join(dir, ".out.tmp-222")
+	os.MkdirAll(filepath.Join(swapped, partDirName(1, 2)), 0o755)
+	os.WriteFile(filepath.Join(swapped, planName), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(swapped, partDirName(1, 2), partManifest), []byte("{}"), 0o644)
+	// Not a join's: kept.
+	foreign := filepath.Join(dir, ".out.tmp-333")
+	os.Mkdir(foreign, 0o755)
+	os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o644)
+
+	mustCLI(t, "join", out, "--quiet")
+	for _, p := range []string{building, swapped} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s, left by a killed join, is still there", filepath.Base(p))
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(foreign, "notes.txt")); err != nil || string(b) != "mine" {
+		t.Errorf("a folder that is not a join's lost its file: %v", err)
+	}
+	folderTensors(t, out)
+}
