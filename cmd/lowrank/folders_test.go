@@ -474,3 +474,23 @@ func TestShardLayoutKeptEmbeddingDense(t *testing.T) {
 		}
 	}
 }
+
+// TestInfoOfFoldersNeitherModelNorAdapter: info of a folder that is not a
+// model folder said "adapter_config.json not found", the message issue 12
+// started from, for shards whose index is missing (an interrupted
+// download) and for a folder output not yet joined. It now says what it
+// expected, and for the latter to run lowrank join.
+func TestInfoOfFoldersNeitherModelNorAdapter(t *testing.T) {
+	dir := t.TempDir()
+	noIndex := filepath.Join(dir, "noindex")
+	shardedModel(t, noIndex, 2, 1)
+	os.Remove(filepath.Join(noIndex, "model.safetensors.index.json"))
+	assertFails(t, dir, nil, []string{"info", noIndex}, "model.safetensors.index.json", "expected a model folder, a PEFT adapter folder (adapter_config.json) or a .safetensors file")
+
+	in := filepath.Join(dir, "in")
+	shardedModel(t, in, 2, 1)
+	parts := filepath.Join(dir, "parts")
+	mustCLI(t, "factorize", in, "-o", parts, "--rank", "2", "--quiet", "--shard", "0/2")
+	assertFails(t, dir, nil, []string{"info", parts}, "not joined", "lowrank join")
+	assertFails(t, dir, nil, []string{"info", "--json", parts}, "not joined", "lowrank join")
+}

@@ -41,6 +41,11 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("lowrank: %w", err)
 		}
 		isModel := isModelPath(path, st.IsDir()) // info_folder.go
+		if st.IsDir() && !isModel {
+			if err := neitherModelNorAdapter(path); err != nil {
+				return err
+			}
+		}
 		if *asJSON && isModel {
 			d, err := modelFolderJSON(path, mem)
 			if err != nil {

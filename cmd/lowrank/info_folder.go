@@ -35,6 +35,23 @@ func isModelPath(path string, dir bool) bool {
 	return false
 }
 
+// neitherModelNorAdapter returns why info cannot show the folder path,
+// which holds no model weights files (isModelPath is false), or nil when
+// it is an adapter folder (adapter_config.json).
+func neitherModelNorAdapter(path string) error {
+	if _, err := os.Lstat(filepath.Join(path, peftConfigName)); err == nil {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(path, planName)); err == nil {
+		return fmt.Errorf("lowrank: %s: holds a folder output not joined yet (the parts of lowrank factorize or merge --shard I/N, or an interrupted run); expected a finished folder: run lowrank join %s once every part is complete (an interrupted run: its command again with --resume)", path, path)
+	}
+	var names []string
+	for _, p := range model.Prefixes {
+		names = append(names, p+".safetensors", p+safetensors.IndexSuffix)
+	}
+	return fmt.Errorf("lowrank: %s: is a folder without %s, %s; expected a model folder, a PEFT adapter folder (adapter_config.json) or a .safetensors file", path, peftConfigName, strings.Join(names, ", "))
+}
+
 // modelFolderInfo shows a model folder or index file as model.OpenCheckpoint
 // reads it (the index checked against its shards): the weights of a lone
 // model.safetensors as fileInfo does; for shards, each shard with its
