@@ -177,9 +177,17 @@ func TestFactorizeFolderWritesFolder(t *testing.T) {
 		Shards []struct {
 			Tensors []struct{ Name string } `json:"tensors"`
 		} `json:"shards"`
+		Totals *struct {
+			Tensors        int    `json:"tensors"`
+			TensorBytes    int64  `json:"tensor_bytes"`
+			IndexTotalSize *int64 `json:"index_total_size"`
+		} `json:"totals"`
 	}
 	if err := json.Unmarshal([]byte(mustCLI(t, "info", "--json", out)), &docs); err != nil {
 		t.Fatal(err)
+	}
+	if len(docs) != 1 || docs[0].Totals == nil || docs[0].Totals.Tensors != len(raw) || docs[0].Totals.IndexTotalSize == nil || *docs[0].Totals.IndexTotalSize != docs[0].Totals.TensorBytes {
+		t.Errorf("info --json of the folder: totals %+v; expected %d tensors, the index's total_size equal to the tensor bytes", docs[0].Totals, len(raw))
 	}
 	if len(docs) != 1 || docs[0].Kind != "model-folder" || docs[0].Index != "model.safetensors.index.json" || len(docs[0].Shards) != 4 {
 		// 4: lm_head, kept dense (5120 bytes), alone past the 4KB limit.

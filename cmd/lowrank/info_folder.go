@@ -152,9 +152,17 @@ func modelFolderJSON(path string, mem *budget) (infoDoc, error) {
 		return infoDoc{}, err
 	}
 	defer c.Close()
-	d := infoDoc{Path: path, Kind: "model-folder"}
+	tot := &infoTotals{Tensors: len(c.Tensors()), Bytes: c.Size()}
+	for _, t := range c.Tensors() {
+		tot.Parameters += int64(t.NumElements())
+		tot.TensorBytes += t.Size()
+	}
+	d := infoDoc{Path: path, Kind: "model-folder", Totals: tot}
 	if ix := c.Index(); ix != nil {
 		d.Index = filepath.Base(ix.Path)
+		if ix.TotalSize >= 0 {
+			tot.IndexTotalSize = &ix.TotalSize
+		}
 	}
 	for _, f := range c.Files() {
 		fd, err := fileDoc(f)
