@@ -37,10 +37,12 @@ func isModelPath(path string, dir bool) bool {
 
 // neitherModelNorAdapter returns why info cannot show the folder path,
 // which holds no model weights files (isModelPath is false), or nil when
-// it is an adapter folder (adapter_config.json).
+// it is an adapter folder (adapter_config.json or adapter_model.safetensors).
 func neitherModelNorAdapter(path string) error {
-	if _, err := os.Lstat(filepath.Join(path, peftConfigName)); err == nil {
-		return nil
+	for _, n := range []string{peftConfigName, "adapter_model.safetensors"} {
+		if _, err := os.Lstat(filepath.Join(path, n)); err == nil {
+			return nil // an adapter folder (adapterInfo says what it lacks)
+		}
 	}
 	if _, err := os.Lstat(filepath.Join(path, planName)); err == nil {
 		return fmt.Errorf("lowrank: %s: holds a folder output not joined yet (the parts of lowrank factorize or merge --shard I/N, or an interrupted run); expected a finished folder: run lowrank join %s once every part is complete (an interrupted run: its command again with --resume)", path, path)
