@@ -363,7 +363,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			}
 			mo.Metadata = md
 		}
-		job := &folderJob{cmd: "factorize", src: f, extra: []string{*calPath}, flags: flagsString(fs), out: s.output, fs: fsx, s: s,
+		job := &folderJob{cmd: "factorize", src: f, extra: []string{*calPath}, flags: flagsString(fs), out: s.output, fs: fsx, s: s, policy: s.policy.String(),
 			items: pitems, prefix: f.Prefix(), compute: compute, cost: func(i int) int64 { return plans[i].cost },
 			piece: func(w *safetensors.Writer, shard []string) pieceWriter {
 				mw = model.NewWriter(w, mo)

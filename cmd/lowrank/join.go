@@ -61,7 +61,7 @@ byte for byte what one process writes.`, stderr)
 	if err != nil {
 		return err
 	}
-	return finish(stdout, s, reportFile{Command: pl.Command, Output: out, Tensors: rows})
+	return finish(stdout, s, reportFile{Command: pl.Command, Output: out, Policy: pl.Policy, Tensors: rows})
 }
 
 // joinOptions configure joinFolder.

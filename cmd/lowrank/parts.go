@@ -108,6 +108,8 @@ type outPlan struct {
 	} `json:"shards"`
 	Other   []fileSum `json:"other_files"`
 	Skipped []string  `json:"skipped,omitempty"`
+	// Policy is factorize's rank policy, for join's report.
+	Policy string `json:"policy,omitempty"`
 }
 
 // piece is one finished piece in a part's manifest.
@@ -152,9 +154,8 @@ type folderJob struct {
 	// tensors are shard (model.Writer for factorize); outcomes are
 	// written through it.
 	piece func(w *safetensors.Writer, shard []string) pieceWriter
-	// reportInputs and policy are the report's.
-	reportInputs []string
-	policy       string
+	// policy is factorize's rank policy (the report's, join's too).
+	policy string
 }
 
 // pieceWriter finishes a piece: writes its metadata and closes it.
@@ -467,7 +468,7 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.plan = &outPlan{Version: 1, Command: j.cmd, Input: in, Flags: j.flags, Prefix: j.prefix, Sharded: sharded, Other: other, Skipped: skipped}
+	r.plan = &outPlan{Version: 1, Command: j.cmd, Input: in, Flags: j.flags, Prefix: j.prefix, Sharded: sharded, Other: other, Skipped: skipped, Policy: j.policy}
 	for s, se := range lay.shards {
 		sh := struct {
 			Name    string   `json:"name"`

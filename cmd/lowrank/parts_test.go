@@ -356,3 +356,21 @@ func TestJoinRemovesWhatAKilledJoinLeft(t *testing.T) {
 	}
 	folderTensors(t, out)
 }
+
+// TestJoinReportHasThePolicy: join's --report gives factorize's policy, as
+// a one-process run's does (it had none).
+func TestJoinReportHasThePolicy(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	shardedModel(t, in, 2, 2)
+	out := filepath.Join(dir, "out")
+	for i := range 2 {
+		mustCLI(t, "factorize", in, "-o", out, "--rank", "3", "--quiet", "--shard", fmt.Sprintf("%d/2", i))
+	}
+	rep := filepath.Join(dir, "r.json")
+	mustCLI(t, "join", out, "--quiet", "--report", rep)
+	b, err := os.ReadFile(rep)
+	if err != nil || !strings.Contains(string(b), `"policy": "rank=3"`) {
+		t.Errorf("join's report lacks the policy rank=3 (%v):\n%.400s", err, b)
+	}
+}
