@@ -583,7 +583,9 @@ func (r *partRun) prepare(planBytes []byte) error {
 		return err
 	}
 	if len(st.final) > 0 && !j.s.force {
-		if m, ok := readManifest(filepath.Join(j.out, manifestName)); ok && j.fs.resume && m.Command == j.cmd && m.Model != nil && m.Model.Plan == r.sum {
+		// --resume of the same command, finished: every file it wrote is
+		// there (one missing: the error below, --force redoes it).
+		if m, ok := readManifest(filepath.Join(j.out, manifestName)); ok && j.fs.resume && m.Command == j.cmd && m.Model != nil && m.Model.Plan == r.sum && len(st.final) == len(m.Files) {
 			return errFinished
 		}
 		return fmt.Errorf("lowrank: %s: %w; expected a new folder (use --force to replace a model folder written by a previous lowrank %s)", j.out, safetensors.ErrExists, st.previous)

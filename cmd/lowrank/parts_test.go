@@ -262,6 +262,11 @@ func TestResumeOfAFinishedRun(t *testing.T) {
 	}
 	// Other flags: refused as before.
 	assertFails(t, dir, nil, []string{"factorize", in, "-o", out, "--rank", "4", "--max-shard-size", "4KB", "--quiet", "--resume"}, "output exists")
+	// A finished folder that lost a shard is not complete.
+	if err := os.Remove(filepath.Join(out, "model-00001-of-00002.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	assertFails(t, dir, nil, args, "output exists")
 }
 
 // TestConcurrentJoins runs several joins of one folder at once (a join
