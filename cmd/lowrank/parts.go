@@ -110,6 +110,11 @@ type outPlan struct {
 	Skipped []string  `json:"skipped,omitempty"`
 	// Policy is factorize's rank policy, for join's report.
 	Policy string `json:"policy,omitempty"`
+	// Budget lists the tensors whose SVD method the memory budget
+	// changed ("NAME: randomized", with the sketch cap for --energy and
+	// --tol): a choice that depends on the machine's memory when
+	// --max-memory is not given, which every part must share.
+	Budget []string `json:"budget,omitempty"`
 }
 
 // piece is one finished piece in a part's manifest.
@@ -156,6 +161,8 @@ type folderJob struct {
 	piece func(w *safetensors.Writer, shard []string) pieceWriter
 	// policy is factorize's rank policy (the report's, join's too).
 	policy string
+	// budget is the plan's Budget.
+	budget []string
 }
 
 // pieceWriter finishes a piece: writes its metadata and closes it.
@@ -468,7 +475,7 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.plan = &outPlan{Version: 1, Command: j.cmd, Input: in, Flags: j.flags, Prefix: j.prefix, Sharded: sharded, Other: other, Skipped: skipped, Policy: j.policy}
+	r.plan = &outPlan{Version: 1, Command: j.cmd, Input: in, Flags: j.flags, Prefix: j.prefix, Sharded: sharded, Other: other, Skipped: skipped, Policy: j.policy, Budget: j.budget}
 	for s, se := range lay.shards {
 		sh := struct {
 			Name    string   `json:"name"`
@@ -613,6 +620,9 @@ func (r *partRun) prepare(planBytes []byte) error {
 	pp := filepath.Join(j.out, planName)
 	if old, err := os.ReadFile(pp); err == nil {
 		if string(old) != string(planBytes) {
+			if err := budgetDiffers(j.out, old, r.plan); err != nil {
+				return err
+			}
 			return fmt.Errorf("lowrank: %s: holds a run of another input, other flags or another lowrank (%s differs from this command's); expected the same command in every part (remove its .lowrank-* entries, or use --force without --shard, to start over)", j.out, planName)
 		}
 	} else if err := writeFileAtomic(pp, planBytes); err != nil {
@@ -639,6 +649,33 @@ func (r *partRun) prepare(planBytes []byte) error {
 		return r.saveManifest()
 	}
 	return r.loadPrevious()
+}
+
+// budgetDiffers returns an error when the plan old (another part's, or
+// an interrupted run's) differs from p only in the methods the memory
+// budget chose: the parts would mix outputs of different methods.
+func budgetDiffers(out string, old []byte, p *outPlan) error {
+	var o outPlan
+	if strictjson.Unmarshal(old, &o) != nil {
+		return nil
+	}
+	ob := o.Budget
+	o.Budget = p.Budget
+	a, _ := marshalPlan(&o)
+	b, _ := marshalPlan(p)
+	if string(a) != string(b) {
+		return nil // other differences: the general message
+	}
+	show := func(b []string) string {
+		if len(b) == 0 {
+			return "none"
+		}
+		if len(b) > 3 {
+			return strings.Join(b[:3], "; ") + fmt.Sprintf("; … (%d in all)", len(b))
+		}
+		return strings.Join(b, "; ")
+	}
+	return fmt.Errorf("lowrank: %s: this process's memory budget changes the SVD method of other tensors than the run's plan does (here: %s; the plan: %s), so its part would not match the others'; expected the same methods in every part: give every part the same --max-memory (the default depends on each machine's free memory), or --method exact or randomized", out, show(p.Budget), show(ob))
 }
 
 // loadPrevious reads the manifest a previous run of the part left: with

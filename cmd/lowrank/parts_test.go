@@ -379,3 +379,33 @@ func TestJoinReportHasThePolicy(t *testing.T) {
 		t.Errorf("join's report lacks the policy rank=3 (%v):\n%.400s", err, b)
 	}
 }
+
+// TestPartsWithOtherMemoryBudgets: the memory budget (by default a share
+// of each machine's free memory) may give a tensor the randomized SVD
+// instead of the exact one. Parts whose budgets chose differently were
+// joined without a word into a folder that matched no one-process run;
+// the plan now records the budget's choices, and such a part is refused,
+// naming them.
+func TestPartsWithOtherMemoryBudgets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("exact SVDs of 1024×768")
+	}
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 9))
+	var all []tensor
+	for l := range 2 {
+		all = append(all, tensor{name: fmt.Sprintf("layers.%d.weight", l), dt: "F32", shape: []int{1024, 768}, vals: decaying(rng, 1024, 768)})
+	}
+	in := filepath.Join(dir, "in")
+	writeFolder(t, in, 2, all)
+	out := filepath.Join(dir, "out")
+	flags := []string{"--rank", "300", "--min-saving", "0", "--quiet"}
+	// 52 MiB: too little for the exact SVD the automatic method picks at
+	// rank 300, enough for the randomized one.
+	mustCLI(t, append([]string{"factorize", in, "-o", out, "--shard", "0/2", "--max-memory", "52MiB"}, flags...)...)
+	assertFails(t, dir, nil, append([]string{"factorize", in, "-o", out, "--shard", "1/2"}, flags...),
+		"memory budget", "layers.0.weight: randomized", "--max-memory")
+	// The same budget: accepted.
+	mustCLI(t, append([]string{"factorize", in, "-o", out, "--shard", "1/2", "--max-memory", "52MiB"}, flags...)...)
+	mustCLI(t, "join", out, "--quiet")
+}
