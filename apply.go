@@ -20,7 +20,8 @@ func (f *Factors[T]) Apply(x, bias []T) ([]T, error) {
 }
 
 // ApplyTo computes y = B·(A·x) + bias into y (length d). It does not
-// allocate once the factors have been applied once.
+// allocate once the factors have been applied once, except when y shares
+// memory with x or bias (in place, d = k): they are then read from a copy.
 func (f *Factors[T]) ApplyTo(y, x, bias []T) error {
 	d, k := f.Dims()
 	if err := checkApply(d, k, y, x, bias); err != nil {
@@ -30,7 +31,7 @@ func (f *Factors[T]) ApplyTo(y, x, bias []T) error {
 	if err != nil {
 		return err
 	}
-	return wrapBackend("apply", app.Apply(y, x, 1, bias))
+	return wrapBackend("apply", app.Apply(y, unaliased(y, x), 1, unaliased(y, bias)))
 }
 
 // ApplyBatch returns Y = X·Aᵀ·Bᵀ + bias for the n input vectors held as the
@@ -49,7 +50,8 @@ func (f *Factors[T]) ApplyBatch(x Matrix[T], bias []T) (Matrix[T], error) {
 }
 
 // ApplyBatchTo computes ApplyBatch into y (n×d). It does not allocate once
-// the factors have been applied once.
+// the factors have been applied once; y may share memory with x or bias,
+// as for ApplyTo.
 func (f *Factors[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 	d, k := f.Dims()
 	if err := checkApplyBatch(d, k, y, x, bias); err != nil {
@@ -59,7 +61,7 @@ func (f *Factors[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 	if err != nil {
 		return err
 	}
-	return wrapBackend("apply", app.Apply(y.Data, x.Data, x.Rows, bias))
+	return wrapBackend("apply", app.Apply(y.Data, unaliased(y.Data, x.Data), x.Rows, unaliased(y.Data, bias)))
 }
 
 // Close releases what the backend holds for Apply (device memory on a

@@ -220,3 +220,19 @@ func TestContextStopsWaitingForACore(t *testing.T) {
 		t.Errorf("goroutines: %d before, %d after", g0, g)
 	}
 }
+
+// TestContextNil: a nil context is a caller's mistake that gets an error
+// wrapping ErrOption, never a panic (the standard library's http.NewRequestWithContext
+// refuses one the same way).
+func TestContextNil(t *testing.T) {
+	w := gaussian32(40, 30, 1)
+	var ctx context.Context // nil
+	f, err := lowrank.FactorizeContext(ctx, w, lowrank.Rank(3))
+	if f != nil || !errors.Is(err, lowrank.ErrOption) || !strings.HasPrefix(err.Error(), "lowrank:") || !strings.Contains(err.Error(), "context") {
+		t.Errorf("FactorizeContext(nil): %v, %v; want an ErrOption error about the nil context", f, err)
+	}
+	s, err := lowrank.SVDContext(ctx, w)
+	if s != nil || !errors.Is(err, lowrank.ErrOption) || !strings.HasPrefix(err.Error(), "lowrank:") || !strings.Contains(err.Error(), "context") {
+		t.Errorf("SVDContext(nil): %v, %v; want an ErrOption error about the nil context", s, err)
+	}
+}

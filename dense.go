@@ -56,7 +56,8 @@ func (m *Dense[T]) Apply(x, bias []T) ([]T, error) {
 	return y, nil
 }
 
-// ApplyTo computes y = W·x + bias into y (length d).
+// ApplyTo computes y = W·x + bias into y (length d). y may be x itself
+// (in place, d = k) or overlap it or bias: they are then read from a copy.
 func (m *Dense[T]) ApplyTo(y, x, bias []T) error {
 	d, k := m.Dims()
 	if err := checkApply(d, k, y, x, bias); err != nil {
@@ -66,7 +67,7 @@ func (m *Dense[T]) ApplyTo(y, x, bias []T) error {
 	if err != nil {
 		return err
 	}
-	return wrapBackend("apply", app.Apply(y, x, 1, bias))
+	return wrapBackend("apply", app.Apply(y, unaliased(y, x), 1, unaliased(y, bias)))
 }
 
 // ApplyBatch returns Y = X·Wᵀ + bias for the n input vectors held as the
@@ -84,7 +85,8 @@ func (m *Dense[T]) ApplyBatch(x Matrix[T], bias []T) (Matrix[T], error) {
 	return y, nil
 }
 
-// ApplyBatchTo computes ApplyBatch into y (n×d).
+// ApplyBatchTo computes ApplyBatch into y (n×d). y may share memory with
+// x or bias, as for ApplyTo.
 func (m *Dense[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 	d, k := m.Dims()
 	if err := checkApplyBatch(d, k, y, x, bias); err != nil {
@@ -94,7 +96,7 @@ func (m *Dense[T]) ApplyBatchTo(y, x Matrix[T], bias []T) error {
 	if err != nil {
 		return err
 	}
-	return wrapBackend("apply", app.Apply(y.Data, x.Data, x.Rows, bias))
+	return wrapBackend("apply", app.Apply(y.Data, unaliased(y.Data, x.Data), x.Rows, unaliased(y.Data, bias)))
 }
 
 // Close releases what the backend holds for Apply (W's device copy on a

@@ -106,8 +106,11 @@ func (e *stoppedError) Error() string { return "lowrank: " + e.what + " stopped:
 func (e *stoppedError) Unwrap() error { return e.err }
 
 // stopped returns the error for a what on w that has not started because
-// ctx has already ended, or nil.
+// ctx has already ended (or is nil: an ErrOption error), or nil.
 func stopped[T Float](ctx context.Context, what string, w Matrix[T]) error {
+	if ctx == nil {
+		return errorf(ErrOption, "nil context for the %s of a %d×%d matrix; expected a context.Context (context.Background() when there is none)", what, w.Rows, w.Cols)
+	}
 	if err := ctx.Err(); err != nil {
 		return &stoppedError{what: fmt.Sprintf("%s of a %d×%d matrix", what, w.Rows, w.Cols), err: err}
 	}

@@ -71,7 +71,7 @@ func Factorize[T Float](w Matrix[T], p Policy, opts ...Option) (*Factors[T], err
 // interrupted: FactorizeContext checks ctx before and after it, so an
 // Exact factorization stops only once that call returns (minutes for a
 // large W on the CPU). A call waiting for a core of the CPU's thread
-// budget stops waiting at once.
+// budget stops waiting at once. A nil ctx is an error wrapping ErrOption.
 func FactorizeContext[T Float](ctx context.Context, w Matrix[T], p Policy, opts ...Option) (*Factors[T], error) {
 	if err := stopped(ctx, "factorization", w); err != nil {
 		return nil, err

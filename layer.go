@@ -2,8 +2,10 @@ package lowrank
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank/la"
 )
@@ -58,6 +60,21 @@ func (s *applyState[T]) close() error {
 }
 
 // checkApply checks ApplyTo's arguments for a d×k layer.
+// unaliased returns v, or a copy of it when it shares memory with y (an
+// in-place apply, y = W·y): the products write y while they read their
+// inputs, so an input that overlaps y must be read from a copy.
+func unaliased[T Float](y, v []T) []T {
+	if len(y) == 0 || len(v) == 0 {
+		return v
+	}
+	size := unsafe.Sizeof(y[0])
+	y0, v0 := uintptr(unsafe.Pointer(unsafe.SliceData(y))), uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+	if v0 < y0+uintptr(len(y))*size && y0 < v0+uintptr(len(v))*size {
+		return slices.Clone(v)
+	}
+	return v
+}
+
 func checkApply[T Float](d, k int, y, x, bias []T) error {
 	if err := checkVector("x", x, k); err != nil {
 		return err

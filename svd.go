@@ -41,7 +41,8 @@ func SVD[T Float](w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 // budget) and after the call returns, and when ctx has ended by then it
 // returns an error wrapping ctx.Err() (errors.Is(err, context.Canceled)
 // or context.DeadlineExceeded), whose text starts with "lowrank:", instead
-// of the result. Everything it held is released either way.
+// of the result. Everything it held is released either way. A nil ctx is
+// an error wrapping ErrOption.
 func SVDContext[T Float](ctx context.Context, w Matrix[T], opts ...Option) (*SVDResult[T], error) {
 	if err := stopped(ctx, "SVD", w); err != nil {
 		return nil, err

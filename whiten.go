@@ -342,6 +342,11 @@ func prepareCovariance(e la.Engine[float64], c Matrix[float64], mean []float64, 
 		cmax = max(cmax, c.At(i, i))
 	}
 	if !(cmax > 0) {
+		for i := range k {
+			if v := c.At(i, i); v < 0 {
+				return nil, statsErrorf("input covariance C[%d,%d] = %g is negative (and no diagonal entry is positive); expected a positive semi-definite matrix XᵀX/n, whose diagonal is ≥ 0", i, i, v)
+			}
+		}
 		return nil, statsErrorf("input covariance C has no positive diagonal entry (inputs that are all zero); expected the second moment XᵀX/n of inputs that are not all zero")
 	}
 	for i := range k {

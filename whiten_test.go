@@ -384,6 +384,7 @@ func TestInputStatsErrors(t *testing.T) {
 		{"negative eigenvalue", []lowrank.Option{lowrank.WithInputCovariance(mat(3, 1, 2, 0, 2, 1, 0, 0, 0, 1))}, lowrank.ErrOption, "negative eigenvalue -1"},
 		{"negative diagonal", []lowrank.Option{lowrank.WithInputCovariance(mat(3, 1, 0, 0, 0, -1, 0, 0, 0, 1))}, lowrank.ErrOption, "C[1,1] = -1 is negative"},
 		{"zero", []lowrank.Option{lowrank.WithInputCovariance(mat(3, 0, 0, 0, 0, 0, 0, 0, 0, 0))}, lowrank.ErrOption, "no positive diagonal entry"},
+		{"negative definite", []lowrank.Option{lowrank.WithInputCovariance(mat(3, -2, 0, 0, 0, -1, 0, 0, 0, -3))}, lowrank.ErrOption, "C[0,0] = -2 is negative"},
 		{"scale length", []lowrank.Option{lowrank.WithInputScale([]float64{1, 2})}, lowrank.ErrShape, "length 2; expected 3"},
 		{"scale zero", []lowrank.Option{lowrank.WithInputScale([]float64{1, 0, 2})}, lowrank.ErrOption, "s[1] = 0; expected positive"},
 		{"scale nan", []lowrank.Option{lowrank.WithInputScale([]float64{1, math.NaN(), 2})}, lowrank.ErrNonFinite, "s[1] is NaN"},

@@ -246,6 +246,9 @@ func openAdapter(path string, o AdapterOptions, check bool) (*Adapter, error) {
 	if err != nil {
 		return nil, &modelError{kinds: []error{ErrNotFound, err}, msg: err.Error()}
 	}
+	if !st.IsDir() && filepath.Base(path) == PEFTConfigName {
+		return nil, fileErr(ErrFormat, path, "is the config of the PEFT adapter folder %s; expected that folder as the adapter", filepath.Dir(path))
+	}
 	ad := &Adapter{path: path, format: "kohya", byName: map[string]int{}, loras: map[layerKey]any{}, backend: o.Backend, checked: check}
 	weights := path
 	if st.IsDir() {
@@ -288,6 +291,10 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 	var err error
 	if ad.cfg == nil {
 		if !isKohya(fa) {
+			dir := filepath.Dir(ad.path)
+			if fi, err := os.Stat(filepath.Join(dir, PEFTConfigName)); err == nil && !fi.IsDir() {
+				return fileErr(ErrFormat, ad.path, "holds no kohya lora_down keys and is a file of the PEFT adapter folder %s (%s beside it); expected that folder as the adapter", dir, PEFTConfigName)
+			}
 			return fileErr(ErrFormat, ad.path, "no adapter_config.json beside it and no kohya lora_down keys; expected a PEFT adapter folder or a kohya LoRA file")
 		}
 		if baseModules == nil && o.Base == nil {
@@ -306,6 +313,9 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		if err := unetMappingProblem(ad.path, missing, prefixes, baseModules, baseName); err != nil {
 			return err
 		}
+		if err := openCLIPMappingProblem(ad.path, missing, baseModules, baseName); err != nil {
+			return err
+		}
 	} else {
 		if mods, err = parsePEFTKeys(ctx, fa); err != nil {
 			return err
@@ -322,6 +332,16 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 				if !have[m.module] {
 					missing = append(missing, m.module)
 				}
+			}
+			names := make(map[string]bool, len(mods))
+			for _, m := range mods {
+				names[m.module] = true
+			}
+			if mp := basePrefixMap(missing, have, names); mp != nil {
+				for _, m := range mods {
+					m.base = mp[m.module]
+				}
+				missing = nil
 			}
 		}
 	}
@@ -351,6 +371,9 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		at, _ := fa.Tensor(m.aKey)
 		bt, _ := fa.Tensor(m.bKey)
 		am := AdapterModule{Module: m.module, A: at, B: bt, Alpha: m.alphaKey, Embedding: m.embedding}
+		if m.base != "" {
+			am.Module = m.base // rank_pattern and alpha_pattern still match m.module, PEFT's name
+		}
 		if _, _, kernel, ok := WeightMatrix(at); ok && kernel != nil {
 			am.Kernel = kernel
 		}
@@ -428,6 +451,62 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 	return nil
 }
 
+// basePrefixMap maps the modules of a PEFT adapter that the base lacks to
+// the base's modules the way transformers loads a checkpoint saved without
+// (or with) the model class's base_model_prefix: GPT-2's model.safetensors
+// holds "h.0.attn.c_attn.weight" where a PEFT adapter of GPT2LMHeadModel
+// names "transformer.h.0.attn.c_attn", OPT's "decoder.layers.…" where it
+// names "model.decoder.layers.…". It returns the mapping when one prefix P
+// maps every missing module, all by stripping "P." or all by adding it,
+// onto base modules the adapter does not name itself (taken), and no other
+// prefix does; nil otherwise (the modules stay missing).
+func basePrefixMap(missing []string, have, taken map[string]bool) map[string]string {
+	if len(missing) == 0 {
+		return nil
+	}
+	var found map[string]string
+	ways := 0
+	// Strip: every missing module is P.rest with rest in the base.
+	if p, _, ok := strings.Cut(missing[0], "."); ok {
+		mp := map[string]string{}
+		for _, m := range missing {
+			rest, ok := strings.CutPrefix(m, p+".")
+			if !ok || !have[rest] || taken[rest] {
+				mp = nil
+				break
+			}
+			mp[m] = rest
+		}
+		if mp != nil {
+			found, ways = mp, ways+1
+		}
+	}
+	// Add: P.m is in the base for every missing m, for one P.
+	prefixes := map[string]bool{}
+	for b := range have {
+		if p, _, ok := strings.Cut(b, "."); ok {
+			prefixes[p] = true
+		}
+	}
+	for p := range prefixes {
+		mp := map[string]string{}
+		for _, m := range missing {
+			if !have[p+"."+m] || taken[p+"."+m] {
+				mp = nil
+				break
+			}
+			mp[m] = p + "." + m
+		}
+		if mp != nil {
+			found, ways = mp, ways+1
+		}
+	}
+	if ways != 1 {
+		return nil
+	}
+	return found
+}
+
 // fitsLayer reports whether the module's change fits the base layer li
 // (as Forward applies it: out×in, after any fan_in_fan_out transposition).
 func (m AdapterModule) fitsLayer(li LayerInfo) bool {
@@ -484,7 +563,7 @@ func (ad *Adapter) fanMismatch(module string, baseFan bool) error {
 func recordedPrefix(fa *safetensors.File) []string {
 	if raw, ok := fa.Metadata()[MetadataKey]; ok {
 		if m, err := ParseMetadata(raw); err == nil && m.Format == "kohya" && m.KohyaPrefix != "" {
-			return []string{m.KohyaPrefix}
+			return strings.Split(m.KohyaPrefix, ",") // extract records every prefix it used
 		}
 	}
 	return DefaultKohyaPrefixes()
@@ -542,6 +621,9 @@ func (ad *Adapter) Close() error {
 		if err := s.(interface{ close() error }).close(); err != nil && first == nil {
 			first = err
 		}
+	}
+	if ad.file == nil { // a zero Adapter
+		return first
 	}
 	if err := ad.file.Close(); err != nil && first == nil {
 		first = err

@@ -410,3 +410,19 @@ func TestAdapterErrors(t *testing.T) {
 		t.Errorf("MaxMemory 1000: %v", err)
 	}
 }
+
+// "lora_alpha": null is no number: PEFT's LoraConfig takes it as None and
+// fails computing lora_alpha/r, as it does for "r": null. It was read as
+// absent (LoraConfig's default 8), a scaling the file never stated; it is
+// refused as "r": null is.
+func TestPEFTConfigNullAlphaRefused(t *testing.T) {
+	_, err := model.ParsePEFTConfig([]byte(`{"peft_type":"LORA","r":2,"lora_alpha":null}`), "adapter_config.json", nil)
+	if err == nil || !errors.Is(err, model.ErrFormat) || !strings.HasPrefix(err.Error(), "lowrank: adapter_config.json: ") || !strings.Contains(err.Error(), `"lora_alpha" is null; expected a number`) {
+		t.Errorf("lora_alpha null: %v; want a lowrank: error saying a number was expected", err)
+	}
+	// Absent, it is LoraConfig's default.
+	c, err := model.ParsePEFTConfig([]byte(`{"peft_type":"LORA","r":2}`), "adapter_config.json", nil)
+	if err != nil || c.LoraAlpha != 8 {
+		t.Errorf("lora_alpha absent: %v, %v; want 8", c, err)
+	}
+}

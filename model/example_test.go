@@ -290,3 +290,45 @@ func ExampleOpenAdapterWith() {
 	// Output:
 	// lora_unet_blocks_0_fc.lora_down.weight → blocks.0.fc: rank 2, scale 2 (alpha/r)
 }
+
+// Save writes factors and the tensors beside them in one call.
+func ExampleSave() {
+	dir, _ := os.MkdirTemp("", "lowrank-example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "saved.safetensors")
+
+	W, _ := lowrank.NewMatrix(4, 3, []float32{
+		1, 2, 3,
+		2, 4, 6,
+		3, 6, 9,
+		4, 8, 12,
+	})
+	f, err := lowrank.Factorize(W, lowrank.Rank(1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = model.Save(path, model.Tensors[float32]{
+		Factors: map[string]*lowrank.Factors[float32]{"fc.weight": f},
+		Vectors: map[string][]float32{"fc.bias": {1, 1, 1, 1}},
+	}, safetensors.F32)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	m, err := model.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	fc, err := m.Linear("fc")
+	if err != nil {
+		log.Fatal(err)
+	}
+	y := make([]float32, 4)
+	if err := fc.Forward(y, []float32{1, 0, 0}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%.0f\n", y)
+	// Output:
+	// [2 3 4 5]
+}

@@ -133,6 +133,7 @@ func loadLayer[T lowrank.Float](m *Model, name string, w *weight) (*Layer[T], er
 			if err := f.SetRecorded(w.rec.RelError, w.rec.Energy); err != nil {
 				return nil, wrap(ErrMetadata, err, "%s: tensor %q", m.files[w.a.file].Path(), w.name)
 			}
+			restoreOutput(f, w.rec)
 		}
 		l.factors = f
 		l.d, l.k = f.Dims()
@@ -227,6 +228,23 @@ func firstNonFinite[T lowrank.Float](v []T) int {
 	return -1
 }
 
+// restoreOutput restores into f what rec records of the output error: the
+// weight error for plain factors (the inputs taken as isotropic, as
+// Factorize reports it), the recorded output error, its energy, the ridge
+// and the weighting for factors computed with input statistics
+// (lowrank factorize --calibration). Checked by checkClaims.
+func restoreOutput[T lowrank.Float](f *lowrank.Factors[T], rec *Record) {
+	f.OutputRelError, f.OutputEnergy = f.RelError, f.Energy
+	if rec.Calibrated == nil || !*rec.Calibrated || rec.OutputRelError == nil {
+		return
+	}
+	e := *rec.OutputRelError
+	f.Weighting, f.OutputRelError, f.OutputEnergy = lowrank.WeightCovariance, e, 1-e*e
+	if rec.Ridge != nil {
+		f.Ridge = *rec.Ridge
+	}
+}
+
 // Name returns the module name.
 func (l *Layer[T]) Name() string { return l.name }
 
@@ -256,7 +274,7 @@ func (l *Layer[T]) Dense() *lowrank.Dense[T] { return l.dense }
 func (l *Layer[T]) Bias() []T { return l.bias }
 
 // Forward computes y = W·x + b (or B·(A·x) + b) for one input x of length
-// k into y, of length d. It returns an error wrapping lowrank.ErrShape or
+// k into y, of length d (y may be x itself, for a square layer). It returns an error wrapping lowrank.ErrShape or
 // lowrank.ErrNonFinite for a vector of the wrong length or holding a NaN
 // or ±Inf, naming the module.
 func (l *Layer[T]) Forward(y, x []T) error {
@@ -296,11 +314,18 @@ func (l *Layer[T]) release() error {
 	if l.factors != nil {
 		return l.factors.Close()
 	}
-	return l.dense.Close()
+	if l.dense != nil {
+		return l.dense.Close()
+	}
+	return nil // a zero Layer holds nothing
 }
 
-// live returns ErrClosed once the model is closed.
+// live returns ErrClosed once the model is closed, and ErrNotFound for a
+// zero Layer (declared, not obtained from Model.Linear).
 func (l *Layer[T]) live() error {
+	if l.m == nil {
+		return errorf(ErrNotFound, "a zero Layer; expected one from Model.Linear or Model.Linear64")
+	}
 	if l.m.closed.Load() {
 		return errorf(ErrClosed, "module %q: model used after Close", l.name)
 	}

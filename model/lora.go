@@ -1,7 +1,9 @@
 package model
 
 import (
+	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank"
 )
@@ -103,10 +105,20 @@ func (l *LoRALayer[T]) Module() AdapterModule { return l.mod }
 func (l *LoRALayer[T]) Adapter() *Adapter { return l.ad }
 
 // Dims returns the shape d×k of B·A.
-func (l *LoRALayer[T]) Dims() (d, k int) { return l.factors.Dims() }
+func (l *LoRALayer[T]) Dims() (d, k int) {
+	if l.factors == nil {
+		return 0, 0
+	}
+	return l.factors.Dims()
+}
 
 // Rank returns r.
-func (l *LoRALayer[T]) Rank() int { return l.factors.Rank }
+func (l *LoRALayer[T]) Rank() int {
+	if l.factors == nil {
+		return 0
+	}
+	return l.factors.Rank
+}
 
 // Scale returns the scaling of B·A.
 func (l *LoRALayer[T]) Scale() float64 { return l.mod.Scale }
@@ -115,8 +127,27 @@ func (l *LoRALayer[T]) Scale() float64 { return l.mod.Scale }
 // modified.
 func (l *LoRALayer[T]) Factors() *lowrank.Factors[T] { return l.factors }
 
+// unaliased returns v, or a copy of it when it shares memory with y.
+func unaliased[T lowrank.Float](y, v []T) []T {
+	if len(y) == 0 || len(v) == 0 {
+		return v
+	}
+	size := unsafe.Sizeof(y[0])
+	y0, v0 := uintptr(unsafe.Pointer(unsafe.SliceData(y))), uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+	if v0 < y0+uintptr(len(y))*size && y0 < v0+uintptr(len(v))*size {
+		return slices.Clone(v)
+	}
+	return v
+}
+
 // fit checks that l can be applied with the base layer b.
 func (l *LoRALayer[T]) fit(b *Layer[T]) error {
+	if err := b.live(); err != nil {
+		return err
+	}
+	if l.ad == nil || l.factors == nil {
+		return errorf(ErrNotFound, "a zero LoRA layer; expected one from Adapter.LoRA or Adapter.LoRA64")
+	}
 	if l.ad.closed.Load() {
 		return fileErr(ErrClosed, l.ad.path, "adapter used after Close")
 	}
@@ -138,7 +169,8 @@ func (l *LoRALayer[T]) fit(b *Layer[T]) error {
 // chosen per call, so that many goroutines serve many adapters from one
 // base. It returns an error wrapping ErrMismatch (and lowrank.ErrShape)
 // for an adapter whose B·A is not the layer's shape or whose
-// fan_in_fan_out differs from the base's, and Forward's errors.
+// fan_in_fan_out differs from the base's, and Forward's errors. y may be x
+// itself (a square layer applied in place).
 func (l *Layer[T]) ForwardAdapter(y, x []T, ad *LoRALayer[T]) error {
 	if ad == nil {
 		return l.Forward(y, x)
@@ -146,6 +178,7 @@ func (l *Layer[T]) ForwardAdapter(y, x []T, ad *LoRALayer[T]) error {
 	if err := ad.fit(l); err != nil {
 		return err
 	}
+	x = unaliased(y, x) // the base writes y before the adapter reads x
 	if err := l.Forward(y, x); err != nil {
 		return err
 	}
@@ -168,6 +201,9 @@ func (l *Layer[T]) ForwardAdapter(y, x []T, ad *LoRALayer[T]) error {
 //
 //	Y = X·Wᵀ + b;  for each adapter a:  Y[rows of a] += scale_a·X[rows of a]·A_aᵀ·B_aᵀ
 func (l *Layer[T]) ForwardBatchAdapters(y, x lowrank.Matrix[T], ads []*LoRALayer[T]) error {
+	if err := l.live(); err != nil {
+		return err
+	}
 	if len(ads) != 1 && len(ads) != x.Rows {
 		return l.fail(errorf(lowrank.ErrShape, "%d adapters for %d rows; expected one per row of x, or one for all", len(ads), x.Rows))
 	}
@@ -189,6 +225,9 @@ func (l *Layer[T]) ForwardBatchAdapters(y, x lowrank.Matrix[T], ads []*LoRALayer
 			order = append(order, a)
 		}
 		rows[a] = append(rows[a], i)
+	}
+	if len(order) > 0 { // the base writes y before the adapters read x
+		x.Data = unaliased(y.Data, x.Data)
 	}
 	if err := l.ForwardBatch(y, x); err != nil {
 		return err

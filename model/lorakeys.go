@@ -38,17 +38,39 @@ func KohyaName(prefix, module string) string {
 
 // KohyaStem returns the module path kohya-ss/sd-scripts names a LoRA
 // module after: module without the prefix a full Stable Diffusion
-// checkpoint puts before its UNet ("model.diffusion_model.") or its SD 1.x
-// text encoder ("cond_stage_model.transformer."), so that a LoRA of an
+// checkpoint puts before its UNet ("model.diffusion_model."), its SD 1.x
+// text encoder ("cond_stage_model.transformer.") or SDXL's first text
+// encoder ("conditioner.embedders.0.transformer."), so that a LoRA of an
 // LDM-named checkpoint reads "lora_unet_input_blocks_1_0_…", as such
 // LoRAs do, and maps onto an LDM- or a diffusers-named base.
 func KohyaStem(module string) string {
-	for _, p := range []string{ldmUNetPrefix, ldmTextPrefix} {
+	for _, p := range []string{ldmUNetPrefix, ldmTextPrefix, sgmText1Prefix} {
 		if rest, ok := strings.CutPrefix(module, p); ok && rest != "" {
 			return rest
 		}
 	}
 	return module
+}
+
+// KohyaPrefixOf returns the kohya prefix a Stable Diffusion module is
+// named with — "lora_te" for a full checkpoint's SD 1.x text encoder,
+// "lora_te1" for SDXL's first, "lora_unet" for the UNet (a full
+// checkpoint's model.diffusion_model., or a UNet file's own names:
+// down_blocks…, input_blocks…, conv_in, …) — and ok; ok is false for
+// other modules (the caller's prefix applies). With explicit, a prefix the
+// user chose, the UNet keeps it: only the text encoders, which kohya
+// readers find by their prefix alone, are renamed.
+func KohyaPrefixOf(module string, explicit bool) (string, bool) {
+	switch {
+	case strings.HasPrefix(module, ldmTextPrefix):
+		return "lora_te", true
+	case strings.HasPrefix(module, sgmText1Prefix):
+		return "lora_te1", true
+	case explicit:
+	case strings.HasPrefix(module, ldmUNetPrefix), unetStyle(strings.ReplaceAll(module, ".", "_")) != "":
+		return "lora_unet", true
+	}
+	return "", false
 }
 
 // PEFTEmbeddingKey returns the key PEFT stores an embedding LoRA matrix
@@ -61,6 +83,7 @@ func PEFTEmbeddingKey(module, ab string) string {
 // loraModule is one module of an adapter file being merged.
 type loraModule struct {
 	module     string // module name (base tensor = module + ".weight")
+	base       string // the base's name for module, when a prefix maps it (basePrefixMap); "" otherwise
 	aKey, bKey string
 	alphaKey   string // kohya only
 	embedding  bool   // PEFT's lora_embedding_A/B
@@ -239,6 +262,25 @@ func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []stri
 			claim(strings.ReplaceAll(a, ".", "_"), m, hows[j]+" "+strconv.Quote(a))
 		}
 	}
+	// Full kohya names bound to one prefix (kohyaFullAliases).
+	full := map[string]target{}
+	for i, m := range baseModules {
+		if err := tick(ctx, i); err != nil {
+			return nil, nil, err
+		}
+		names, hows := kohyaFullAliases(m)
+		for j, a := range names {
+			if _, own := under[strings.TrimPrefix(a, "lora_")]; own {
+				continue
+			}
+			if c, dup := full[a]; dup && c.module != m {
+				c.other, c.otherHow = m, hows[j]
+				full[a] = c
+				continue
+			}
+			full[a] = target{module: m, how: hows[j]}
+		}
+	}
 	described := func(module, how string) string {
 		if how == "" {
 			return strconv.Quote(module + ".weight")
@@ -254,6 +296,13 @@ func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []stri
 			return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q lacks lora_down or lora_up; expected both", name)
 		}
 		module, via := "", ""
+		if c, ok := full[name]; ok {
+			if c.other != "" {
+				return nil, nil, fileErr(ErrFormat, f.Path(), "LoRA %q is the kohya name of both %s and %s of %s; expected names that stay distinct",
+					name, described(c.module, c.how), described(c.other, c.otherHow), baseName)
+			}
+			module, via = c.module, "lora_te1"
+		}
 		for _, pre := range prefixes {
 			rest, ok := strings.CutPrefix(name, pre+"_")
 			if !ok {

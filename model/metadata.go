@@ -143,6 +143,10 @@ func (m *Model) checkClaims(file string, md *Metadata) error {
 			return lie("relative error %v; expected a value ≥ 0", rec.RelError)
 		case !(rec.Energy >= 0 && rec.Energy <= 1):
 			return lie("energy %v; expected a value in [0, 1]", rec.Energy)
+		case rec.OutputRelError != nil && !(*rec.OutputRelError >= 0 && *rec.OutputRelError <= 1+1e-9): // ≤ 1 but for rounding
+			return lie("output error %v; expected a value in [0, 1]", *rec.OutputRelError)
+		case rec.Ridge != nil && !(*rec.Ridge >= 0 && *rec.Ridge <= math.MaxFloat64):
+			return lie("ridge %v; expected a finite value ≥ 0", *rec.Ridge)
 		case rec.SourceDType != "" && !sourceDType(rec.SourceDType):
 			return lie("source dtype %q; expected F16, BF16, F32 or F64", rec.SourceDType)
 		}

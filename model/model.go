@@ -127,6 +127,11 @@ func FromFiles(o Options, files ...*safetensors.File) (*Model, error) {
 	if len(files) == 0 {
 		return nil, errorf(ErrNotFound, "no file given; expected at least one safetensors file")
 	}
+	for i, f := range files {
+		if f == nil {
+			return nil, errorf(ErrNotFound, "file %d of %d is nil; expected open safetensors files", i+1, len(files))
+		}
+	}
 	return newModel(files, o)
 }
 
@@ -333,6 +338,11 @@ func (m *Model) lookup(name string) (*weight, error) {
 	ws := m.modules[name]
 	switch len(ws) {
 	case 0:
+		for _, suffix := range []string{".weight", ".weight.A", ".weight.B", ".bias"} {
+			if mod, ok := strings.CutSuffix(name, suffix); ok && len(m.modules[mod]) > 0 {
+				return nil, fileErr(ErrNotFound, m.paths, "no module %q; expected a module name: %q (%q is one of its tensors)", name, mod, name)
+			}
+		}
 		return nil, fileErr(ErrNotFound, m.paths, "no module %q; expected %q (dense, or its factors %q and %q) or a 2-D tensor of that name", name, name+".weight", name+".weight.A", name+".weight.B")
 	case 1:
 		return m.weights[ws[0]], nil

@@ -149,6 +149,9 @@ func parsePEFTConfig(ctx context.Context, raw []byte, path string, mem Budget) (
 			return nil, syntax(err)
 		}
 		if vk == strictjson.Null {
+			if key == "lora_alpha" { // PEFT fails on None / r; never guess a scaling
+				return nil, configErr(path, "\"lora_alpha\" is null; expected a number (or no lora_alpha key: PEFT's default 8)")
+			}
 			if err := s.Null(); err != nil {
 				return nil, syntax(err)
 			}

@@ -214,7 +214,65 @@ const (
 	ldmUNetPrefix       = "model.diffusion_model."
 	diffusersUNetPrefix = "unet."
 	ldmTextPrefix       = "cond_stage_model.transformer."
+	// SDXL's checkpoints hold their first text encoder (CLIP ViT-L, in
+	// Hugging Face CLIP naming) under sgmText1Prefix, kohya's lora_te1;
+	// the second (OpenCLIP ViT-bigG, kohya's lora_te2) and SD 2.x's one
+	// under the openCLIP prefixes, in OpenCLIP's naming.
+	sgmText1Prefix = "conditioner.embedders.0.transformer."
 )
+
+// openCLIPPrefixes are where LDM-style checkpoints hold an OpenCLIP text
+// encoder (SD 2.x; SDXL's second): resblocks.N.attn.in_proj_weight holds
+// q, k and v in one tensor, so kohya's LoRA names for them (Hugging Face
+// CLIP naming: self_attn.q_proj, …) have no one-to-one counterpart.
+var openCLIPPrefixes = []string{"cond_stage_model.model.", "conditioner.embedders.1.model."}
+
+// kohyaFullAliases returns the full kohya LoRA names (prefix included) a
+// base module is known by, for a text encoder whose kohya prefix is bound
+// to it: SDXL's first text encoder, lora_te1_ + its Hugging Face name.
+func kohyaFullAliases(module string) (names, how []string) {
+	if rest, ok := strings.CutPrefix(module, sgmText1Prefix); ok {
+		return []string{"lora_te1_" + strings.ReplaceAll(rest, ".", "_")}, []string{"without " + sgmText1Prefix + ", as lora_te1"}
+	}
+	return nil, nil
+}
+
+// openCLIPMappingProblem returns the error for kohya text-encoder LoRA
+// names (missing: none of the base's modules has them) when the base
+// holds its text encoder in OpenCLIP naming; nil otherwise.
+func openCLIPMappingProblem(path string, missing, baseModules []string, baseName string) error {
+	where := ""
+	for _, m := range baseModules {
+		for _, p := range openCLIPPrefixes {
+			if strings.HasPrefix(m, p) {
+				where = p
+				break
+			}
+		}
+		if where != "" {
+			break
+		}
+	}
+	if where == "" {
+		return nil
+	}
+	var names []string
+	for _, n := range missing {
+		if strings.HasPrefix(n, "lora_te_") || strings.HasPrefix(n, "lora_te2_") {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	more := ""
+	if len(names) > 3 {
+		more = fmt.Sprintf(" and %d more", len(names)-3)
+		names = names[:3]
+	}
+	return fileErr(ErrNotFound, path, "LoRA %s%s name a text encoder's modules the Hugging Face CLIP way (text_model_encoder_layers_N_self_attn_q_proj, …) but %s holds its text encoder in OpenCLIP naming under %q (q, k and v fused in resblocks.N.attn.in_proj_weight), which has no one-to-one mapping; expected a base whose text encoder is in Hugging Face naming (diffusers' text_encoder folders) or a LoRA without text-encoder modules",
+		strings.Join(quoteAll(names), ", "), more, baseName, where)
+}
 
 // kohyaAliases returns the other names a base module is known by in
 // kohya LoRA files, with how each was found: the UNet's name in the other

@@ -66,7 +66,8 @@ func NewWriter(w *safetensors.Writer, o WriterOptions) *Writer {
 // AddFactors writes the factors f of the d×k tensor name as name.A (r×k)
 // and name.B (d×r) in dtype dt (F16, BF16, F32 or F64, rounded to nearest
 // when narrower than T), and records them in the metadata with f.RelError
-// and f.Energy. Those must be known (Factorize's, or set by
+// and f.Energy (and, for factors computed with WithInputCovariance or
+// WithInputMoments, f.OutputRelError and f.Ridge). Those must be known (Factorize's, or set by
 // Factors.SetRecorded: after rounding to a narrower dtype, the error of
 // the stored factors is what lowrank factorize records). A value that
 // would overflow dt, or a NaN recorded error, is an error wrapping
@@ -94,7 +95,13 @@ func AddFactors[T lowrank.Float](w *Writer, name string, f *lowrank.Factors[T], 
 		return err
 	}
 	d, k := f.Dims()
-	w.meta.Tensors[name] = Record{Shape: []int{d, k}, Rank: f.Rank, RelError: f.RelError, Energy: f.Energy, DType: string(dt)}
+	rec := Record{Shape: []int{d, k}, Rank: f.Rank, RelError: f.RelError, Energy: f.Energy, DType: string(dt)}
+	if f.Weighting == lowrank.WeightCovariance && f.OutputRelError >= 0 && f.OutputRelError <= 1 {
+		// Computed with input statistics: their output error and ridge too.
+		calibrated, outErr, ridge := true, f.OutputRelError, f.Ridge
+		rec.Calibrated, rec.OutputRelError, rec.Ridge = &calibrated, &outErr, &ridge
+	}
+	w.meta.Tensors[name] = rec
 	if w.meta.Policy == "" && w.opts.Policy == "" {
 		w.meta.Policy = f.Policy.String()
 	}

@@ -14,8 +14,11 @@ factorizes about the mean and shifts the bias: WithInputMoments). For a Conv2d t
 are its unfolded patches (torch.nn.functional.unfold), so that C is
 (in·kh·kw)×(in·kh·kw), the k of the weight reshaped to out×(in·kh·kw).
 
-Layers that receive the very same input tensor (a transformer's q/k/v
-projections, gate/up) share one accumulator; each still gets its entry.
+Layers that receive the very same input tensor one after the other and
+take the same rows from it (a transformer's q/k/v projections, gate/up;
+not a 3×3 conv and a 1×1 shortcut conv) share one accumulator; each still
+gets its entry. A conv's patches are padded as the conv pads (zeros,
+reflect, replicate, circular; padding "same" and "valid" too).
 
 Usage with a Hugging Face transformers model (needs `transformers`):
 
@@ -25,8 +28,8 @@ Usage with a Hugging Face transformers model (needs `transformers`):
 and from Python, for any model:
 
     from collect_stats import collect, save
-    stats = collect(model, batches)      # batches: an iterable of inputs
-    save("stats.safetensors", stats)
+    stats, counts = collect(model, batches)   # batches: an iterable of inputs
+    save("stats.safetensors", stats, counts)
 
 The file is written with the `safetensors` package when it is installed and
 with numpy and json otherwise (the format is an 8-byte header length, a
@@ -68,10 +71,24 @@ def _rows(module, x):
     if isinstance(module, torch.nn.Conv2d):
         if x.dim() == 3:
             x = x.unsqueeze(0)
+        # Pad as the conv does (padding "same"/"valid" or numbers; zeros,
+        # reflect, replicate or circular), then take the patches.
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        x = F.pad(x, module._reversed_padding_repeated_twice, mode=mode)
         cols = F.unfold(x, module.kernel_size, dilation=module.dilation,
-                        padding=module.padding, stride=module.stride)  # N×(C·kh·kw)×L
+                        padding=0, stride=module.stride)  # N×(C·kh·kw)×L
         return cols.transpose(1, 2).reshape(-1, cols.shape[1])
     return x.reshape(-1, x.shape[-1])
+
+
+def _kind(module):
+    """What _rows does with a layer's input: layers fed the same tensor
+    share an accumulator only when this is the same (a 3×3 conv and a 1×1
+    shortcut conv of one input see different rows)."""
+    if isinstance(module, torch.nn.Conv2d):
+        return ("conv", module.kernel_size, module.stride, module.padding,
+                module.dilation, module.padding_mode)
+    return ("linear",)
 
 
 def collect(model, batches, include=None, stats_device=None, forward=None, log=None):
@@ -94,13 +111,13 @@ def collect(model, batches, include=None, stats_device=None, forward=None, log=N
         def fn(module, inputs, output):
             x = inputs[0].detach()
             prev = last.get("x")
-            same = prev is not None and (prev is x or (
+            same = prev is not None and last.get("kind") == _kind(module) and (prev is x or (
                 prev.data_ptr() == x.data_ptr() and prev.shape == x.shape and prev.stride() == x.stride()))
             if name not in owner:
                 # Decided on the first batch: a layer fed the very tensor
                 # the layer before it got (q/k/v, gate/up) shares its sums.
                 owner[name] = last["owner"] if same else name
-            last["x"], last["owner"] = x, owner[name]
+            last["x"], last["owner"], last["kind"] = x, owner[name], _kind(module)
             if owner[name] != name:
                 return
             rows = _rows(module, x)

@@ -324,3 +324,27 @@ func TestMergePEFTVariants(t *testing.T) {
 		})
 	}
 }
+
+// A user points --adapter at a file of a PEFT adapter folder rather than
+// the folder: adapter_model.safetensors was said to have "no
+// adapter_config.json beside it" (it has), adapter_config.json was read as
+// a safetensors file ("header length is 8385549014324486779 bytes"). Both
+// now name the folder to give.
+func TestAdapterFileOfAFolder(t *testing.T) {
+	dir := t.TempDir()
+	p := makePair(t, dir, safetensors.F32)
+	ad := filepath.Join(dir, "ad")
+	mustCLI(t, "extract", "--base", p.base, "--tuned", p.tuned, "-o", ad, "--rank", "2", "--quiet")
+	keep := []string{"base.safetensors", "tuned.safetensors", "ad"}
+	for _, f := range []string{peftWeightsName, peftConfigName} {
+		for _, cmd := range [][]string{
+			{"merge", "--base", p.base, "--adapter", filepath.Join(ad, f), "-o", filepath.Join(dir, "m.safetensors")},
+			{"info", filepath.Join(ad, f)},
+		} {
+			if cmd[0] == "info" && f == peftWeightsName {
+				continue // info shows the weights file as a safetensors file
+			}
+			assertFails(t, dir, keep, cmd, "PEFT adapter folder "+ad, "expected that folder as the adapter")
+		}
+	}
+}

@@ -50,6 +50,9 @@ type calibration struct {
 	// work; read-only once the pipeline runs.
 	has  map[string]bool
 	seen map[string]bool // entries some selected tensor asked for
+	// meanUnused says, for each input mean whose bias cannot take the
+	// mean error (another dtype or shape than the weight as written), why.
+	meanUnused []string
 	// absorbs maps a weight to the bias that takes its mean error,
 	// biases the bias back to it.
 	absorbs, biases map[string]*absorb
@@ -63,7 +66,13 @@ func newCalibration(f *safetensors.File) *calibration {
 // plan checks the entries of the selected items before any work, and
 // returns the items with each bias that absorbs its weight's mean error
 // moved right after the weight (same dtype: the alignment holds).
+//
+// A file that calibrates none of the selected tensors is an error: its
+// names are not the model's (statistics collected under another prefix,
+// or for another model), and going on would give plain SVD to a caller
+// who asked for data-aware factors.
 func plan[I any](c *calibration, model source, items []I, info func(I) (safetensors.TensorInfo, bool, safetensors.DType), mk func(safetensors.TensorInfo) I) ([]I, error) {
+	firstSel := ""
 	for i, it := range items {
 		if err := tick(i); err != nil {
 			return nil, err
@@ -71,6 +80,9 @@ func plan[I any](c *calibration, model source, items []I, info func(I) (safetens
 		t, sel, out := info(it)
 		if !sel {
 			continue
+		}
+		if firstSel == "" {
+			firstSel = t.Name
 		}
 		_, k, _ := t.Matrix()
 		has, err := c.check(t.Name, k)
@@ -82,6 +94,13 @@ func plan[I any](c *calibration, model source, items []I, info func(I) (safetens
 				return nil, err
 			}
 		}
+	}
+	if len(c.has) == 0 && firstSel != "" {
+		ts := c.f.Tensors()
+		if len(ts) == 0 {
+			return nil, fmt.Errorf("lowrank: %s: the calibration file holds no matrix; expected, for each weight to calibrate, a k×k tensor of its name (%q, say)", c.f.Path(), firstSel)
+		}
+		return nil, fmt.Errorf("lowrank: %s: none of its %d tensors names a tensor to factorize (first: %q; the first tensor to factorize is %q); expected entries named after the weights they calibrate, as scripts/collect_stats.py writes them for this model", c.f.Path(), len(ts), ts[0].Name, firstSel)
 	}
 	if len(c.biases) == 0 {
 		return items, nil
@@ -139,7 +158,12 @@ func (c *calibration) checkMean(model source, t safetensors.TensorInfo, out safe
 		return nil
 	}
 	bt, ok := model.Tensor(base + "bias")
-	if !ok || len(bt.Shape) != 1 || bt.Shape[0] != d || bt.DType != out {
+	if !ok {
+		return nil // a layer without a bias: about zero, as documented
+	}
+	if len(bt.Shape) != 1 || bt.Shape[0] != d || bt.DType != out {
+		c.meanUnused = append(c.meanUnused, fmt.Sprintf("%q: bias %q is %s %s, the weight is written %s %d×%d",
+			mt.Name, bt.Name, bt.DType, shapeString(bt.Shape), out, d, k))
 		return nil
 	}
 	ab := &absorb{bias: bt, done: make(chan struct{})}
@@ -227,13 +251,18 @@ func (c *calibration) unused() []string {
 	return out
 }
 
-// note is what the command says, on stderr, about entries that calibrated
-// nothing (a misspelt name, statistics for another model).
-func (c *calibration) note() string {
-	u := c.unused()
-	if len(u) == 0 {
-		return ""
+// note is what the command says, on stderr, one line each, about entries
+// that calibrated nothing (a misspelt name, statistics for another model)
+// and input means that could not be used.
+func (c *calibration) note() []string {
+	var notes []string
+	if u := c.unused(); len(u) > 0 {
+		notes = append(notes, fmt.Sprintf("lowrank: note: %d of the %d matrices in %s match no selected tensor (first: %q)",
+			len(u), len(c.f.Tensors()), filepath.Base(c.f.Path()), u[0]))
 	}
-	return fmt.Sprintf("lowrank: note: %d of the %d matrices in %s match no selected tensor (first: %q)",
-		len(u), len(c.f.Tensors()), filepath.Base(c.f.Path()), u[0])
+	if m := c.meanUnused; len(m) > 0 {
+		notes = append(notes, fmt.Sprintf("lowrank: note: %d input means in %s were not used, their weights calibrated about zero with C alone (first: %s); expected a bias of the weight's output dtype and shape to take the mean error (--dtype keep)",
+			len(m), filepath.Base(c.f.Path()), m[0]))
+	}
+	return notes
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -264,18 +265,27 @@ func TestCalibrationBadInput(t *testing.T) {
 }
 
 // TestCalibrationUnused: entries that match no selected tensor are noted
-// on stderr; the run succeeds.
+// on stderr, with --quiet too, and the run succeeds; a file that
+// calibrates none of the selected tensors (names of another model, or of
+// another prefix) is an error before any work, not a silent plain SVD.
 func TestCalibrationUnused(t *testing.T) {
 	dir := t.TempDir()
 	model, stats, _ := calibModel(t, dir, safetensors.F32)
 	out := filepath.Join(dir, "out.safetensors")
-	code, _, errs := cli("factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--include", "^l2")
-	if code != 0 || !strings.Contains(errs, "4 of the 4 matrices in stats.safetensors match no selected tensor") {
-		t.Errorf("exit %d, stderr %q; want a note about the 4 unused entries", code, errs)
+	code, _, errs := cli("factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--include", "^l[12]", "--quiet")
+	if code != 0 || !strings.Contains(errs, "2 of the 4 matrices in stats.safetensors match no selected tensor") {
+		t.Errorf("exit %d, stderr %q; want a note about the 2 unused entries", code, errs)
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Error(err)
 	}
+	none := filepath.Join(dir, "none.safetensors")
+	assertFails(t, dir, nil, []string{"factorize", model, "-o", none, "--rank", "4", "--calibration", stats, "--include", "^l2"},
+		stats, "none of its 4 tensors names a tensor to factorize", `"l2.weight"`)
+	empty := filepath.Join(dir, "empty.safetensors")
+	writeST(t, empty, nil)
+	assertFails(t, dir, nil, []string{"factorize", model, "-o", none, "--rank", "4", "--calibration", empty},
+		empty, "holds no matrix")
 }
 
 // TestCalibrationPython: numpy, reading the files itself
@@ -375,5 +385,116 @@ func TestCalibrationBudget(t *testing.T) {
 	s.method = lowrank.Exact
 	if _, err := planFactorize(b, s, "m", "w", d, k, 4, add(held, calibrationBytes(k)), shapeOnly(k)); err == nil || !strings.Contains(err.Error(), `"w"`) {
 		t.Errorf("calibrated tensor over the budget: %v; want an error naming it", err)
+	}
+}
+
+// TestCollectStatsSharedInput: layers fed the very same tensor share one
+// accumulator in scripts/collect_stats.py only when they see the same rows
+// (q/k/v Linears; not a 3×3 conv and the 1×1 stride-2 shortcut conv of a
+// ResNet-style block, whose unfolded patches differ): every entry equals
+// XᵀX/n of the layer's own rows, computed here with unfold. And a conv's
+// rows are its patches for every padding (padding "same" and "valid" made
+// unfold fail; reflect and circular padding gave zero-padded patches).
+func TestCollectStatsSharedInput(t *testing.T) {
+	var py string
+	for _, p := range []string{os.Getenv("LOWRANK_PYTHON"), "python3", "/usr/bin/python3"} {
+		if p != "" && exec.Command(p, "-c", "import torch, numpy").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		if os.Getenv("LOWRANK_REQUIRE_TORCH") == "1" {
+			t.Fatal("no python3 with torch and numpy (apt-get install python3-torch)")
+		}
+		t.Skip("no python3 with torch and numpy (apt-get install python3-torch)")
+	}
+	scripts, _ := filepath.Abs("../../scripts")
+	prog := `
+import sys, torch
+import torch.nn.functional as F
+sys.path.insert(0, sys.argv[1])
+from collect_stats import collect
+torch.manual_seed(0)
+class Net(torch.nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.c1 = torch.nn.Conv2d(2, 4, 3, padding=1)
+        s.c2 = torch.nn.Conv2d(4, 6, 3, padding=1, stride=2)
+        s.short = torch.nn.Conv2d(4, 6, 1, stride=2)
+        s.q = torch.nn.Linear(6 * 16, 5)
+        s.k = torch.nn.Linear(6 * 16, 5)
+    def forward(s, x):
+        h = torch.relu(s.c1(x))
+        h = torch.relu(s.c2(h) + s.short(h)).flatten(1)
+        return s.q(h) + s.k(h)
+m = Net().double()
+xs = [torch.rand(7, 2, 8, 8, dtype=torch.float64) for _ in range(3)]
+stats, counts = collect(m, xs)
+x = torch.cat(xs)
+with torch.no_grad():
+    h = torch.relu(m.c1(x))
+    flat = torch.relu(m.c2(h) + m.short(h)).flatten(1)
+def rows(mod, inp):
+    if isinstance(mod, torch.nn.Conv2d):
+        c = F.unfold(inp, mod.kernel_size, padding=mod.padding, stride=mod.stride)
+        return c.transpose(1, 2).reshape(-1, c.shape[1])
+    return inp
+for name, mod, inp in (("c1", m.c1, x), ("c2", m.c2, h), ("short", m.short, h), ("q", m.q, flat), ("k", m.k, flat)):
+    r = rows(mod, inp)
+    want = (r.T @ r / r.shape[0]).numpy()
+    got = stats[name + ".weight"]
+    assert got.shape == want.shape, (name, got.shape, want.shape)
+    assert abs(got - want).max() <= 1e-12 * abs(want).max(), name
+    assert counts[name + ".weight"] == r.shape[0], (name, counts[name + ".weight"], r.shape[0])
+# Every padding a Conv2d takes: the rows, times the weight, are its outputs.
+from collect_stats import _rows
+for kw in (dict(padding="same"), dict(padding="valid"), dict(padding=1, padding_mode="reflect"),
+           dict(padding=(1, 2), padding_mode="circular"), dict(padding=2, dilation=2, padding_mode="replicate")):
+    c = torch.nn.Conv2d(3, 5, 3, bias=False, **kw).double()
+    x = torch.rand(2, 3, 9, 9, dtype=torch.float64)
+    y = (_rows(c, x) @ c.weight.reshape(5, -1).T).reshape(2, -1, 5)
+    assert torch.allclose(y, c(x).flatten(2).transpose(1, 2)), kw
+print("OK")
+`
+	if b, err := exec.Command(py, "-c", prog, scripts).CombinedOutput(); err != nil || !strings.Contains(string(b), "OK") {
+		t.Fatalf("collect_stats.py: %v\n%s", err, b)
+	}
+}
+
+// TestCalibrationInfo: lowrank info shows the output error a calibrated
+// file records beside the weight error, and "- (plain)" for a tensor that
+// had no statistics.
+func TestCalibrationInfo(t *testing.T) {
+	dir := t.TempDir()
+	model, stats, _ := calibModel(t, dir, safetensors.F64)
+	out := filepath.Join(dir, "out.safetensors")
+	mustCLI(t, "factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--quiet")
+	info := mustCLI(t, "info", out)
+	_, _, meta := readST(t, out)
+	var md struct {
+		Tensors map[string]struct {
+			OutputRelError *float64 `json:"output_rel_error"`
+		} `json:"tensors"`
+	}
+	if err := json.Unmarshal([]byte(meta["lowrank"]), &md); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%.2e", *md.Tensors["l0.weight"].OutputRelError)
+	if !strings.Contains(info, "out.err") || !strings.Contains(info, want) || !strings.Contains(info, "- (plain)") {
+		t.Errorf("info of a calibrated file lacks the out.err column, l0's %s or l2's plain mark:\n%s", want, info)
+	}
+}
+
+// TestCalibrationMeanUnused: an input mean whose bias cannot take the
+// mean error (the weights written in another dtype than the bias, with
+// --dtype) is not used, and stderr says so (it was silently dropped).
+func TestCalibrationMeanUnused(t *testing.T) {
+	dir := t.TempDir()
+	model, stats, _ := calibModel(t, dir, safetensors.F32)
+	out := filepath.Join(dir, "out.safetensors")
+	code, table, errs := cli("factorize", model, "-o", out, "--rank", "4", "--calibration", stats, "--dtype", "bf16")
+	if code != 0 || !strings.Contains(errs, `"l0.weight.input_mean"`) || !strings.Contains(errs, `"l0.bias" is F32`) || strings.Contains(table, "bias shifted") {
+		t.Errorf("exit %d, stderr %q; want a note that l0's input mean was not used (its bias is F32, the weight BF16)\n%s", code, errs, table)
 	}
 }

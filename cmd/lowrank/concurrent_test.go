@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +123,70 @@ func TestPipelineNoLeak(t *testing.T) {
 	}
 	if heap1 > heap0+1<<20 {
 		t.Errorf("live heap grew by %d bytes over 400 runs", heap1-heap0)
+	}
+}
+
+// Several processes given one folder output at once (a retried job, two
+// users, a script started twice) raced inside it: with --force each
+// removed the others' unfinished parts and the last join assembled shards
+// of different runs — a factorized model folder holding ranks 4 and 5
+// side by side and 8 of its 40 tensors missing, exit 0. One run now holds
+// the folder (a lock on it, shared by the parts of one --shard run): the
+// others fail at once, naming it, and what is left is one run's output,
+// whole.
+func TestConcurrentRunsOnOneFolder(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var ts []tensor
+	for i := range 24 {
+		ts = append(ts, tensor{name: fmt.Sprintf("l%d.weight", i), dt: safetensors.F32, shape: []int{64, 48}, vals: gauss(rng, 64*48, 1)})
+	}
+	writeST(t, filepath.Join(in, "model.safetensors"), nil, ts...)
+	out := filepath.Join(dir, "out")
+	for round := range 4 {
+		var wg sync.WaitGroup
+		codes := make([]int, 6)
+		errs := make([]string, 6)
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[i], _, errs[i] = cli("factorize", in, "-o", out, "--rank", fmt.Sprint(2+i), "--min-saving", "0", "--max-shard-size", "20KB", "--quiet", "--force")
+			}()
+		}
+		wg.Wait()
+		ok := -1
+		for i, c := range codes {
+			if c == 0 {
+				ok = i
+			} else if !strings.HasPrefix(errs[i], "lowrank: ") || strings.Count(errs[i], "\n") != 1 {
+				t.Errorf("round %d, run %d: exit %d, %q; want one lowrank: line", round, i, c, errs[i])
+			}
+		}
+		if ok < 0 {
+			t.Fatalf("round %d: no run succeeded: %q", round, errs)
+		}
+		// What is there is one run's whole output.
+		vals := map[string][]int{}
+		ents, _ := os.ReadDir(out)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".safetensors") {
+				_, shapes, _ := readST(t, filepath.Join(out, e.Name()))
+				for n, s := range shapes {
+					vals[n] = s
+				}
+			}
+		}
+		ranks := map[int]bool{}
+		for n, s := range vals {
+			if strings.HasSuffix(n, ".A") {
+				ranks[s[0]] = true
+			}
+		}
+		if len(vals) != 2*len(ts) || len(ranks) != 1 {
+			t.Errorf("round %d: the folder holds %d tensors of ranks %v; want the %d factors of one run", round, len(vals), ranks, 2*len(ts))
+		}
 	}
 }

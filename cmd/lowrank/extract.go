@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -41,7 +42,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	base := fs.String("base", "", "the base model: a `FILE`.safetensors, a model folder (shards and their index) or an index file")
 	tuned := fs.String("tuned", "", "the fine-tuned model: a `FILE`.safetensors, a model folder or an index file")
 	format := fs.String("format", "peft", "adapter format: peft (a folder) or kohya (one .safetensors file)")
-	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …)")
+	prefix := fs.String("kohya-prefix", "lora", "with --format kohya, the `PREFIX` of LoRA names (kohya uses lora_unet, lora_te, …); a full Stable Diffusion checkpoint's text encoders are named lora_te (SDXL: lora_te1) whatever it is, and a UNet's modules (model.diffusion_model., down_blocks, input_blocks, …) lora_unet unless it is given")
 	baseName := fs.String("base-model", "", "base_model_name_or_path written to adapter_config.json (the base's Hugging Face `NAME` or path)")
 	taskType := fs.String("task-type", "", "task_type written to adapter_config.json: one of "+strings.Join(peftTaskTypes, ", ")+" (default: null)")
 	rf := addRankFlags(fs, "sqrt", "how S is shared: sqrt (B = U·√S, A = √S·Vᵀ, balanced, the default) or us")
@@ -53,6 +54,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("extract: unexpected arguments %q; expected --base, --tuned and -o", pos)
 	}
+	prefixGiven := false // --kohya-prefix given: a full checkpoint's UNet keeps it
+	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "kohya-prefix" })
+	var usedPrefixes []string // the kohya prefixes written, recorded for merge
 	if *base == "" || *tuned == "" {
 		return usagef("extract: expected --base BASE.safetensors and --tuned TUNED.safetensors")
 	}
@@ -61,8 +65,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 	case "peft":
 	case "kohya":
 		kohya = true
-		if *prefix == "" {
-			return usagef("extract: --kohya-prefix is empty; expected a prefix such as lora, lora_unet or lora_te")
+		if *prefix == "" || strings.Contains(*prefix, ",") {
+			return usagef("extract: --kohya-prefix %q; expected one prefix such as lora, lora_unet or lora_te (not empty, no comma)", *prefix)
 		}
 	default:
 		return usagef("extract: --format %q; expected peft or kohya", *format)
@@ -85,6 +89,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return usagef("extract: -o %q: a PEFT adapter is a folder (adapter_config.json and adapter_model.safetensors); expected a folder path, or --format kohya for one .safetensors file", s.output)
 	case kohya && *taskType != "":
 		return usagef("extract: --task-type is written to adapter_config.json, which --format kohya does not write")
+	case kohya && *baseName != "":
+		return usagef("extract: --base-model is written to adapter_config.json, which --format kohya does not write")
 	}
 	outs := newOutputSet(s.force, *base, *tuned)
 	var out *output
@@ -179,7 +185,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			if !it.extract {
 				continue
 			}
-			k := kohyaName(*prefix, model.KohyaStem(it.module))
+			k, used := kohyaOut(*prefix, prefixGiven, it.module)
+			if !slices.Contains(usedPrefixes, used) {
+				usedPrefixes = append(usedPrefixes, used)
+			}
 			if other, dup := seen[k]; dup {
 				return fmt.Errorf("lowrank: %s: tensors %q and %q both map to kohya name %q; expected names that stay distinct when dots become underscores", *tuned, other, it.t.Name, k)
 			}
@@ -231,7 +240,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 
 	meta := adapterMeta{Version: 1, Policy: s.policy.String(), Split: s.split.String(), Format: strings.ToLower(*format), Modules: map[string]tensorMeta{}}
 	if kohya {
-		meta.KohyaPrefix = *prefix
+		meta.KohyaPrefix = strings.Join(usedPrefixes, ",")
 	}
 	rows := make([]row, 0, len(items))
 	var mods []peftModule
@@ -276,7 +285,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 				a, b = model.PEFTEmbeddingKey(it.module, "A"), model.PEFTEmbeddingKey(it.module, "B")
 			}
 			if kohya {
-				k := kohyaName(*prefix, model.KohyaStem(it.module))
+				k, _ := kohyaOut(*prefix, prefixGiven, it.module)
 				a, b, alpha = k+".lora_down.weight", k+".lora_up.weight", k+".alpha"
 			}
 			if err := e.write(w, a, b, alpha); err != nil {

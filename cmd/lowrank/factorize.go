@@ -430,8 +430,8 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if s.calib != nil && !s.quiet {
-		if n := s.calib.note(); n != "" {
+	if s.calib != nil { // a warning, shown with --quiet too
+		for _, n := range s.calib.note() {
 			fmt.Fprintln(stderr, esc(n))
 		}
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,5 +85,45 @@ func TestFIFOAndDeviceInputsRefused(t *testing.T) {
 	}
 	if _, err := os.Lstat(out); err == nil {
 		t.Errorf("an output was left")
+	}
+}
+
+// The files read beside an input are inputs too: a FIFO as the config.json
+// beside a model (read for the vocabulary size) hung factorize in open,
+// deaf to SIGTERM; a FIFO in the place of the plan of a folder output hung
+// --resume and join. Each is now refused (or, for config.json, noted and
+// passed over) without waiting on it.
+func TestFIFOSideFilesNeverWaitedOn(t *testing.T) {
+	dir := t.TempDir()
+	p := makePair(t, dir, "F32")
+	m := filepath.Join(dir, "m")
+	os.Mkdir(m, 0o755)
+	b, _ := os.ReadFile(p.base)
+	os.WriteFile(filepath.Join(m, "model.safetensors"), b, 0o644)
+	if err := syscall.Mkfifo(filepath.Join(m, "config.json"), 0o644); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	out := filepath.Join(dir, "out.safetensors")
+	code, stderr := cliOrHang(t, "factorize", filepath.Join(m, "model.safetensors"), "-o", out, "--rank", "2")
+	if code != 0 || !strings.Contains(stderr, "config.json not read") || !strings.Contains(stderr, "FIFO") {
+		t.Errorf("factorize beside a FIFO config.json: exit %d, %q; want exit 0 and a note that it is a FIFO, not read", code, stderr)
+	}
+
+	m2 := filepath.Join(dir, "m2")
+	os.Mkdir(m2, 0o755)
+	os.WriteFile(filepath.Join(m2, "model.safetensors"), b, 0o644)
+	for i, args := range [][]string{
+		{"factorize", m2, "--rank", "2", "--quiet", "--resume", "-o"},
+		{"factorize", m2, "--rank", "2", "--quiet", "--shard", "0/2", "-o"},
+		{"join"},
+	} {
+		fo := filepath.Join(dir, fmt.Sprintf("fo%d", i))
+		os.Mkdir(fo, 0o755)
+		syscall.Mkfifo(filepath.Join(fo, planName), 0o644)
+		args = append(args, fo)
+		code, stderr := cliOrHang(t, args...)
+		if code != 0 && (!strings.HasPrefix(stderr, "lowrank: ") || strings.Count(stderr, "\n") != 1) {
+			t.Errorf("lowrank %s with a FIFO as %s: exit %d, %q; want one lowrank: line", strings.Join(args, " "), planName, code, stderr)
+		}
 	}
 }

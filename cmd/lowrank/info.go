@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,7 +39,10 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	for i, path := range pos {
 		st, err := os.Stat(path)
 		if err != nil {
-			return fmt.Errorf("lowrank: %w", err)
+			return fmt.Errorf("lowrank: %s: %w; expected a .safetensors file, a model folder, an index file or an adapter folder", path, unwrapPathErr(err))
+		}
+		if !st.IsDir() && filepath.Base(path) == peftConfigName {
+			return fmt.Errorf("lowrank: %s: is the config of the PEFT adapter folder %s; expected that folder as the adapter", path, filepath.Dir(path))
 		}
 		isModel := isModelPath(path, st.IsDir()) // info_folder.go
 		if st.IsDir() && !isModel {
@@ -165,13 +169,34 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 			dense = append(dense, n)
 		}
 		sort.Strings(dense)
-		err = columns(w, len(names)+len(dense), []string{what, "shape", "rank", "rel.err", "energy"}, func(i int) []string {
+		// Factors computed with input statistics (factorize --calibration)
+		// also record their output error: a column of its own.
+		calibrated := false
+		for _, e := range entries {
+			calibrated = calibrated || e.OutputRelError != nil
+		}
+		head := []string{what, "shape", "rank", "rel.err", "energy"}
+		if calibrated {
+			head = []string{what, "shape", "rank", "rel.err", "out.err", "energy"}
+		}
+		err = columns(w, len(names)+len(dense), head, func(i int) []string {
 			if i >= len(names) {
 				n := dense[i-len(names)]
+				if calibrated {
+					return []string{esc(n), "", "dense", "", "", "(" + esc(m.Dense[n]) + ")"}
+				}
 				return []string{esc(n), "", "dense", "", "(" + esc(m.Dense[n]) + ")"}
 			}
 			e := entries[names[i]]
-			return []string{esc(names[i]), shapeString(e.Shape), strconv.Itoa(e.Rank), fmt.Sprintf("%.2e", e.RelError), fmt.Sprintf("%.4f", e.Energy)}
+			row := []string{esc(names[i]), shapeString(e.Shape), strconv.Itoa(e.Rank), fmt.Sprintf("%.2e", e.RelError), fmt.Sprintf("%.4f", e.Energy)}
+			if calibrated {
+				out := "- (plain)"
+				if e.OutputRelError != nil {
+					out = fmt.Sprintf("%.2e", *e.OutputRelError)
+				}
+				row = append(row[:4], out, row[4])
+			}
+			return row
 		})
 		if err != nil {
 			return err
@@ -181,7 +206,11 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 		fmt.Fprintln(w, "\nkohya LoRA modules:")
 		var downs []safetensors.TensorInfo
 		odd := 0 // lora_down tensors neither 2-D nor 4-D
+		var other []string
 		for _, t := range ts {
+			if !isKohyaKey(t.Name) {
+				other = append(other, t.Name)
+			}
 			if strings.HasSuffix(t.Name, ".lora_down.weight") {
 				if len(t.Shape) == 2 || len(t.Shape) == 4 {
 					downs = append(downs, t)
@@ -193,6 +222,17 @@ func fileInfo(out io.Writer, f *safetensors.File) error {
 		defer func() {
 			if odd > 0 {
 				fmt.Fprintf(w, "(%d lora_down tensors neither 2-D (Linear) nor 4-D (Conv2d) not listed: not a LoRA layout lowrank reads)\n", odd)
+			}
+			if len(other) > 0 {
+				ex := make([]string, 0, 3)
+				for _, n := range other[:min(3, len(other))] {
+					ex = append(ex, strconv.Quote(n))
+				}
+				more := ""
+				if len(other) > 3 {
+					more = fmt.Sprintf(" and %d more", len(other)-3)
+				}
+				fmt.Fprintf(w, "(%d tensors are no part of a LoRA module above: %s%s; a module with them (LyCORIS lora_mid, LoHa hada_*, LoKr lokr_*, DoRA dora_scale, full diff) is not what the table shows, and lowrank merge refuses the file)\n", len(other), esc(strings.Join(ex, ", ")), more)
 			}
 		}()
 		err := columns(w, len(downs), []string{"name", "kind", "up (d×r)", "down (r×k)", "alpha", "scaling"}, func(i int) []string {

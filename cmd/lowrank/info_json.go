@@ -56,6 +56,10 @@ type infoFile struct {
 	LowrankError string          `json:"lowrank_error,omitempty"`
 	// Kohya are the modules of a kohya LoRA file.
 	Kohya []kohyaModule `json:"kohya_modules,omitempty"`
+	// KohyaOther are the tensors of a kohya file that are no part of a
+	// LoRA module lowrank reads (LyCORIS lora_mid, hada_*, lokr_*,
+	// dora_scale, diff, …): lowrank merge refuses such a file.
+	KohyaOther []string `json:"kohya_other_tensors,omitempty"`
 }
 
 type infoTensor struct {
@@ -186,7 +190,22 @@ func fileDoc(f *safetensors.File) (*infoFile, error) {
 			if strings.HasSuffix(t.Name, ".lora_down.weight") && (len(t.Shape) == 2 || len(t.Shape) == 4) {
 				d.Kohya = append(d.Kohya, kohyaModuleOf(f, t))
 			}
+			if !isKohyaKey(t.Name) {
+				d.KohyaOther = append(d.KohyaOther, t.Name)
+			}
 		}
 	}
 	return d, nil
+}
+
+// isKohyaKey reports whether name is one of the keys of a kohya LoRA
+// module that lowrank reads: NAME.lora_down.weight, NAME.lora_up.weight,
+// NAME.alpha.
+func isKohyaKey(name string) bool {
+	for _, suf := range []string{".lora_down.weight", ".lora_up.weight", ".alpha"} {
+		if strings.HasSuffix(name, suf) {
+			return true
+		}
+	}
+	return false
 }

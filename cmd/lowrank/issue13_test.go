@@ -470,6 +470,10 @@ func TestExtractTaskType(t *testing.T) {
 		"--task-type", "CAUSAL_LM", "SEQ_2_SEQ_LM")
 	assertFails(t, dir, keep, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", filepath.Join(dir, "k.safetensors"), "--format", "kohya", "--rank", "2", "--task-type", "CAUSAL_LM"},
 		"--task-type", "--format kohya")
+	// --base-model is written to adapter_config.json too: with --format
+	// kohya it was silently dropped (exit 0).
+	assertFails(t, dir, keep, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", filepath.Join(dir, "k.safetensors"), "--format", "kohya", "--rank", "2", "--base-model", "meta-llama/Llama-3.2-1B"},
+		"--base-model", "--format kohya")
 }
 
 // Point 4: merge -h speaks of merging, not of randomized SVD.
@@ -477,5 +481,46 @@ func TestMergeHelp(t *testing.T) {
 	code, _, out := cli("merge", "-h")
 	if code != 0 || strings.Contains(strings.ToLower(out), "randomized") || !strings.Contains(out, "--dtype") && !strings.Contains(out, "-dtype") {
 		t.Errorf("merge -h: exit %d\n%s", code, out)
+	}
+}
+
+// Point 2, real names: CLIP's text encoder (token_embedding,
+// position_embedding), Mamba (backbone.embedding), RWKV (emb) and XLNet
+// (word_embedding) name their nn.Embedding tables otherwise than Llama or
+// GPT-2, and were factorized by default (a single file, no config.json
+// beside it); and the output head's shape is the vocabulary's too, so a
+// vocabulary-sized matrix beside lm_head alone is kept dense by shape.
+func TestEmbeddingsOfOtherFamiliesDense(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	in := filepath.Join(dir, "m.safetensors")
+	writeST(t, in, nil,
+		tensor{name: "text_model.embeddings.token_embedding.weight", dt: safetensors.F32, shape: []int{96, 16}, vals: randn(rng, 96*16)},
+		tensor{name: "text_model.embeddings.position_embedding.weight", dt: safetensors.F32, shape: []int{40, 16}, vals: randn(rng, 40*16)},
+		tensor{name: "backbone.embedding.weight", dt: safetensors.F32, shape: []int{88, 16}, vals: randn(rng, 88*16)},
+		tensor{name: "emb.weight", dt: safetensors.F32, shape: []int{72, 16}, vals: randn(rng, 72*16)},
+		tensor{name: "transformer.word_embedding.weight", dt: safetensors.F32, shape: []int{64, 16}, vals: randn(rng, 64*16)},
+		tensor{name: "text_model.encoder.layers.0.mlp.fc1.weight", dt: safetensors.F32, shape: []int{48, 16}, vals: randn(rng, 48*16)},
+	)
+	table := mustCLI(t, "factorize", in, "-o", filepath.Join(dir, "f.safetensors"), "--rank", "2", "--min-saving", "0")
+	for _, n := range []string{"text_model.embeddings.token_embedding.weight", "text_model.embeddings.position_embedding.weight", "backbone.embedding.weight", "emb.weight", "transformer.word_embedding.weight"} {
+		if l := rowOf(table, n); !strings.Contains(l, "dense: embedding (by name)") {
+			t.Errorf("%s: %q; want dense: embedding (by name)", n, l)
+		}
+	}
+	if !strings.Contains(rowOf(table, "text_model.encoder.layers.0.mlp.fc1.weight"), "factorized") {
+		t.Errorf("the MLP weight was not factorized:\n%s", table)
+	}
+	// Only the head names the vocabulary: its shape keeps the tied
+	// decoder of the same shape dense.
+	in2 := filepath.Join(dir, "h.safetensors")
+	writeST(t, in2, nil,
+		tensor{name: "lm_head.weight", dt: safetensors.F32, shape: []int{96, 16}, vals: randn(rng, 96*16)},
+		tensor{name: "cls.predictions.decoder.weight", dt: safetensors.F32, shape: []int{96, 16}, vals: randn(rng, 96*16)},
+		tensor{name: "h.0.fc.weight", dt: safetensors.F32, shape: []int{48, 16}, vals: randn(rng, 48*16)},
+	)
+	table = mustCLI(t, "factorize", in2, "-o", filepath.Join(dir, "f2.safetensors"), "--rank", "2", "--min-saving", "0")
+	if l := rowOf(table, "cls.predictions.decoder.weight"); !strings.Contains(l, `dense: vocabulary × hidden (the shape of "lm_head.weight")`) {
+		t.Errorf("cls.predictions.decoder.weight: %q; want dense by the shape of lm_head.weight", l)
 	}
 }

@@ -46,6 +46,13 @@ byte for byte what one process writes.`, stderr)
 		return err
 	}
 	defer outs.abort()
+	if fi, err := os.Lstat(out); err == nil && fi.IsDir() {
+		unlock, err := lockFolder(out, true) // no part may still be writing
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	var pl outPlan
 	if err := readJSONFile(filepath.Join(out, planName), &pl); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -75,16 +82,13 @@ type joinOptions struct {
 // joinFolder checks the parts of the folder output out and puts the final
 // folder in its place; it returns the report rows of every part.
 func joinFolder(out string, o joinOptions) ([]row, error) {
-	unlock, err := lockJoin(out) // lock_unix.go: one join at a time
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
+	// The caller holds the folder's exclusive lock (lockFolder): no part
+	// writes and no other join runs.
 	pp := filepath.Join(out, planName)
-	planBytes, err := os.ReadFile(pp)
+	planBytes, err := readRegular(pp, maxPlanBytes)
 	if err != nil {
 		if m, ok := readManifest(filepath.Join(out, manifestName)); ok && errors.Is(err, fs.ErrNotExist) && modelFolderCommands[m.Command] {
-			// Another join finished it while this one waited.
+			// Another join finished it before this one held the folder.
 			if o.stderr != nil {
 				fmt.Fprintf(o.stderr, "lowrank: %s: already joined (a finished model folder written by lowrank %s); nothing to do\n", esc(out), m.Command)
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,41 +30,28 @@ func lockPart(path string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// lockJoin takes the join lock of the folder output out (flock on the
-// folder itself), waiting while another process holds it, so that two
-// joins of one folder take turns: the second then finds it joined. A join
-// puts a new folder in place of out, so the lock is retaken until it is
-// held on the folder out names. Where the file system has no locks, it
-// goes on unlocked.
-func lockJoin(out string) (func(), error) {
-	for {
-		f, err := os.Open(out)
-		if err != nil {
-			return nil, fmt.Errorf("lowrank: %s: %w", out, unwrapPathErr(err))
-		}
-		for {
-			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-			if !errors.Is(err, unix.EWOULDBLOCK) {
-				break
-			}
-			if cmdContext.Err() != nil {
-				f.Close()
-				return nil, errInterrupted
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil {
-			f.Close()
-			return func() {}, nil
-		}
-		held, err1 := f.Stat()
-		now, err2 := os.Stat(out)
-		if err1 == nil && err2 == nil && os.SameFile(held, now) {
-			return func() { f.Close() }, nil
-		}
-		f.Close() // out was replaced meanwhile: lock the folder it names now
-		if err2 != nil {
-			return nil, fmt.Errorf("lowrank: %s: %w", out, unwrapPathErr(err2))
-		}
+// lockFolder takes a lock on the folder output dir itself (flock on the
+// folder), exclusive for a run that writes the whole folder or joins it,
+// shared for one part of a --shard run (its parts may run at once); it
+// fails at once when another process holds it otherwise, so that two runs
+// never build one folder together. The lock is on the folder's inode: a
+// run that replaced the folder leaves the new one free. The returned
+// function releases it.
+func lockFolder(dir string, exclusive bool) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lowrank: %s: cannot open the output folder to lock it: %w", dir, unwrapPathErr(err))
 	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lowrank: %s: another lowrank process is writing this folder; expected one run at a time on an output folder (or the parts of one --shard run)", dir)
+		}
+		return func() {}, nil // file systems without locks: go on unlocked
+	}
+	return func() { f.Close() }, nil
 }

@@ -245,3 +245,152 @@ func TestInfoKohyaOddLayout(t *testing.T) {
 		t.Errorf("info:\n%s", out)
 	}
 }
+
+// Issue 13 point 1 ("info leaves those modules out of its table without a
+// word"): a LyCORIS LoCon file whose 3×3 conv module is stored with a
+// Tucker core (lora_down r×in×1×1, lora_mid r×r×3×3, lora_up) was listed by
+// info as a plain "conv 1×1" LoRA, lora_mid ignored in silence. info now
+// says which tensors are no part of the modules it lists, in the table and
+// in --json.
+func TestInfoNamesKohyaTensorsItDoesNotRead(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "locon.safetensors")
+	n := "lora_unet_down_blocks_0_resnets_0_conv1"
+	writeST(t, p, nil,
+		tensor{name: n + ".lora_down.weight", dt: safetensors.F32, shape: []int{2, 4, 1, 1}, vals: make([]float64, 8)},
+		tensor{name: n + ".lora_mid.weight", dt: safetensors.F32, shape: []int{2, 2, 3, 3}, vals: make([]float64, 36)},
+		tensor{name: n + ".lora_up.weight", dt: safetensors.F32, shape: []int{3, 2, 1, 1}, vals: make([]float64, 6)},
+		tensor{name: n + ".alpha", dt: safetensors.F32, shape: []int{}, vals: []float64{2}},
+	)
+	out := mustCLI(t, "info", p)
+	if !strings.Contains(out, n+".lora_mid.weight") || !strings.Contains(out, "1 tensors are no part of a LoRA module above") {
+		t.Errorf("info does not say that lora_mid is not read:\n%s", out)
+	}
+	js := mustCLI(t, "info", "--json", p)
+	var d []map[string]any
+	if err := json.Unmarshal([]byte(js), &d); err != nil || len(d) != 1 {
+		t.Fatalf("info --json: %v\n%s", err, js)
+	}
+	file, _ := d[0]["file"].(map[string]any)
+	if other, _ := file["kohya_other_tensors"].([]any); len(other) != 1 || other[0] != n+".lora_mid.weight" {
+		t.Errorf("info --json: kohya_other_tensors = %v; want [%s.lora_mid.weight]", file["kohya_other_tensors"], n)
+	}
+}
+
+// Issue 13 point 1, kohya names against an LDM-style (SGM) SDXL
+// checkpoint: its first text encoder is under
+// conditioner.embedders.0.transformer. in Hugging Face CLIP naming, which
+// kohya calls lora_te1_…; those LoRAs were "not in the base". They now
+// map (only under lora_te1: a lora_te2 LoRA of the same layer never lands
+// in the first encoder), and the second encoder, in OpenCLIP naming (q, k,
+// v fused in in_proj_weight), is refused with a message that names that
+// mapping problem.
+func TestKohyaSDXLTextEncoders(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	te1 := "conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight"
+	w := gauss(rng, 8*6, 1)
+	base := filepath.Join(dir, "sdxl.safetensors")
+	writeST(t, base, nil,
+		tensor{name: te1, dt: safetensors.F32, shape: []int{8, 6}, vals: w},
+		tensor{name: "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight", dt: safetensors.F32, shape: []int{24, 8}, vals: gauss(rng, 24*8, 1)},
+		tensor{name: "conditioner.embedders.1.model.transformer.resblocks.0.mlp.c_fc.weight", dt: safetensors.F32, shape: []int{32, 8}, vals: gauss(rng, 32*8, 1)},
+	)
+	down, up := gauss(rng, 2*6, 1), gauss(rng, 8*2, 1)
+	n1 := "lora_te1_text_model_encoder_layers_0_self_attn_q_proj"
+	l1 := filepath.Join(dir, "te1.safetensors")
+	writeST(t, l1, nil,
+		tensor{name: n1 + ".lora_down.weight", dt: safetensors.F32, shape: []int{2, 6}, vals: down},
+		tensor{name: n1 + ".lora_up.weight", dt: safetensors.F32, shape: []int{8, 2}, vals: up},
+		tensor{name: n1 + ".alpha", dt: safetensors.F32, shape: []int{}, vals: []float64{1}},
+	)
+	out := filepath.Join(dir, "merged.safetensors")
+	mustCLI(t, "merge", "--base", base, "--adapter", l1, "-o", out, "--quiet")
+	got, _, _ := readST(t, out)
+	want := matmul(up, down, 8, 2, 6)
+	for i := range want {
+		want[i] = w[i] + 0.5*want[i] // alpha 1 / rank 2
+	}
+	if d := relDiff(got[te1], want); d > 1e-6 {
+		t.Errorf("lora_te1 into the SDXL checkpoint's first text encoder: relative difference %.3g from W + (α/r)·up·down", d)
+	}
+	// The same layer under lora_te2: not the first encoder's.
+	n2 := "lora_te2_text_model_encoder_layers_0_self_attn_q_proj"
+	l2 := filepath.Join(dir, "te2.safetensors")
+	writeST(t, l2, nil,
+		tensor{name: n2 + ".lora_down.weight", dt: safetensors.F32, shape: []int{2, 6}, vals: down},
+		tensor{name: n2 + ".lora_up.weight", dt: safetensors.F32, shape: []int{8, 2}, vals: up},
+	)
+	assertFails(t, dir, nil, []string{"merge", "--base", base, "--adapter", l2, "-o", filepath.Join(dir, "m2.safetensors"), "--quiet"},
+		n2, "OpenCLIP naming", `"conditioner.embedders.1.model."`, "in_proj_weight", "no one-to-one mapping")
+}
+
+// extract --format kohya of a full Stable Diffusion checkpoint named every
+// module with one prefix: the text encoder's layers came out as
+// lora_text_model_… (or lora_unet_text_model_… with --kohya-prefix
+// lora_unet), names no kohya reader takes for a text encoder, and an
+// SDXL checkpoint's first encoder as lora_conditioner_embedders_0_…. A
+// text encoder now gets kohya's prefix for it (lora_te, SDXL's lora_te1),
+// the UNet of a full checkpoint lora_unet unless --kohya-prefix says
+// otherwise, and merge maps every name back (the prefixes used are
+// recorded).
+func TestKohyaExtractPrefixByComponent(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(7, 8))
+	names := []string{
+		"model.diffusion_model.input_blocks.1.1.proj_in.weight",
+		"cond_stage_model.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight",
+		"conditioner.embedders.0.transformer.text_model.encoder.layers.0.mlp.fc1.weight",
+	}
+	var bts, tts []tensor
+	for _, n := range names {
+		w := gauss(rng, 8*6, 1)
+		d := lowRankMat(rng, 8, 6, 1, 1)
+		tw := make([]float64, len(w))
+		for i := range w {
+			tw[i] = w[i] + d[i]
+		}
+		bts = append(bts, tensor{name: n, dt: safetensors.F32, shape: []int{8, 6}, vals: w})
+		tts = append(tts, tensor{name: n, dt: safetensors.F32, shape: []int{8, 6}, vals: tw})
+	}
+	base, tuned := filepath.Join(dir, "base.safetensors"), filepath.Join(dir, "tuned.safetensors")
+	writeST(t, base, nil, bts...)
+	writeST(t, tuned, nil, tts...)
+	// A diffusers UNet file (diffusion_pytorch_model.safetensors): its
+	// modules are the UNet's, lora_unet_… by default too.
+	ub, ut := filepath.Join(dir, "unet-base.safetensors"), filepath.Join(dir, "unet-tuned.safetensors")
+	writeST(t, ub, nil, tensor{name: "down_blocks.0.attentions.0.proj_in.weight", dt: safetensors.F32, shape: []int{8, 6}, vals: bts[0].vals})
+	writeST(t, ut, nil, tensor{name: "down_blocks.0.attentions.0.proj_in.weight", dt: safetensors.F32, shape: []int{8, 6}, vals: tts[0].vals})
+	uk := filepath.Join(dir, "unet-k.safetensors")
+	mustCLI(t, "extract", "--base", ub, "--tuned", ut, "-o", uk, "--format", "kohya", "--rank", "1", "--quiet")
+	if _, shapes, _ := readST(t, uk); shapes["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"] == nil {
+		t.Errorf("a diffusers UNet's module: %v; want lora_unet_down_blocks_0_attentions_0_proj_in", shapes)
+	}
+	for _, c := range []struct {
+		flags []string
+		unet  string
+	}{
+		{nil, "lora_unet_input_blocks_1_1_proj_in"},
+		{[]string{"--kohya-prefix", "lora_unet"}, "lora_unet_input_blocks_1_1_proj_in"},
+		{[]string{"--kohya-prefix", "mine"}, "mine_input_blocks_1_1_proj_in"},
+	} {
+		k := filepath.Join(dir, "k.safetensors")
+		os.Remove(k)
+		mustCLI(t, append([]string{"extract", "--base", base, "--tuned", tuned, "-o", k, "--format", "kohya", "--rank", "1", "--quiet"}, c.flags...)...)
+		_, shapes, _ := readST(t, k)
+		for _, want := range []string{c.unet, "lora_te_text_model_encoder_layers_0_self_attn_q_proj", "lora_te1_text_model_encoder_layers_0_mlp_fc1"} {
+			if _, ok := shapes[want+".lora_down.weight"]; !ok {
+				t.Errorf("extract %v: no %s.lora_down.weight; have %v", c.flags, want, shapes)
+			}
+		}
+		m := filepath.Join(dir, "m.safetensors")
+		os.Remove(m)
+		mustCLI(t, "merge", "--base", base, "--adapter", k, "-o", m, "--quiet")
+		got, _, _ := readST(t, m)
+		for _, tt := range tts {
+			if d := relDiff(got[tt.name], tt.vals); d > 1e-5 {
+				t.Errorf("extract %v then merge: %s differs from the tuned model by %.3g", c.flags, tt.name, d)
+			}
+		}
+	}
+}

@@ -23,6 +23,18 @@ func peftKey(module, ab string) string { return model.PEFTKey(module, ab) }
 // module path with dots turned into underscores).
 func kohyaName(prefix, module string) string { return model.KohyaName(prefix, module) }
 
+// kohyaOut returns the kohya LoRA name extract writes for module, and the
+// prefix it has: prefix (explicit when --kohya-prefix was given), or, for
+// a full Stable Diffusion checkpoint's text encoders and (unless explicit)
+// UNet, the prefix kohya names them with (model.KohyaPrefixOf), before the
+// module's kohya stem.
+func kohyaOut(prefix string, explicit bool, module string) (name, used string) {
+	if p, ok := model.KohyaPrefixOf(module, explicit); ok {
+		prefix = p
+	}
+	return kohyaName(prefix, model.KohyaStem(module)), prefix
+}
+
 // moduleOf returns the module a weight tensor belongs to: its name without
 // the trailing ".weight".
 func moduleOf(tensor string) (string, bool) {

@@ -310,13 +310,15 @@ func (o *output) checkFolder(st fs.FileInfo) error {
 
 // foreign returns the first entry of folder dir that the output may not
 // replace (quoted, with what it is), or "" when there is none. The names
-// allowed are the output's own and those a manifest in the folder lists.
+// allowed are the output's own and those a manifest in the folder lists,
+// when that manifest is this command's (another command's folder, such as
+// a model folder of factorize, is not a previous output of this one).
 func (o *output) foreign(dir string) (string, error) {
 	allowed := map[string]bool{}
 	for _, n := range o.owned {
 		allowed[n] = true
 	}
-	if m, ok := readManifest(filepath.Join(dir, manifestName)); ok {
+	if m, ok := readManifest(filepath.Join(dir, manifestName)); ok && m.Command == o.cmd {
 		for _, n := range m.Files {
 			allowed[n] = true
 		}
@@ -595,7 +597,7 @@ func (o *output) commitFolder() error {
 // by one, then the folder if that emptied it.
 func (o *output) removeOld(old string) error {
 	allowed := append([]string(nil), o.owned...)
-	if m, ok := readManifest(filepath.Join(old, manifestName)); ok {
+	if m, ok := readManifest(filepath.Join(old, manifestName)); ok && m.Command == o.cmd {
 		allowed = append(allowed, m.Files...)
 	}
 	for _, n := range allowed {

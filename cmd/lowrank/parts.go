@@ -313,7 +313,7 @@ func hashEnds(r io.ReaderAt, from, size int64) (string, error) {
 
 // hashFile returns the size and SHA-256 of the file at path.
 func hashFile(path string) (int64, string, error) {
-	f, err := os.Open(path)
+	f, _, err := osfile.OpenRegular(path)
 	if err != nil {
 		return 0, "", err
 	}
@@ -337,19 +337,25 @@ func marshalPlan(p *outPlan) ([]byte, string) {
 
 // readJSONFile reads a JSON file of ours strictly into v.
 func readJSONFile(path string, v any) error {
-	f, st, err := osfile.OpenRegular(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st.Size() > maxPlanBytes {
-		return fmt.Errorf("%d bytes; expected at most %d", st.Size(), maxPlanBytes)
-	}
-	b, err := io.ReadAll(f)
+	b, err := readRegular(path, maxPlanBytes)
 	if err != nil {
 		return err
 	}
 	return strictjson.Unmarshal(b, v)
+}
+
+// readRegular reads the regular file at path, of at most max bytes; a
+// FIFO, device or folder is refused without waiting on it.
+func readRegular(path string, max int64) ([]byte, error) {
+	f, st, err := osfile.OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st.Size() > max {
+		return nil, fmt.Errorf("%d bytes; expected at most %d", st.Size(), max)
+	}
+	return io.ReadAll(io.LimitReader(f, max+1))
 }
 
 // writeFileAtomic writes data to path through a temporary in its folder,
@@ -448,6 +454,9 @@ type partRun struct {
 	man    partMan
 	reused map[int]bool // shards whose piece was reused
 	unlock func()
+	// unlockOut releases the lock on the output folder (lockFolder), held
+	// from prepare to the end of the run, join included.
+	unlockOut func()
 	// created: what this run made and removes when it fails without
 	// --resume.
 	createdOut, createdDir bool
@@ -505,6 +514,7 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 		if r.unlock != nil {
 			r.unlock()
 		}
+		r.unlockOut()
 	}()
 	if fsx.distributed() && !j.s.quiet {
 		fmt.Fprintf(stderr, "lowrank: part %d of %d (%s): tensors %d–%d of %d, %d shard files in all\n", fsx.part, fsx.parts, fsx.partFrom, lo, hi, len(lay.order), len(lay.shards))
@@ -583,12 +593,45 @@ func (r *partRun) rows() []row {
 
 // prepare checks and creates the output folder and the part's folder, and
 // loads what a previous run of the part finished (--resume).
-func (r *partRun) prepare(planBytes []byte) error {
+func (r *partRun) prepare(planBytes []byte) (err error) {
 	j := r.job
+	// Hold the folder first (creating it when there is none), then look at
+	// what it holds: another run on it fails here, before touching it.
+	if fi, lerr := os.Lstat(j.out); lerr != nil {
+		if err := os.Mkdir(j.out, 0o755); err == nil {
+			r.createdOut = true
+		} else if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("lowrank: %s: cannot create the output folder: %w", j.out, unwrapPathErr(err))
+		}
+	} else if !fi.IsDir() {
+		_, err := inspectFolder(j.out, j.cmd) // names what is in the way
+		return err
+	}
+	if r.unlockOut, err = lockFolder(j.out, !j.fs.distributed()); err != nil {
+		if r.createdOut {
+			os.Remove(j.out)
+			r.createdOut = false
+		}
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if r.unlock != nil {
+				r.unlock()
+				r.unlock = nil
+			}
+			if r.createdOut {
+				os.Remove(j.out) // only when empty
+			}
+			r.unlockOut()
+			r.unlockOut = nil
+		}
+	}()
 	st, err := inspectFolder(j.out, j.cmd)
 	if err != nil {
 		return err
 	}
+
 	if len(st.final) > 0 && !j.s.force {
 		// --resume of the same command, finished: every file it wrote is
 		// there (one missing: the error below, --force redoes it).
@@ -610,15 +653,9 @@ func (r *partRun) prepare(planBytes []byte) error {
 		}
 		st.partial = nil
 	}
-	if !st.exists {
-		if err := os.Mkdir(j.out, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("lowrank: %s: cannot create the output folder: %w", j.out, unwrapPathErr(err))
-		}
-		r.createdOut = true
-	}
 	// The plan: written by the first part, the same bytes from every other.
 	pp := filepath.Join(j.out, planName)
-	if old, err := os.ReadFile(pp); err == nil {
+	if old, err := readRegular(pp, maxPlanBytes); err == nil {
 		if string(old) != string(planBytes) {
 			if err := budgetDiffers(j.out, old, r.plan); err != nil {
 				return err

@@ -271,10 +271,11 @@ func TestResumeOfAFinishedRun(t *testing.T) {
 
 // TestConcurrentJoins runs several joins of one folder at once (a join
 // Job retried while the first still runs, a script that joins from every
-// worker): they take turns, the first joins and the others find the folder
-// joined; every one exits 0 and the folder is the one-process folder.
-// Before, the others failed with "no such file or directory" as the first
-// removed the parts under them.
+// worker): one joins; each other one is refused at once (another process
+// holds the folder) or, coming later, finds the folder joined and exits
+// 0; and the folder is the one-process folder. Before, the others failed
+// with "no such file or directory" as the first removed the parts under
+// them.
 func TestConcurrentJoins(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs processes")
@@ -295,10 +296,16 @@ func TestConcurrentJoins(t *testing.T) {
 		for range 4 {
 			procs = append(procs, startProc(t, nil, "join", out, "--quiet"))
 		}
+		ok := 0
 		for i, p := range procs {
-			if err := p.wait(); err != nil {
-				t.Errorf("trial %d: join %d of 4 at once: %v\n%s", trial, i, err, p.stderr())
+			if err := p.wait(); err == nil {
+				ok++
+			} else if e := p.stderr(); !strings.HasPrefix(e, "lowrank: ") || !strings.Contains(e, "another lowrank process is writing this folder") {
+				t.Errorf("trial %d: join %d of 4 at once: %v\n%s", trial, i, err, e)
 			}
+		}
+		if ok == 0 {
+			t.Errorf("trial %d: no join of 4 succeeded", trial)
 		}
 		_, got := folderTensors(t, out)
 		sameTensors(t, "joined at once", got, want)

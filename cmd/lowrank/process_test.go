@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -232,5 +233,29 @@ func TestSignalDuringLongLoops(t *testing.T) {
 				t.Errorf("left behind: %v", left)
 			}
 		})
+	}
+}
+
+// "--force replaces only a previous output of the same kind": a model
+// folder that lowrank factorize wrote (its manifest lists model.safetensors)
+// is not a previous output of extract, whose folder is an adapter. extract
+// --force emptied it, trusting the other command's manifest; it is now
+// refused, and the model kept.
+func TestForceKeepsAnotherCommandsFolder(t *testing.T) {
+	p := makePair(t, t.TempDir(), safetensors.F32)
+	parent := t.TempDir()
+	in := filepath.Join(parent, "in")
+	os.Mkdir(in, 0o755)
+	b, _ := os.ReadFile(p.base)
+	os.WriteFile(filepath.Join(in, "model.safetensors"), b, 0o644)
+	fo := filepath.Join(parent, "factorized")
+	mustCLI(t, "factorize", in, "-o", fo, "--rank", "2", "--min-saving", "0", "--quiet")
+	before, err := os.ReadFile(filepath.Join(fo, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFails(t, parent, nil, []string{"extract", "--base", p.base, "--tuned", p.tuned, "-o", fo, "--quiet", "--force"}, fo, `holds "model.safetensors"`, "does not write")
+	if after, err := os.ReadFile(filepath.Join(fo, "model.safetensors")); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the factorized model was changed or removed by extract --force: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lowrank-go/lowrank/internal/osfile"
 	"github.com/lowrank-go/lowrank/internal/strictjson"
 	"github.com/lowrank-go/lowrank/model"
 	"github.com/lowrank-go/lowrank/safetensors"
@@ -22,10 +23,13 @@ import (
 // Qwen, OPT, BART, T5 (embed_tokens), GPT-2 (wte, wpe), BERT and BLOOM
 // (word_embeddings, position_embeddings, token_type_embeddings), GPT-NeoX
 // (embed_in), Meta's Llama checkpoints (tok_embeddings), OPT and BART's
-// positions (embed_positions), T5's shared table (shared, top level).
+// positions (embed_positions), T5's shared table (shared, top level),
+// CLIP's text encoder (token_embedding, position_embedding), Mamba
+// (backbone.embedding), RWKV (emb), XLNet (word_embedding).
 var inputEmbeddings = map[string]bool{
 	"embed_tokens": true, "wte": true, "wpe": true, "word_embeddings": true, "position_embeddings": true,
 	"token_type_embeddings": true, "embed_in": true, "tok_embeddings": true, "embed_positions": true,
+	"token_embedding": true, "position_embedding": true, "embedding": true, "emb": true, "word_embedding": true,
 }
 
 // outputHeads are the last parts of the module names of output heads
@@ -83,7 +87,7 @@ func newEmbeddings(f source, note func(string)) *embeddings {
 		note(fmt.Sprintf("lowrank: note: %s not read (%v); embeddings are recognised by their names and shapes only", cfg, err))
 	}
 	for _, t := range f.Tensors() {
-		if d, k, ok := t.Matrix(); ok && embeddingKind(t.Name) == "embedding" {
+		if d, k, ok := t.Matrix(); ok && embeddingKind(t.Name) != "" { // an output head is vocabulary × hidden too
 			add(d, k, fmt.Sprintf("the shape of %s", strconv.Quote(t.Name)))
 		}
 	}
@@ -96,7 +100,7 @@ const maxConfigBytes = 4 << 20
 // readVocab reads vocab_size and the hidden size from a Hugging Face
 // config.json (strict JSON, at most maxConfigBytes; other keys ignored).
 func readVocab(path string) (vocab, hidden int, err error) {
-	f, err := os.Open(path)
+	f, _, err := osfile.OpenRegular(path)
 	if err != nil {
 		return 0, 0, err
 	}
