@@ -150,7 +150,7 @@ func TestIndexRefused(t *testing.T) {
 		{name: "case-folded key", index: `{"Weight_Map":{"a":"` + s1 + `"}}`, want: []string{`index has the key "Weight_Map"; expected "weight_map"`}, kind: safetensors.ErrFormat},
 		{name: "no weight_map", index: `{"metadata":{"total_size":16}}`, want: []string{`no "weight_map"`}, kind: safetensors.ErrFormat},
 		{name: "NaN total_size", index: `{"metadata":{"total_size":NaN},"weight_map":{}}`, want: []string{`NaN is not a JSON number`}, kind: safetensors.ErrFormat},
-		{name: "fractional total_size", index: `{"metadata":{"total_size":1.5},"weight_map":{"a":"` + s1 + `"}}`, want: []string{`total_size is 1.5; expected a non-negative integer`}, kind: safetensors.ErrFormat},
+		{name: "negative total_size", index: `{"metadata":{"total_size":-1.5},"weight_map":{"a":"` + s1 + `"}}`, want: []string{`total_size is -1.5; expected a non-negative number`}, kind: safetensors.ErrFormat},
 		{name: "shard not a string", index: `{"weight_map":{"a":1}}`, want: []string{`tensor "a"`, `index entry is 1; expected the file name of a shard`}, kind: safetensors.ErrFormat},
 		{name: "not safetensors", index: `{"weight_map":{"a":"pytorch_model.bin"}}`, want: []string{`does not end in .safetensors`}, kind: safetensors.ErrFormat},
 		{name: "not JSON", index: `{"weight_map":`, want: []string{`not valid JSON`}, kind: safetensors.ErrFormat},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -58,7 +59,8 @@ func IndexMemory(n int64) int64 { return 8*n + 64<<10 }
 // ignored), "weight_map" an object of strings, each a shard's file name in
 // the index's folder (a plain name ending in .safetensors: no folder
 // separator, no "..", nothing absolute), and metadata.total_size, when
-// present, a non-negative integer. It does not open the shards (see the
+// present, a non-negative number (the whole part of a float is taken:
+// transformers wrote floats for models with bool buffers). It does not open the shards (see the
 // model package). Errors wrap ErrFormat (ErrMemory when reading would
 // exceed o.MaxMemory) and read "lowrank: INDEX: …".
 func ReadIndex(path string, o OpenOptions) (*Index, error) {
@@ -258,7 +260,16 @@ func (ix *Index) parseMetadata(s *strictjson.Scanner, data []byte) error {
 		}
 		v, ok := parseUint(n)
 		if !ok {
-			return formatErr(ix.Path, "", "index's metadata.total_size is %s; expected a non-negative integer", n)
+			// transformers 4.18 to 4.3x summed sizes from dtype_byte_size,
+			// which is 1/8 for bool: with a bool buffer, total_size is
+			// written as a float (12219206136.0, or with a fraction). It
+			// only informs, and transformers does not read it: its whole
+			// part is taken.
+			f, err := strconv.ParseFloat(n, 64)
+			if err != nil || f < 0 || f >= 1<<63 {
+				return formatErr(ix.Path, "", "index's metadata.total_size is %s; expected a non-negative number (of bytes)", n)
+			}
+			v = uint64(f)
 		}
 		ix.TotalSize = int64(v)
 	}

@@ -46,6 +46,19 @@ func TestParseIndexAccepts(t *testing.T) {
 			t.Errorf("%s: %v", text, err)
 		}
 	}
+	// Floats, as transformers wrote them for models with bool buffers
+	// (dtype_byte_size is 1/8 for bool): the whole part.
+	for text, want := range map[string]int64{"185344.0": 185344, "1.4e10": 14000000000, "96.125": 96, "0.0": 0, "1e3": 1000} {
+		ix, err := ParseIndex(nil, []byte(`{"metadata":{"total_size":`+text+`},"weight_map":{"a":"s.safetensors"}}`), "i")
+		if err != nil || ix.TotalSize != want {
+			t.Errorf("total_size %s: %+v, %v; expected %d", text, ix, err, want)
+		}
+	}
+	for _, text := range []string{"-1", "-0.5", "1e19", `"185344"`} {
+		if _, err := ParseIndex(nil, []byte(`{"metadata":{"total_size":`+text+`},"weight_map":{"a":"s.safetensors"}}`), "i"); err == nil || !strings.Contains(err.Error(), "total_size") {
+			t.Errorf("total_size %s: %v; expected a refusal naming total_size", text, err)
+		}
+	}
 	ix, _ := ParseIndex(nil, []byte(`{"weight_map":{"x":"b.safetensors","y":"a.safetensors","z":"b.safetensors"}}`), "i")
 	if ix.TotalSize != -1 || !slices.Equal(ix.Tensors["b.safetensors"], []string{"x", "z"}) {
 		t.Errorf("%+v", ix)

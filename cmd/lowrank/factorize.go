@@ -183,7 +183,11 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		pitems = make([]planItem, len(items))
 		for i, it := range items {
 			pi := planItem{name: it.t.Name, bound: it.t.Size(), bits: it.out.Bits(), work: ioWork(it.t.Size())}
-			if it.sel {
+			switch {
+			case it.sel && it.keep != "": // kept dense (an embedding), in the output dtype
+				d, k, _ := it.t.Matrix()
+				pi.bound = mul(int64(it.out.Size()), d, k)
+			case it.sel:
 				d, k, _ := it.t.Matrix()
 				pi.bound = mul(int64(it.out.Size()), outputElements(s, d, k))
 				l := 0
@@ -359,7 +363,18 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			}
 			mo.Metadata = md
 		}
-		job := &folderJob{cmd: "factorize", src: f, extra: []string{*calPath}, flags: flagsString(fs), out: s.output, fs: fsx, s: s,
+		// The methods the memory budget changed: every part must share them.
+		var budget []string
+		for i, it := range items {
+			if p := plans[i]; len(p.opts) > 0 {
+				b := it.t.Name + ": randomized"
+				if p.sketch > 0 {
+					b += fmt.Sprintf(", sketch ≤ %d", p.sketch)
+				}
+				budget = append(budget, b)
+			}
+		}
+		job := &folderJob{cmd: "factorize", src: f, extra: []string{*calPath}, flags: flagsString(fs), out: s.output, fs: fsx, s: s, policy: s.policy.String(), budget: budget,
 			items: pitems, prefix: f.Prefix(), compute: compute, cost: func(i int) int64 { return plans[i].cost },
 			piece: func(w *safetensors.Writer, shard []string) pieceWriter {
 				mw = model.NewWriter(w, mo)

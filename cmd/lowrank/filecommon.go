@@ -210,7 +210,12 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 	if prec != lowrank.SketchF32 {
 		s.opts = append(s.opts, lowrank.WithSketchPrecision(prec))
 	}
-	b, err := lowrank.LookupBackend(*rf.backend)
+	// Without --backend, the library's default: LOWRANK_BACKEND when set
+	// (an unknown value, or cuda without a GPU, is an error), else auto.
+	b, err := lowrank.DefaultBackend()
+	if set["backend"] {
+		b, err = lowrank.LookupBackend(*rf.backend)
+	}
 	if err != nil {
 		return nil, err
 	}

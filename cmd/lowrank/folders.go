@@ -79,7 +79,7 @@ func addFolderFlags(fs *flag.FlagSet) *folderFlags {
 		maxShardSize: fs.String("max-shard-size", defaultMaxShardSize, "folder outputs: the largest shard `SIZE` (500MB, 2GiB, 5GB: the tensors' bytes, as Hugging Face counts them); given with a single-file input, the output is a sharded folder too"),
 		shard:        fs.String("shard", "", "do part `I/N` of the work (I from 0 to N-1) into the output folder, for 'lowrank join' to finish; default: from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs, with --shards or LOWRANK_SHARDS) or SLURM_ARRAY_TASK_ID (Slurm job arrays)"),
 		shards:       fs.Int("shards", 0, "the number of parts `N` when the part's index comes from JOB_COMPLETION_INDEX (default: LOWRANK_SHARDS)"),
-		resume:       fs.Bool("resume", false, "folder outputs: continue an interrupted run of the same command, reusing every finished shard whose checksum matches; an interrupted --resume run keeps its finished shards"),
+		resume:       fs.Bool("resume", false, "folder outputs: continue an interrupted run of the same command, reusing every finished shard whose checksum matches; an interrupted --resume run keeps its finished shards; a run it already finished has nothing to do (exit 0)"),
 	}
 }
 

@@ -177,16 +177,25 @@ func TestFactorizeFolderWritesFolder(t *testing.T) {
 		Shards []struct {
 			Tensors []struct{ Name string } `json:"tensors"`
 		} `json:"shards"`
+		Totals *struct {
+			Tensors        int    `json:"tensors"`
+			TensorBytes    int64  `json:"tensor_bytes"`
+			IndexTotalSize *int64 `json:"index_total_size"`
+		} `json:"totals"`
 	}
 	if err := json.Unmarshal([]byte(mustCLI(t, "info", "--json", out)), &docs); err != nil {
 		t.Fatal(err)
 	}
-	if len(docs) != 1 || docs[0].Kind != "model-folder" || docs[0].Index != "model.safetensors.index.json" || len(docs[0].Shards) != 3 {
+	if len(docs) != 1 || docs[0].Totals == nil || docs[0].Totals.Tensors != len(raw) || docs[0].Totals.IndexTotalSize == nil || *docs[0].Totals.IndexTotalSize != docs[0].Totals.TensorBytes {
+		t.Errorf("info --json of the folder: totals %+v; expected %d tensors, the index's total_size equal to the tensor bytes", docs[0].Totals, len(raw))
+	}
+	if len(docs) != 1 || docs[0].Kind != "model-folder" || docs[0].Index != "model.safetensors.index.json" || len(docs[0].Shards) != 4 {
+		// 4: lm_head, kept dense (5120 bytes), alone past the 4KB limit.
 		t.Errorf("info --json of the folder: %+v", docs)
 	}
 	// The output folder reads back as a model.
 	info := mustCLI(t, "info", out)
-	for _, want := range []string{"model-00001-of-00003.safetensors", "shards"} {
+	for _, want := range []string{"model-00001-of-00004.safetensors", "shards"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("info of the output lacks %q:\n%s", want, info)
 		}
@@ -436,4 +445,60 @@ func TestShardLayoutFromFixedRank(t *testing.T) {
 	if n := shards(out); n != 8 {
 		t.Errorf("--rank 30: %d shards; expected 8 (dense tensors, one each)", n)
 	}
+}
+
+// An embedding kept dense by name under --rank N counts at its dense size
+// in the shard layout: planned at the size of its factors, it shared a
+// shard with other tensors and took that shard far past --max-shard-size.
+func TestShardLayoutKeptEmbeddingDense(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	all := []tensor{{name: "model.embed_tokens.weight", dt: safetensors.BF16, shape: []int{100, 64}, vals: gauss(rng, 100*64, 1)}}
+	for l := range 3 {
+		all = append(all, tensor{name: fmt.Sprintf("model.layers.%d.self_attn.q_proj.weight", l), dt: safetensors.BF16, shape: []int{64, 64}, vals: decaying(rng, 64, 64)})
+	}
+	in := filepath.Join(dir, "in")
+	writeFolder(t, in, 2, all)
+	out := filepath.Join(dir, "out")
+	const max = 5000
+	mustCLI(t, "factorize", in, "-o", out, "--rank", "4", "--quiet", "--max-shard-size", "5KB")
+	wm, _ := folderTensors(t, out)
+	per := map[string][]string{}
+	for n, f := range wm {
+		per[f] = append(per[f], n)
+	}
+	for f, names := range per {
+		fi, err := safetensors.Open(filepath.Join(out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, ti := range fi.Tensors() {
+			n += ti.Size()
+		}
+		fi.Close()
+		if n > max && len(names) > 1 {
+			t.Errorf("%s holds %d bytes in %d tensors %v; expected at most --max-shard-size 5KB unless one tensor alone", f, n, len(names), names)
+		}
+	}
+}
+
+// TestInfoOfFoldersNeitherModelNorAdapter: info of a folder that is not a
+// model folder said "adapter_config.json not found", the message issue 12
+// started from, for shards whose index is missing (an interrupted
+// download) and for a folder output not yet joined. It now says what it
+// expected, and for the latter to run lowrank join.
+func TestInfoOfFoldersNeitherModelNorAdapter(t *testing.T) {
+	dir := t.TempDir()
+	noIndex := filepath.Join(dir, "noindex")
+	shardedModel(t, noIndex, 2, 1)
+	os.Remove(filepath.Join(noIndex, "model.safetensors.index.json"))
+	assertFails(t, dir, nil, []string{"info", noIndex}, "model.safetensors.index.json", "expected a model folder, a PEFT adapter folder (adapter_config.json) or a .safetensors file")
+
+	in := filepath.Join(dir, "in")
+	shardedModel(t, in, 2, 1)
+	parts := filepath.Join(dir, "parts")
+	mustCLI(t, "factorize", in, "-o", parts, "--rank", "2", "--quiet", "--shard", "0/2")
+	assertFails(t, dir, nil, []string{"info", parts}, "not joined", "lowrank join")
+	assertFails(t, dir, nil, []string{"info", "--json", parts}, "not joined", "lowrank join")
 }

@@ -45,6 +45,11 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("lowrank: %s: is the config of the PEFT adapter folder %s; expected that folder as the adapter", path, filepath.Dir(path))
 		}
 		isModel := isModelPath(path, st.IsDir()) // info_folder.go
+		if st.IsDir() && !isModel {
+			if err := neitherModelNorAdapter(path); err != nil {
+				return err
+			}
+		}
 		if *asJSON && isModel {
 			d, err := modelFolderJSON(path, mem)
 			if err != nil {

@@ -35,6 +35,25 @@ func isModelPath(path string, dir bool) bool {
 	return false
 }
 
+// neitherModelNorAdapter returns why info cannot show the folder path,
+// which holds no model weights files (isModelPath is false), or nil when
+// it is an adapter folder (adapter_config.json or adapter_model.safetensors).
+func neitherModelNorAdapter(path string) error {
+	for _, n := range []string{peftConfigName, "adapter_model.safetensors"} {
+		if _, err := os.Lstat(filepath.Join(path, n)); err == nil {
+			return nil // an adapter folder (adapterInfo says what it lacks)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(path, planName)); err == nil {
+		return fmt.Errorf("lowrank: %s: holds a folder output not joined yet (the parts of lowrank factorize or merge --shard I/N, or an interrupted run); expected a finished folder: run lowrank join %s once every part is complete (an interrupted run: its command again with --resume)", path, path)
+	}
+	var names []string
+	for _, p := range model.Prefixes {
+		names = append(names, p+".safetensors", p+safetensors.IndexSuffix)
+	}
+	return fmt.Errorf("lowrank: %s: is a folder without %s, %s; expected a model folder, a PEFT adapter folder (adapter_config.json) or a .safetensors file", path, peftConfigName, strings.Join(names, ", "))
+}
+
 // modelFolderInfo shows a model folder or index file as model.OpenCheckpoint
 // reads it (the index checked against its shards): the weights of a lone
 // model.safetensors as fileInfo does; for shards, each shard with its
@@ -135,9 +154,17 @@ func modelFolderJSON(path string, mem *budget) (infoDoc, error) {
 		return infoDoc{}, err
 	}
 	defer c.Close()
-	d := infoDoc{Path: path, Kind: "model-folder"}
+	tot := &infoTotals{Tensors: len(c.Tensors()), Bytes: c.Size()}
+	for _, t := range c.Tensors() {
+		tot.Parameters += int64(t.NumElements())
+		tot.TensorBytes += t.Size()
+	}
+	d := infoDoc{Path: path, Kind: "model-folder", Totals: tot}
 	if ix := c.Index(); ix != nil {
 		d.Index = filepath.Base(ix.Path)
+		if ix.TotalSize >= 0 {
+			tot.IndexTotalSize = &ix.TotalSize
+		}
 	}
 	for _, f := range c.Files() {
 		fd, err := fileDoc(f)

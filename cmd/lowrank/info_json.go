@@ -25,6 +25,21 @@ type infoDoc struct {
 	// file, in the order of their names (info_folder.go).
 	Index  string      `json:"index,omitempty"`
 	Shards []*infoFile `json:"shards,omitempty"`
+	// Totals are a model folder's, over its shards.
+	Totals *infoTotals `json:"totals,omitempty"`
+}
+
+// infoTotals are a model folder's totals in lowrank info --json.
+type infoTotals struct {
+	Tensors    int   `json:"tensors"`
+	Parameters int64 `json:"parameters"`
+	// TensorBytes is the bytes of the tensors' data (what an index's
+	// metadata.total_size counts); Bytes the shard files' sizes.
+	TensorBytes int64 `json:"tensor_bytes"`
+	Bytes       int64 `json:"bytes"`
+	// IndexTotalSize is the index's metadata.total_size, when it has one
+	// (it may disagree with TensorBytes: lowrank does not rely on it).
+	IndexTotalSize *int64 `json:"index_total_size,omitempty"`
 }
 
 // infoFile is one .safetensors file in lowrank info --json.

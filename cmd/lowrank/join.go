@@ -68,7 +68,7 @@ byte for byte what one process writes.`, stderr)
 	if err != nil {
 		return err
 	}
-	return finish(stdout, s, reportFile{Command: pl.Command, Output: out, Tensors: rows})
+	return finish(stdout, s, reportFile{Command: pl.Command, Output: out, Policy: pl.Policy, Tensors: rows})
 }
 
 // joinOptions configure joinFolder.
@@ -82,9 +82,18 @@ type joinOptions struct {
 // joinFolder checks the parts of the folder output out and puts the final
 // folder in its place; it returns the report rows of every part.
 func joinFolder(out string, o joinOptions) ([]row, error) {
+	// The caller holds the folder's exclusive lock (lockFolder): no part
+	// writes and no other join runs.
 	pp := filepath.Join(out, planName)
 	planBytes, err := readRegular(pp, maxPlanBytes)
 	if err != nil {
+		if m, ok := readManifest(filepath.Join(out, manifestName)); ok && errors.Is(err, fs.ErrNotExist) && modelFolderCommands[m.Command] {
+			// Another join finished it before this one held the folder.
+			if o.stderr != nil {
+				fmt.Fprintf(o.stderr, "lowrank: %s: already joined (a finished model folder written by lowrank %s); nothing to do\n", esc(out), m.Command)
+			}
+			return nil, errFinished
+		}
 		return nil, fmt.Errorf("lowrank: %s: %w", pp, unwrapPathErr(err))
 	}
 	var pl outPlan
@@ -95,6 +104,7 @@ func joinFolder(out string, o joinOptions) ([]row, error) {
 	if b, _ := marshalPlan(&pl); string(b) != string(planBytes) || pl.Version != 1 {
 		return nil, fmt.Errorf("lowrank: %s: not a plan this lowrank wrote (version %d); expected every part and the join to run the same lowrank", pp, pl.Version)
 	}
+	removeKilledJoins(out, &pl)
 	// The parts.
 	ents, err := os.ReadDir(out)
 	if err != nil {
@@ -275,7 +285,7 @@ func joinFolder(out string, o joinOptions) ([]row, error) {
 		all = append(all, idx)
 	}
 	all = append(all, manifestName)
-	mj := modelManifestJSON(pl.Command, all, &modelInfo{Index: idx, Shards: names, Copied: files, Skipped: pl.Skipped})
+	mj := modelManifestJSON(pl.Command, all, &modelInfo{Index: idx, Shards: names, Copied: files, Skipped: pl.Skipped, Plan: sum})
 	if err := writeNew(filepath.Join(tmp, manifestName), mj); err != nil {
 		return nil, err
 	}
@@ -306,6 +316,40 @@ func joinFolder(out string, o joinOptions) ([]row, error) {
 		fmt.Fprintf(o.stderr, "lowrank: note: not copied from the input folder: %s\n", esc(strings.Join(pl.Skipped, ", ")))
 	}
 	return rows, nil
+}
+
+// removeKilledJoins removes what joins of out killed on the way left
+// beside it (the join lock is held, so no other join is running): the
+// folders .OUT.tmp-* in which a join built the final folder (hard links of
+// the pieces, copies of split shards: as large as the model) or into which
+// it had swapped the parts. Only what a join writes there is removed (the
+// plan's shards, its index and other files, the manifest, the plan and the
+// parts' folders), and a folder only when that empties it.
+func removeKilledJoins(out string, pl *outPlan) {
+	ours := map[string]bool{manifestName: true, pl.Prefix + safetensors.IndexSuffix: true}
+	for _, sh := range pl.Shards {
+		ours[sh.Name] = true
+	}
+	for _, f := range pl.Other {
+		ours[f.Name] = true
+	}
+	dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(out), osfile.TempPattern(out)))
+	for _, d := range dirs {
+		if st, err := os.Lstat(d); err != nil || !st.IsDir() {
+			continue
+		}
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			p := filepath.Join(d, e.Name())
+			switch {
+			case isPartial(e.Name()):
+				removePartial(p)
+			case ours[e.Name()] && e.Type().IsRegular():
+				os.Remove(p)
+			}
+		}
+		os.Remove(d) // fails, and keeps it, when something else is in it
+	}
 }
 
 // equalStrings reports whether a and b hold the same strings in order.
@@ -449,4 +493,8 @@ type modelInfo struct {
 	Shards  []string `json:"shards"`
 	Copied  []string `json:"copied,omitempty"`
 	Skipped []string `json:"not_copied,omitempty"`
+	// Plan is the SHA-256 of the plan the folder was built from (the
+	// input's identity, the flags, the layout): --resume of the same
+	// command finds the folder finished.
+	Plan string `json:"plan,omitempty"`
 }

@@ -147,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, errFinished):
 		return 0
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, oneLine(err))

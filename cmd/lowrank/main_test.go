@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,4 +49,42 @@ func lowrankProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *byt
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	return cmd, &out, &errb
+}
+
+// TestBackendEnvironment checks that factorize and extract honour
+// LOWRANK_BACKEND (as merge, densify and 'lowrank backends' do, and as the
+// usage says) when --backend is not given: an unknown value is an error,
+// not a silent run on whatever auto picks; --backend, when given, wins.
+func TestBackendEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "m.safetensors")
+	ts := modelFile(t, in)
+	for i := range ts {
+		for j := range ts[i].vals {
+			ts[i].vals[j] *= 1.5
+		}
+	}
+	tuned := filepath.Join(dir, "t.safetensors")
+	writeST(t, tuned, nil, ts...)
+	run := func(env string, args ...string) (error, string) {
+		t.Helper()
+		cmd, _, errb := lowrankProcess(t, []string{"LOWRANK_BACKEND=" + env}, args...)
+		err := cmd.Run()
+		return err, errb.String()
+	}
+	for _, c := range [][]string{
+		{"factorize", in, "-o", filepath.Join(dir, "f.safetensors"), "--rank", "2", "--quiet"},
+		{"extract", "--base", in, "--tuned", tuned, "-o", filepath.Join(dir, "ad"), "--rank", "2", "--quiet"},
+	} {
+		err, stderr := run("bogus", c...)
+		if err == nil || !strings.HasPrefix(stderr, "lowrank: ") || !strings.Contains(stderr, `LOWRANK_BACKEND="bogus"`) {
+			t.Errorf("%s with LOWRANK_BACKEND=bogus: %v, %q; expected a lowrank: error naming LOWRANK_BACKEND", c[0], err, stderr)
+		}
+		if err, stderr := run("bogus", append(c, "--backend", "cpu", "--force")...); err != nil {
+			t.Errorf("%s --backend cpu with LOWRANK_BACKEND=bogus: %v %s; expected the flag to win", c[0], err, stderr)
+		}
+		if err, stderr := run("cpu", append(c, "--force")...); err != nil {
+			t.Errorf("%s with LOWRANK_BACKEND=cpu: %v %s", c[0], err, stderr)
+		}
+	}
 }

@@ -48,8 +48,9 @@ import (
 // (which it may replace) from anything else (which it never touches).
 const manifestName = ".lowrank-manifest.json"
 
-// maxManifestBytes bounds a manifest read back.
-const maxManifestBytes = 64 << 10
+// maxManifestBytes bounds a manifest read back: room for a model folder
+// of 99999 shards (the most their names allow), listed twice.
+const maxManifestBytes = 32 << 20
 
 // manifest is the JSON in manifestName.
 type manifest struct {

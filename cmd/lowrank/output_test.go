@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/lowrank-go/lowrank/safetensors"
 )
 
 // snapshot returns every file under dir with its content, to check that a
@@ -154,5 +156,37 @@ func TestForceReplacesOnlyPreviousOutputs(t *testing.T) {
 	}
 	if st, _ := os.Lstat(link); !st.Mode().IsRegular() {
 		t.Errorf("the link was not replaced by the output")
+	}
+}
+
+// A model folder of many shards (99999 is the most the names allow) has a
+// manifest of well over 64 KiB: it must read back, or --force refused
+// lowrank's own output ("holds .lowrank-manifest.json, which lowrank does
+// not write") and join did not see that the folder was joined.
+func TestManifestOfManyShardsReadsBack(t *testing.T) {
+	dir := t.TempDir()
+	const n = 3000
+	var names []string
+	for i := range n {
+		name := safetensors.ShardName("model", i+1, n)
+		names = append(names, name)
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := append(append([]string{}, names...), manifestName)
+	mj := modelManifestJSON("factorize", all, &modelInfo{Shards: names})
+	if len(mj) <= 64<<10 {
+		t.Fatalf("manifest of %d bytes; the test wants one over 64 KiB", len(mj))
+	}
+	if err := os.WriteFile(filepath.Join(dir, manifestName), mj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := inspectFolder(dir, "factorize")
+	if err != nil {
+		t.Fatalf("inspectFolder of a %d-shard model folder lowrank wrote: %v", n, err)
+	}
+	if len(st.final) != n+1 || st.previous != "factorize" {
+		t.Errorf("inspectFolder: %d files of a previous output (command %q); expected %d (factorize)", len(st.final), st.previous, n+1)
 	}
 }

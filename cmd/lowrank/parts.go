@@ -108,6 +108,13 @@ type outPlan struct {
 	} `json:"shards"`
 	Other   []fileSum `json:"other_files"`
 	Skipped []string  `json:"skipped,omitempty"`
+	// Policy is factorize's rank policy, for join's report.
+	Policy string `json:"policy,omitempty"`
+	// Budget lists the tensors whose SVD method the memory budget
+	// changed ("NAME: randomized", with the sketch cap for --energy and
+	// --tol): a choice that depends on the machine's memory when
+	// --max-memory is not given, which every part must share.
+	Budget []string `json:"budget,omitempty"`
 }
 
 // piece is one finished piece in a part's manifest.
@@ -152,9 +159,10 @@ type folderJob struct {
 	// tensors are shard (model.Writer for factorize); outcomes are
 	// written through it.
 	piece func(w *safetensors.Writer, shard []string) pieceWriter
-	// reportInputs and policy are the report's.
-	reportInputs []string
-	policy       string
+	// policy is factorize's rank policy (the report's, join's too).
+	policy string
+	// budget is the plan's Budget.
+	budget []string
 }
 
 // pieceWriter finishes a piece: writes its metadata and closes it.
@@ -432,6 +440,11 @@ func inspectFolder(path, cmd string) (folderState, error) {
 	return st, nil
 }
 
+// errFinished says that --resume found the output folder finished by a
+// run of the same command: the command succeeds with nothing to do (main
+// exits 0; the note is printed by runFolder).
+var errFinished = errors.New("lowrank: the output folder is finished")
+
 // partRun is one process's part of a folder output.
 type partRun struct {
 	job    *folderJob
@@ -473,7 +486,7 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.plan = &outPlan{Version: 1, Command: j.cmd, Input: in, Flags: j.flags, Prefix: j.prefix, Sharded: sharded, Other: other, Skipped: skipped}
+	r.plan = &outPlan{Version: 1, Command: j.cmd, Input: in, Flags: j.flags, Prefix: j.prefix, Sharded: sharded, Other: other, Skipped: skipped, Policy: j.policy, Budget: j.budget}
 	for s, se := range lay.shards {
 		sh := struct {
 			Name    string   `json:"name"`
@@ -489,6 +502,9 @@ func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	lo, hi := lay.split(j.items, fsx.part, fsx.parts)
 	r.man = partMan{Version: 1, Part: fsx.part, Parts: fsx.parts, Plan: sum, From: lo, To: hi}
 	if err := r.prepare(planBytes); err != nil {
+		if err == errFinished {
+			fmt.Fprintf(stderr, "lowrank: %s: already complete (a finished run of this command: the same input, flags and layout); nothing to do, no table or report written\n", esc(j.out))
+		}
 		return nil, err
 	}
 	ok := false
@@ -619,6 +635,11 @@ func (r *partRun) prepare(planBytes []byte) (err error) {
 	}
 
 	if len(st.final) > 0 && !j.s.force {
+		// --resume of the same command, finished: every file it wrote is
+		// there (one missing: the error below, --force redoes it).
+		if m, ok := readManifest(filepath.Join(j.out, manifestName)); ok && j.fs.resume && m.Command == j.cmd && m.Model != nil && m.Model.Plan == r.sum && len(st.final) == len(m.Files) {
+			return errFinished
+		}
 		return fmt.Errorf("lowrank: %s: %w; expected a new folder (use --force to replace a model folder written by a previous lowrank %s)", j.out, safetensors.ErrExists, st.previous)
 	}
 	// An unfinished run of one process (or of parts): --resume continues
@@ -638,6 +659,9 @@ func (r *partRun) prepare(planBytes []byte) (err error) {
 	pp := filepath.Join(j.out, planName)
 	if old, err := readRegular(pp, maxPlanBytes); err == nil {
 		if string(old) != string(planBytes) {
+			if err := budgetDiffers(j.out, old, r.plan); err != nil {
+				return err
+			}
 			return fmt.Errorf("lowrank: %s: holds a run of another input, other flags or another lowrank (%s differs from this command's); expected the same command in every part (remove its .lowrank-* entries, or use --force without --shard, to start over)", j.out, planName)
 		}
 	} else if err := writeFileAtomic(pp, planBytes); err != nil {
@@ -664,6 +688,33 @@ func (r *partRun) prepare(planBytes []byte) (err error) {
 		return r.saveManifest()
 	}
 	return r.loadPrevious()
+}
+
+// budgetDiffers returns an error when the plan old (another part's, or
+// an interrupted run's) differs from p only in the methods the memory
+// budget chose: the parts would mix outputs of different methods.
+func budgetDiffers(out string, old []byte, p *outPlan) error {
+	var o outPlan
+	if strictjson.Unmarshal(old, &o) != nil {
+		return nil
+	}
+	ob := o.Budget
+	o.Budget = p.Budget
+	a, _ := marshalPlan(&o)
+	b, _ := marshalPlan(p)
+	if string(a) != string(b) {
+		return nil // other differences: the general message
+	}
+	show := func(b []string) string {
+		if len(b) == 0 {
+			return "none"
+		}
+		if len(b) > 3 {
+			return strings.Join(b[:3], "; ") + fmt.Sprintf("; … (%d in all)", len(b))
+		}
+		return strings.Join(b, "; ")
+	}
+	return fmt.Errorf("lowrank: %s: this process's memory budget changes the SVD method of other tensors than the run's plan does (here: %s; the plan: %s), so its part would not match the others'; expected the same methods in every part: give every part the same --max-memory (the default depends on each machine's free memory), or --method exact or randomized", out, show(p.Budget), show(ob))
 }
 
 // loadPrevious reads the manifest a previous run of the part left: with
