@@ -148,6 +148,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		kind     moduleKind
 	}
 	var items []item
+	common := 0
 	for ti, t := range ft.Tensors() {
 		if err := tick(ti); err != nil {
 			return err
@@ -160,6 +161,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			skip("only in " + *tuned)
 			continue
 		}
+		common++
 		if !s.selected(t) {
 			if b.DType == t.DType && equalShape(b.Shape, t.Shape) && t.Size() <= maxCompareBytes {
 				items = append(items, item{t: t, compare: true})
@@ -192,6 +194,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		if _, ok := ft.Tensor(b.Name); !ok {
 			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, SourceDType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
 		}
+	}
+	if common == 0 && len(ft.Tensors()) > 0 && len(fb.Tensors()) > 0 {
+		return fmt.Errorf("lowrank: %s: no tensor name in common with %s (it has %q, the base %q); expected the fine-tuned copy of the base, with the base's tensor names",
+			*tuned, *base, ft.Tensors()[0].Name, fb.Tensors()[0].Name)
 	}
 	// Write by decreasing element size so that the data stays aligned.
 	sort.SliceStable(items, func(i, j int) bool { return items[i].outDType.Bits() > items[j].outDType.Bits() })
