@@ -27,3 +27,14 @@ func TestExtractNoNameInCommon(t *testing.T) {
 			"no tensor name in common", `"model.fc.weight"`, `"fc.weight"`, "expected")
 	}
 }
+
+// merge --adapter PATH where nothing is at PATH said only "lowrank: stat
+// PATH: no such file or directory": what was expected is now named.
+func TestMergeMissingAdapter(t *testing.T) {
+	dir := t.TempDir()
+	p := makePair(t, dir, safetensors.F32)
+	for _, ad := range []string{"nothere", "nothere.safetensors"} {
+		assertFails(t, dir, nil, []string{"merge", "--base", p.base, "--adapter", filepath.Join(dir, ad), "-o", filepath.Join(dir, "m.safetensors"), "--quiet"},
+			ad+": no such file or directory", "expected a PEFT adapter folder or a kohya LoRA .safetensors file")
+	}
+}
