@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
@@ -178,6 +179,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		it := item{t: t, module: module, extract: true, outDType: s.outDType(t), kind: kindLinear}
+		if d, k, _, _ := model.WeightMatrix(t); fixedRank(s) > min(d, k) && !s.quiet {
+			fmt.Fprintf(stderr, "lowrank: note: %s is %d×%d: --rank %d is above min(d,k) = %d, so its adapter has rank %d (the whole ΔW)\n",
+				esc(t.Name), d, k, fixedRank(s), min(d, k), min(d, k))
+		}
 		if _, _, kernel, _ := model.WeightMatrix(t); kernel != nil {
 			it.kind = kindConv
 		} else if !kohya && embeddingKind(t.Name) == "embedding" {
@@ -452,7 +457,13 @@ func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out sa
 		return e, nil
 	}
 	e.row.ParamsBefore, e.row.BytesBefore = int64(d)*int64(k), t.Size()
-	fac, err := lowrank.FactorizeContext(cmdContext, D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	policy := s.policy
+	if fixedRank(s) > min(d, k) {
+		// kohya's extract script does the same: rank min(d,k) is the
+		// whole ΔW (a classifier head 2×768 under --rank 8).
+		policy = lowrank.Rank(min(d, k))
+	}
+	fac, err := lowrank.FactorizeContext(cmdContext, D, policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	if plan.capped(s, err) {
 		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s, plan))
 	}
@@ -534,4 +545,14 @@ func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out sa
 		return writeMatrix(w, bKey, out, B, bShape...)
 	}
 	return e, nil
+}
+
+// fixedRank returns N of a --rank N policy (0 for the others).
+func fixedRank(s *settings) int {
+	r, ok := strings.CutPrefix(s.policy.String(), "rank=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(r)
+	return n
 }
