@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +77,56 @@ func TestExtractRankAboveMinOfAModule(t *testing.T) {
 				t.Fatalf("%s[%d] = %g after merge; want tuned's %g", name, i, got[name][i], want[i])
 			}
 		}
+	}
+}
+
+// Densifying factors of different dtypes (A F16, B F32: a file factorize
+// did not write) wrote the product as A's F16 and counted the bytes before
+// as r·(d+k) F16 elements; the product is now written in the wider dtype
+// and the bytes are the factors' own.
+func TestDensifyMixedFactorDTypes(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	in, out, rep := filepath.Join(dir, "f.safetensors"), filepath.Join(dir, "d.safetensors"), filepath.Join(dir, "r.json")
+	a, b := gauss(rng, 3*10, 1), gauss(rng, 7*3, 1)
+	writeST(t, in, nil, tensor{name: "w.A", dt: safetensors.F16, shape: []int{3, 10}, vals: a}, tensor{name: "w.B", dt: safetensors.F32, shape: []int{7, 3}, vals: b})
+	mustCLI(t, "merge", in, "-o", out, "--report", rep, "--quiet")
+	f, err := safetensors.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if ti, _ := f.Tensor("w"); ti.DType != safetensors.F32 {
+		t.Errorf("w written as %s; want F32, the wider of the factors' F16 and F32", ti.DType)
+	}
+	fa, _, _ := readST(t, in)
+	got, _ := f.Float64s("w")
+	for i := range 7 {
+		for j := range 10 {
+			var s float64
+			for l := range 3 {
+				s += fa["w.B"][i*3+l] * fa["w.A"][l*10+j]
+			}
+			if math.Abs(got[i*10+j]-s) > 1e-5*(1+math.Abs(s)) {
+				t.Fatalf("w[%d,%d] = %g; want B·A = %g", i, j, got[i*10+j], s)
+			}
+		}
+	}
+	raw, err := os.ReadFile(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Tensors []struct {
+			Name        string `json:"name"`
+			BytesBefore int64  `json:"bytes_before"`
+			BytesAfter  int64  `json:"bytes_after"`
+		} `json:"tensors"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Tensors) != 1 || r.Tensors[0].BytesBefore != 3*10*2+7*3*4 || r.Tensors[0].BytesAfter != 7*10*4 {
+		t.Errorf("report %+v; want bytes 144 → 280", r.Tensors)
 	}
 }
