@@ -179,10 +179,6 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		it := item{t: t, module: module, extract: true, outDType: s.outDType(t), kind: kindLinear}
-		if d, k, _, _ := model.WeightMatrix(t); fixedRank(s) > min(d, k) && !s.quiet {
-			fmt.Fprintf(stderr, "lowrank: note: %s is %d×%d: --rank %d is above min(d,k) = %d, so its adapter has rank %d (the whole ΔW)\n",
-				esc(t.Name), d, k, fixedRank(s), min(d, k), min(d, k))
-		}
 		if _, _, kernel, _ := model.WeightMatrix(t); kernel != nil {
 			it.kind = kindConv
 		} else if !kohya && embeddingKind(t.Name) == "embedding" {
@@ -310,6 +306,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return run(plans[i])
 	}, func(i int, e extracted) error {
 		it := items[i]
+		if e.note != "" && !s.quiet {
+			fmt.Fprintln(stderr, e.note)
+		}
 		if e.row.Status == stAdapter {
 			a, b, alpha := peftKey(it.module, "A"), peftKey(it.module, "B"), ""
 			if it.kind == kindEmbedding {
@@ -382,6 +381,7 @@ type extracted struct {
 	// write writes lora A (down) and B (up) under the given keys, and
 	// kohya's alpha when alphaKey is not "".
 	write func(w *safetensors.Writer, aKey, bKey, alphaKey string) error
+	note  string // shown on stderr (a rank above min(d,k) lowered)
 }
 
 // compareOnly reports a tensor that cannot go into the adapter (not a
@@ -462,6 +462,8 @@ func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out sa
 		// kohya's extract script does the same: rank min(d,k) is the
 		// whole ΔW (a classifier head 2×768 under --rank 8).
 		policy = lowrank.Rank(min(d, k))
+		e.note = fmt.Sprintf("lowrank: note: %s is %d×%d: --rank %d is above min(d,k) = %d, so its adapter has rank %d (the whole ΔW)",
+			esc(t.Name), d, k, fixedRank(s), min(d, k), min(d, k))
 	}
 	fac, err := lowrank.FactorizeContext(cmdContext, D, policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	if plan.capped(s, err) {

@@ -59,8 +59,9 @@ func TestExtractRankAboveMinOfAModule(t *testing.T) {
 	for i := range th {
 		th[i] += 0.1 * float64(i%5)
 	}
-	writeST(t, base, nil, tensor{name: "fc.weight", dt: safetensors.F32, shape: []int{24, 16}, vals: bw}, tensor{name: "score.weight", dt: safetensors.F32, shape: []int{2, 16}, vals: hw})
-	writeST(t, tuned, nil, tensor{name: "fc.weight", dt: safetensors.F32, shape: []int{24, 16}, vals: tw}, tensor{name: "score.weight", dt: safetensors.F32, shape: []int{2, 16}, vals: th})
+	same := tensor{name: "same.weight", dt: safetensors.F32, shape: []int{3, 16}, vals: gauss(rng, 48, 1)} // unchanged: no note
+	writeST(t, base, nil, tensor{name: "fc.weight", dt: safetensors.F32, shape: []int{24, 16}, vals: bw}, tensor{name: "score.weight", dt: safetensors.F32, shape: []int{2, 16}, vals: hw}, same)
+	writeST(t, tuned, nil, tensor{name: "fc.weight", dt: safetensors.F32, shape: []int{24, 16}, vals: tw}, tensor{name: "score.weight", dt: safetensors.F32, shape: []int{2, 16}, vals: th}, same)
 	ad, merged := filepath.Join(dir, "ad"), filepath.Join(dir, "m.safetensors")
 	code, _, errs := cli("extract", "--base", base, "--tuned", tuned, "-o", ad, "--rank", "4")
 	if code != 0 {
@@ -68,6 +69,9 @@ func TestExtractRankAboveMinOfAModule(t *testing.T) {
 	}
 	if !strings.Contains(errs, `note: score.weight is 2×16: --rank 4 is above min(d,k) = 2, so its adapter has rank 2`) {
 		t.Errorf("no note of the rank used:\n%s", errs)
+	}
+	if strings.Count(errs, "note:") != 1 {
+		t.Errorf("want one note (same.weight is unchanged):\n%s", errs)
 	}
 	mustCLI(t, "merge", "--base", base, "--adapter", ad, "-o", merged, "--quiet")
 	got, _, _ := readST(t, merged)
