@@ -413,8 +413,11 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 				if alpha, err = fa.Scalar(m.alphaKey); err != nil {
 					return err
 				}
-				if alpha != alpha || alpha <= 0 || alpha > 1e30 {
-					return fileErr(ErrFormat, weights, "tensor %q is %v; expected a positive alpha", m.alphaKey, alpha)
+				if alpha != alpha || alpha < 0 || alpha > 1e30 {
+					return fileErr(ErrFormat, weights, "tensor %q is %v; expected a positive alpha (or 0, read as r as kohya does)", m.alphaKey, alpha)
+				}
+				if alpha == 0 { // kohya's LoRAModule: alpha 0 means alpha = r
+					alpha = float64(r)
 				}
 			}
 			am.Scale = alpha / float64(r)
