@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -265,4 +266,20 @@ func (c *calibration) note() []string {
 			len(m), filepath.Base(c.f.Path()), m[0]))
 	}
 	return notes
+}
+
+// calibrationPathErr refuses a --calibration path that is a folder or a
+// JSON file (a model folder or its index, given by mistake), which would
+// otherwise be read as a safetensors header and refused for its length.
+func calibrationPathErr(path string) error {
+	what := ""
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		what = "a folder"
+	} else if strings.HasSuffix(strings.ToLower(path), ".json") {
+		what = "a JSON file"
+	}
+	if what == "" {
+		return nil
+	}
+	return fmt.Errorf("lowrank: %s: --calibration is %s; expected the one .safetensors file of statistics that scripts/collect_stats.py writes (a k×k tensor per weight, named after it)", path, what)
 }
