@@ -101,7 +101,7 @@ type Adapter struct {
 	names   []string
 	backend lowrank.Backend
 
-	checked bool // by OpenAdapterWith, not InspectAdapter
+	checked bool     // by OpenAdapterWith, not InspectAdapter
 	skipped []string // kohya names under none of AdapterOptions.KohyaPrefixes
 
 	mu     sync.Mutex
