@@ -148,11 +148,15 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		kind     moduleKind
 	}
 	var items []item
+	common := 0
 	for ti, t := range ft.Tensors() {
 		if err := tick(ti); err != nil {
 			return err
 		}
 		b, inBase := fb.Tensor(t.Name)
+		if inBase {
+			common++
+		}
 		skip := func(why string) {
 			items = append(items, item{t: t, preRow: &row{Name: t.Name, Shape: t.Shape, SourceDType: string(t.DType), Status: stSkipped + ": " + why, listed: true}})
 		}
@@ -192,6 +196,11 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		if _, ok := ft.Tensor(b.Name); !ok {
 			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, SourceDType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
 		}
+	}
+	if common == 0 && len(ft.Tensors()) > 0 && len(fb.Tensors()) > 0 {
+		// Nothing to compare: not "no weight differs".
+		return fmt.Errorf("lowrank: %s and %s have no tensor name in common (tuned: %q, …; base: %q, …); expected the same model in the same naming (an LDM single-file checkpoint and a diffusers folder name the UNet differently)",
+			*tuned, *base, ft.Tensors()[0].Name, fb.Tensors()[0].Name)
 	}
 	// Write by decreasing element size so that the data stays aligned.
 	sort.SliceStable(items, func(i, j int) bool { return items[i].outDType.Bits() > items[j].outDType.Bits() })

@@ -65,3 +65,22 @@ func TestMergeKohyaUNetPartIntoDiffusersFolder(t *testing.T) {
 		}
 	}
 }
+
+// extract of a base and a tuned model that name their tensors differently
+// (an LDM single file against a diffusers folder) has nothing to compare:
+// an error that says so, not "no weight differs".
+func TestExtractNoCommonNames(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "sd.safetensors")
+	writeST(t, base, nil, tensor{name: "model.diffusion_model.input_blocks.1.1.proj_in.weight", dt: safetensors.F32, shape: []int{2, 2}, vals: []float64{1, 2, 3, 4}})
+	tuned := filepath.Join(dir, "unet.safetensors")
+	writeST(t, tuned, nil, tensor{name: "down_blocks.0.attentions.0.proj_in.weight", dt: safetensors.F32, shape: []int{2, 2}, vals: []float64{1, 2, 3, 5}})
+	out := filepath.Join(dir, "ad.safetensors")
+	code, _, stderr := runCLI(t, "extract", "--base", base, "--tuned", tuned, "--rank", "1", "--format", "kohya", "-o", out, "--quiet")
+	if code == 0 || !strings.HasPrefix(stderr, "lowrank: ") || !strings.Contains(stderr, "no tensor name in common") {
+		t.Fatalf("code %d, stderr %q; want an error saying the models share no tensor name", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("adapter written")
+	}
+}
