@@ -362,7 +362,7 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 			missing = missing[:10]
 		}
 		hint := ""
-		if ad.cfg == nil && len(o.KohyaPrefixes) == 0 && len(mods) > 0 {
+		if ad.cfg == nil && len(o.KohyaPrefixes) == 0 && len(mods) > 0 && otherComponent(mods, missing) {
 			// Some names map, others not: a LoRA of several models (a
 			// Stable Diffusion UNet and its text encoders) against one.
 			hint = "; for a LoRA of several models (lora_unet_…, lora_te_…) and the base of one of them, give that model's prefix with --kohya-prefix (AdapterOptions.KohyaPrefixes): names under other prefixes are then left out"
@@ -655,4 +655,31 @@ func (ad *Adapter) Close() error {
 		first = err
 	}
 	return first
+}
+
+// kohyaComponent is the model a kohya name belongs to: its prefix among
+// lora_unet, lora_te1, lora_te2 and lora_te, or "".
+func kohyaComponent(name string) string {
+	for _, p := range []string{"lora_unet_", "lora_te1_", "lora_te2_", "lora_te_"} {
+		if strings.HasPrefix(name, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// otherComponent reports whether the missing names all belong to models
+// (UNet, text encoders) that none of the mapped modules belongs to: a
+// LoRA of several models against the base of one of them.
+func otherComponent(mods []*loraModule, missing []string) bool {
+	mapped := map[string]bool{}
+	for _, m := range mods {
+		mapped[kohyaComponent(m.aKey)] = true
+	}
+	for _, n := range missing {
+		if c := kohyaComponent(n); c == "" || mapped[c] {
+			return false
+		}
+	}
+	return true
 }

@@ -84,3 +84,27 @@ func TestExtractNoCommonNames(t *testing.T) {
 		t.Fatal("adapter written")
 	}
 }
+
+// merge of a LoRA into a factorized base (NAME.weight.A/.B) is refused
+// saying the module is factorized, not that it is missing from the base.
+func TestMergeIntoFactorizedBase(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.safetensors")
+	w := make([]float64, 64)
+	for i := range w {
+		w[i] = float64(i%7) - 3
+	}
+	writeST(t, base, nil, tensor{name: "fc.weight", dt: safetensors.F32, shape: []int{8, 8}, vals: w})
+	small := filepath.Join(dir, "small.safetensors")
+	if code, _, stderr := runCLI(t, "factorize", base, "-o", small, "--rank", "1", "--min-saving", "0", "--quiet"); code != 0 {
+		t.Fatalf("factorize: %s", stderr)
+	}
+	lora := filepath.Join(dir, "lora.safetensors")
+	writeST(t, lora, nil,
+		tensor{name: "lora_fc.lora_down.weight", dt: safetensors.F32, shape: []int{1, 8}, vals: make([]float64, 8)},
+		tensor{name: "lora_fc.lora_up.weight", dt: safetensors.F32, shape: []int{8, 1}, vals: make([]float64, 8)})
+	code, _, stderr := runCLI(t, "merge", "--base", small, "--adapter", lora, "-o", filepath.Join(dir, "m.safetensors"), "--quiet")
+	if code == 0 || !strings.HasPrefix(stderr, "lowrank: ") || !strings.Contains(stderr, `module "fc" is stored factorized`) {
+		t.Fatalf("code %d, stderr %q; want an error saying fc is factorized", code, stderr)
+	}
+}

@@ -140,6 +140,8 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 		}
 		if m, ok := moduleOf(t.Name); ok {
 			baseModules = append(baseModules, m)
+		} else if m, ok := strings.CutSuffix(t.Name, ".weight.A"); ok && m != "" {
+			baseModules = append(baseModules, m) // factorized: refused below, by name
 		}
 	}
 	ad, err := model.OpenAdapterWith(adapter, model.AdapterOptions{
@@ -168,7 +170,11 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 			return err
 		}
 		name := m.Module + ".weight"
-		wt, _ := fb.Tensor(name)
+		wt, dense := fb.Tensor(name)
+		if !dense {
+			return fmt.Errorf("lowrank: %s: module %q is stored factorized (%s.A, %s.B), as lowrank factorize writes it; expected a dense base: densify it first (lowrank merge %s -o DENSE), or apply the adapter unmerged (model package: Layer.ForwardAdapter)",
+				esc(fb.Path()), m.Module, name, name, esc(fb.Path()))
+		}
 		if !m.Fits(wt, fanIn) {
 			d, k := m.Dims()
 			want := shapeString([]int{d, k})
