@@ -108,3 +108,16 @@ func TestMergeIntoFactorizedBase(t *testing.T) {
 		t.Fatalf("code %d, stderr %q; want an error saying fc is factorized", code, stderr)
 	}
 }
+
+// A diffusers folder that holds only a variant's weights
+// (diffusion_pytorch_model.fp16.safetensors) is refused naming that file.
+func TestFolderWithVariantOnly(t *testing.T) {
+	dir := t.TempDir()
+	writeST(t, filepath.Join(dir, "diffusion_pytorch_model.fp16.safetensors"), nil, tensor{name: "conv_in.weight", dt: safetensors.F16, shape: []int{2, 2}, vals: []float64{1, 2, 3, 4}})
+	for _, args := range [][]string{{"info", dir}, {"factorize", dir, "-o", filepath.Join(t.TempDir(), "o"), "--rank", "1"}} {
+		code, _, stderr := runCLI(t, args...)
+		if code == 0 || !strings.HasPrefix(stderr, "lowrank: ") || !strings.Contains(stderr, `"diffusion_pytorch_model.fp16.safetensors"`) {
+			t.Errorf("%s: code %d, stderr %q; want an error naming the variant file", args[0], code, stderr)
+		}
+	}
+}
