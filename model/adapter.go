@@ -58,6 +58,9 @@ type AdapterOptions struct {
 	// with dots turned into underscores); nil: the one lowrank extract
 	// recorded in the adapter, else DefaultKohyaPrefixes. A name two
 	// prefixes (or two modules) could claim is an error naming both.
+	// Given, they also select: names under none of them are left out
+	// (Adapter.Skipped), so that a LoRA of a UNet and its text encoders
+	// applies to a UNet alone with ["lora_unet"].
 	KohyaPrefixes []string
 	// Backend is where the LoRA layers compute; nil: Base's backend, else
 	// lowrank.DefaultBackend.
@@ -98,7 +101,8 @@ type Adapter struct {
 	names   []string
 	backend lowrank.Backend
 
-	checked bool // by OpenAdapterWith, not InspectAdapter
+	checked bool     // by OpenAdapterWith, not InspectAdapter
+	skipped []string // kohya names under none of AdapterOptions.KohyaPrefixes
 
 	mu     sync.Mutex
 	loras  map[layerKey]any // *loraSlot[float32] or *loraSlot[float64]
@@ -307,6 +311,12 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 		if mods, missing, err = parseKohyaKeys(ctx, fa, baseModules, baseName, prefixes); err != nil {
 			return err
 		}
+		if len(o.KohyaPrefixes) > 0 { // the caller chose the prefixes: names under none are left out
+			ad.skipped, missing = outsidePrefixes(missing, prefixes)
+			if len(mods) == 0 && len(ad.skipped) > 0 && len(missing) == 0 {
+				return fileErr(ErrNotFound, ad.path, "none of its %d LoRA names is under the prefixes %s (first: %q); expected names PREFIX_module for one of them", len(ad.skipped), strings.Join(quoteAll(prefixes), ", "), ad.skipped[0])
+			}
+		}
 		if len(prefixes) == 0 {
 			prefixes = DefaultKohyaPrefixes() // as parseKohyaKeys reads them
 		}
@@ -351,7 +361,13 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 			more = fmt.Sprintf(" and %d more", len(missing)-10)
 			missing = missing[:10]
 		}
-		return fileErr(ErrNotFound, ad.path, "adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model", baseName, strings.Join(quoteAll(missing), ", "), more)
+		hint := ""
+		if ad.cfg == nil && len(o.KohyaPrefixes) == 0 && len(mods) > 0 && otherComponent(mods, missing) {
+			// Some names map, others not: a LoRA of several models (a
+			// Stable Diffusion UNet and its text encoders) against one.
+			hint = "; for a LoRA of several models (lora_unet_…, lora_te_…) and the base of one of them, give that model's prefix with --kohya-prefix (AdapterOptions.KohyaPrefixes): names under other prefixes are then left out"
+		}
+		return fileErr(ErrNotFound, ad.path, "adapter modules not in %s: %s%s; expected every module's <module>.weight in the base model%s", baseName, strings.Join(quoteAll(missing), ", "), more, hint)
 	}
 	if len(mods) == 0 {
 		return fileErr(ErrFormat, ad.path, "the adapter holds no LoRA module")
@@ -413,8 +429,11 @@ func (ad *Adapter) index(ctx context.Context, o AdapterOptions, check bool) erro
 				if alpha, err = fa.Scalar(m.alphaKey); err != nil {
 					return err
 				}
-				if alpha != alpha || alpha <= 0 || alpha > 1e30 {
-					return fileErr(ErrFormat, weights, "tensor %q is %v; expected a positive alpha", m.alphaKey, alpha)
+				if alpha != alpha || alpha < 0 || alpha > 1e30 {
+					return fileErr(ErrFormat, weights, "tensor %q is %v; expected a positive alpha (or 0, read as r as kohya does)", m.alphaKey, alpha)
+				}
+				if alpha == 0 { // kohya's LoRAModule: alpha 0 means alpha = r
+					alpha = float64(r)
 				}
 			}
 			am.Scale = alpha / float64(r)
@@ -594,6 +613,13 @@ func (ad *Adapter) File() *safetensors.File { return ad.file }
 // Modules returns the adapter's modules in the order of the file.
 func (ad *Adapter) Modules() []AdapterModule { return slices.Clone(ad.mods) }
 
+// Skipped returns the kohya LoRA names left out because they are under
+// none of the prefixes AdapterOptions.KohyaPrefixes gave (a full Stable
+// Diffusion LoRA's lora_te_… modules, say, with KohyaPrefixes
+// ["lora_unet"] against a diffusers UNet folder); nil when the prefixes
+// were not given: every name must then map to a module of the base.
+func (ad *Adapter) Skipped() []string { return slices.Clone(ad.skipped) }
+
 // Names returns the base modules the adapter changes, sorted.
 func (ad *Adapter) Names() []string { return slices.Clone(ad.names) }
 
@@ -629,4 +655,31 @@ func (ad *Adapter) Close() error {
 		first = err
 	}
 	return first
+}
+
+// kohyaComponent is the model a kohya name belongs to: its prefix among
+// lora_unet, lora_te1, lora_te2 and lora_te, or "".
+func kohyaComponent(name string) string {
+	for _, p := range []string{"lora_unet_", "lora_te1_", "lora_te2_", "lora_te_"} {
+		if strings.HasPrefix(name, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// otherComponent reports whether the missing names all belong to models
+// (UNet, text encoders) that none of the mapped modules belongs to: a
+// LoRA of several models against the base of one of them.
+func otherComponent(mods []*loraModule, missing []string) bool {
+	mapped := map[string]bool{}
+	for _, m := range mods {
+		mapped[kohyaComponent(m.aKey)] = true
+	}
+	for _, n := range missing {
+		if c := kohyaComponent(n); c == "" || mapped[c] {
+			return false
+		}
+	}
+	return true
 }

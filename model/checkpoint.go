@@ -172,7 +172,7 @@ func (c *Checkpoint) locate() (string, error) {
 		if _, err := os.Lstat(filepath.Join(c.dir, "adapter_config.json")); err == nil {
 			what = "a model folder (this one holds adapter_config.json: an adapter, not a model)"
 		}
-		return "", fileErr(ErrNotFound, c.path, "is a folder without model.safetensors, model.safetensors.index.json, diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json; expected %s or a .safetensors file", what)
+		return "", fileErr(ErrNotFound, c.path, "is a folder without model.safetensors, model.safetensors.index.json, diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json%s; expected %s or a .safetensors file", OtherWeightsHint(c.dir), what)
 	case 1:
 	default:
 		return "", fileErr(ErrFormat, c.path, "holds both %s; expected one set of weights (give the one to read as the input)", strings.Join(quoteAll(found), " and "))
@@ -541,4 +541,20 @@ func (c *Checkpoint) OtherFiles() (files []OtherFile, skipped []string, err erro
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	return files, skipped, nil
+}
+
+// OtherWeightsHint returns, for a folder without the weights files a model
+// folder is read from, a clause naming a .safetensors file it does hold
+// (a diffusers variant such as diffusion_pytorch_model.fp16.safetensors),
+// to give as the input; "" when it holds none.
+func OtherWeightsHint(dir string) string {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	if len(m) == 0 {
+		return ""
+	}
+	more := ""
+	if len(m) > 1 {
+		more = fmt.Sprintf(" and %d more", len(m)-1)
+	}
+	return fmt.Sprintf(" (it holds %q%s, such as a variant's weights: give the file to read as the input)", filepath.Base(m[0]), more)
 }

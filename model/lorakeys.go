@@ -188,7 +188,9 @@ func DefaultKohyaPrefixes() []string {
 // prefixes. A name that two base modules (or two prefixes) could produce
 // is an error naming both; a name none produces is returned in missing.
 // baseModules are the base's modules (its tensors NAME.weight, as NAME),
-// baseName how errors call the base.
+// baseName how errors call the base. A name under none of prefixes is
+// in missing too; the caller that gave its prefixes explicitly leaves
+// those out (outsidePrefixes).
 func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []string, baseName string, prefixes []string) (mods []*loraModule, missing []string, err error) {
 	type parts struct{ down, up, alpha string }
 	byName := map[string]*parts{}
@@ -329,4 +331,24 @@ func parseKohyaKeys(ctx context.Context, f *safetensors.File, baseModules []stri
 		mods = append(mods, &loraModule{module: module, aKey: p.down, bKey: p.up, alphaKey: p.alpha})
 	}
 	return mods, missing, nil
+}
+
+// outsidePrefixes splits names into those under none of prefixes (PREFIX
+// and "_" as they begin) and the others.
+func outsidePrefixes(names, prefixes []string) (outside, under []string) {
+	for _, n := range names {
+		in := false
+		for _, p := range prefixes {
+			if strings.HasPrefix(n, p+"_") {
+				in = true
+				break
+			}
+		}
+		if in {
+			under = append(under, n)
+		} else {
+			outside = append(outside, n)
+		}
+	}
+	return outside, under
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -99,6 +100,16 @@ func plan[I any](c *calibration, model source, items []I, info func(I) (safetens
 		ts := c.f.Tensors()
 		if len(ts) == 0 {
 			return nil, fmt.Errorf("lowrank: %s: the calibration file holds no matrix; expected, for each weight to calibrate, a k×k tensor of its name (%q, say)", c.f.Path(), firstSel)
+		}
+		for _, t := range ts {
+			if mt, ok := model.Tensor(t.Name); ok {
+				// The names are the model's; the weights are not factorized.
+				why := "not selected (--include, --exclude, or kept dense)"
+				if len(mt.Shape) != 2 {
+					why = fmt.Sprintf("%s %s, and factorize takes 2-D weights only (a conv's statistics are not used)", mt.DType, shapeString(mt.Shape))
+				}
+				return nil, fmt.Errorf("lowrank: %s: none of its %d tensors calibrates a tensor to factorize: %q is a tensor of %s but %s; expected entries for the 2-D weights to factorize (the first is %q)", c.f.Path(), len(ts), t.Name, model.Path(), why, firstSel)
+			}
 		}
 		return nil, fmt.Errorf("lowrank: %s: none of its %d tensors names a tensor to factorize (first: %q; the first tensor to factorize is %q); expected entries named after the weights they calibrate, as scripts/collect_stats.py writes them for this model", c.f.Path(), len(ts), ts[0].Name, firstSel)
 	}
@@ -265,4 +276,20 @@ func (c *calibration) note() []string {
 			len(m), filepath.Base(c.f.Path()), m[0]))
 	}
 	return notes
+}
+
+// calibrationPathErr refuses a --calibration path that is a folder or a
+// JSON file (a model folder or its index, given by mistake), which would
+// otherwise be read as a safetensors header and refused for its length.
+func calibrationPathErr(path string) error {
+	what := ""
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		what = "a folder"
+	} else if strings.HasSuffix(strings.ToLower(path), ".json") {
+		what = "a JSON file"
+	}
+	if what == "" {
+		return nil
+	}
+	return fmt.Errorf("lowrank: %s: --calibration is %s; expected the one .safetensors file of statistics that scripts/collect_stats.py writes (a k×k tensor per weight, named after it)", path, what)
 }

@@ -281,7 +281,7 @@ func TestCalibrationUnused(t *testing.T) {
 	}
 	none := filepath.Join(dir, "none.safetensors")
 	assertFails(t, dir, nil, []string{"factorize", model, "-o", none, "--rank", "4", "--calibration", stats, "--include", "^l2"},
-		stats, "none of its 4 tensors names a tensor to factorize", `"l2.weight"`)
+		stats, "none of its 4 tensors calibrates a tensor to factorize", "not selected", `"l2.weight"`)
 	empty := filepath.Join(dir, "empty.safetensors")
 	writeST(t, empty, nil)
 	assertFails(t, dir, nil, []string{"factorize", model, "-o", none, "--rank", "4", "--calibration", empty},

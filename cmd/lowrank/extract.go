@@ -197,7 +197,8 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if common == 0 && len(ft.Tensors()) > 0 && len(fb.Tensors()) > 0 {
-		return fmt.Errorf("lowrank: %s: no tensor name in common with %s (it has %q, the base %q); expected the fine-tuned copy of the base, with the base's tensor names",
+		// Nothing to compare: not "no weight differs".
+		return fmt.Errorf("lowrank: %s: no tensor name in common with %s (it has %q, the base %q); expected the fine-tuned copy of the base, with the base's tensor names (an LDM single-file checkpoint and a diffusers folder name the UNet differently)",
 			*tuned, *base, ft.Tensors()[0].Name, fb.Tensors()[0].Name)
 	}
 	// Write by decreasing element size so that the data stays aligned.

@@ -109,6 +109,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 	}
 	defer f.Close()
 	if *calPath != "" {
+		if err := calibrationPathErr(*calPath); err != nil {
+			return err
+		}
 		cf, err := s.mem.open(*calPath)
 		if err != nil {
 			return err

@@ -51,7 +51,7 @@ func neitherModelNorAdapter(path string) error {
 	for _, p := range model.Prefixes {
 		names = append(names, p+".safetensors", p+safetensors.IndexSuffix)
 	}
-	return fmt.Errorf("lowrank: %s: is a folder without %s, %s; expected a model folder, a PEFT adapter folder (adapter_config.json) or a .safetensors file", path, peftConfigName, strings.Join(names, ", "))
+	return fmt.Errorf("lowrank: %s: is a folder without %s, %s%s; expected a model folder, a PEFT adapter folder (adapter_config.json) or a .safetensors file", path, peftConfigName, strings.Join(names, ", "), model.OtherWeightsHint(path))
 }
 
 // modelFolderInfo shows a model folder or index file as model.OpenCheckpoint

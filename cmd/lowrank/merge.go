@@ -29,7 +29,7 @@ from (recorded in the file's metadata).`, stderr)
 	base := fs.String("base", "", "the base model: a `FILE`.safetensors, a model folder (shards and their index; the output is then a model folder) or an index file")
 	adapter := fs.String("adapter", "", "PEFT adapter `DIR` (adapter_config.json + adapter_model.safetensors) or kohya LoRA .safetensors file")
 	unmerge := fs.Bool("unmerge", false, "subtract the adapter instead of adding it")
-	kohyaPrefix := fs.String("kohya-prefix", "", "kohya adapters: the `PREFIX`es of LoRA names, comma-separated (default: the prefix extract recorded in the adapter, else "+strings.Join(defaultKohyaPrefixes, ", ")+"; a name two prefixes could map is an error)")
+	kohyaPrefix := fs.String("kohya-prefix", "", "kohya adapters: the `PREFIX`es of LoRA names, comma-separated (default: the prefix extract recorded in the adapter, else "+strings.Join(defaultKohyaPrefixes, ", ")+"; a name two prefixes could map is an error); given, names under none of them are left out (lora_unet: a UNet's modules alone, from a LoRA that also holds lora_te_… ones)")
 	output := fs.String("o", "", "output `FILE`.safetensors (a folder for a model folder input, --max-shard-size or --shard)")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	quiet := fs.Bool("quiet", false, "no progress bar and no table")
@@ -140,6 +140,8 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 		}
 		if m, ok := moduleOf(t.Name); ok {
 			baseModules = append(baseModules, m)
+		} else if m, ok := strings.CutSuffix(t.Name, ".weight.A"); ok && m != "" {
+			baseModules = append(baseModules, m) // factorized: refused below, by name
 		}
 	}
 	ad, err := model.OpenAdapterWith(adapter, model.AdapterOptions{
@@ -156,6 +158,9 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 	fa := ad.File()
 	weights := fa.Path()
 	mods := ad.Modules()
+	if sk := ad.Skipped(); len(sk) > 0 {
+		fmt.Fprintf(stderr, "lowrank: note: %s: %d LoRA modules under none of --kohya-prefix %s left out (first: %q)\n", esc(weights), len(sk), esc(strings.Join(prefixes, ",")), esc(sk[0]))
+	}
 
 	// Check the shapes against the base.
 	fanIn := ad.FanInFanOut()
@@ -165,7 +170,11 @@ func mergeAdapter(stdout, stderr io.Writer, fb source, adapter string, unmerge b
 			return err
 		}
 		name := m.Module + ".weight"
-		wt, _ := fb.Tensor(name)
+		wt, dense := fb.Tensor(name)
+		if !dense {
+			return fmt.Errorf("lowrank: %s: module %q is stored factorized (%s.A, %s.B), as lowrank factorize writes it; expected a dense base: densify it first (lowrank merge %s -o DENSE), or apply the adapter unmerged (model package: Layer.ForwardAdapter)",
+				esc(fb.Path()), m.Module, name, name, esc(fb.Path()))
+		}
 		if !m.Fits(wt, fanIn) {
 			d, k := m.Dims()
 			want := shapeString([]int{d, k})

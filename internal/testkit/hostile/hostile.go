@@ -508,7 +508,7 @@ func Cases() []Case {
 				tensor{"lora_fc1.alpha", "F32", nil, f32(float32(math.NaN()))},
 				tensor{"lora_fc1.lora_down.weight", "F32", []int{2, 6}, f32(seq(12, 0.1)...)},
 				tensor{"lora_fc1.lora_up.weight", "F32", []int{8, 2}, f32(seq(16, 0.1)...)})),
-			Info: OK, Factorize: OK, Merge: `tensor "lora_fc1.alpha" is NaN; expected a positive alpha`},
+			Info: OK, Factorize: OK, Merge: `tensor "lora_fc1.alpha" is NaN; expected a positive alpha (or 0, read as r as kohya does)`},
 		{Name: "kohya-alpha-vector.safetensors", Kind: Kohya, Attack: "a kohya alpha that is not a scalar",
 			Files: one("kohya-alpha-vector.safetensors", build(nil,
 				tensor{"lora_fc1.alpha", "F32", []int{2}, f32(2, 2)},
