@@ -235,7 +235,7 @@ func factorize[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm f
 		if err != nil {
 			return nil, wrapBackend("residual", err)
 		}
-		if f.Norm > 0 {
+		if f.Norm > 0 && !math.IsNaN(res) && !math.IsInf(res, 0) {
 			f.RelError = min(1, res/f.Norm)
 			f.Energy = 1 - f.RelError*f.RelError
 		}

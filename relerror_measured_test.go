@@ -74,3 +74,41 @@ func TestRandomizedRelErrorIsMeasuredWhenSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestResidualNearFloat32Limit: for a float32 W near the largest float32
+// values, B·A rounds past them in float32; Residual returned NaN with no
+// error. It must return ‖W − B·A‖_F (computed wider where T overflows).
+func TestResidualNearFloat32Limit(t *testing.T) {
+	const d, k = 100, 80
+	rng := rand.New(rand.NewPCG(2, 1))
+	data := make([]float32, d*k)
+	for i := range data {
+		data[i] = float32((2*rng.Float64() - 1) * 3e38)
+	}
+	w, _ := lowrank.NewMatrix(d, k, data)
+	f, err := lowrank.Factorize(w, lowrank.Rank(3), lowrank.WithSplit(lowrank.SplitSqrt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Residual(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var num float64
+	for i := range d {
+		for j := range k {
+			s := float64(w.At(i, j))
+			for l := range f.Rank {
+				s -= float64(f.B.At(i, l)) * float64(f.A.At(l, j))
+			}
+			num += s * s
+		}
+	}
+	want := math.Sqrt(num)
+	if math.IsNaN(res) || math.Abs(res-want) > 1e-4*want {
+		t.Fatalf("Residual = %g; expected ‖W − B·A‖_F = %g", res, want)
+	}
+	if math.Abs(res/f.Norm-f.RelError) > 1e-3 {
+		t.Errorf("Residual/Norm = %g; RelError %g", res/f.Norm, f.RelError)
+	}
+}
