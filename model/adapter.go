@@ -244,7 +244,7 @@ func openAdapter(path string, o AdapterOptions, check bool) (*Adapter, error) {
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, &modelError{kinds: []error{ErrNotFound, err}, msg: err.Error()}
+		return nil, &modelError{kinds: []error{ErrNotFound, err}, msg: fmt.Sprintf("%s: %v; expected a PEFT adapter folder or a kohya LoRA .safetensors file", path, unwrapPathErr(err))}
 	}
 	if !st.IsDir() && filepath.Base(path) == PEFTConfigName {
 		return nil, fileErr(ErrFormat, path, "is the config of the PEFT adapter folder %s; expected that folder as the adapter", filepath.Dir(path))

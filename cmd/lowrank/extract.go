@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/lowrank-go/lowrank"
@@ -148,6 +149,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		kind     moduleKind
 	}
 	var items []item
+	common := 0
 	for ti, t := range ft.Tensors() {
 		if err := tick(ti); err != nil {
 			return err
@@ -160,6 +162,7 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 			skip("only in " + *tuned)
 			continue
 		}
+		common++
 		if !s.selected(t) {
 			if b.DType == t.DType && equalShape(b.Shape, t.Shape) && t.Size() <= maxCompareBytes {
 				items = append(items, item{t: t, compare: true})
@@ -192,6 +195,10 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		if _, ok := ft.Tensor(b.Name); !ok {
 			items = append(items, item{t: b, preRow: &row{Name: b.Name, Shape: b.Shape, SourceDType: string(b.DType), Status: stSkipped + ": only in " + *base, listed: true}})
 		}
+	}
+	if common == 0 && len(ft.Tensors()) > 0 && len(fb.Tensors()) > 0 {
+		return fmt.Errorf("lowrank: %s: no tensor name in common with %s (it has %q, the base %q); expected the fine-tuned copy of the base, with the base's tensor names",
+			*tuned, *base, ft.Tensors()[0].Name, fb.Tensors()[0].Name)
 	}
 	// Write by decreasing element size so that the data stays aligned.
 	sort.SliceStable(items, func(i, j int) bool { return items[i].outDType.Bits() > items[j].outDType.Bits() })
@@ -299,6 +306,9 @@ func runExtract(args []string, stdout, stderr io.Writer) error {
 		return run(plans[i])
 	}, func(i int, e extracted) error {
 		it := items[i]
+		if e.note != "" && !s.quiet {
+			fmt.Fprintln(stderr, e.note)
+		}
 		if e.row.Status == stAdapter {
 			a, b, alpha := peftKey(it.module, "A"), peftKey(it.module, "B"), ""
 			if it.kind == kindEmbedding {
@@ -371,6 +381,7 @@ type extracted struct {
 	// write writes lora A (down) and B (up) under the given keys, and
 	// kohya's alpha when alphaKey is not "".
 	write func(w *safetensors.Writer, aKey, bKey, alphaKey string) error
+	note  string // shown on stderr (a rank above min(d,k) lowered)
 }
 
 // compareOnly reports a tensor that cannot go into the adapter (not a
@@ -446,7 +457,15 @@ func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out sa
 		return e, nil
 	}
 	e.row.ParamsBefore, e.row.BytesBefore = int64(d)*int64(k), t.Size()
-	fac, err := lowrank.FactorizeContext(cmdContext, D, s.policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
+	policy := s.policy
+	if fixedRank(s) > min(d, k) {
+		// kohya's extract script does the same: rank min(d,k) is the
+		// whole ΔW (a classifier head 2×768 under --rank 8).
+		policy = lowrank.Rank(min(d, k))
+		e.note = fmt.Sprintf("lowrank: note: %s is %d×%d: --rank %d is above min(d,k) = %d, so its adapter has rank %d (the whole ΔW)",
+			esc(t.Name), d, k, fixedRank(s), min(d, k), min(d, k))
+	}
+	fac, err := lowrank.FactorizeContext(cmdContext, D, policy, append(s.opts[:len(s.opts):len(s.opts)], plan.opts...)...)
 	if plan.capped(s, err) {
 		return extracted{}, tensorErr(ft.Path(), t.Name, "ΔW (%d×%d): %s", d, k, budgetErr(s, plan))
 	}
@@ -528,4 +547,14 @@ func extractOne[T lowrank.Float](fb, ft source, t safetensors.TensorInfo, out sa
 		return writeMatrix(w, bKey, out, B, bShape...)
 	}
 	return e, nil
+}
+
+// fixedRank returns N of a --rank N policy (0 for the others).
+func fixedRank(s *settings) int {
+	r, ok := strings.CutPrefix(s.policy.String(), "rank=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(r)
+	return n
 }

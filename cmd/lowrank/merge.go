@@ -352,7 +352,11 @@ func densify(stdout, stderr io.Writer, f source, s *settings, out *output) error
 	}
 	tensors = byOutSize(tensors, func(t safetensors.TensorInfo) safetensors.DType {
 		name, ok := strings.CutSuffix(t.Name, ".A")
-		return outOf(name, t.DType, ok && pairs[name])
+		if ok && pairs[name] {
+			b, _ := f.Tensor(name + ".B")
+			return outOf(name, pairDType(t.DType, b.DType), true)
+		}
+		return outOf(name, t.DType, false)
 	})
 	costs := make([]int64, len(tensors))
 	// The output's size, known exactly (less the offsets in its header).
@@ -377,7 +381,7 @@ func densify(stdout, stderr io.Writer, f source, s *settings, out *output) error
 		b, _ := f.Tensor(name + ".B")
 		r, k := t.Shape[0], t.Shape[1]
 		d := b.Shape[0]
-		dt := outOf(name, t.DType, true)
+		dt := outOf(name, pairDType(t.DType, b.DType), true)
 		outSize = add(outSize, mul(int64(dt.Size()), d, k))
 		entries = append(entries, safetensors.TensorInfo{Name: name, DType: dt, Shape: []int{d, k}})
 		// A and B, and one piece of the product at a time.
@@ -422,11 +426,12 @@ func densify(stdout, stderr io.Writer, f source, s *settings, out *output) error
 			return copyOutcome(f, t), nil
 		}
 		b, _ := f.Tensor(name + ".B")
-		dt := outOf(name, t.DType, true)
-		if computesIn64(t.DType, b.DType, dt) {
-			return densifyOne[float64](f, name, t.DType, dt)
+		own := pairDType(t.DType, b.DType)
+		dt := outOf(name, own, true)
+		if computesIn64(own, dt) {
+			return densifyOne[float64](f, name, own, dt)
 		}
-		return densifyOne[float32](f, name, t.DType, dt)
+		return densifyOne[float32](f, name, own, dt)
 	}, func(i int, o outcome) error {
 		if err := o.write(w); err != nil {
 			return err
@@ -550,7 +555,11 @@ func densifyOne[T lowrank.Float](f source, name string, own, dt safetensors.DTyp
 	n := int64(d) * int64(k)
 	o := outcome{row: row{Name: name, Shape: []int{d, k}, DType: string(dt), SourceDType: string(own), Status: stMerged, Rank: r, listed: true,
 		ParamsBefore: int64(r) * int64(d+k), ParamsAfter: n,
-		BytesBefore: int64(r) * int64(d+k) * int64(own.Size()), BytesAfter: n * int64(dt.Size())}}
+		BytesAfter: n * int64(dt.Size())}}
+	for _, x := range []string{name + ".A", name + ".B"} {
+		ti, _ := f.Tensor(x)
+		o.row.BytesBefore += ti.Size()
+	}
 	o.row.BytesSaved = o.row.BytesBefore - o.row.BytesAfter
 	o.write = func(w *safetensors.Writer) error {
 		st, err := w.BeginFloats(name, dt, []int{d, k})
@@ -674,4 +683,19 @@ func byOutSize(ts []safetensors.TensorInfo, out func(safetensors.TensorInfo) saf
 	ts = slices.Clone(ts)
 	sort.SliceStable(ts, func(i, j int) bool { return out(ts[i]).Size() > out(ts[j]).Size() })
 	return ts
+}
+
+// pairDType is the dtype the product of factors A and B is written in by
+// default: theirs, or when they differ (a file factorize did not write),
+// the wider one, F32 for F16 beside BF16, so that neither loses precision.
+func pairDType(a, b safetensors.DType) safetensors.DType {
+	switch {
+	case a == b:
+		return a
+	case a.Bits() == b.Bits():
+		return safetensors.F32
+	case a.Bits() > b.Bits():
+		return a
+	}
+	return b
 }

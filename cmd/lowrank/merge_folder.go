@@ -77,12 +77,12 @@ func densifyFolder(stderr io.Writer, f source, pairs map[string]bool, tensors []
 		}
 		b, _ := f.Tensor(name + ".B")
 		r, k, d := t.Shape[0], t.Shape[1], b.Shape[0]
-		dt := outOf(name, t.DType, true)
+		own := pairDType(t.DType, b.DType)
+		dt := outOf(name, own, true)
 		size := mul(int64(dt.Size()), d, k)
 		items = append(items, planItem{name: name, bound: size, bits: dt.Bits(), work: 2*float64(d)*float64(k)*float64(r) + ioWork(size)})
-		own := t.DType
 		compute = append(compute, func() (outcome, error) {
-			if computesIn64(own, b.DType, dt) {
+			if computesIn64(own, dt) {
 				return densifyOne[float64](f, name, own, dt)
 			}
 			return densifyOne[float32](f, name, own, dt)

@@ -148,6 +148,9 @@ func (s *outputSet) check() error {
 	}
 	outs := make([]place, len(s.outs))
 	for i, o := range s.outs {
+		if o.path == "-" {
+			return fmt.Errorf("lowrank: -: %s cannot be standard output (outputs are written whole to a temporary file, then renamed); expected a file path (./- for a file named -)", o.what)
+		}
 		b := filepath.Base(filepath.Clean(o.path))
 		if b == "." || b == ".." || b == string(filepath.Separator) {
 			return fmt.Errorf("lowrank: %s: %s is a reference to a folder, not a name; expected a new name for %s (such as out.safetensors)", o.path, o.path, o.what)

@@ -190,3 +190,26 @@ func TestManifestOfManyShardsReadsBack(t *testing.T) {
 		t.Errorf("inspectFolder: %d files of a previous output (command %q); expected %d (factorize)", len(st.final), st.previous, n+1)
 	}
 }
+
+// -o - wrote a file named "-" in the current folder, rc 0, where a user
+// expects standard output (--report - was already refused); outputs are written whole to a
+// temporary and renamed, so "-" is refused, naming ./- for a file of that
+// name.
+func TestDashIsNotStandardOutput(t *testing.T) {
+	dir := t.TempDir()
+	p := makePair(t, dir, "F32")
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"factorize", p.base, "-o", "-", "--rank", "2", "--quiet"},
+		{"merge", p.base, "-o", "-", "--quiet"},
+		{"extract", "--base", p.base, "--tuned", p.tuned, "-o", "-", "--rank", "2", "--quiet"},
+		{"extract", "--base", p.base, "--tuned", p.tuned, "-o", "-", "--format", "kohya", "--rank", "2", "--quiet"},
+	} {
+		assertFails(t, dir, nil, args, "standard output", "./-")
+	}
+	// ./- is a file of that name.
+	mustCLI(t, "factorize", p.base, "-o", "./-", "--rank", "2", "--quiet")
+	if _, err := os.Stat(filepath.Join(dir, "-")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -476,6 +476,21 @@ type partRun struct {
 // work, and (when it is the only part) the join. It returns the report
 // rows of the work done (all of them after a join).
 func runFolder(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
+	rows, err := runFolderPart(j, lay, stderr)
+	if errors.Is(err, errInterrupted) && j.fs.resume {
+		// The finished pieces stay: "no output was written" would say
+		// otherwise.
+		return nil, errInterruptedResumable
+	}
+	return rows, err
+}
+
+// errInterruptedResumable is errInterrupted for a run with --resume, which
+// keeps the shard pieces it finished.
+var errInterruptedResumable = fmt.Errorf("%w; the finished shard pieces are kept: run the same command with --resume to continue", errors.New("lowrank: interrupted"))
+
+// runFolderPart is runFolder without the message for --resume.
+func runFolderPart(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	fsx := j.fs
 	if lay == nil {
 		lay = planLayout(j.items, fsx.maxShard)

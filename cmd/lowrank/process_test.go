@@ -275,3 +275,32 @@ func TestForceNamesTheOtherCommand(t *testing.T) {
 		t.Errorf("the adapter was changed by factorize --force: %v", err)
 	}
 }
+
+// A SIGINT in a folder run with --resume keeps what was finished, and
+// says so (not "no output was written"); the same command then finishes.
+func TestSignalDuringResumableRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the subprocess signal test")
+	}
+	src := t.TempDir()
+	slowModel(t, filepath.Join(src, "model.safetensors"), 8, 900, 700)
+	out := filepath.Join(t.TempDir(), "out")
+	args := []string{"factorize", src, "-o", out, "--method", "exact", "--rank", "8", "--resume", "--quiet"}
+	cmd, _, stderr := lowrankProcess(t, nil, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, planName)
+	time.Sleep(100 * time.Millisecond) // into the computation
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code == 0 {
+		t.Logf("finished before the signal")
+	} else if code != 1 || stderr.String() != "lowrank: interrupted; the finished shard pieces are kept: run the same command with --resume to continue\n" {
+		t.Errorf("exit %d, stderr %q; want 1 and the line saying what is kept", code, stderr.String())
+	}
+	mustCLI(t, args...)
+	if _, err := os.Stat(filepath.Join(out, "model.safetensors")); err != nil {
+		t.Errorf("the resumed run did not finish the folder: %v", err)
+	}
+}
