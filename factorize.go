@@ -38,7 +38,11 @@ import (
 // The randomized method never computes a full SVD: for Energy and
 // Tolerance it grows its sketch block by block until the captured energy
 // ‖Qᵀ·W‖_F² reaches the target fraction of ‖W‖_F², so the reported error
-// is exact for the factors returned. When r + p ≥ min(d,k) it computes the
+// is exact for the factors returned. Below a relative error of 1e-6
+// (float64) or 1e-2 (float32), where ‖W‖² − Σσ̃² cancels to rounding,
+// RelError is measured as ‖W − B·A‖_F/‖W‖_F instead, and an Energy or
+// Tolerance target the measured error misses is computed again with the
+// exact SVD (an ErrPolicy error under WithMaxSketch). When r + p ≥ min(d,k) it computes the
 // exact SVD instead, which is then both cheaper and exact (likewise for
 // Energy and Tolerance when min(d,k) ≤ 32); Factors.Method says which
 // method ran.
@@ -222,6 +226,35 @@ func factorize[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm f
 	if err != nil {
 		return nil, err
 	}
+	if method == Randomized && f.RelError < measureBelow[T]() {
+		// ‖W‖² − Σσ̃² has cancelled to rounding: measure the error.
+		if err := j.check(); err != nil {
+			return nil, err
+		}
+		res, err := residual(e, w, f.B, f.A)
+		if err != nil {
+			return nil, wrapBackend("residual", err)
+		}
+		if f.Norm > 0 && !math.IsNaN(res) && !math.IsInf(res, 0) {
+			f.RelError = min(1, res/f.Norm)
+			f.Energy = 1 - f.RelError*f.RelError
+		}
+		if p.adaptive() && f.RelError > math.Sqrt(max(0, 1-p.energyTarget()))*(1+1e-6) {
+			// The sketch's estimate met a target the factors miss.
+			if !pl.fallback && cfg.maxSketch > 0 {
+				return nil, errorf(ErrPolicy, "%v is not reached by the %d sketch columns allowed (WithMaxSketch) for this %d×%d matrix (measured error %.3g); expected a looser target, a fixed rank or a larger cap",
+					p, pl.limit, d, k, f.RelError)
+			}
+			j.release()
+			method = Exact
+			if u, vt, sp, r, err = j.exact(p); err != nil {
+				return nil, err
+			}
+			if f, err = j.finish(u, vt, sp, r); err != nil {
+				return nil, err
+			}
+		}
+	}
 	f.Method = method
 	f.Policy = p
 	if method == Randomized {
@@ -230,6 +263,18 @@ func factorize[T Float](ctx context.Context, e la.Engine[T], w Matrix[T], norm f
 	f.Split = cfg.split
 	f.OutputRelError, f.OutputEnergy = f.RelError, f.Energy
 	return f, nil
+}
+
+// measureBelow is the relative error below which the randomized method's
+// error, sqrt(‖W‖² − Σσ̃²)/‖W‖, is mostly the rounding of that difference
+// in T (about 3e-4 in float32, 1e-8 in float64): below it, Factorize
+// measures ‖W − B·A‖_F instead, one product of B·A against W.
+func measureBelow[T Float]() float64 {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return 1e-2
+	}
+	return 1e-6
 }
 
 // fullSketch returns cfg with the float32 sketch.

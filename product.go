@@ -240,9 +240,12 @@ func residual[T Float](e la.Engine[T], w, b, a Matrix[T]) (float64, error) {
 		if err != nil {
 			return 0, wrapBackend("norm", err)
 		}
-		if !math.IsInf(ss, 0) {
+		switch {
+		case !math.IsInf(ss, 0) && !math.IsNaN(ss):
 			sum.Add(math.Sqrt(ss))
-		} else { // float64 residuals beyond 1e154: sum the block on the host, scaled
+		case math.IsNaN(ss):
+			sum.Add(residualRows(w, b, a, i0, i1))
+		default: // float64 residuals beyond 1e154: sum the block on the host, scaled
 			if n := (i1 - i0) * cols; cap(host) < n {
 				host = make([]T, n)
 			}
@@ -254,10 +257,33 @@ func residual[T Float](e la.Engine[T], w, b, a Matrix[T]) (float64, error) {
 			for _, v := range host {
 				blk.Add(float64(v))
 			}
-			sum.Add(blk.Norm())
+			if math.IsInf(blk.Norm(), 0) || math.IsNaN(blk.Norm()) {
+				sum.Add(residualRows(w, b, a, i0, i1)) // B·A overflowed T
+			} else {
+				sum.Add(blk.Norm())
+			}
 		}
 		j.free(bm)
 		j.free(c)
 	}
 	return sum.Norm(), nil
+}
+
+// residualRows returns ‖W − B·A‖_F over rows [i0, i1) computed on the host
+// in float64, for a block whose product B·A overflowed T (a float32 W near
+// its largest values, whose B·A rounds past them).
+func residualRows[T Float](w, b, a Matrix[T], i0, i1 int) float64 {
+	var blk la.SumSq
+	r := b.Cols
+	for i := i0; i < i1; i++ {
+		bi := b.Data[i*r : (i+1)*r]
+		for j := range w.Cols {
+			v := float64(w.Data[i*w.Cols+j])
+			for l, x := range bi {
+				v -= float64(x) * float64(a.Data[l*a.Cols+j])
+			}
+			blk.Add(v)
+		}
+	}
+	return blk.Norm()
 }
