@@ -94,15 +94,7 @@ func ParseIndex(ctx context.Context, data []byte, name string) (*Index, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if !utf8.Valid(data) {
-		i := 0
-		for i < len(data) {
-			r, n := utf8.DecodeRune(data[i:])
-			if r == utf8.RuneError && n <= 1 {
-				break
-			}
-			i += n
-		}
+	if i := invalidUTF8(data); i >= 0 {
 		return nil, formatErr(name, "", "index is not valid UTF-8 (byte %d is %#x); expected UTF-8 JSON", i, data[i])
 	}
 	bad := func(format string, args ...any) (*Index, error) { return nil, formatErr(name, "", format, args...) }
@@ -314,4 +306,21 @@ func IndexJSON(totalSize int64, weightMap map[string]string) []byte {
 	enc.SetIndent("", "  ")
 	enc.Encode(index{Metadata: map[string]int64{"total_size": totalSize}, WeightMap: weightMap}) // maps: keys sorted
 	return b.Bytes()
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not valid
+// UTF-8, or -1 when b is valid.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	i := 0
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }

@@ -35,7 +35,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/lowrank-go/lowrank/internal/osfile"
 	"github.com/lowrank-go/lowrank/internal/strictjson"
@@ -245,15 +244,7 @@ func parseHeader(ctx context.Context, hdr []byte, name string) (map[string]strin
 	}
 	// The format's JSON is UTF-8 (serde_json and Python's json refuse
 	// anything else): say where it is not.
-	if !utf8.Valid(hdr) {
-		i := 0
-		for i < len(hdr) {
-			r, n := utf8.DecodeRune(hdr[i:])
-			if r == utf8.RuneError && n <= 1 {
-				break
-			}
-			i += n
-		}
+	if i := invalidUTF8(hdr); i >= 0 {
 		return nil, nil, nil, formatErr(name, "", "header is not valid UTF-8 (byte %d is %#x); expected UTF-8 JSON", i, hdr[i])
 	}
 	bad := func(tensor string, err error) error { return formatErr(name, tensor, "header is %v", err) }
