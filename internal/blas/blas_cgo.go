@@ -155,6 +155,7 @@ func load(env string) (*Lib, error) {
 	}
 	// Before anything is opened: OpenBLAS reads the variable when loaded.
 	core := chooseCore()
+	timeout := chooseThreadTimeout()
 	le := &LoadError{}
 	for _, set := range sets {
 		lib, err := open(set)
@@ -163,12 +164,17 @@ func load(env string) (*Lib, error) {
 			continue
 		}
 		if lib.Vendor == "OpenBLAS" {
-			lib.CoreSet = core
+			lib.CoreSet, lib.TimeoutSet = core, timeout
+		} else if timeout != "" {
+			os.Unsetenv(ThreadTimeoutEnv)
 		}
 		return lib, nil
 	}
 	if core != "" {
 		os.Unsetenv(CoreTypeEnv)
+	}
+	if timeout != "" {
+		os.Unsetenv(ThreadTimeoutEnv)
 	}
 	return nil, le
 }
