@@ -120,9 +120,6 @@ func (b *Backend) Describe() []string {
 	if l.CoreSet != "" {
 		lines = append(lines, fmt.Sprintf("%s=%s set by lowrank from the CPU flags (set it to override)", blas.CoreTypeEnv, l.CoreSet))
 	}
-	if l.TimeoutSet != "" {
-		lines = append(lines, fmt.Sprintf("%s=%s set by lowrank so that idle BLAS threads sleep after 2^%s CPU cycles instead of calling sched_yield for 2^28 (set it to override)", blas.ThreadTimeoutEnv, l.TimeoutSet, l.TimeoutSet))
-	}
 	lines = append(lines, "float32 computed in float32 (sgemm, sgeqrf family, sgesdd); "+blas.Env+"=gonum forces pure Go")
 	return lines
 }

@@ -28,8 +28,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-
-	"github.com/lowrank-go/lowrank/internal/blas"
 )
 
 // command is one subcommand of the tool.
@@ -52,12 +50,7 @@ var commands = map[string]command{
 	"info":      {summary: "show the tensors and metadata of a .safetensors file or an adapter folder", run: runInfo},
 }
 
-func main() {
-	// A batch tool: OpenBLAS's idle threads sleep between lowrank's calls
-	// instead of spinning on sched_yield (blas.ThreadTimeout).
-	blas.ThreadTimeout = blas.IdleThreadTimeout
-	os.Exit(mainCode(os.Args[1:]))
-}
+func main() { os.Exit(mainCode(os.Args[1:])) }
 
 // mainCode runs the command line args as main does: SIGINT and SIGTERM
 // cancel cmdContext, so that a file command stops, removes its partial

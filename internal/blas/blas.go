@@ -54,9 +54,6 @@ type Lib struct {
 	// CoreSet is the OPENBLAS_CORETYPE value Load chose from the CPU's
 	// flags because none was set, or "".
 	CoreSet string
-	// TimeoutSet is the OPENBLAS_THREAD_TIMEOUT value Load set because
-	// none was set (see chooseThreadTimeout), or "".
-	TimeoutSet string
 
 	sym symbols
 }
@@ -222,45 +219,4 @@ func chooseCore() string {
 		return ""
 	}
 	return core
-}
-
-// ThreadTimeoutEnv is OpenBLAS's variable for how long its idle threads
-// wait for the next call before they sleep: 2^n CPU cycles, n from 4 to
-// 30 (GOTO_THREAD_TIMEOUT is its older name).
-const ThreadTimeoutEnv = "OPENBLAS_THREAD_TIMEOUT"
-
-// ThreadTimeout, when not "", is the OPENBLAS_THREAD_TIMEOUT Load sets
-// before it loads OpenBLAS (unless the user set one). The library leaves
-// it "" and OpenBLAS at its default, 2^28 cycles (about 0.1 s), which
-// keeps a sparse caller's latency low: an idle OpenBLAS thread waits for
-// the next call by calling sched_yield in a loop for that long. The
-// command-line tool sets IdleThreadTimeout: in a whole-model factorization
-// the threads otherwise spin through every gap between lowrank's calls
-// (its own QR steps and scans, reading, converting and writing tensors),
-// which took 16–32% of the CPU samples of `lowrank factorize` on a 2-core
-// machine (docs/performance.md). Set it before the first call that uses
-// the CPU backend.
-var ThreadTimeout = ""
-
-// IdleThreadTimeout is the ThreadTimeout of the command-line tool: 2^18
-// cycles, about 0.1 ms, so that LAPACK's back-to-back BLAS calls still
-// find the threads awake.
-const IdleThreadTimeout = "18"
-
-// chooseThreadTimeout sets OPENBLAS_THREAD_TIMEOUT to ThreadTimeout before
-// OpenBLAS is loaded, unless ThreadTimeout is "" or the user set it (or
-// GOTO_THREAD_TIMEOUT), and returns what it set ("" for nothing).
-func chooseThreadTimeout() string {
-	if ThreadTimeout == "" {
-		return ""
-	}
-	for _, v := range []string{ThreadTimeoutEnv, "GOTO_THREAD_TIMEOUT"} {
-		if _, set := os.LookupEnv(v); set {
-			return ""
-		}
-	}
-	if os.Setenv(ThreadTimeoutEnv, ThreadTimeout) != nil {
-		return ""
-	}
-	return ThreadTimeout
 }

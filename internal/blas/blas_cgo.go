@@ -155,7 +155,6 @@ func load(env string) (*Lib, error) {
 	}
 	// Before anything is opened: OpenBLAS reads the variable when loaded.
 	core := chooseCore()
-	timeout := chooseThreadTimeout()
 	le := &LoadError{}
 	for _, set := range sets {
 		lib, err := open(set)
@@ -164,17 +163,12 @@ func load(env string) (*Lib, error) {
 			continue
 		}
 		if lib.Vendor == "OpenBLAS" {
-			lib.CoreSet, lib.TimeoutSet = core, timeout
-		} else if timeout != "" {
-			os.Unsetenv(ThreadTimeoutEnv)
+			lib.CoreSet = core
 		}
 		return lib, nil
 	}
 	if core != "" {
 		os.Unsetenv(CoreTypeEnv)
-	}
-	if timeout != "" {
-		os.Unsetenv(ThreadTimeoutEnv)
 	}
 	return nil, le
 }
