@@ -2,6 +2,7 @@ package main
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank"
 )
@@ -59,7 +60,9 @@ func getFloats[T lowrank.Float](b *budget, n int) []T {
 		}
 		b.mu.Unlock()
 	}
-	return make([]T, n)
+	v := make([]T, n)
+	hugePages(byteView(v)) // before the first touch
+	return v
 }
 
 // putFloats gives v, no longer used, to the pool, which keeps it while
@@ -109,4 +112,12 @@ func elemSize[T lowrank.Float]() int64 {
 		return 4
 	}
 	return 8
+}
+
+// byteView is v's memory as bytes.
+func byteView[T lowrank.Float](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*int(unsafe.Sizeof(v[0])))
 }

@@ -132,3 +132,22 @@ func TestPoolWithinBudget(t *testing.T) {
 		t.Errorf("pool holds %d buffers without a budget; want %d", len(nb.pool), maxPooled)
 	}
 }
+
+// TestFreshLargeBuffer checks a fresh buffer large enough for huge pages:
+// the advice leaves it zeroed, of the length asked, and writable.
+func TestFreshLargeBuffer(t *testing.T) {
+	n := hugePageMin/4 + 1000
+	v := getFloats[float32](nil, n)
+	if len(v) != n || len(byteView(v)) != 4*n {
+		t.Fatalf("%d values, %d bytes; want %d, %d", len(v), len(byteView(v)), n, 4*n)
+	}
+	for i := range v {
+		if v[i] != 0 {
+			t.Fatalf("v[%d] = %v in a fresh buffer", i, v[i])
+		}
+		v[i] = float32(i)
+	}
+	if v[n-1] != float32(n-1) || byteView([]float64(nil)) != nil {
+		t.Error("buffer not writable, or a view of nothing is not nil")
+	}
+}
