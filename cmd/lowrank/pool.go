@@ -28,6 +28,11 @@ import (
 // distinct tensor sizes of a model's layers with room for --jobs.
 const maxPooled = 6
 
+// poolMin is the smallest buffer the pool keeps, in bytes: smaller ones
+// come from the Go heap's size classes, which rarely fault, and would
+// only take the large buffers' places. Tests lower it.
+var poolMin int64 = 1 << 20
+
 // poolHits counts the buffers handed out again, for tests.
 var poolHits atomic.Int64
 
@@ -72,6 +77,9 @@ func putFloats[T lowrank.Float](b *budget, v []T) {
 		return
 	}
 	p := pooledBuf{bytes: int64(len(v)) * elemSize[T]()}
+	if p.bytes < poolMin {
+		return
+	}
 	switch v := any(v).(type) {
 	case []float32:
 		p.f32 = v

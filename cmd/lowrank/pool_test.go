@@ -16,6 +16,8 @@ import (
 // kept dense and rounded in place to --dtype) and checks that every output
 // tensor is byte for byte what factorizing that tensor alone gives.
 func TestPooledBuffersLeakNothing(t *testing.T) {
+	defer func(m int64) { poolMin = m }(poolMin)
+	poolMin = 0 // pool these small tensors too
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(5, 6))
 	ts := []tensor{
@@ -87,6 +89,8 @@ func rawTensors(t *testing.T, path string) map[string][]byte {
 // needs the room takes it back, and a buffer is handed out again only for
 // exactly its length and type.
 func TestPoolWithinBudget(t *testing.T) {
+	defer func(m int64) { poolMin = m }(poolMin)
+	poolMin = 0
 	b, err := newBudget(reserveBytes + 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +134,11 @@ func TestPoolWithinBudget(t *testing.T) {
 	}
 	if len(nb.pool) != maxPooled {
 		t.Errorf("pool holds %d buffers without a budget; want %d", len(nb.pool), maxPooled)
+	}
+	poolMin = 1 << 20
+	putFloats(nb, make([]float32, 1<<18-1)) // just under 1 MiB: not kept
+	if len(nb.pool) != maxPooled || nb.pool[maxPooled-1].bytes != 40 {
+		t.Errorf("a buffer under poolMin was kept")
 	}
 }
 
