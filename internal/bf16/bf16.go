@@ -31,51 +31,23 @@ import "sync"
 // kcp pairs of the inner dimension × np columns × 4 bytes.
 const blockBytes = 512 << 10
 
+// tileWidth is the columns of cᵀ a transposed product computes at a time
+// (LR_TW in the C code).
+const tileWidth = 512
+
 // Available reports whether the kernels run on this CPU and build.
 func Available() bool { return hasKernel }
 
-// Matrix is a rows×cols matrix rounded to bfloat16, row-major with an even
-// row stride (an odd cols is padded with a zero column), the layout the
-// kernel reads two elements of the inner dimension at a time from.
-type Matrix struct {
-	rows, cols, ld int
-	data           []uint16
-}
-
-// Dims returns the matrix's rows and columns.
-func (m *Matrix) Dims() (rows, cols int) { return m.rows, m.cols }
-
-// Round returns op(src) rounded to bfloat16: src is rows×cols with row
-// stride lds, and op(src) is src, or srcᵀ (cols×rows) when transpose is
-// set. The rounding is split over at most workers goroutines. It must only
-// be called when Available reports true.
-func Round(workers int, rows, cols int, src []float32, lds int, transpose bool) *Matrix {
-	r, c := rows, cols
-	if transpose {
-		r, c = cols, rows
-	}
-	m := &Matrix{rows: r, cols: c, ld: (c + 1) &^ 1}
-	m.data = make([]uint16, r*m.ld)
-	if r == 0 || c == 0 {
-		return m
-	}
-	split(workers, r, r*c/(1<<18), 32, func(i0, i1 int) {
-		if transpose {
-			roundCols(src, lds, rows, i0, i1, m.data, m.ld)
-		} else {
-			roundRows(src, lds, i0, i1, cols, m.data, m.ld)
-		}
-	})
-	return m
-}
-
-// Gemm computes c = alpha·a·op(b) + beta·c, where a is m×k, op(b) is k×n
-// (b is k×n with row stride ldb, or n×k when tB) and c is m×n with row
-// stride ldc. op(b) is rounded to bfloat16 into a packed copy; with beta =
-// 0, c is not read (as in BLAS). The rows of c are split over at most
-// workers goroutines. It must only be called when Available reports true.
-func Gemm(workers int, a *Matrix, tB bool, n int, alpha float32, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	m, k := a.rows, a.cols
+// Gemm computes c = alpha·op(a)·op(b) + beta·c with the elements of a
+// and b rounded to bfloat16: op(a) is m×k (a is m×k with row stride lda,
+// or k×m when tA), op(b) is k×n (b is k×n with row stride ldb, or n×k when
+// tB), c is m×n with row stride ldc. With beta = 0, c is not read (as in
+// BLAS). The smaller operand, op(b), is rounded into a packed copy; a is
+// rounded block by block as the product reads it, so the only memory the
+// call takes beyond a packed op(b) is a few hundred KiB per worker. The
+// work is split over at most workers goroutines. It must only be called
+// when Available reports true.
+func Gemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -92,13 +64,36 @@ func Gemm(workers int, a *Matrix, tB bool, n int, alpha float32, b []float32, ld
 		}
 		return
 	}
-	np := (n + 15) &^ 15
 	kp := (k + 1) / 2
-	xp := make([]uint16, kp*np*2)
-	pack(b, ldb, tB, k, n, xp, np)
-	kcp := max(1, min(kp, blockBytes/(min(np, 80)*4)))
-	split(workers, m, m*n*k/(1<<21), 8, func(i0, i1 int) {
-		gemmRows(a.data, a.ld, i0, i1, kp, xp, np, n, c, ldc, alpha, beta, kcp)
+	if !tA {
+		// Rows of c from rows of a: op(b) packed into pairs along k.
+		np := (n + 15) &^ 15
+		xp := make([]uint16, kp*np*2)
+		pack(b, ldb, tB, k, n, xp, np)
+		kcp := max(1, min(kp, blockBytes/(min(np, 80)*4)))
+		split(workers, m, m*n*k/(1<<21), 8, func(i0, i1 int) {
+			buf := make([]uint16, 8*2*kcp)
+			gemmN(a, lda, i0, i1, k, xp, np, n, c, ldc, alpha, beta, kcp, buf)
+		})
+		return
+	}
+	// op(a) = aᵀ, a is k×m: c = aᵀ·op(b) is computed as cᵀ = op(b)ᵀ·a,
+	// with op(b)ᵀ (n×k) rounded whole and a in blocks of 80 columns, which
+	// are rows of c.
+	ldat := (k + 1) &^ 1
+	at := make([]uint16, n*ldat)
+	if tB {
+		roundRows(b, ldb, 0, n, k, at, ldat) // b is n×k: op(b)ᵀ = b
+	} else {
+		roundCols(b, ldb, k, 0, n, at, ldat) // b is k×n
+	}
+	// A block of pairs of a's rows, tileWidth columns wide, takes
+	// blockBytes/2: the tile of cᵀ (n×tileWidth float32) stays in L2 too.
+	kcp := max(1, min(kp, blockBytes/2/(tileWidth*4)))
+	split(workers, m, m*n*k/(1<<21), 16, func(j0, j1 int) {
+		xp := make([]uint16, kcp*(tileWidth+16)*2)
+		tile := make([]float32, n*(tileWidth+16))
+		gemmT(a, lda, k, j0, j1, at, ldat, n, c, ldc, alpha, beta, kcp, xp, tile)
 	})
 }
 

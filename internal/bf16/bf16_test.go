@@ -74,14 +74,25 @@ func TestRoundLayouts(t *testing.T) {
 		}
 		for _, tr := range []bool{false, true} {
 			for _, workers := range []int{1, 3} {
-				m := Round(workers, rows, cols, src, lds, tr)
-				r, c := m.Dims()
-				if tr && (r != cols || c != rows) || !tr && (r != rows || c != cols) || m.ld%2 != 0 || m.ld < c {
-					t.Fatalf("%d×%d transpose=%v: got %d×%d ld %d", rows, cols, tr, r, c, m.ld)
+				r, c := rows, cols
+				if tr {
+					r, c = cols, rows
 				}
+				ld := (c + 1) &^ 1
+				data := make([]uint16, r*ld)
+				for i := range data {
+					data[i] = 0xdead // the pad must be written
+				}
+				split(workers, r, r, 32, func(i0, i1 int) {
+					if tr {
+						roundCols(src, lds, rows, i0, i1, data, ld)
+					} else {
+						roundRows(src, lds, i0, i1, cols, data, ld)
+					}
+				})
 				for i := range r {
-					for j := range m.ld {
-						got := m.data[i*m.ld+j]
+					for j := range ld {
+						got := data[i*ld+j]
 						var want uint16
 						if j < c {
 							if tr {
@@ -110,19 +121,35 @@ func TestGemm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	type shape struct{ m, n, k int }
 	shapes := []shape{{1, 1, 1}, {3, 5, 2}, {8, 16, 3}, {13, 17, 31}, {9, 33, 64}, {37, 48, 7}, {12, 64, 100},
-		{11, 80, 33}, {21, 81, 65}, {5, 100, 9}, {17, 200, 40}, {4, 90, 5000}}
+		{11, 80, 33}, {21, 81, 65}, {5, 100, 9}, {17, 200, 40}, {90, 24, 5000}, {170, 7, 3300}, {1800, 3, 700}, {1100, 37, 300}}
 	for _, s := range shapes {
-		for _, tB := range []bool{false, true} {
+		for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+			tA, tB := tr[0], tr[1]
 			for _, ab := range [][2]float32{{1, 0}, {0.5, 0}, {-2, 1}, {1, -0.25}} {
 				alpha, beta := ab[0], ab[1]
-				lda, ldb, ldc := s.k+3, s.n+2, s.n+7
-				af := randn(rng, s.m*lda)
-				var bf []float32
+				// a is m×k or k×m, b is k×n or n×k, each with a row stride
+				// beyond its columns.
+				ar, ac := s.m, s.k
+				if tA {
+					ar, ac = s.k, s.m
+				}
+				br, bc := s.k, s.n
 				if tB {
-					ldb = s.k + 1
-					bf = randn(rng, s.n*ldb)
-				} else {
-					bf = randn(rng, s.k*ldb)
+					br, bc = s.n, s.k
+				}
+				lda, ldb, ldc := ac+3, bc+2, s.n+7
+				af, bf := randn(rng, ar*lda), randn(rng, br*ldb)
+				opA := func(i, p int) float64 {
+					if tA {
+						return float64(la.BF16.Round(af[p*lda+i]))
+					}
+					return float64(la.BF16.Round(af[i*lda+p]))
+				}
+				opB := func(p, j int) float64 {
+					if tB {
+						return float64(la.BF16.Round(bf[j*ldb+p]))
+					}
+					return float64(la.BF16.Round(bf[p*ldb+j]))
 				}
 				c0 := randn(rng, s.m*ldc)
 				if beta == 0 {
@@ -130,24 +157,17 @@ func TestGemm(t *testing.T) {
 						c0[i] = float32(math.NaN()) // beta = 0 must not read c
 					}
 				}
-				a := Round(2, s.m, s.k, af, lda, false)
 				var first []float32
 				for _, workers := range []int{1, 4} {
 					c := append([]float32(nil), c0...)
-					Gemm(workers, a, tB, s.n, alpha, bf, ldb, beta, c, ldc)
+					Gemm(workers, tA, tB, s.m, s.n, s.k, alpha, af, lda, bf, ldb, beta, c, ldc)
 					for i := range s.m {
 						for j := range s.n {
 							var sum, abs float64
 							for p := range s.k {
-								x := float64(la.BF16.Round(af[i*lda+p]))
-								var y float64
-								if tB {
-									y = float64(la.BF16.Round(bf[j*ldb+p]))
-								} else {
-									y = float64(la.BF16.Round(bf[p*ldb+j]))
-								}
-								sum += x * y
-								abs += math.Abs(x * y)
+								x := opA(i, p) * opB(p, j)
+								sum += x
+								abs += math.Abs(x)
 							}
 							want := float64(alpha) * sum
 							bound := float64(s.k+2) * 0x1p-23 * math.Abs(float64(alpha)) * abs
@@ -156,22 +176,22 @@ func TestGemm(t *testing.T) {
 								bound += 0x1p-22 * math.Abs(float64(beta)*float64(c0[i*ldc+j]))
 							}
 							if got := float64(c[i*ldc+j]); !(math.Abs(got-want) <= bound+1e-30) {
-								t.Fatalf("%+v tB=%v alpha=%g beta=%g workers=%d: c[%d,%d] = %g; expected %g ± %g", s, tB, alpha, beta, workers, i, j, got, want, bound)
+								t.Fatalf("%+v tA=%v tB=%v alpha=%g beta=%g workers=%d: c[%d,%d] = %g; expected %g ± %g", s, tA, tB, alpha, beta, workers, i, j, got, want, bound)
 							}
 						}
-						for j := s.n; j < ldc; j++ { // outside op(c): untouched
+						for j := s.n; j < ldc; j++ { // outside c's m×n: untouched
 							if got, was := c[i*ldc+j], c0[i*ldc+j]; math.Float32bits(got) != math.Float32bits(was) {
-								t.Fatalf("%+v: c[%d,%d] outside the product changed from %g to %g", s, i, j, was, got)
+								t.Fatalf("%+v tA=%v: c[%d,%d] outside the product changed from %g to %g", s, tA, i, j, was, got)
 							}
 						}
 					}
 					if first == nil {
 						first = c
-					} else {
-						for i := range c {
-							if math.Float32bits(c[i]) != math.Float32bits(first[i]) {
-								t.Fatalf("%+v: 4 workers gave c[%d] = %g, 1 worker %g; expected the same bits", s, i, c[i], first[i])
-							}
+						continue
+					}
+					for i := range c {
+						if math.Float32bits(c[i]) != math.Float32bits(first[i]) {
+							t.Fatalf("%+v tA=%v tB=%v: 4 workers gave c[%d] = %g, 1 worker %g; expected the same bits", s, tA, tB, i, c[i], first[i])
 						}
 					}
 				}
@@ -195,16 +215,13 @@ func BenchmarkGemm(b *testing.B) {
 	for _, s := range []struct{ m, n, k int }{{4096, 80, 4096}, {4096, 32, 4096}, {4096, 272, 4096}} {
 		rng := rand.New(rand.NewPCG(7, 8))
 		af, bf, c := randn(rng, s.m*s.k), randn(rng, s.k*s.n), make([]float32, s.m*s.n)
-		a := Round(1, s.m, s.k, af, s.k, false)
-		b.Run(sizeName(s.m, s.n, s.k), func(b *testing.B) {
-			for b.Loop() {
-				Gemm(1, a, false, s.n, 1, bf, s.n, 0, c, s.n)
-			}
-			b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
+		for _, tA := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%dx%dx%d/tA=%v", s.m, s.n, s.k, tA), func(b *testing.B) {
+				for b.Loop() {
+					Gemm(1, tA, false, s.m, s.n, s.k, 1, af, s.k, bf, s.n, 0, c, s.n)
+				}
+				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
-}
-
-func sizeName(m, n, k int) string {
-	return fmt.Sprintf("%dx%dx%d", m, n, k)
 }

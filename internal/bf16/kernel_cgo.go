@@ -92,6 +92,17 @@ static void lr_bf16_pack(const float *x, long ldx, int trans, long k, long n, ui
 	}
 }
 
+// lr_pf describes the cache lines a kernel prefetches while it computes,
+// one (two with pair) per pair of the inner dimension: at step p the line
+// at base + (p >> sh)·step + (p & mask)·rowstride (and pair bytes on). It
+// brings in the float32 block the next rounding reads, so that the
+// rounding does not wait on memory.
+typedef struct {
+	const char *base;
+	long step, mask, rowstride, pair;
+	int sh;
+} lr_pf;
+
 // A kernel computes an R×(16·NV) block of C from R rows of A (kp pairs
 // along the inner dimension, row stride lda) and one panel of xp (row
 // stride np pairs), keeping the R·NV accumulators in registers, then
@@ -100,12 +111,20 @@ static void lr_bf16_pack(const float *x, long ldx, int trans, long k, long n, ui
 // storing only the first n columns of the panel (mask on the last vector).
 #define LR_KERNEL(R, NV)                                                                            \
 	static void lr_k##R##x##NV(const uint16_t *a, long lda, long kp, const uint16_t *xp, long np, \
-	                           float *c, long ldc, long n, float alpha, float beta, int first) {    \
+	                           float *c, long ldc, long n, float alpha, float beta, int first,      \
+	                           const lr_pf *pf) {                                                   \
 		__m512 acc[R][NV];                                                                        \
 		_Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
 		    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps(); \
 		for (long p = 0; p < kp; p++) {                                                           \
 			const uint16_t *x = xp + p * np * 2;                                                  \
+			if (pf) {                                                                             \
+				const char *q = pf->base + (p >> pf->sh) * pf->step + (p & pf->mask) * pf->rowstride; \
+				_mm_prefetch(q, _MM_HINT_T0);                                                     \
+				if (pf->pair) {                                                                   \
+					_mm_prefetch(q + pf->pair, _MM_HINT_T0);                                      \
+				}                                                                                 \
+			}                                                                                     \
 			__m512bh xv[NV];                                                                      \
 			_Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                  \
 			    xv[v] = (__m512bh)_mm512_loadu_si512((const void *)(x + 32 * v));                 \
@@ -121,7 +140,8 @@ static void lr_bf16_pack(const float *x, long ldx, int trans, long k, long n, ui
 		_Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                     \
 			_Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                \
 				long left = n - 16 * v;                                                           \
-				__mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);     \
+				__mmask16 m = left >= 16 ? (__mmask16)0xffff                                      \
+				              : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);         \
 				float *o = c + r * ldc + 16 * v;                                                  \
 				__m512 y = _mm512_mul_ps(va, acc[r][v]);                                          \
 				if (!first) {                                                                     \
@@ -145,32 +165,123 @@ LR_KERNEL(1, 3)
 LR_KERNEL(1, 4)
 LR_KERNEL(1, 5)
 
-typedef void (*lr_kern)(const uint16_t *, long, long, const uint16_t *, long, float *, long, long, float, float, int);
+typedef void (*lr_kern)(const uint16_t *, long, long, const uint16_t *, long, float *, long, long, float, float, int,
+                        const lr_pf *);
 
 static const lr_kern lr_main[6] = {0, lr_k8x1, lr_k8x2, lr_k8x3, lr_k4x4, lr_k4x5};
 static const lr_kern lr_tail[6] = {0, lr_k1x1, lr_k1x2, lr_k1x3, lr_k1x4, lr_k1x5};
 static const int lr_rows[6] = {0, 8, 8, 8, 4, 4};
 
-// lr_bf16_gemm computes rows [i0, i1) of C (n columns, row stride ldc) =
-// alpha·A·X + beta·C, A bf16 rows of kp pairs (row stride lda), X packed by
-// lr_bf16_pack (np columns). The inner dimension runs in blocks of kcp
-// pairs (a block of X stays in L2), the columns in panels of 80.
-static void lr_bf16_gemm(const uint16_t *a, long lda, long i0, long i1, long kp, const uint16_t *xp, long np,
-                         long n, float *c, long ldc, float alpha, float beta, long kcp) {
+// lr_bf16_gemm_n computes rows [i0, i1) of C (n columns, row stride ldc)
+// = alpha·A·X + beta·C for a float32 A (k columns, row stride lda) and X
+// packed by lr_bf16_pack (np columns). The inner dimension runs in blocks
+// of kcp pairs (a block of X stays in L2); in each, 8 rows of A at a time
+// are rounded into a small buffer and multiplied by every 80-column panel,
+// so A is read once and no rounded copy of it is kept.
+static void lr_bf16_gemm_n(const float *a, long lda, long i0, long i1, long k, const uint16_t *xp, long np,
+                           long n, float *c, long ldc, float alpha, float beta, long kcp, uint16_t *buf) {
+	long kp = (k + 1) / 2;
 	for (long p0 = 0; p0 < kp; p0 += kcp) {
 		long pe = kp - p0 < kcp ? kp - p0 : kcp;
+		long cols = 2 * pe < k - 2 * p0 ? 2 * pe : k - 2 * p0;
 		int first = p0 == 0;
-		for (long j0 = 0; j0 < n; j0 += 80) {
-			long w = n - j0 < 80 ? n - j0 : 80;
-			int nv = (int)((w + 15) / 16);
-			int rr = lr_rows[nv];
-			const uint16_t *x = xp + p0 * np * 2 + 2 * j0;
-			long i = i0;
-			for (; i + rr <= i1; i += rr) {
-				lr_main[nv](a + i * lda + 2 * p0, lda, pe, x, np, c + i * ldc + j0, ldc, w, alpha, beta, first);
+		for (long ib = i0; ib < i1; ib += 8) {
+			long ie = ib + 8 < i1 ? ib + 8 : i1;
+			lr_bf16_rows(a + ib * lda + 2 * p0, lda, 0, ie - ib, cols, buf, 2 * pe);
+			// The next 8 rows' block: line p >> 3 of row p & 7 at step p.
+			lr_pf next = {(const char *)(a + ie * lda + 2 * p0), 64, 7, lda * 4, 0, 3};
+			for (long j0 = 0; j0 < n; j0 += 80) {
+				long w = n - j0 < 80 ? n - j0 : 80;
+				int nv = (int)((w + 15) / 16);
+				int rr = lr_rows[nv];
+				const uint16_t *x = xp + p0 * np * 2 + 2 * j0;
+				long i = 0;
+				for (; i + rr <= ie - ib; i += rr) {
+					const lr_pf *f = i == 0 && j0 == 0 && ie < i1 ? &next : 0;
+					lr_main[nv](buf + i * 2 * pe, 2 * pe, pe, x, np, c + (ib + i) * ldc + j0, ldc, w, alpha, beta, first, f);
+				}
+				for (; i < ie - ib; i++) {
+					lr_tail[nv](buf + i * 2 * pe, 2 * pe, pe, x, np, c + (ib + i) * ldc + j0, ldc, w, alpha, beta, first, 0);
+				}
 			}
-			for (; i < i1; i++) {
-				lr_tail[nv](a + i * lda + 2 * p0, lda, pe, x, np, c + i * ldc + j0, ldc, w, alpha, beta, first);
+		}
+	}
+}
+
+// lr_bf16_pairs rounds rows [2p0, 2p0 + 2pe) ∩ [0, m) and columns
+// [j0, j0 + w) of the float32 B (row stride ldb) into pairs along the rows:
+// xp[(p·np + j)·2 + t] = B[2(p0 + p) + t][j0 + j], zero past m and w (np ≥ w
+// a multiple of 16). It is lr_bf16_pack's layout, made from a block of a
+// large B with vector instructions.
+static void lr_bf16_pairs(const float *b, long ldb, long m, long p0, long pe, long j0, long w, uint16_t *xp, long np) {
+	const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+	                                     23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+	for (long p = 0; p < pe; p++) {
+		long r = 2 * (p0 + p);
+		const float *ra = b + r * ldb + j0;
+		const float *rb = r + 1 < m ? ra + ldb : 0;
+		uint16_t *d = xp + p * np * 2;
+		for (long j = 0; j < np; j += 16) {
+			long left = w - j;
+			__mmask16 mk = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+			__m512 va = _mm512_maskz_loadu_ps(mk, ra + j);
+			__m512 vb = rb ? _mm512_maskz_loadu_ps(mk, rb + j) : _mm512_setzero_ps();
+			__m512i v = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
+			_mm512_storeu_si512((void *)(d + 2 * j), _mm512_permutexvar_epi16(mix, v));
+		}
+	}
+}
+
+// lr_bf16_gemm_t computes rows [j0, j1) of C (n columns, row stride ldc) =
+// alpha·Bᵀ·Y + beta·C for a float32 B (m×k, row stride ldb) and Y given as
+// at, Yᵀ rounded (n rows of m, row stride ldat, even). It computes the
+// columns [j0, j1) of Cᵀ = Yᵀ·B, up to LR_TW at a time into tile (n×LR_TW
+// float32, row stride LR_TWP), over blocks of kcp pairs of B's rows rounded into pairs (xp,
+// kcp·LR_TW pairs) — rows read whole, a few KiB at a time, so that the
+// TLB and the prefetchers see long runs — then transposes the tile into C.
+// B is read once.
+#define LR_TW 512
+#define LR_TWP (LR_TW + 16)
+static void lr_bf16_gemm_t(const float *b, long ldb, long m, long j0, long j1, const uint16_t *at, long ldat, long n,
+                           float *c, long ldc, float alpha, float beta, long kcp, uint16_t *xp, float *tile) {
+	long kp = (m + 1) / 2;
+	for (long js = j0; js < j1; js += LR_TW) {
+		long ws = j1 - js < LR_TW ? j1 - js : LR_TW;
+		// Rows of xp and of the tile a power of two apart would share
+		// cache sets: pad them by a line.
+		long np = ((ws + 15) & ~15L) + 16;
+		for (long p0 = 0; p0 < kp; p0 += kcp) {
+			long pe = kp - p0 < kcp ? kp - p0 : kcp;
+			lr_bf16_pairs(b, ldb, m, p0, pe, js, ws, xp, np);
+			int first = p0 == 0;
+			// The next block to round: rows from pair np0 on, columns
+			// from nj0 on; the first kernel calls of a panel fetch one
+			// 64-byte line each of its columns in both rows of a pair.
+			long np0 = p0 + pe, nj0 = js;
+			if (np0 >= kp) {
+				np0 = 0;
+				nj0 = js + LR_TW;
+			}
+			int more = nj0 < j1;
+			for (long jb = 0; jb < ws; jb += 80) {
+				long w = ws - jb < 80 ? ws - jb : 80;
+				int nv = (int)((w + 15) / 16), rr = lr_rows[nv];
+				long i = 0;
+				for (int ci = 0; i + rr <= n; i += rr, ci++) {
+					lr_pf next = {(const char *)(b + 2 * np0 * ldb + nj0 + jb) + 64 * ci, 2 * ldb * 4, 0, 0, ldb * 4, 0};
+					lr_main[nv](at + i * ldat + 2 * p0, ldat, pe, xp + 2 * jb, np, tile + i * LR_TWP + jb, LR_TWP, w,
+					            alpha, 0, first, more && ci < nv && nj0 + jb < j1 ? &next : 0);
+				}
+				for (; i < n; i++) {
+					lr_tail[nv](at + i * ldat + 2 * p0, ldat, pe, xp + 2 * jb, np, tile + i * LR_TWP + jb, LR_TWP, w,
+					            alpha, 0, first, 0);
+				}
+			}
+		}
+		for (long j = 0; j < ws; j++) {
+			float *o = c + (js + j) * ldc;
+			for (long i = 0; i < n; i++) {
+				o[i] = beta == 0 ? tile[i * LR_TWP + j] : tile[i * LR_TWP + j] + beta * o[i];
 			}
 		}
 	}
@@ -208,10 +319,16 @@ func pack(x []float32, ldx int, trans bool, k, n int, xp []uint16, np int) {
 		(*C.uint16_t)(unsafe.Pointer(&xp[0])), C.long(np))
 }
 
-func gemmRows(a []uint16, lda, i0, i1, kp int, xp []uint16, np, n int, c []float32, ldc int, alpha, beta float32, kcp int) {
-	C.lr_bf16_gemm((*C.uint16_t)(unsafe.Pointer(&a[0])), C.long(lda), C.long(i0), C.long(i1), C.long(kp),
+func gemmN(a []float32, lda, i0, i1, k int, xp []uint16, np, n int, c []float32, ldc int, alpha, beta float32, kcp int, buf []uint16) {
+	C.lr_bf16_gemm_n((*C.float)(unsafe.Pointer(&a[0])), C.long(lda), C.long(i0), C.long(i1), C.long(k),
 		(*C.uint16_t)(unsafe.Pointer(&xp[0])), C.long(np), C.long(n), (*C.float)(unsafe.Pointer(&c[0])), C.long(ldc),
-		C.float(alpha), C.float(beta), C.long(kcp))
+		C.float(alpha), C.float(beta), C.long(kcp), (*C.uint16_t)(unsafe.Pointer(&buf[0])))
+}
+
+func gemmT(b []float32, ldb, m, j0, j1 int, at []uint16, ldat, n int, c []float32, ldc int, alpha, beta float32, kcp int, xp []uint16, tile []float32) {
+	C.lr_bf16_gemm_t((*C.float)(unsafe.Pointer(&b[0])), C.long(ldb), C.long(m), C.long(j0), C.long(j1),
+		(*C.uint16_t)(unsafe.Pointer(&at[0])), C.long(ldat), C.long(n), (*C.float)(unsafe.Pointer(&c[0])), C.long(ldc),
+		C.float(alpha), C.float(beta), C.long(kcp), (*C.uint16_t)(unsafe.Pointer(&xp[0])), (*C.float)(unsafe.Pointer(&tile[0])))
 }
 
 // roundOne is the scalar rounding of the C side, for tests.

@@ -16,7 +16,11 @@ func pack(x []float32, ldx int, trans bool, k, n int, xp []uint16, np int) {
 	panic("bf16: no kernel in this build")
 }
 
-func gemmRows(a []uint16, lda, i0, i1, kp int, xp []uint16, np, n int, c []float32, ldc int, alpha, beta float32, kcp int) {
+func gemmN(a []float32, lda, i0, i1, k int, xp []uint16, np, n int, c []float32, ldc int, alpha, beta float32, kcp int, buf []uint16) {
+	panic("bf16: no kernel in this build")
+}
+
+func gemmT(b []float32, ldb, m, j0, j1 int, at []uint16, ldat, n int, c []float32, ldc int, alpha, beta float32, kcp int, xp []uint16, tile []float32) {
 	panic("bf16: no kernel in this build")
 }
 
