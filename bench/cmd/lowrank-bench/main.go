@@ -27,6 +27,7 @@ import (
 const (
 	ours      = "ours"
 	oursGonum = "ours (pure Go)"
+	oursBF16  = "ours (bf16 sketch)" // WithSketchPrecision(SketchBF16): the AVX-512 BF16 kernel where the CPU has it
 )
 
 type workload struct {
@@ -294,6 +295,9 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 		return nil, err
 	}
 	impls := []string{ours}
+	if wl.Kind == "randomized" && wl.DType == "float32" {
+		impls = append(impls, oursBF16)
+	}
 	if wl.gonum {
 		impls = append(impls, oursGonum)
 	}
@@ -301,7 +305,7 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 	errs := map[string]float64{}
 	// ours runs the library; the factors of the first timed run are
 	// evaluated by the worker with the same code as the references'.
-	runOurs := func(b lowrank.Backend, evaluate bool) (secs, errF float64, err error) {
+	runOurs := func(b lowrank.Backend, evaluate bool, extra ...lowrank.Option) (secs, errF float64, err error) {
 		var bm, am lowrank.Matrix[T]
 		var t time.Duration
 		if wl.Kind == "exact" {
@@ -322,8 +326,9 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 			}
 		} else {
 			start := time.Now()
-			f, err := lowrank.Factorize(w, lowrank.Rank(wl.R), lowrank.WithMethod(lowrank.Randomized),
-				lowrank.WithPowerIters(2), lowrank.WithOversampling(10), lowrank.WithBackend(b))
+			opts := append([]lowrank.Option{lowrank.WithMethod(lowrank.Randomized),
+				lowrank.WithPowerIters(2), lowrank.WithOversampling(10), lowrank.WithBackend(b)}, extra...)
+			f, err := lowrank.Factorize(w, lowrank.Rank(wl.R), opts...)
 			t = time.Since(start)
 			if err != nil {
 				return 0, 0, err
@@ -353,12 +358,16 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 	times, err := alternate(e, impls, wl.Reps, func(impl string, rep int) (float64, error) {
 		evaluate := rep == 0
 		switch impl {
-		case ours, oursGonum:
+		case ours, oursGonum, oursBF16:
 			var b lowrank.Backend = e.sys
 			if impl == oursGonum {
 				b = e.gonum
 			}
-			t, ef, err := runOurs(b, evaluate)
+			var extra []lowrank.Option
+			if impl == oursBF16 {
+				extra = append(extra, lowrank.WithSketchPrecision(lowrank.SketchBF16))
+			}
+			t, ef, err := runOurs(b, evaluate, extra...)
 			if evaluate {
 				errs[impl] = ef
 			}
