@@ -89,7 +89,7 @@ func Gemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda
 	}
 	// A block of pairs of a's rows, tileWidth columns wide, takes
 	// blockBytes/2: the tile of cᵀ (n×tileWidth float32) stays in L2 too.
-	kcp := max(1, min(kp, blockBytes/2/(tileWidth*4)))
+	kcp := max(1, min(kp, blockBytes/4/(tileWidth*4)))
 	split(workers, m, m*n*k/(1<<21), 16, func(j0, j1 int) {
 		xp := make([]uint16, kcp*(tileWidth+16)*2)
 		tile := make([]float32, n*(tileWidth+16))

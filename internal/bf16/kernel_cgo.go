@@ -120,9 +120,9 @@ typedef struct {
 			const uint16_t *x = xp + p * np * 2;                                                  \
 			if (pf) {                                                                             \
 				const char *q = pf->base + (p >> pf->sh) * pf->step + (p & pf->mask) * pf->rowstride; \
-				_mm_prefetch(q, _MM_HINT_T0);                                                     \
+				_mm_prefetch(q, _MM_HINT_T1);                                                     \
 				if (pf->pair) {                                                                   \
-					_mm_prefetch(q + pf->pair, _MM_HINT_T0);                                      \
+					_mm_prefetch(q + pf->pair, _MM_HINT_T1);                                      \
 				}                                                                                 \
 			}                                                                                     \
 			__m512bh xv[NV];                                                                      \
