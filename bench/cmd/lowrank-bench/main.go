@@ -562,9 +562,13 @@ func modelWorkload(e *env, wl workload, mib int) ([]result, error) {
 	}
 	outOurs := filepath.Join(e.tmp, "model_ours.safetensors")
 	outRef := filepath.Join(e.tmp, "model_torch.safetensors")
-	times, err := alternate(e, []string{ours, "torch"}, wl.Reps, func(impl string, rep int) (float64, error) {
-		if impl == ours {
-			cmd := exec.Command(e.lowrankCLI, "factorize", in, "-o", outOurs, "--rank", fmt.Sprint(wl.R), "--method", "randomized", "--quiet", "--force")
+	times, err := alternate(e, []string{ours, oursBF16, "torch"}, wl.Reps, func(impl string, rep int) (float64, error) {
+		if impl == ours || impl == oursBF16 {
+			args := []string{"factorize", in, "-o", outOurs, "--rank", fmt.Sprint(wl.R), "--method", "randomized", "--quiet", "--force"}
+			if impl == oursBF16 {
+				args = append(args, "--sketch-precision", "bf16")
+			}
+			cmd := exec.Command(e.lowrankCLI, args...)
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -582,6 +586,7 @@ func modelWorkload(e *env, wl workload, mib int) ([]result, error) {
 	note := fmt.Sprintf("%d layers of %d×%d and %d×%d float32", layers, d, k, k, d)
 	return []result{
 		{Workload: wl, Impl: ours, Median: median(times[ours]), Samples: times[ours], Note: note},
+		{Workload: wl, Impl: oursBF16, Median: median(times[oursBF16]), Samples: times[oursBF16], Note: note + ", --sketch-precision bf16"},
 		{Workload: wl, Impl: "torch", Median: median(times["torch"]), Samples: times["torch"], Note: "torch.svd_lowrank per tensor, q=r+10, niter=2"},
 	}, nil
 }

@@ -115,10 +115,10 @@ func markdown(machine []string, bw float64, rs []result) string {
 		b.WriteString("\n")
 	}
 	if ns := kinds["model"]; len(ns) > 0 {
-		fmt.Fprintf(&b, "## Whole model: `lowrank factorize --rank 64` against torch.svd_lowrank per tensor (both read and write safetensors)\n\n| workload | ours | torch | ours/torch | note |\n|---|---|---|---|---|\n")
+		fmt.Fprintf(&b, "## Whole model: `lowrank factorize --rank 64` (and with `--sketch-precision bf16`) against torch.svd_lowrank per tensor (both read and write safetensors)\n\n| workload | ours | bf16 sketch | torch | ours/torch | bf16 sketch/torch | note |\n|---|---|---|---|---|---|---|\n")
 		for _, n := range ns {
-			o, t := get(n, ours), get(n, "torch")
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", n, fmtTime(o.Median), fmtTime(t.Median), fmtRatio(o.Median, t.Median), o.Note)
+			o, h, t := get(n, ours), get(n, oursBF16), get(n, "torch")
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", n, fmtTime(o.Median), fmtTime(h.Median), fmtTime(t.Median), fmtRatio(o.Median, t.Median), fmtRatio(h.Median, t.Median), o.Note)
 		}
 		b.WriteString("\n")
 	}
