@@ -55,14 +55,17 @@ func BenchmarkFactorize(b *testing.B) {
 	b.Run("randomized/1024x1024/r64/f64", func(b *testing.B) { benchFactorize[float64](b, 1024, 1024, 64, lowrank.Randomized) })
 	b.Run("randomized/4096x4096/r64/f32", func(b *testing.B) { benchFactorize[float32](b, 4096, 4096, 64, lowrank.Randomized) })
 	b.Run("randomized/4096x4096/r64/f64", func(b *testing.B) { benchFactorize[float64](b, 4096, 4096, 64, lowrank.Randomized) })
+	b.Run("randomized/4096x4096/r64/bf16sketch", func(b *testing.B) {
+		benchFactorize[float32](b, 4096, 4096, 64, lowrank.Randomized, lowrank.WithSketchPrecision(lowrank.SketchBF16))
+	})
 }
 
-func benchFactorize[T lowrank.Float](b *testing.B, d, k, r int, m lowrank.Method) {
+func benchFactorize[T lowrank.Float](b *testing.B, d, k, r int, m lowrank.Method, opts ...lowrank.Option) {
 	w := benchMatrix[T](b, d, k)
 	b.SetBytes(int64(d * k * bytesOf[T]()))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := lowrank.Factorize(w, lowrank.Rank(r), lowrank.WithMethod(m)); err != nil {
+		if _, err := lowrank.Factorize(w, lowrank.Rank(r), append([]lowrank.Option{lowrank.WithMethod(m)}, opts...)...); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -33,7 +33,9 @@ type Estimate struct {
 //	             + 8·d·k + 8·p·(d+k), p = min(d,k)) + B and A
 //	Randomized   T·d·k + the sketch Q (d×l) and Qᵀ·W (l×k), kept with room
 //	             to grow, + one block's products and QR, or the SVD of the
-//	             l×k projection, whichever is larger, + B and A
+//	             l×k projection, whichever is larger, + B and A (+ with
+//	             WithSketchPrecision TF32 or BF16, a rounded copy of a
+//	             block, T·max(d,k)·l, and 8 MiB of rounding buffers)
 //
 // where l is the sketch size: r + oversampling for Rank and Ratio; for
 // Energy and Tolerance the largest the adaptive sketch may grow to before
@@ -120,6 +122,12 @@ func estimate(d, k int, es float64, p Policy, opts []Option) (int64, Method, err
 		2*es*float64(d+k)*float64(capacity) + // Q and Qᵀ·W, old and new while growing
 		max(growBytes(d, k, l, block, es), es*float64(l)*float64(k)+svdBytes(l, k, es)+es*float64(d)*float64(min(l, n))) +
 		factorsBytes(d, k, min(l, n), es)
+	if cfg.sketchPrec != SketchF32 {
+		// A reduced-precision product rounds its small operand into a
+		// copy, and W by blocks (the CPU's emulation: 4 MiB at a time; the
+		// BF16 kernel: a few hundred KiB per core).
+		rnd += es*float64(max(d, k))*float64(block) + 8<<20
+	}
 	if pl.fallback {
 		// Auto falls back to the exact SVD when the sketch is not enough.
 		if e := exact(); e > rnd {

@@ -297,12 +297,18 @@ func WithMaxSketch(l int) Option {
 // On the cuda backend SketchTF32 and SketchBF16 run cublasGemmEx with
 // CUBLAS_COMPUTE_32F_FAST_TF32 and CUBLAS_COMPUTE_32F_FAST_16BF, which use
 // the tensor cores of GPUs of compute capability 8.0 and later (on older
-// ones cuBLAS computes them in float32). On the cpu backend they are an
-// emulation, not a faster path: the inputs are rounded to the reduced
-// format and multiplied in float32 (the products of rounded inputs are
-// exact, as on the tensor cores), which costs one extra pass over W per
-// product. It exists so that the accuracy of the tensor-core sketch can
-// be checked, and reproduced, on any machine.
+// ones cuBLAS computes them in float32). On the cpu backend SketchBF16
+// runs on a bfloat16 kernel (AVX-512 BF16's VDPBF16PS, two bfloat16
+// multiply-adds per float32 lane and instruction) on CPUs that have
+// AVX512_BF16 — Intel Cooper Lake, Sapphire Rapids and later, AMD Zen 4
+// and later — in a cgo build: there the range finder's products are
+// about 1.5–2× faster than float32's and a 4096² rank-64 factorization
+// about 1.5× faster (docs/performance.md); `lowrank backends` says whether
+// it runs. Elsewhere, and for SketchTF32 always (no CPU computes TF32),
+// the cpu backend emulates the rounding — the inputs are rounded and
+// multiplied in float32, exact as on the tensor cores — which is slower
+// than SketchF32 and exists so that the accuracy of the tensor-core sketch
+// can be checked, and reproduced, on any machine.
 func WithSketchPrecision(p SketchPrecision) Option {
 	return option{"WithSketchPrecision", func(c *config) {
 		if p < SketchF32 || p > SketchBF16 {

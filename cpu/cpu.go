@@ -12,6 +12,7 @@ package cpu
 import (
 	"errors"
 	"fmt"
+	"github.com/lowrank-go/lowrank/internal/bf16"
 	"strings"
 	"sync"
 
@@ -97,7 +98,7 @@ func (b *Backend) Describe() []string {
 	b.load()
 	l := b.lib
 	if l == nil {
-		return []string{"BLAS/LAPACK: gonum (pure Go; float32 QR and SVD in float64): " + b.why}
+		return []string{"BLAS/LAPACK: gonum (pure Go; float32 QR and SVD in float64): " + b.why, bf16Line()}
 	}
 	name := l.Vendor
 	if l.Version != "" {
@@ -121,7 +122,16 @@ func (b *Backend) Describe() []string {
 		lines = append(lines, fmt.Sprintf("%s=%s set by lowrank from the CPU flags (set it to override)", blas.CoreTypeEnv, l.CoreSet))
 	}
 	lines = append(lines, "float32 computed in float32 (sgemm, sgeqrf family, sgesdd); "+blas.Env+"=gonum forces pure Go")
-	return lines
+	return append(lines, bf16Line())
+}
+
+// bf16Line says how the cpu backend computes a BF16 sketch
+// (WithSketchPrecision(SketchBF16), --sketch-precision bf16).
+func bf16Line() string {
+	if bf16.Available() {
+		return "bf16 sketch: AVX-512 BF16 kernel (VDPBF16PS)"
+	}
+	return "bf16 sketch: emulated in float32, slower (needs AVX512_BF16 and a cgo build for the kernel)"
 }
 
 // Float64 returns the float64 engine.

@@ -55,7 +55,7 @@ func addRankFlags(fs *flag.FlagSet, defaultSplit, splitHelp string) *rankFlags {
 		oversample: fs.Int("oversample", lowrank.DefaultOversampling, "randomized SVD: extra sketch columns `P`"),
 		powerIters: fs.Int("power-iters", lowrank.DefaultPowerIters, "randomized SVD: power iterations `Q`"),
 		seed:       fs.Uint64("seed", 0, "randomized SVD: seed `S`"),
-		sketchPrec: fs.String("sketch-precision", "f32", "randomized SVD: precision `P` of the range finder's products with W: f32, tf32 or bf16 (tensor cores on a GPU; an emulation, slower, on the CPU; float32 tensors only)"),
+		sketchPrec: fs.String("sketch-precision", "f32", "randomized SVD: precision `P` of the range finder's products with W: f32, tf32 or bf16 (tensor cores on a GPU; bf16 on a CPU with AVX512_BF16 runs a faster bfloat16 kernel, the rest is emulated, slower; float32 tensors only)"),
 		split:      fs.String("split", defaultSplit, splitHelp),
 		include:    fs.String("include", "", "only tensors whose name matches `REGEX` (Go's RE2 syntax: no lookahead, see --exclude; default: every weight, factorize keeping embeddings and output heads dense unless REGEX names them)"),
 		exclude:    fs.String("exclude", "", "leave out tensors whose name matches `REGEX`, after --include"),

@@ -27,6 +27,7 @@ import (
 const (
 	ours      = "ours"
 	oursGonum = "ours (pure Go)"
+	oursBF16  = "ours (bf16 sketch)" // WithSketchPrecision(SketchBF16): the AVX-512 BF16 kernel where the CPU has it
 )
 
 type workload struct {
@@ -294,6 +295,9 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 		return nil, err
 	}
 	impls := []string{ours}
+	if wl.Kind == "randomized" && wl.DType == "float32" {
+		impls = append(impls, oursBF16)
+	}
 	if wl.gonum {
 		impls = append(impls, oursGonum)
 	}
@@ -301,7 +305,7 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 	errs := map[string]float64{}
 	// ours runs the library; the factors of the first timed run are
 	// evaluated by the worker with the same code as the references'.
-	runOurs := func(b lowrank.Backend, evaluate bool) (secs, errF float64, err error) {
+	runOurs := func(b lowrank.Backend, evaluate bool, extra ...lowrank.Option) (secs, errF float64, err error) {
 		var bm, am lowrank.Matrix[T]
 		var t time.Duration
 		if wl.Kind == "exact" {
@@ -322,8 +326,9 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 			}
 		} else {
 			start := time.Now()
-			f, err := lowrank.Factorize(w, lowrank.Rank(wl.R), lowrank.WithMethod(lowrank.Randomized),
-				lowrank.WithPowerIters(2), lowrank.WithOversampling(10), lowrank.WithBackend(b))
+			opts := append([]lowrank.Option{lowrank.WithMethod(lowrank.Randomized),
+				lowrank.WithPowerIters(2), lowrank.WithOversampling(10), lowrank.WithBackend(b)}, extra...)
+			f, err := lowrank.Factorize(w, lowrank.Rank(wl.R), opts...)
 			t = time.Since(start)
 			if err != nil {
 				return 0, 0, err
@@ -353,12 +358,16 @@ func factorWorkload[T lowrank.Float](e *env, wl workload) ([]result, error) {
 	times, err := alternate(e, impls, wl.Reps, func(impl string, rep int) (float64, error) {
 		evaluate := rep == 0
 		switch impl {
-		case ours, oursGonum:
+		case ours, oursGonum, oursBF16:
 			var b lowrank.Backend = e.sys
 			if impl == oursGonum {
 				b = e.gonum
 			}
-			t, ef, err := runOurs(b, evaluate)
+			var extra []lowrank.Option
+			if impl == oursBF16 {
+				extra = append(extra, lowrank.WithSketchPrecision(lowrank.SketchBF16))
+			}
+			t, ef, err := runOurs(b, evaluate, extra...)
 			if evaluate {
 				errs[impl] = ef
 			}
@@ -553,9 +562,13 @@ func modelWorkload(e *env, wl workload, mib int) ([]result, error) {
 	}
 	outOurs := filepath.Join(e.tmp, "model_ours.safetensors")
 	outRef := filepath.Join(e.tmp, "model_torch.safetensors")
-	times, err := alternate(e, []string{ours, "torch"}, wl.Reps, func(impl string, rep int) (float64, error) {
-		if impl == ours {
-			cmd := exec.Command(e.lowrankCLI, "factorize", in, "-o", outOurs, "--rank", fmt.Sprint(wl.R), "--method", "randomized", "--quiet", "--force")
+	times, err := alternate(e, []string{ours, oursBF16, "torch"}, wl.Reps, func(impl string, rep int) (float64, error) {
+		if impl == ours || impl == oursBF16 {
+			args := []string{"factorize", in, "-o", outOurs, "--rank", fmt.Sprint(wl.R), "--method", "randomized", "--quiet", "--force"}
+			if impl == oursBF16 {
+				args = append(args, "--sketch-precision", "bf16")
+			}
+			cmd := exec.Command(e.lowrankCLI, args...)
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -573,6 +586,7 @@ func modelWorkload(e *env, wl workload, mib int) ([]result, error) {
 	note := fmt.Sprintf("%d layers of %d×%d and %d×%d float32", layers, d, k, k, d)
 	return []result{
 		{Workload: wl, Impl: ours, Median: median(times[ours]), Samples: times[ours], Note: note},
+		{Workload: wl, Impl: oursBF16, Median: median(times[oursBF16]), Samples: times[oursBF16], Note: note + ", --sketch-precision bf16"},
 		{Workload: wl, Impl: "torch", Median: median(times["torch"]), Samples: times["torch"], Note: "torch.svd_lowrank per tensor, q=r+10, niter=2"},
 	}, nil
 }

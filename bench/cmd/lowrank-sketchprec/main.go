@@ -10,7 +10,8 @@
 // sketch again in float32 (Factors.SketchPrecision).
 //
 // The reduced precisions run on the CPU backend, which emulates the
-// tensor cores' rounding of the inputs (see lowrank.WithSketchPrecision);
+// tensor cores' rounding of the inputs, or for BF16 on a CPU with
+// AVX512_BF16 computes it (see lowrank.WithSketchPrecision);
 // the errors are measured in float64 against the float64 SVD of the same
 // float32 matrix.
 //
