@@ -97,19 +97,50 @@ func LookupBackend(name string) (Backend, error) {
 	return nil, errorf(ErrBackend, "unknown backend %q; expected auto, cpu or cuda", name)
 }
 
+// absenter is a backend that can tell cheaply, without initializing, that
+// its hardware is certainly absent (gpu.Backend.Absent).
+type absenter interface{ Absent() (string, bool) }
+
 // autoBackend returns the first backend that can run, and the reasons the
-// ones before it could not.
-func autoBackend() (Backend, string) {
-	var why []string
+// ones before it could not. A backend whose hardware is certainly absent
+// (absenter) is passed over without Init, so that a machine without a GPU
+// does not pay for the driver's start-up on every run; its reason is
+// then Init's, computed only when it is asked for (autoReason).
+func autoBackend() (Backend, func() string) {
+	type passed struct {
+		b      Backend
+		reason string // Init's error, or why it is absent
+		absent bool   // not initialized: Init's error is asked later
+	}
+	var why []passed
+	reason := func() string {
+		var s []string
+		for _, p := range why {
+			r := p.reason
+			if p.absent {
+				if err := p.b.Init(); err != nil {
+					r = err.Error()
+				}
+			}
+			s = append(s, p.b.Name()+": "+r)
+		}
+		return strings.Join(s, "; ")
+	}
 	for _, b := range backends() {
+		if a, ok := b.(absenter); ok {
+			if r, absent := a.Absent(); absent {
+				why = append(why, passed{b, r, true})
+				continue
+			}
+		}
 		if err := b.Init(); err != nil {
-			why = append(why, b.Name()+": "+err.Error())
+			why = append(why, passed{b, err.Error(), false})
 			continue
 		}
-		return b, strings.Join(why, "; ")
+		return b, reason
 	}
 	// Unreachable: the CPU backend always initializes.
-	return cpu.New(), strings.Join(why, "; ")
+	return cpu.New(), reason
 }
 
 // DefaultBackend returns the backend used when no WithBackend option is
@@ -124,16 +155,19 @@ func DefaultBackend() (Backend, error) {
 
 // choice is the default backend, chosen once.
 type choice struct {
-	backend    Backend
-	err        error
-	autoReason string // why auto passed over the backends it prefers
+	backend Backend
+	err     error
+	// autoReason says why auto passed over the backends it prefers; nil
+	// when auto did not choose.
+	autoReason func() string
 }
 
 var defaultChoice = sync.OnceValue(func() (c choice) {
 	name := os.Getenv(BackendEnv)
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case "", "auto":
-		c.backend, c.autoReason = autoBackend()
+		b, why := autoBackend()
+		c.backend, c.autoReason = b, sync.OnceValue(why)
 	case "cpu", "cuda":
 		c.backend, c.err = LookupBackend(name)
 	default:
@@ -143,8 +177,15 @@ var defaultChoice = sync.OnceValue(func() (c choice) {
 })
 
 // AutoReason returns why the automatic choice passed over the backends it
-// prefers (for instance why the GPU was not used), or "".
-func AutoReason() string { return defaultChoice().autoReason }
+// prefers (for instance why the GPU was not used), or "". A GPU backend the
+// choice passed over without loading its driver, because the machine has
+// no NVIDIA device, is initialized now to give the driver's own reason.
+func AutoReason() string {
+	if r := defaultChoice().autoReason; r != nil {
+		return r()
+	}
+	return ""
+}
 
 // backendFor returns the backend a call with config c runs on.
 func (c *config) backendFor() (Backend, error) {

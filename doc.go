@@ -96,6 +96,8 @@
 // uploaded). The backend is chosen lazily on first use, never at import:
 // LOWRANK_BACKEND=cpu or cuda forces one; unset or "auto" takes cuda when
 // a usable device exists and the CPU otherwise, remembering why the GPU
-// was not used (see Backends and AutoReason). WithBackend overrides the
-// choice for one call.
+// was not used (see Backends and AutoReason). Where the machine certainly
+// has no NVIDIA GPU (Linux on amd64 with no NVIDIA PCI device in sysfs),
+// auto passes over cuda without loading the driver. WithBackend overrides
+// the choice for one call.
 package lowrank

@@ -61,6 +61,7 @@ package gpu
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lowrank-go/lowrank/internal/cuda"
 	"github.com/lowrank-go/lowrank/la"
@@ -69,12 +70,13 @@ import (
 // Backend is the CUDA backend. Create it with New; Init loads the
 // libraries on first use.
 type Backend struct {
-	once sync.Once
-	err  error
-	dev  *cuda.Device
-	cfg  settings
-	f32  la.Engine[float32]
-	f64  la.Engine[float64]
+	once        sync.Once
+	initialized atomic.Bool // Init has run
+	err         error
+	dev         *cuda.Device
+	cfg         settings
+	f32         la.Engine[float32]
+	f64         la.Engine[float64]
 
 	// open opens the device; nil means the process's shared device.
 	// Tests give a backend its own device over a fake CUDA installation.
@@ -104,11 +106,26 @@ func openDevice() (*cuda.Device, error) {
 	return shared.dev, shared.err
 }
 
+// Absent reports, without loading the driver, that this machine certainly
+// has no NVIDIA GPU, and why (cuda.NoGPU: Linux on amd64, sysfs lists no
+// NVIDIA PCI device, no /dev/dxg, LOWRANK_CUDA_LIB_DIR unset); false when
+// it cannot tell, when Init has already run, and for a backend over a
+// loader of its own (tests' fake CUDA). The automatic backend choice
+// asks it before Init, whose cuInit takes 100–200 ms to fail where
+// NVIDIA's libcuda is installed without a GPU.
+func (b *Backend) Absent() (string, bool) {
+	if b.open != nil || shared.loader != nil || b.initialized.Load() {
+		return "", false
+	}
+	return cuda.NoGPU()
+}
+
 // Init loads libcuda, cuBLAS, cuSOLVER and NVRTC and opens device 0 (after
 // CUDA_VISIBLE_DEVICES) the first time it is called, and returns why the
 // backend cannot run, or nil. Later calls return the same answer.
 func (b *Backend) Init() error {
 	b.once.Do(func() {
+		defer b.initialized.Store(true)
 		if err := b.cfg.fromEnv(); err != nil {
 			b.err = err
 			return

@@ -438,6 +438,26 @@ func (c *Checkpoint) Float64s(name string) ([]float64, error) {
 	return f.Float64s(name)
 }
 
+// ReadFloat32s reads the values of tensor name as float32 into dst, which
+// must hold exactly its number of elements (safetensors.File.ReadFloat32s).
+func (c *Checkpoint) ReadFloat32s(name string, dst []float32) error {
+	f, err := c.file(name)
+	if err != nil {
+		return err
+	}
+	return f.ReadFloat32s(name, dst)
+}
+
+// ReadFloat64s reads the values of tensor name as float64 into dst, as
+// ReadFloat32s.
+func (c *Checkpoint) ReadFloat64s(name string, dst []float64) error {
+	f, err := c.file(name)
+	if err != nil {
+		return err
+	}
+	return f.ReadFloat64s(name, dst)
+}
+
 // Scalar returns the value of the one-element tensor name.
 func (c *Checkpoint) Scalar(name string) (float64, error) {
 	f, err := c.file(name)

@@ -35,6 +35,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/lowrank-go/lowrank/internal/osfile"
 	"github.com/lowrank-go/lowrank/internal/strictjson"
@@ -632,12 +634,30 @@ func (f *File) readAt(t TensorInfo, buf []byte, off int64) error {
 // chunkBytes is the size of the buffer tensors are read through.
 const chunkBytes = 1 << 20
 
+// chunks holds the staging buffers of readChunks and writeFloats
+// (chunkBytes each), so that converting a model's tensors one after
+// another reuses a few buffers instead of allocating a fresh megabyte per
+// tensor.
+var chunks = sync.Pool{New: func() any { b := make([]byte, chunkBytes); return &b }}
+
+// chunk returns a staging buffer of n bytes and the function that gives it
+// back: one of chunks for a tensor that fills a good part of one, an
+// exact allocation otherwise (a small tensor allocates no megabyte).
+func chunk(n int) ([]byte, func()) {
+	if n < chunkBytes/16 || n > chunkBytes {
+		return make([]byte, n), func() {}
+	}
+	p := chunks.Get().(*[]byte)
+	return (*p)[:n], func() { chunks.Put(p) }
+}
+
 // readChunks reads tensor t in chunks of whole elements and hands each
 // chunk to fn with the index of its first element.
 func (f *File) readChunks(t TensorInfo, fn func(chunk []byte, first int) error) error {
 	size := int64(t.DType.Size())
 	per := max(chunkBytes/size, 1) * size
-	buf := make([]byte, min(per, t.Size()))
+	buf, put := chunk(int(min(per, t.Size())))
+	defer put()
 	for off := int64(0); off < t.Size(); off += per {
 		c := buf[:min(per, t.Size()-off)]
 		if err := f.readAt(t, c, off); err != nil {
@@ -653,24 +673,43 @@ func (f *File) readChunks(t TensorInfo, fn func(chunk []byte, first int) error) 
 // Float32s returns the values of the F16, BF16, F32 or F64 tensor called
 // name as float32 (F64 values are rounded to nearest).
 func (f *File) Float32s(name string) ([]float32, error) {
-	t, err := f.lookup(name)
-	if err != nil {
-		return nil, err
-	}
-	if !t.DType.IsFloat() {
-		return nil, &Error{File: f.path, Tensor: name, Err: fmt.Errorf("%w: dtype %s; expected F16, BF16, F32 or F64", ErrDType, t.DType)}
-	}
-	out := make([]float32, t.NumElements())
-	size := t.DType.Size()
-	err = f.readChunks(t, func(c []byte, first int) error {
-		return decodeFloat32(out[first:first+len(c)/size], c, t.DType)
-	})
-	return out, err
+	return readFloats(f, name, nil, F32, decodeFloat32)
 }
 
 // Float64s returns the values of the F16, BF16, F32 or F64 tensor called
 // name as float64 (exactly).
 func (f *File) Float64s(name string) ([]float64, error) {
+	return readFloats(f, name, nil, F64, decodeFloat64)
+}
+
+// ReadFloat32s is Float32s into dst, which must hold exactly the tensor's
+// number of elements: a caller that reads many tensors can reuse one
+// buffer instead of allocating (and faulting in) a fresh one each time.
+// Every element of dst is overwritten when it returns nil.
+func (f *File) ReadFloat32s(name string, dst []float32) error {
+	_, err := readFloats(f, name, nonNil(dst), F32, decodeFloat32)
+	return err
+}
+
+// ReadFloat64s is Float64s into dst, as ReadFloat32s.
+func (f *File) ReadFloat64s(name string, dst []float64) error {
+	_, err := readFloats(f, name, nonNil(dst), F64, decodeFloat64)
+	return err
+}
+
+// nonNil returns v, or an empty slice for nil (which readFloats would
+// allocate in its place).
+func nonNil[T float32 | float64](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+// readFloats reads the float tensor name into dst (allocated when nil) as
+// T, whose dtype is native. A tensor already stored as T is read straight
+// into dst's memory on a little-endian machine, without a staging buffer.
+func readFloats[T float32 | float64](f *File, name string, dst []T, native DType, decode func([]T, []byte, DType) error) ([]T, error) {
 	t, err := f.lookup(name)
 	if err != nil {
 		return nil, err
@@ -678,13 +717,28 @@ func (f *File) Float64s(name string) ([]float64, error) {
 	if !t.DType.IsFloat() {
 		return nil, &Error{File: f.path, Tensor: name, Err: fmt.Errorf("%w: dtype %s; expected F16, BF16, F32 or F64", ErrDType, t.DType)}
 	}
-	out := make([]float64, t.NumElements())
+	n := t.NumElements()
+	if dst == nil {
+		dst = make([]T, n)
+	} else if len(dst) != n {
+		return nil, &Error{File: f.path, Tensor: name, Err: fmt.Errorf("a buffer of %d values for %d elements; expected exactly %d", len(dst), n, n)}
+	}
+	if t.DType == native && littleEndian && n > 0 {
+		return dst, f.readAt(t, unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), t.Size()), 0)
+	}
 	size := t.DType.Size()
 	err = f.readChunks(t, func(c []byte, first int) error {
-		return decodeFloat64(out[first:first+len(c)/size], c, t.DType)
+		return decode(dst[first:first+len(c)/size], c, t.DType)
 	})
-	return out, err
+	return dst, err
 }
+
+// littleEndian reports whether this machine stores numbers as the format
+// does, so that F32 and F64 data can be read into memory as it is.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // Scalar returns the value of a one-element tensor of any numeric dtype
 // (float, integer or BOOL) as a float64, for small values such as kohya's

@@ -251,7 +251,8 @@ func writeFloats[T float32 | float64](w *Writer, name string, dt DType, shape []
 	}
 	size := dt.Size()
 	per := chunkBytes / size
-	buf := make([]byte, min(per, len(values))*size)
+	buf, put := chunk(min(per, len(values)) * size)
+	defer put()
 	for i := 0; i < len(values); i += per {
 		v := values[i:min(i+per, len(values))]
 		c := buf[:len(v)*size]

@@ -42,6 +42,15 @@ type tensorMeta = model.Record
 type outcome struct {
 	row   row
 	write func(w *safetensors.Writer) error
+	// free, when set, gives the buffers write no longer needs to the
+	// pool (pool.go); pipeline calls it once the outcome is written.
+	free func()
+}
+
+func (o outcome) recycle() {
+	if o.free != nil {
+		o.free()
+	}
 }
 
 func runFactorize(args []string, stdout, stderr io.Writer) error {
@@ -345,7 +354,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		case !it.sel:
 			o = copyOutcome(f, it.t)
 		case it.keep != "":
-			o, err = keepOutcome(f, it.t, it.out, it.keep, curMW)
+			o, err = keepOutcome(f, it.t, it.out, it.keep, s.mem, curMW)
 		case devs != nil: // --devices: on a free GPU (devices.go)
 			o, err = devs.run(it.t.Name, func(b lowrank.Backend) (outcome, error) { return run(plans[i].on(b)) })
 		default:
@@ -541,10 +550,21 @@ func copyOutcome(f source, t safetensors.TensorInfo) outcome {
 // when factors would save nothing, through mw. plan holds the options the
 // memory budget adds for this tensor.
 func factorizeOne[T lowrank.Float](f source, t safetensors.TensorInfo, out safetensors.DType, s *settings, plan factorPlan, mw func() *model.Writer) (outcome, error) {
-	W, err := readMatrix[T](f, t.Name)
+	W, err := readMatrixFrom[T](f, t.Name, s.mem)
 	if err != nil {
 		return outcome{}, err
 	}
+	// W's buffer goes back to the pool once the outcome is written
+	// (denseOutcome writes W itself; the factors are copies).
+	o, err := factorizeMatrix(f, t, W, out, s, plan, mw)
+	if err == nil {
+		o.free = func() { putFloats(s.mem, W.Data) }
+	}
+	return o, err
+}
+
+// factorizeMatrix is factorizeOne once W is read.
+func factorizeMatrix[T lowrank.Float](f source, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, s *settings, plan factorPlan, mw func() *model.Writer) (outcome, error) {
 	d, k := W.Rows, W.Cols
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
@@ -673,7 +693,7 @@ func denseOutcome[T lowrank.Float](f source, t safetensors.TensorInfo, W lowrank
 
 // keepOutcome keeps a selected tensor dense without factorizing it (an
 // embedding or output head), converted to out, and records why.
-func keepOutcome(f source, t safetensors.TensorInfo, out safetensors.DType, why string, mw func() *model.Writer) (outcome, error) {
+func keepOutcome(f source, t safetensors.TensorInfo, out safetensors.DType, why string, mem *budget, mw func() *model.Writer) (outcome, error) {
 	d, k, _ := t.Matrix()
 	o := outcome{row: row{Name: t.Name, Shape: t.Shape, DType: string(out), SourceDType: string(t.DType), listed: true,
 		ParamsBefore: int64(d) * int64(k), BytesBefore: t.Size()}}
@@ -681,17 +701,23 @@ func keepOutcome(f source, t safetensors.TensorInfo, out safetensors.DType, why 
 	case out == t.DType: // copied as it is
 		return denseOutcome(f, t, lowrank.Matrix[float32]{}, out, o, why, mw)
 	case computesIn64(t.DType):
-		W, err := readMatrix[float64](f, t.Name)
-		if err != nil {
-			return outcome{}, err
-		}
-		return denseOutcome(f, t, W, out, o, why, mw)
+		return keepMatrix[float64](f, t, out, o, why, mem, mw)
 	}
-	W, err := readMatrix[float32](f, t.Name)
+	return keepMatrix[float32](f, t, out, o, why, mem, mw)
+}
+
+// keepMatrix is keepOutcome's conversion: the tensor read in T into a
+// buffer of mem's pool, given back once written.
+func keepMatrix[T lowrank.Float](f source, t safetensors.TensorInfo, out safetensors.DType, o outcome, why string, mem *budget, mw func() *model.Writer) (outcome, error) {
+	W, err := readMatrixFrom[T](f, t.Name, mem)
 	if err != nil {
 		return outcome{}, err
 	}
-	return denseOutcome(f, t, W, out, o, why, mw)
+	o, err = denseOutcome(f, t, W, out, o, why, mw)
+	if err == nil {
+		o.free = func() { putFloats(mem, W.Data) }
+	}
+	return o, err
 }
 
 // saving is the fraction of the dense tensor's parameters the factors

@@ -281,22 +281,24 @@ func tensorErr(file, tensor, format string, args ...any) error {
 // values are checked for NaN and ±Inf by the library call that uses them
 // (one scan per tensor), whose error tensorFault reports.
 func readMatrix[T lowrank.Float](f source, name string) (lowrank.Matrix[T], error) {
+	return readMatrixFrom[T](f, name, nil)
+}
+
+// readMatrixFrom is readMatrix into a buffer of mem's pool (pool.go):
+// give it back with putFloats once the matrix is no longer used.
+func readMatrixFrom[T lowrank.Float](f source, name string, mem *budget) (lowrank.Matrix[T], error) {
 	t, _ := f.Tensor(name)
 	d, k, _, ok := model.WeightMatrix(t)
 	if !ok {
 		return lowrank.Matrix[T]{}, tensorErr(f.Path(), name, "%s %v; expected a 2-D F16, BF16, F32 or F64 tensor", t.DType, t.Shape)
 	}
-	var data []T
+	data := getFloats[T](mem, t.NumElements())
 	var err error
-	var z T
-	if _, is32 := any(z).(float32); is32 {
-		var v []float32
-		v, err = f.Float32s(name)
-		data = any(v).([]T)
-	} else {
-		var v []float64
-		v, err = f.Float64s(name)
-		data = any(v).([]T)
+	switch v := any(data).(type) {
+	case []float32:
+		err = f.ReadFloat32s(name, v)
+	case []float64:
+		err = f.ReadFloat64s(name, v)
 	}
 	if err != nil {
 		return lowrank.Matrix[T]{}, err

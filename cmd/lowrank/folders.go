@@ -29,6 +29,8 @@ type source interface {
 	ReadRaw(name string) ([]byte, error)
 	Float32s(name string) ([]float32, error)
 	Float64s(name string) ([]float64, error)
+	ReadFloat32s(name string, dst []float32) error
+	ReadFloat64s(name string, dst []float64) error
 	Scalar(name string) (float64, error)
 	Close() error
 }

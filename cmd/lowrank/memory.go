@@ -102,6 +102,10 @@ type budget struct {
 	used    int64
 	changed chan struct{} // closed and replaced on every release
 	restore func()
+	// pool holds the free tensor buffers (pool.go), oldest first, and
+	// pooled their bytes, which count against avail next to used.
+	pool   []pooledBuf
+	pooled int64
 }
 
 // newBudget starts the budget: maxMemory bytes, or the default when it is
@@ -214,14 +218,18 @@ func setLimit(delta int64) {
 // fits reports whether a tensor needing n bytes can run at all.
 func (b *budget) fits(n int64) bool { return b.total == 0 || n <= b.avail }
 
-// acquire waits until n bytes are free and takes them.
+// acquire waits until n bytes are free and takes them. Buffers the pool
+// holds are given up first, oldest first, for the room they take.
 func (b *budget) acquire(ctx context.Context, n int64) error {
 	if b == nil || b.total == 0 {
 		return nil
 	}
 	for {
 		b.mu.Lock()
-		if b.used+n <= b.avail {
+		for len(b.pool) > 0 && b.used+b.pooled+n > b.avail {
+			b.evictLocked()
+		}
+		if b.used+b.pooled+n <= b.avail {
 			b.used += n
 			b.mu.Unlock()
 			return nil

@@ -20,6 +20,10 @@ func tick(i int) error {
 	return nil
 }
 
+// recycler is a result whose buffers may be reused once it is written:
+// pipeline calls recycle after write.
+type recycler interface{ recycle() }
+
 // pipeline computes items 0…n-1 with at most jobs of them in flight and
 // hands each result to write in item order, so that outputs are written
 // in a fixed order whatever finishes first. An item's slot is freed only
@@ -85,12 +89,17 @@ func pipeline[R any](n, jobs int, mem *budget, cost func(i int) int64, compute f
 		if err := write(i, res.r); err != nil {
 			return err
 		}
+		rc, _ := any(res.r).(recycler)
 		var res0 result
 		res = res0 // the written result is garbage now
 		if cost != nil {
-			c := cost(i)
-			mem.release(c)
-			if c >= releaseAfter {
+			mem.release(cost(i))
+		}
+		if rc != nil {
+			rc.recycle() // its buffers go to the pool, for the next items
+		}
+		if cost != nil {
+			if c := cost(i); c >= releaseAfter {
 				// Give a large item's memory back now rather than when
 				// the heap has doubled (GOGC): peak RSS stays near one
 				// item's working set (or jobs items') however many follow.

@@ -110,6 +110,7 @@ type env struct {
 	isDir    func(string) bool
 	read     func(string) ([]byte, error)
 	realpath func(string) string // the folder with symbolic links resolved
+	exists   func(string) bool
 }
 
 func osEnv() env {
@@ -130,7 +131,8 @@ func osEnv() env {
 			st, err := os.Stat(p)
 			return err == nil && st.IsDir()
 		},
-		read: os.ReadFile,
+		read:   os.ReadFile,
+		exists: exists,
 	}
 }
 

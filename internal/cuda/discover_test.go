@@ -44,6 +44,7 @@ func fakeEnv(vars map[string]string, dirs []string, files map[string]string) env
 			}
 			return nil, errors.New("no such file")
 		},
+		exists: func(p string) bool { _, f := files[p]; return f || isDir[p] },
 	}
 }
 
