@@ -301,10 +301,11 @@ func WithMaxSketch(l int) Option {
 // runs on a bfloat16 kernel (AVX-512 BF16's VDPBF16PS, two bfloat16
 // multiply-adds per float32 lane and instruction) on CPUs that have
 // AVX512_BF16 — Intel Cooper Lake, Sapphire Rapids and later, AMD Zen 4
-// and later — in a cgo build: there the range finder's products are
-// about 1.5–2× faster than float32's and a 4096² rank-64 factorization
-// about 1.5× faster (docs/performance.md); `lowrank backends` says whether
-// it runs. Elsewhere, and for SketchTF32 always (no CPU computes TF32),
+// and later — in a cgo build: there the range finder's products take
+// 0.4–0.8× the time of OpenBLAS's SGEMM, and whole factorizations 0.59–
+// 0.98× the float32 sketch's on two cores, 0.67× on one (4096² and
+// 4096×11008, docs/performance.md); `lowrank backends` says whether it
+// runs. Elsewhere, and for SketchTF32 always (no CPU computes TF32),
 // the cpu backend emulates the rounding — the inputs are rounded and
 // multiplied in float32, exact as on the tensor cores — which is slower
 // than SketchF32 and exists so that the accuracy of the tensor-core sketch
