@@ -131,7 +131,7 @@ func bf16Line() string {
 	if bf16.Available() {
 		return "bf16 sketch: AVX-512 BF16 kernel (VDPBF16PS)"
 	}
-	return "bf16 sketch: emulated in float32, slower (needs AVX512_BF16 and a cgo build for the kernel)"
+	return "bf16 sketch: emulated in float32, slower (the kernel needs AVX512_BF16, a cgo build and GCC ≥ 10 or clang ≥ 9)"
 }
 
 // Float64 returns the float64 engine.

@@ -9,11 +9,11 @@
 //
 // No library fits: Debian's OpenBLAS is built without its sbgemm, gonum
 // has no bfloat16, and Go's assembler has no AVX512_BF16 instructions, so
-// the kernels are C intrinsics compiled by cgo (gcc or clang with
-// -mavx512bf16). Available reports false without cgo, on other
-// architectures and on CPUs without AVX512_BF16 (Intel Cooper Lake and
-// Sapphire Rapids onwards, AMD Zen 4 onwards have it); callers keep their
-// float32 emulation there.
+// the kernels are C intrinsics compiled by cgo (GCC 10 or clang 9 and
+// later know them). Available reports false without cgo, with an older C
+// compiler, on other architectures and on CPUs without AVX512_BF16 (Intel
+// Cooper Lake and Sapphire Rapids onwards, AMD Zen 4 onwards have it);
+// callers keep their float32 emulation there.
 //
 // Rounding is VCVTNEPS2BF16's: to nearest, ties to even; a subnormal
 // float32 becomes a signed zero and VDPBF16PS flushes subnormal results,

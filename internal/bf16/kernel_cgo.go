@@ -3,15 +3,40 @@
 package bf16
 
 /*
-#cgo CFLAGS: -O3 -mavx512f -mavx512bw -mavx512vl -mavx512bf16 -fno-strict-aliasing
-#include <immintrin.h>
+#cgo CFLAGS: -O3 -fno-strict-aliasing
 #include <stdint.h>
 #include <string.h>
+
+// The AVX-512 BF16 intrinsics need GCC 10 or clang 9; with an older
+// compiler the package builds without the kernel (lr_bf16_built returns 0
+// and Available reports false; so does CGO_CFLAGS=-DLR_NO_BF16). The
+// instruction sets are enabled per function (LR_TARGET), not for the whole
+// file, so that nothing here runs AVX-512 code before Available has
+// checked the CPU.
+#if !defined(LR_NO_BF16) && ((defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10))
+#define LR_BF16 1
+#endif
+
+#ifndef LR_BF16
+static int lr_bf16_built(void) { return 0; }
+static uint16_t lr_bf16(float f) { (void)f; return 0; }
+static void lr_bf16_rows(const float *src, long lds, long i0, long i1, long cols, uint16_t *dst, long ldd) {}
+static void lr_bf16_cols(const float *src, long lds, long rows, long j0, long j1, uint16_t *dst, long ldd) {}
+static void lr_bf16_pack(const float *x, long ldx, int trans, long k, long n, uint16_t *xp, long np) {}
+static void lr_bf16_gemm_n(const float *a, long lda, long i0, long i1, long k, const uint16_t *xp, long np,
+                           long n, float *c, long ldc, float alpha, float beta, long kcp, uint16_t *buf) {}
+static void lr_bf16_gemm_t(const float *b, long ldb, long m, long j0, long j1, const uint16_t *at, long ldat, long n,
+                           float *c, long ldc, float alpha, float beta, long kcp, uint16_t *xp, float *tile) {}
+#else
+#include <immintrin.h>
+#define LR_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+static int lr_bf16_built(void) { return 1; }
 
 // lr_bf16 rounds one float32 to bfloat16 exactly as VCVTNEPS2BF16 does:
 // denormal inputs as signed zero (DAZ), NaN kept quiet, otherwise round
 // to nearest, ties to even (an overflow rounds to infinity).
-static inline uint16_t lr_bf16(float f) {
+LR_TARGET static inline uint16_t lr_bf16(float f) {
 	uint32_t b;
 	memcpy(&b, &f, 4);
 	if ((b & 0x7f800000u) == 0) {
@@ -26,7 +51,7 @@ static inline uint16_t lr_bf16(float f) {
 
 // lr_bf16_rows rounds rows [i0, i1) of src (cols columns, row stride lds)
 // into dst (row stride ldd, even), zeroing the pad column of an odd cols.
-static void lr_bf16_rows(const float *src, long lds, long i0, long i1, long cols, uint16_t *dst, long ldd) {
+LR_TARGET static void lr_bf16_rows(const float *src, long lds, long i0, long i1, long cols, uint16_t *dst, long ldd) {
 	for (long i = i0; i < i1; i++) {
 		const float *s = src + i * lds;
 		uint16_t *d = dst + i * ldd;
@@ -47,7 +72,7 @@ static void lr_bf16_rows(const float *src, long lds, long i0, long i1, long cols
 // lr_bf16_cols rounds columns [j0, j1) of src (rows rows, row stride lds)
 // into rows [j0, j1) of dst = srcᵀ (row stride ldd, even), by 32×32 tiles
 // so that both sides are read and written a cache line at a time.
-static void lr_bf16_cols(const float *src, long lds, long rows, long j0, long j1, uint16_t *dst, long ldd) {
+LR_TARGET static void lr_bf16_cols(const float *src, long lds, long rows, long j0, long j1, uint16_t *dst, long ldd) {
 	enum { T = 32 };
 	uint16_t tile[T][T];
 	for (long jb = j0; jb < j1; jb += T) {
@@ -75,7 +100,7 @@ static void lr_bf16_cols(const float *src, long lds, long rows, long j0, long j1
 // lr_bf16_pack rounds op(x) (k×n; x is n×k when trans) into pairs along
 // k: xp[(p·np + j)·2 + t] = op(x)[2p + t][j], zero past k and n; np is n
 // rounded up to a multiple of 16.
-static void lr_bf16_pack(const float *x, long ldx, int trans, long k, long n, uint16_t *xp, long np) {
+LR_TARGET static void lr_bf16_pack(const float *x, long ldx, int trans, long k, long n, uint16_t *xp, long np) {
 	long kp = (k + 1) / 2;
 	for (long p = 0; p < kp; p++) {
 		uint16_t *d = xp + p * np * 2;
@@ -110,7 +135,7 @@ typedef struct {
 //   later ones:  C = C + alpha·acc
 // storing only the first n columns of the panel (mask on the last vector).
 #define LR_KERNEL(R, NV)                                                                            \
-	static void lr_k##R##x##NV(const uint16_t *a, long lda, long kp, const uint16_t *xp, long np, \
+	LR_TARGET static void lr_k##R##x##NV(const uint16_t *a, long lda, long kp, const uint16_t *xp, long np, \
 	                           float *c, long ldc, long n, float alpha, float beta, int first,      \
 	                           const lr_pf *pf) {                                                   \
 		__m512 acc[R][NV];                                                                        \
@@ -178,7 +203,7 @@ static const int lr_rows[6] = {0, 8, 8, 8, 4, 4};
 // of kcp pairs (a block of X stays in L2); in each, 8 rows of A at a time
 // are rounded into a small buffer and multiplied by every 80-column panel,
 // so A is read once and no rounded copy of it is kept.
-static void lr_bf16_gemm_n(const float *a, long lda, long i0, long i1, long k, const uint16_t *xp, long np,
+LR_TARGET static void lr_bf16_gemm_n(const float *a, long lda, long i0, long i1, long k, const uint16_t *xp, long np,
                            long n, float *c, long ldc, float alpha, float beta, long kcp, uint16_t *buf) {
 	long kp = (k + 1) / 2;
 	for (long p0 = 0; p0 < kp; p0 += kcp) {
@@ -213,7 +238,7 @@ static void lr_bf16_gemm_n(const float *a, long lda, long i0, long i1, long k, c
 // xp[(p·np + j)·2 + t] = B[2(p0 + p) + t][j0 + j], zero past m and w (np ≥ w
 // a multiple of 16). It is lr_bf16_pack's layout, made from a block of a
 // large B with vector instructions.
-static void lr_bf16_pairs(const float *b, long ldb, long m, long p0, long pe, long j0, long w, uint16_t *xp, long np) {
+LR_TARGET static void lr_bf16_pairs(const float *b, long ldb, long m, long p0, long pe, long j0, long w, uint16_t *xp, long np) {
 	const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
 	                                     23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
 	for (long p = 0; p < pe; p++) {
@@ -242,7 +267,7 @@ static void lr_bf16_pairs(const float *b, long ldb, long m, long p0, long pe, lo
 // B is read once.
 #define LR_TW 512
 #define LR_TWP (LR_TW + 16)
-static void lr_bf16_gemm_t(const float *b, long ldb, long m, long j0, long j1, const uint16_t *at, long ldat, long n,
+LR_TARGET static void lr_bf16_gemm_t(const float *b, long ldb, long m, long j0, long j1, const uint16_t *at, long ldat, long n,
                            float *c, long ldc, float alpha, float beta, long kcp, uint16_t *xp, float *tile) {
 	long kp = (m + 1) / 2;
 	for (long js = j0; js < j1; js += LR_TW) {
@@ -286,6 +311,7 @@ static void lr_bf16_gemm_t(const float *b, long ldb, long m, long j0, long j1, c
 		}
 	}
 }
+#endif
 */
 import "C"
 
@@ -295,10 +321,10 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// hasKernel reports whether the AVX-512 BF16 kernels can run: the CPU has
-// AVX512_BF16 (with F, BW and VL) and the OS saves the ZMM registers
-// (x/sys/cpu checks XGETBV).
-var hasKernel = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BF16
+// hasKernel reports whether the AVX-512 BF16 kernels can run: the C
+// compiler knew the instructions, the CPU has AVX512_BF16 (with F, BW and
+// VL) and the OS saves the ZMM registers (x/sys/cpu checks XGETBV).
+var hasKernel = C.lr_bf16_built() != 0 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BF16
 
 func roundRows(src []float32, lds, i0, i1, cols int, dst []uint16, ldd int) {
 	C.lr_bf16_rows((*C.float)(unsafe.Pointer(&src[0])), C.long(lds), C.long(i0), C.long(i1), C.long(cols),
