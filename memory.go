@@ -35,7 +35,8 @@ type Estimate struct {
 //	             to grow, + one block's products and QR, or the SVD of the
 //	             l×k projection, whichever is larger, + B and A (+ with
 //	             WithSketchPrecision TF32 or BF16, a rounded copy of a
-//	             block, T·max(d,k)·l, and 8 MiB of rounding buffers)
+//	             block, T·max(d,k)·l, a rounded block of W, at most
+//	             T·2^20, and 1 MiB of the kernel's buffers)
 //
 // where l is the sketch size: r + oversampling for Rank and Ratio; for
 // Energy and Tolerance the largest the adaptive sketch may grow to before
@@ -124,9 +125,9 @@ func estimate(d, k int, es float64, p Policy, opts []Option) (int64, Method, err
 		factorsBytes(d, k, min(l, n), es)
 	if cfg.sketchPrec != SketchF32 {
 		// A reduced-precision product rounds its small operand into a
-		// copy, and W by blocks (the CPU's emulation: 4 MiB at a time; the
-		// BF16 kernel: a few hundred KiB per core).
-		rnd += es*float64(max(d, k))*float64(block) + 8<<20
+		// copy, and W by blocks (the CPU's emulation: up to 2^20 elements
+		// at a time; the BF16 kernel: a few hundred KiB per core).
+		rnd += es*float64(max(d, k))*float64(block) + es*math.Min(float64(d)*float64(k), 1<<20) + 1<<20
 	}
 	if pl.fallback {
 		// Auto falls back to the exact SVD when the sketch is not enough.
