@@ -167,6 +167,18 @@ func (j *job[T]) orthonormalize(a la.Mat) error {
 	return wrapBackend("qr", j.e.Orthonormalize(a))
 }
 
+// normalize replaces a's columns with a well-conditioned basis of their
+// span: la.RangeNormalizer where the engine has it, else Orthonormalize.
+func (j *job[T]) normalize(a la.Mat) error {
+	if err := j.check(); err != nil {
+		return err
+	}
+	if n, ok := j.e.(la.RangeNormalizer[T]); ok {
+		return wrapBackend("qr", n.NormalizeRange(a))
+	}
+	return wrapBackend("qr", j.e.Orthonormalize(a))
+}
+
 // borrowW returns W itself as a read-only Mat, with alpha = 2^-shift, when
 // the engine can borrow host memory (la.Borrower) and W's norm is in a range where
 // products with unscaled W cannot overflow; otherwise nil, and the caller

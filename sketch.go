@@ -210,9 +210,13 @@ func (s *sketch[T]) copyInto(dst, src la.Mat, rows, cols int) error {
 //
 //	Y = (I − QQᵀ)·W·Ω, then q times Y ← (I − QQᵀ)·W·orth(Wᵀ·orth(Y)),
 //
-// re-orthonormalizing after every product (Halko–Martinsson–Tropp,
-// Algorithm 4.4) and projecting out the existing basis twice ("twice is
-// enough") so that the blocks stay mutually orthogonal. The three products
+// normalizing after every product (Halko–Martinsson–Tropp, Algorithm 4.4)
+// and projecting out the existing basis twice ("twice is enough") so that
+// the blocks stay mutually orthogonal. Between the power iterations only
+// the span matters: there the engine's cheap normalization runs
+// (la.RangeNormalizer: P·L of an LU factorization on the CPU, as in
+// scikit-learn's randomized_svd and fbpca), and the last basis is
+// orthonormalized (QR). The three products
 // with W that build Y run in the sketch precision (WithSketchPrecision);
 // the projections, the orthonormalizations and B = Yᵀ·W in full precision.
 func (s *sketch[T]) grow(c int) error {
@@ -239,25 +243,28 @@ func (s *sketch[T]) grow(c int) error {
 		return err
 	}
 	j.free(omega)
-	if err := s.orth(y); err != nil {
+	q := j.cfg.powerIters
+	// The last normalization of y orthonormalizes: the second projection
+	// pass when there is one, else the last power iteration's.
+	if err := s.orth(y, q == 0 && s.l == 0); err != nil {
 		return err
 	}
-	for range j.cfg.powerIters {
+	for i := range q {
 		if err := j.sketchGemm(true, false, s.alpha, s.w, y, 0, z); err != nil {
 			return err
 		}
-		if err := j.orthonormalize(z); err != nil {
+		if err := j.normalize(z); err != nil {
 			return err
 		}
 		if err := j.sketchGemm(false, false, s.alpha, s.w, z, 0, y); err != nil {
 			return err
 		}
-		if err := s.orth(y); err != nil {
+		if err := s.orth(y, i == q-1 && s.l == 0); err != nil {
 			return err
 		}
 	}
 	if s.l > 0 {
-		if err := s.orth(y); err != nil { // second projection pass
+		if err := s.orth(y, true); err != nil { // second projection pass
 			return err
 		}
 	}
@@ -283,8 +290,9 @@ func (s *sketch[T]) grow(c int) error {
 	return nil
 }
 
-// orth projects the current basis out of y and orthonormalizes it.
-func (s *sketch[T]) orth(y la.Mat) error {
+// orth projects the current basis out of y and orthonormalizes it (final)
+// or normalizes it (j.normalize).
+func (s *sketch[T]) orth(y la.Mat, final bool) error {
 	j := s.j
 	if s.l > 0 {
 		q, err := j.view(s.q, 0, j.d, 0, s.l)
@@ -303,6 +311,9 @@ func (s *sketch[T]) orth(y la.Mat) error {
 			return err
 		}
 		j.free(t)
+	}
+	if !final {
+		return j.normalize(y)
 	}
 	return j.orthonormalize(y)
 }

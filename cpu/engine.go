@@ -186,6 +186,32 @@ func (e engine[T]) Orthonormalize(m la.Mat) error {
 	return e.k.qr(g.Threads(), a.rows, a.cols, a.data, a.stride)
 }
 
+// NormalizeRange (la.RangeNormalizer) replaces m's columns with P·L from
+// their LU factorization on a system LAPACK (see blas.LUBasis), and
+// orthonormalizes them on the pure-Go kernels, which have no fast LU.
+func (e engine[T]) NormalizeRange(m la.Mat) error {
+	lk, ok := e.k.(luKernels[T])
+	if !ok {
+		return e.Orthonormalize(m)
+	}
+	a, err := e.mat(m)
+	if err != nil {
+		return err
+	}
+	if a.rows < a.cols {
+		return fmt.Errorf("%w: normalize needs rows ≥ cols, got %d×%d", la.ErrShape, a.rows, a.cols)
+	}
+	if a.cols == 0 {
+		return nil
+	}
+	g, err := e.acquire(float64(a.rows) * float64(a.cols) * float64(a.cols))
+	if err != nil {
+		return err
+	}
+	defer sched.Default.Release(g)
+	return lk.luBasis(g.Threads(), a.rows, a.cols, a.data, a.stride)
+}
+
 func (e engine[T]) SVD(m la.Mat) (la.Mat, []float64, la.Mat, error) {
 	a, err := e.mat(m)
 	if err != nil {

@@ -31,6 +31,13 @@ type kernels[T float32 | float64] interface {
 	svd(nt, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt int) error
 }
 
+// luKernels are kernels with a fast LU factorization (the system LAPACK's).
+type luKernels[T float32 | float64] interface {
+	// luBasis overwrites the m×n matrix a (m ≥ n) with a well-conditioned
+	// basis of its column span, P·L of its LU factorization.
+	luBasis(nt, m, n int, a []T, lda int) error
+}
+
 func trans(t bool) blas.Transpose {
 	if t {
 		return blas.Trans

@@ -5,7 +5,8 @@ import (
 )
 
 // system runs on a BLAS/LAPACK loaded at run time (internal/blas). float32
-// stays float32 throughout: sgemm, sgeqrf/sorgqr family, sgesdd.
+// stays float32 throughout: sgemm, sgeqrf/sorgqr family, sgetrf (the
+// range finder's normalization between power iterations), sgesdd.
 //
 // The engine's matrices are row-major; LAPACK is column-major. A row-major
 // m×n matrix with row stride ld is the column-major n×m matrix with
@@ -14,12 +15,13 @@ import (
 //	SVD A = U·S·Vᵀ  ⇔  Aᵀ = V·S·Uᵀ:     ?gesdd on Aᵀ writes Uᵀ into our
 //	                                    Vᵀ buffer and V into our U buffer
 //
-// The one exception is QR. The thin QR of a row-major A is the LQ of the
+// The exceptions are QR and LU. The thin QR of a row-major A is the LQ of the
 // column-major Aᵀ (?gelqf, ?orglq), but LAPACK's LQ runs 2–3.5× slower
 // than its QR on the tall, thin sketches of the randomized method
 // (measured with OpenBLAS 0.3.21: 4096×74 float32 20 ms against 8.5 ms,
 // 11008×74 158 ms against 46 ms, including the copies), so qr transposes
-// into a column-major scratch, runs ?geqrf + ?orgqr, and transposes back.
+// into a column-major scratch, runs ?geqrf + ?orgqr, and transposes back;
+// the LU basis (luBasis) goes through the same scratch.
 //
 // The library's thread count is set by the thread budget when it grants
 // (internal/sched; see threads.go), so the methods ignore nt.
@@ -46,9 +48,25 @@ func (s system[T]) gemv(tA bool, m, n int, alpha T, a []T, lda int, x []T, beta 
 }
 
 func (s system[T]) qr(_, m, n int, a []T, lda int) error {
+	return s.colMajor(m, n, a, lda, blas.OrthQR[T])
+}
+
+// luBasis runs ?getrf through the same column-major scratch as qr, or qr
+// itself when the library has no ?getrf.
+func (s system[T]) luBasis(nt, m, n int, a []T, lda int) error {
+	if !blas.HasLU[T](s.l) {
+		return s.qr(nt, m, n, a, lda)
+	}
+	return s.colMajor(m, n, a, lda, blas.LUBasis[T])
+}
+
+// colMajor runs the LAPACK routine f on a column-major copy of the
+// row-major m×n matrix a and copies the result back. (A pooled scratch
+// instead of a fresh one was measured and not kept: no consistent gain.)
+func (s system[T]) colMajor(m, n int, a []T, lda int, f func(*blas.Lib, int, int, []T, int) error) error {
 	t := make([]T, m*n)
 	transposeInto(t, m, a, m, n, lda)
-	if err := blas.OrthQR(s.l, m, n, t, m); err != nil {
+	if err := f(s.l, m, n, t, m); err != nil {
 		return err
 	}
 	transposeFrom(a, lda, t, m, n, m)

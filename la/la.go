@@ -96,6 +96,16 @@ type Borrower[T Float] interface {
 	Borrow(rows, cols int, data []T) (Mat, error)
 }
 
+// RangeNormalizer is an optional capability of an Engine: NormalizeRange
+// replaces the columns of m (rows ≥ cols) with a basis of their span that
+// is well conditioned but need not be orthonormal, for less work than
+// Orthonormalize. The randomized range finder normalizes with it between
+// its power iterations, where only the span matters, and orthonormalizes
+// the last basis; an engine without it orthonormalizes every time.
+type RangeNormalizer[T Float] interface {
+	NormalizeRange(m Mat) error
+}
+
 // Contexter is an optional capability of an Engine: WithContext returns
 // the engine bound to ctx, working on the same matrices, whose calls stop
 // waiting for a shared resource (the CPU's thread budget) once ctx ends

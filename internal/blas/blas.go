@@ -91,6 +91,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("blas: LAPACK %s on %d×%d: %s (info=%d)", e.Routine, e.M, e.N, what, e.Info)
 }
 
+// ErrNoLU is returned by LUBasis for a library without ?getrf.
+var ErrNoLU = errors.New("blas: the library has no LU factorization (?getrf)")
+
 // ErrTooLarge is returned for a dimension that a 32-bit Fortran integer
 // cannot hold.
 var ErrTooLarge = errors.New("blas: matrix too large for a 32-bit BLAS/LAPACK interface")

@@ -22,6 +22,8 @@ typedef void (*lr_sqrf_t)(const int *, const int *, float *, const int *, float 
 typedef void (*lr_dqrf_t)(const int *, const int *, double *, const int *, double *, double *, const int *, int *);
 typedef void (*lr_sorg_t)(const int *, const int *, const int *, float *, const int *, const float *, float *, const int *, int *);
 typedef void (*lr_dorg_t)(const int *, const int *, const int *, double *, const int *, const double *, double *, const int *, int *);
+typedef void (*lr_sgetrf_t)(const int *, const int *, float *, const int *, int *, int *);
+typedef void (*lr_dgetrf_t)(const int *, const int *, double *, const int *, int *, int *);
 typedef char *(*lr_cfg_t)(void);
 typedef int (*lr_int_t)(void);
 typedef void (*lr_setint_t)(int);
@@ -69,6 +71,16 @@ static int lr_sorg(void *fn, int m, int n, int k, float *a, int lda, const float
 static int lr_dorg(void *fn, int m, int n, int k, double *a, int lda, const double *tau, double *work, int lwork) {
 	int info = 0;
 	((lr_dorg_t)fn)(&m, &n, &k, a, &lda, tau, work, &lwork, &info);
+	return info;
+}
+static int lr_sgetrf(void *fn, int m, int n, float *a, int lda, int *ipiv) {
+	int info = 0;
+	((lr_sgetrf_t)fn)(&m, &n, a, &lda, ipiv, &info);
+	return info;
+}
+static int lr_dgetrf(void *fn, int m, int n, double *a, int lda, int *ipiv) {
+	int info = 0;
+	((lr_dgetrf_t)fn)(&m, &n, a, &lda, ipiv, &info);
 	return info;
 }
 static void lr_cfg(void *fn, char *buf, size_t len) {
@@ -129,6 +141,9 @@ type symbols struct {
 	setThreads unsafe.Pointer
 	// getThreads returns the current count (int f(void)), or nil.
 	getThreads unsafe.Pointer
+	// getrf is {sgetrf_, dgetrf_}, each nil when the library lacks it
+	// (optional: only LUBasis needs it, and it reports ErrNoLU then).
+	getrf [2]unsafe.Pointer
 }
 
 var loaded struct {
@@ -211,6 +226,7 @@ func open(set []string) (_ *Lib, err error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: lacks %s", name, strings.Join(missing, ", "))
 	}
+	lib.sym.getrf = [2]unsafe.Pointer{lookup("sgetrf_"), lookup("dgetrf_")}
 	seen := map[string]bool{}
 	for _, i := range []int{sSgemm, sSgesdd} {
 		if p := dl.Where(lib.sym.fn[i]); p != "" && !seen[p] {
@@ -486,6 +502,76 @@ func orth[T float32 | float64](l *Lib, qr bool, m, n int, a []T, lda int) error 
 	}
 	if info := generate(work, lw); info != 0 {
 		return &Error{Routine: p + names[1], Info: info, M: m, N: n}
+	}
+	return nil
+}
+
+// HasLU reports whether the library exports ?getrf for T.
+func HasLU[T float32 | float64](l *Lib) bool {
+	var z T
+	_, single := any(z).(float32)
+	if single {
+		return l.sym.getrf[0] != nil
+	}
+	return l.sym.getrf[1] != nil
+}
+
+// LUBasis overwrites the column-major m×n matrix a (m ≥ n) with P·L from
+// its LU factorization with partial pivoting, a = P·L·U (?getrf): L is
+// unit lower trapezoidal with entries of magnitude ≤ 1, so P·L has full
+// column rank and, when a has full column rank, the same column span as
+// a. It is the cheap normalization between the power iterations of the
+// randomized range finder (Halko, Martinsson and Tropp 2011, §4.5;
+// scikit-learn's randomized_svd and fbpca do the same): ?getrf on a tall,
+// thin matrix runs 7–16× faster than ?geqrf + ?orgqr (OpenBLAS 0.3.21,
+// 4096×272 float32: 3.5 ms against 55 ms). A zero pivot (a rank-deficient
+// a) is not an error: its column of P·L is then a unit vector, so the
+// basis still has full rank. It returns ErrNoLU when the library lacks
+// ?getrf.
+func LUBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error {
+	if n == 0 {
+		return nil
+	}
+	if !HasLU[T](l) {
+		return ErrNoLU
+	}
+	if !fits(m, n, lda) {
+		return ErrTooLarge
+	}
+	if bad := firstBad(check{m < n, 1}, check{lda < max(1, m), 4}, check{len(a) < need(m, n, lda), 3}); bad != 0 {
+		return &Error{Routine: prefix[T]() + "getrf_", Info: -bad, M: m, N: n}
+	}
+	ipiv := make([]C.int, n)
+	var info C.int
+	switch a := any(a).(type) {
+	case []float32:
+		info = C.lr_sgetrf(l.sym.getrf[0], C.int(m), C.int(n), (*C.float)(unsafe.Pointer(unsafe.SliceData(a))), C.int(lda), &ipiv[0])
+	case []float64:
+		info = C.lr_dgetrf(l.sym.getrf[1], C.int(m), C.int(n), (*C.double)(unsafe.Pointer(unsafe.SliceData(a))), C.int(lda), &ipiv[0])
+	}
+	if info < 0 {
+		return &Error{Routine: prefix[T]() + "getrf_", Info: int(info), M: m, N: n}
+	}
+	// info > 0 is an exactly zero pivot: L is complete all the same.
+	// Keep L: the unit diagonal, zeros above it.
+	for j := range n {
+		col := a[j*lda : j*lda+m]
+		clear(col[:j])
+		col[j] = 1
+	}
+	// a's rows were interchanged row i ↔ ipiv[i] (1-based) for i = 0, 1,
+	// …: P·L undoes them, last first.
+	for i := n - 1; i >= 0; i-- {
+		p := int(ipiv[i]) - 1
+		if p == i {
+			continue
+		}
+		if p < 0 || p >= m {
+			return &Error{Routine: prefix[T]() + "getrf_", Info: int(ipiv[i]), M: m, N: n}
+		}
+		for j := range n {
+			a[j*lda+i], a[j*lda+p] = a[j*lda+p], a[j*lda+i]
+		}
 	}
 	return nil
 }

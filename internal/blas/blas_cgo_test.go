@@ -231,3 +231,102 @@ func TestSetThreads(t *testing.T) {
 		t.Error("SetThreads(0) succeeded")
 	}
 }
+
+// TestLUBasis: P·L from ?getrf has one unit entry per column in a
+// distinct pivot row, zeros above it in pivot order, entries of magnitude
+// ≤ 1, and the column span of a — also for a rank-deficient and a zero a,
+// where it keeps full rank.
+func TestLUBasis(t *testing.T) {
+	l := requireLib(t)
+	if !HasLU[float64](l) || !HasLU[float32](l) {
+		t.Skipf("%s has no ?getrf", l.Vendor)
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	m, n := 60, 9
+	full := make([]float64, m*n)
+	for i := range full {
+		full[i] = rng.NormFloat64()
+	}
+	deficient := make([]float64, m*n) // rank 3: columns 3.. repeat 0..2
+	for c := range n {
+		copy(deficient[c*m:(c+1)*m], full[(c%3)*m:(c%3+1)*m])
+	}
+	for name, a := range map[string][]float64{"full rank": full, "rank 3": deficient, "zero": make([]float64, m*n)} {
+		b := append([]float64(nil), a...)
+		if err := LUBasis(l, m, n, b, m); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		checkLU(t, name, m, n, func(i, c int) float64 { return b[c*m+i] })
+		// span(P·L) contains every column of a.
+		q := append([]float64(nil), b...)
+		if err := OrthQR(l, m, n, q, m); err != nil {
+			t.Fatal(err)
+		}
+		for c := range n {
+			res := append([]float64(nil), a[c*m:(c+1)*m]...)
+			for j := range n {
+				var d float64
+				for i := range m {
+					d += q[j*m+i] * a[c*m+i]
+				}
+				for i := range m {
+					res[i] -= d * q[j*m+i]
+				}
+			}
+			for _, v := range res {
+				if math.Abs(v) > 1e-10 {
+					t.Fatalf("%s: column %d not in span(P·L): residual %v", name, c, v)
+				}
+			}
+		}
+		// float32 through the other symbol, with a leading dimension > m.
+		lda := m + 3
+		s := make([]float32, lda*n)
+		for c := range n {
+			for i := range m {
+				s[c*lda+i] = float32(a[c*m+i])
+			}
+		}
+		if err := LUBasis(l, m, n, s, lda); err != nil {
+			t.Fatalf("%s float32: %v", name, err)
+		}
+		checkLU(t, name+" float32", m, n, func(i, c int) float64 { return float64(s[c*lda+i]) })
+	}
+	if err := LUBasis(l, 3, 5, make([]float32, 15), 3); err == nil {
+		t.Error("LU basis of a wide matrix: no error")
+	}
+	if err := LUBasis(l, 5, 3, make([]float32, 14), 5); err == nil {
+		t.Error("LU basis of a short slice: no error")
+	}
+}
+
+// checkLU checks that the m×n matrix at is P·L: every column c has a 1 in
+// a pivot row of its own that is 0 in all later columns, and no entry
+// exceeds 1 in magnitude. (Pivot rows are found greedily, first column
+// first: a row that qualifies for column c has zeros in the later columns,
+// so taking it never takes a later column's pivot.)
+func checkLU(t *testing.T, name string, m, n int, at func(i, c int) float64) {
+	t.Helper()
+	used := make([]bool, m)
+	for c := range n {
+		found := false
+		for i := 0; i < m && !found; i++ {
+			if used[i] || at(i, c) != 1 {
+				continue
+			}
+			found = true
+			for c2 := c + 1; c2 < n && found; c2++ {
+				found = at(i, c2) == 0
+			}
+			used[i] = found
+		}
+		if !found {
+			t.Fatalf("%s: column %d has no pivot row (a 1 followed by zeros)", name, c)
+		}
+		for i := range m {
+			if v := at(i, c); !(math.Abs(v) <= 1) {
+				t.Fatalf("%s: entry (%d, %d) = %v, want |·| ≤ 1", name, i, c, v)
+			}
+		}
+	}
+}

@@ -45,3 +45,9 @@ func OrthQR[T float32 | float64](l *Lib, m, n int, a []T, lda int) error { retur
 
 // OrthLQ returns ErrNoCgo.
 func OrthLQ[T float32 | float64](l *Lib, m, n int, a []T, lda int) error { return ErrNoCgo }
+
+// HasLU reports false.
+func HasLU[T float32 | float64](l *Lib) bool { return false }
+
+// LUBasis returns ErrNoCgo.
+func LUBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error { return ErrNoCgo }
