@@ -278,6 +278,21 @@ def model_ref(path, out, r):
     return time.perf_counter() - t
 
 
+def sgemm_peak(n):
+    """This machine's float32 GEMM rate in flop/s: numpy (OpenBLAS, the
+    threads of the run) on n×n·n×n, best of three after a warm-up."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    c = a @ b
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
 # ---------------------------------------------------------------- protocol
 
 
@@ -285,6 +300,8 @@ def handle(req):
     cmd = req["cmd"]
     if cmd == "versions":
         return versions()
+    if cmd == "sgemm_peak":
+        return {"flops": sgemm_peak(req.get("n", 4096))}
     if cmd == "gen":
         generate(req["path"], req["d"], req["k"], req["dtype"], req["spectrum"], req["seed"])
         out = {}

@@ -140,6 +140,24 @@ func run(out string, reps int, quick, skipF64, gonum bool, only, python, script,
 			return err
 		}
 	}
+	// The randomized rows' arithmetic floor needs this machine's SGEMM
+	// rate, measured once through numpy on the same OpenBLAS and threads.
+	var peak float64
+	for _, wl := range workloads(quick, skipF64, gonum, reps, modelMiB) {
+		if wl.Kind == "randomized" && wl.DType == "float32" && (re == nil || re.MatchString(wl.Name)) {
+			var p struct {
+				Flops float64 `json:"flops"`
+			}
+			if err := w.call(map[string]any{"cmd": "sgemm_peak", "n": 4096}, &p); err != nil {
+				return err
+			}
+			peak = p.Flops
+			line := fmt.Sprintf("SGEMM peak (numpy float32 4096³, best of 3, the run's threads): %.1f GFLOP/s", peak/1e9)
+			fmt.Println(line)
+			machine = append(machine, line)
+			break
+		}
+	}
 	var results []result
 	for _, wl := range workloads(quick, skipF64, gonum, reps, modelMiB) {
 		if re != nil && !re.MatchString(wl.Name) {
@@ -162,6 +180,17 @@ func run(out string, reps int, quick, skipF64, gonum bool, only, python, script,
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", wl.Name, err)
+		}
+		if wl.Kind == "randomized" && peak > 0 {
+			// Six passes over W (sketch, 2·2 power iterations, B = Qᵀ·W)
+			// with l = r + 10 columns, at the SGEMM peak.
+			floor := 6 * 2 * float64(wl.D) * float64(wl.K) * float64(wl.R+10) / peak
+			for i := range rs {
+				if rs[i].Extra == nil {
+					rs[i].Extra = map[string]float64{}
+				}
+				rs[i].Extra["floor_s"] = floor
+			}
 		}
 		for _, r := range rs {
 			fmt.Printf("   %-16s median %9s  %s\n", r.Impl, fmtTime(r.Median), r.Note)
