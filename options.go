@@ -216,7 +216,9 @@ func WithOversampling(p int) Option {
 
 // WithPowerIters sets the number q of power (subspace) iterations of the
 // randomized method (default 2). Each costs two passes over W and sharpens
-// a slowly decaying spectrum.
+// a slowly decaying spectrum. The sketch is normalized after every product:
+// between the iterations with the engine's cheap basis where it has one
+// (an LU on a system LAPACK), and with a QR for the basis kept.
 func WithPowerIters(q int) Option {
 	return option{"WithPowerIters", func(c *config) {
 		if q < 0 {
