@@ -168,22 +168,7 @@ func (e engine[T]) Gemm(tA, tB bool, alpha T, am, bm la.Mat, beta T, cm la.Mat) 
 }
 
 func (e engine[T]) Orthonormalize(m la.Mat) error {
-	a, err := e.mat(m)
-	if err != nil {
-		return err
-	}
-	if a.rows < a.cols {
-		return fmt.Errorf("%w: orthonormalize needs rows ≥ cols, got %d×%d", la.ErrShape, a.rows, a.cols)
-	}
-	if a.cols == 0 {
-		return nil
-	}
-	g, err := e.acquire(2 * float64(a.rows) * float64(a.cols) * float64(a.cols))
-	if err != nil {
-		return err
-	}
-	defer sched.Default.Release(g)
-	return e.k.qr(g.Threads(), a.rows, a.cols, a.data, a.stride)
+	return e.tall(m, "orthonormalize", 2, e.k.qr)
 }
 
 // NormalizeRange (la.RangeNormalizer) replaces m's columns with P·L from
@@ -194,22 +179,28 @@ func (e engine[T]) NormalizeRange(m la.Mat) error {
 	if !ok {
 		return e.Orthonormalize(m)
 	}
+	return e.tall(m, "normalize", 1, lk.luBasis)
+}
+
+// tall runs f, a factorization of a tall matrix in place, on m (rows ≥
+// cols) under a thread grant for about work·rows·cols² flops.
+func (e engine[T]) tall(m la.Mat, what string, work float64, f func(nt, m, n int, a []T, lda int) error) error {
 	a, err := e.mat(m)
 	if err != nil {
 		return err
 	}
 	if a.rows < a.cols {
-		return fmt.Errorf("%w: normalize needs rows ≥ cols, got %d×%d", la.ErrShape, a.rows, a.cols)
+		return fmt.Errorf("%w: %s needs rows ≥ cols, got %d×%d", la.ErrShape, what, a.rows, a.cols)
 	}
 	if a.cols == 0 {
 		return nil
 	}
-	g, err := e.acquire(float64(a.rows) * float64(a.cols) * float64(a.cols))
+	g, err := e.acquire(work * float64(a.rows) * float64(a.cols) * float64(a.cols))
 	if err != nil {
 		return err
 	}
 	defer sched.Default.Release(g)
-	return lk.luBasis(g.Threads(), a.rows, a.cols, a.data, a.stride)
+	return f(g.Threads(), a.rows, a.cols, a.data, a.stride)
 }
 
 func (e engine[T]) SVD(m la.Mat) (la.Mat, []float64, la.Mat, error) {

@@ -153,24 +153,7 @@ func TestOrth(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOrth(t, "QR", n, func(i, c int) float64 { return q[c*m+i] }, m)
-	// The span of Q contains every column of a: ‖a − QQᵀa‖ ≈ 0.
-	for c := range n {
-		res := append([]float64(nil), orig[c*m:(c+1)*m]...)
-		for j := range n {
-			var d float64
-			for i := range m {
-				d += q[j*m+i] * orig[c*m+i]
-			}
-			for i := range m {
-				res[i] -= d * q[j*m+i]
-			}
-		}
-		for _, v := range res {
-			if math.Abs(v) > 1e-10 {
-				t.Fatalf("column %d not in span(Q): residual %v", c, v)
-			}
-		}
-	}
+	checkInSpan(t, "QR", m, n, q, orig)
 	lq := narrow(orig) // column-major n×m (rows are the m-vectors)… use as row-major m×n
 	if err := OrthLQ(l, n, m, lq, n); err != nil {
 		t.Fatal(err)
@@ -178,6 +161,29 @@ func TestOrth(t *testing.T) {
 	checkOrth(t, "LQ", n, func(i, c int) float64 { return float64(lq[i*n+c]) }, m)
 	if err := OrthQR(l, 3, 5, make([]float32, 15), 3); err == nil {
 		t.Error("QR of a wide matrix: no error")
+	}
+}
+
+// checkInSpan checks that every column of the column-major m×n a lies in
+// the span of the orthonormal columns of q: ‖a − QQᵀa‖ ≈ 0.
+func checkInSpan(t *testing.T, name string, m, n int, q, a []float64) {
+	t.Helper()
+	for c := range n {
+		res := append([]float64(nil), a[c*m:(c+1)*m]...)
+		for j := range n {
+			var d float64
+			for i := range m {
+				d += q[j*m+i] * a[c*m+i]
+			}
+			for i := range m {
+				res[i] -= d * q[j*m+i]
+			}
+		}
+		for _, v := range res {
+			if math.Abs(v) > 1e-10 {
+				t.Fatalf("%s: column %d not in the span: residual %v", name, c, v)
+			}
+		}
 	}
 }
 
@@ -262,23 +268,7 @@ func TestLUBasis(t *testing.T) {
 		if err := OrthQR(l, m, n, q, m); err != nil {
 			t.Fatal(err)
 		}
-		for c := range n {
-			res := append([]float64(nil), a[c*m:(c+1)*m]...)
-			for j := range n {
-				var d float64
-				for i := range m {
-					d += q[j*m+i] * a[c*m+i]
-				}
-				for i := range m {
-					res[i] -= d * q[j*m+i]
-				}
-			}
-			for _, v := range res {
-				if math.Abs(v) > 1e-10 {
-					t.Fatalf("%s: column %d not in span(P·L): residual %v", name, c, v)
-				}
-			}
-		}
+		checkInSpan(t, name, m, n, q, a)
 		// float32 through the other symbol, with a leading dimension > m.
 		lda := m + 3
 		s := make([]float32, lda*n)
