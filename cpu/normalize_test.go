@@ -112,3 +112,30 @@ func testNormalizeRange[T la.Float](t *testing.T, e la.Engine[T], lu bool, tol f
 		t.Error("wide matrix: no error")
 	}
 }
+
+// TestNormalizeRangeTinyPivots: where the LU breaks down (pivots below the
+// smallest normal number, see blas.TestLUBasisTinyPivots), NormalizeRange
+// falls back to the QR: the result is finite and orthonormal.
+func TestNormalizeRangeTinyPivots(t *testing.T) {
+	e := New().Float64()
+	rng := rand.New(rand.NewPCG(10, 11))
+	m, n := 31, 16
+	src := make([]float64, m*n) // row-major
+	for i := range m {
+		for c := range n {
+			src[i*n+c] = rng.NormFloat64() * math.Pow(10, -float64(min(i, 1))*296-3*float64(i))
+		}
+	}
+	a, _ := e.Upload(m, n, src)
+	if err := e.(la.RangeNormalizer[float64]).NormalizeRange(a); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float64, m*n)
+	e.Download(got, a)
+	for i, v := range got {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Fatalf("entry %d = %v", i, v)
+		}
+	}
+	checkOrthonormal(t, "QR fallback", got, m, n, 1e-10)
+}

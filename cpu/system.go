@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"errors"
+
 	"github.com/lowrank-go/lowrank/internal/blas"
 )
 
@@ -52,12 +54,18 @@ func (s system[T]) qr(_, m, n int, a []T, lda int) error {
 }
 
 // luBasis runs ?getrf through the same column-major scratch as qr, or qr
-// itself when the library has no ?getrf.
+// itself when the library has no ?getrf or the LU breaks down.
 func (s system[T]) luBasis(nt, m, n int, a []T, lda int) error {
 	if !blas.HasLU[T](s.l) {
 		return s.qr(nt, m, n, a, lda)
 	}
-	return s.colMajor(m, n, a, lda, blas.LUBasis[T])
+	err := s.colMajor(m, n, a, lda, blas.LUBasis[T])
+	if errors.Is(err, blas.ErrLUBreakdown) {
+		// a is untouched (colMajor copies back only on success): the
+		// QR has no such limit.
+		return s.qr(nt, m, n, a, lda)
+	}
+	return err
 }
 
 // colMajor runs the LAPACK routine f on a column-major copy of the

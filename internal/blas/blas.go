@@ -91,6 +91,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("blas: LAPACK %s on %d×%d: %s (info=%d)", e.Routine, e.M, e.N, what, e.Info)
 }
 
+// ErrLUBreakdown is returned by LUBasis when the library's LU factorization
+// broke down (a pivot so small that its reciprocal overflowed).
+var ErrLUBreakdown = errors.New("blas: LU factorization broke down (pivot below the smallest normal number)")
+
 // ErrNoLU is returned by LUBasis for a library without ?getrf.
 var ErrNoLU = errors.New("blas: the library has no LU factorization (?getrf)")
 

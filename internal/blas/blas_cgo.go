@@ -527,7 +527,9 @@ func HasLU[T float32 | float64](l *Lib) bool {
 // 4096×272 float32: 3.5 ms against 55 ms). A zero pivot (a rank-deficient
 // a) is not an error: its column of P·L is then a unit vector, so the
 // basis still has full rank. It returns ErrNoLU when the library lacks
-// ?getrf.
+// ?getrf, and ErrLUBreakdown when L came out with entries that are not
+// finite or not bounded by 1 (a has then been overwritten: the caller falls
+// back to a QR of its own copy).
 func LUBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error {
 	if n == 0 {
 		return nil
@@ -552,7 +554,18 @@ func LUBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error {
 	if info < 0 {
 		return &Error{Routine: prefix[T]() + "getrf_", Info: int(info), M: m, N: n}
 	}
-	// info > 0 is an exactly zero pivot: L is complete all the same.
+	// info > 0 is an exactly zero pivot: L is complete all the same. A
+	// subnormal pivot is not: OpenBLAS's own ?getrf scales by its
+	// reciprocal, which overflows (found by FuzzFactorize on a matrix
+	// with one entry 10³⁰⁵ times the others). L's entries are bounded by
+	// 1 otherwise, so anything else means the factorization broke down.
+	for j := range n {
+		for _, v := range a[j*lda+j+1 : j*lda+m] {
+			if !(v <= 2 && v >= -2) {
+				return ErrLUBreakdown
+			}
+		}
+	}
 	// Keep L: the unit diagonal, zeros above it.
 	for j := range n {
 		col := a[j*lda : j*lda+m]

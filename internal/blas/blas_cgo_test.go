@@ -320,3 +320,32 @@ func checkLU(t *testing.T, name string, m, n int, at func(i, c int) float64) {
 		}
 	}
 }
+
+// TestLUBasisTinyPivots: a matrix whose rows fall into the subnormal range
+// drives ?getrf to pivots below the smallest normal number, where
+// OpenBLAS's own getrf multiplies by an overflowing reciprocal (the case
+// FuzzFactorize found). LUBasis must then report ErrLUBreakdown, or give a
+// valid P·L — never entries that are not finite.
+func TestLUBasisTinyPivots(t *testing.T) {
+	l := requireLib(t)
+	if !HasLU[float64](l) {
+		t.Skipf("%s has no ?getrf", l.Vendor)
+	}
+	rng := rand.New(rand.NewPCG(10, 11))
+	m, n := 31, 16
+	a := make([]float64, m*n)
+	for c := range n {
+		for i := range m {
+			a[c*m+i] = rng.NormFloat64() * math.Pow(10, -float64(min(i, 1))*296-3*float64(i))
+		}
+	}
+	err := LUBasis(l, m, n, a, m)
+	switch {
+	case errors.Is(err, ErrLUBreakdown):
+		t.Logf("%s: %v", l.Vendor, err)
+	case err != nil:
+		t.Fatal(err)
+	default:
+		checkLU(t, "tiny pivots", m, n, func(i, c int) float64 { return a[c*m+i] })
+	}
+}
