@@ -44,44 +44,29 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 			return nil, nil, nil, 0, nil
 		}
 	}
-	// A fixed rank (already rounded, as fixed is) with at least that many
-	// sketch columns never needs more after the SVD: the SVD may destroy
-	// the projection in place.
-	final := !p.adaptive() && sk.l >= fixed
 	for {
-		// SVD of the l×k projection Qᵀ·W: of a copy unless final (a
-		// rounded-up rank may still need more sketch columns, and the SVD
-		// destroys its input). Skipping the copy saves l·k fresh values
-		// (12 MB at 4096×11008, rank 256) and a pass over them.
+		// SVD of the l×k projection Qᵀ·W (a copy: a rounded-up rank may
+		// still need more sketch columns, and the SVD destroys its input).
 		var bs, ub, bvt la.Mat
 		var s []float64
+		if bs, err = j.zeros(sk.l, j.k); err != nil {
+			return
+		}
 		src, verr := j.view(sk.b, 0, sk.l, 0, j.k)
 		if verr != nil {
 			return nil, nil, nil, 0, verr
 		}
-		if final {
-			bs = src
-		} else {
-			if bs, err = j.zeros(sk.l, j.k); err != nil {
-				return
-			}
-			if err = wrapBackend("copy", j.e.Copy(bs, src)); err != nil {
-				return
-			}
+		if err = wrapBackend("copy", j.e.Copy(bs, src)); err != nil {
+			return
 		}
 		if ub, s, bvt, err = j.svd(bs); err != nil {
 			return
 		}
-		if !final {
-			j.free(bs)
-		}
+		j.free(bs)
 		sp = newSpectrum(s, j.norm, false)
 		r, _ = sp.choose(p, j.d, j.k)
 		r = roundRank(r, j.cfg.roundTo, p, n)
 		if r > sk.l {
-			if final {
-				return nil, nil, nil, 0, errorf(ErrBackend, "internal error: rank %d above the %d sketch columns of a fixed rank %d; please report it", r, sk.l, fixed)
-			}
 			if capped && r > limit {
 				return nil, nil, nil, r, nil
 			}
