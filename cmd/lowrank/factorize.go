@@ -117,6 +117,9 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	if !s.dryRun {
+		prewarm(s.mem, f.Size())
+	}
 	if *calPath != "" {
 		if err := calibrationPathErr(*calPath); err != nil {
 			return err

@@ -1,10 +1,9 @@
 package main
 
-import "syscall"
-
-// hugePageMin is the size from which a fresh tensor buffer is given to the
-// kernel's transparent huge pages.
-const hugePageMin = 4 << 20
+import (
+	"runtime"
+	"syscall"
+)
 
 // hugePages asks the kernel to back the fresh buffer b with transparent
 // huge pages (MADV_HUGEPAGE, honoured where THP is "madvise" or
@@ -16,4 +15,18 @@ func hugePages(b []byte) {
 	if len(b) >= hugePageMin {
 		_ = syscall.Madvise(b, syscall.MADV_HUGEPAGE)
 	}
+}
+
+// prewarmHeap faults in n bytes of the Go heap on transparent huge pages
+// and gives them back to the heap, where the allocations that follow find
+// them already mapped (see prewarm).
+func prewarmHeap(n int) {
+	b := make([]byte, n)
+	hugePages(b)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	runtime.KeepAlive(b)
+	b = nil
+	runtime.GC()
 }

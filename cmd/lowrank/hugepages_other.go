@@ -4,3 +4,5 @@ package main
 
 // hugePages does nothing outside Linux.
 func hugePages([]byte) {}
+
+func prewarmHeap(int) {}
