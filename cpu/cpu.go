@@ -129,6 +129,9 @@ func (b *Backend) Describe() []string {
 // (WithSketchPrecision(SketchBF16), --sketch-precision bf16).
 func bf16Line() string {
 	if bf16.Available() {
+		if bf16.OnThreadPool() {
+			return "bf16 sketch: AVX-512 BF16 kernel (VDPBF16PS), its parallel products on OpenBLAS's worker threads"
+		}
 		return "bf16 sketch: AVX-512 BF16 kernel (VDPBF16PS)"
 	}
 	return "bf16 sketch: emulated in float32, slower (the kernel needs AVX512_BF16, a cgo build and GCC ≥ 10 or clang ≥ 9)"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lowrank-go/lowrank/internal/bf16"
 	"github.com/lowrank-go/lowrank/internal/blas"
 	"github.com/lowrank-go/lowrank/internal/sched"
 )
@@ -48,6 +49,10 @@ func useLibrary(l *blas.Lib) {
 		return
 	}
 	sched.Default.Control(l.Threads, func(n int) { l.SetThreads(n) })
+	// The bf16 products run on OpenBLAS's own workers where it has a
+	// pthreads pool: a grant of several threads means nothing else of
+	// lowrank's is in the library, so they are idle (spinning).
+	bf16.UseThreadPool(l.ThreadPool(), l.Threads)
 }
 
 // acquire waits for a grant of up to threadsFor(flops) threads. It stops

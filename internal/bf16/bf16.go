@@ -25,7 +25,11 @@
 // Matrices are row-major with a row stride, as in internal/gemm32.
 package bf16
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
 
 // blockBytes caps a block of the packed right operand at 512 KiB (L2-sized):
 // kcp pairs of the inner dimension × np columns × 4 bytes.
@@ -71,10 +75,13 @@ func Gemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda
 		xp := make([]uint16, kp*np*2)
 		pack(b, ldb, tB, k, n, xp, np)
 		kcp := max(1, min(kp, blockBytes/(min(np, 80)*4)))
-		split(workers, m, m*n*k/(1<<21), 8, func(i0, i1 int) {
-			buf := make([]uint16, 8*2*kcp)
-			gemmN(a, lda, i0, i1, k, xp, np, n, c, ldc, alpha, beta, kcp, buf)
-		})
+		ps := split(workers, m, m*n*k/(1<<21), 8)
+		for i := range ps {
+			ps[i].buf = make([]uint16, 8*2*kcp)
+		}
+		if !runPool(ps, false, a, lda, 0, k, xp, np, n, c, ldc, alpha, beta, kcp) {
+			run(ps, func(r part) { gemmN(a, lda, r.i0, r.i1, k, xp, np, n, c, ldc, alpha, beta, kcp, r.buf) })
+		}
 		return
 	}
 	// op(a) = aᵀ, a is k×m: c = aᵀ·op(b) is computed as cᵀ = op(b)ᵀ·a,
@@ -90,35 +97,81 @@ func Gemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda
 	// A block of pairs of a's rows, tileWidth columns wide, takes
 	// blockBytes/2: the tile of cᵀ (n×tileWidth float32) stays in L2 too.
 	kcp := max(1, min(kp, blockBytes/4/(tileWidth*4)))
-	split(workers, m, m*n*k/(1<<21), 16, func(j0, j1 int) {
-		xp := make([]uint16, kcp*(tileWidth+16)*2)
-		tile := make([]float32, n*(tileWidth+16))
-		gemmT(a, lda, k, j0, j1, at, ldat, n, c, ldc, alpha, beta, kcp, xp, tile)
-	})
+	ps := split(workers, m, m*n*k/(1<<21), 16)
+	for i := range ps {
+		ps[i].buf = make([]uint16, kcp*(tileWidth+16)*2)
+		ps[i].tile = make([]float32, n*(tileWidth+16))
+	}
+	if !runPool(ps, true, a, lda, k, 0, at, ldat, n, c, ldc, alpha, beta, kcp) {
+		run(ps, func(r part) { gemmT(a, lda, k, r.i0, r.i1, at, ldat, n, c, ldc, alpha, beta, kcp, r.buf, r.tile) })
+	}
 }
 
-// split runs f over [0, n) in at most min(workers, parts) contiguous
-// ranges whose bounds are multiples of step, the last on the calling
-// goroutine.
-func split(workers, n, parts, step int, f func(i0, i1 int)) {
+// part is one worker's share of a product: rows (or, transposed,
+// columns) [i0, i1) of c, and its scratch.
+type part struct {
+	i0, i1 int
+	buf    []uint16
+	tile   []float32
+}
+
+// split cuts [0, n) into at most min(workers, parts) contiguous ranges
+// whose bounds are multiples of step.
+func split(workers, n, parts, step int) []part {
 	workers = max(1, min(workers, parts, (n+step-1)/step))
-	if workers == 1 {
-		f(0, n)
-		return
-	}
 	blocks := (n + step - 1) / step
-	var wg sync.WaitGroup
+	ps := make([]part, 0, workers)
 	for w := range workers {
 		i0, i1 := w*blocks/workers*step, min(n, (w+1)*blocks/workers*step)
-		if i0 >= i1 {
-			continue
+		if i0 < i1 {
+			ps = append(ps, part{i0: i0, i1: i1})
 		}
-		if w == workers-1 {
-			f(i0, i1)
-			continue
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); f(i0, i1) }()
 	}
+	return ps
+}
+
+// run calls f on every part, each but the last on a goroutine of its own,
+// and returns when all are done.
+func run(ps []part, f func(part)) {
+	var wg sync.WaitGroup
+	for _, p := range ps[:len(ps)-1] {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(p) }()
+	}
+	f(ps[len(ps)-1])
 	wg.Wait()
+}
+
+// pool is a thread pool outside the Go runtime that Gemm runs its parts
+// on (see UseThreadPool).
+type pool struct {
+	fn      unsafe.Pointer
+	threads int
+}
+
+var threadPool atomic.Pointer[pool]
+
+// OnThreadPool reports whether a thread pool is set (UseThreadPool).
+func OnThreadPool() bool { return threadPool.Load() != nil }
+
+// UseThreadPool makes Gemm run the parts of a product on the threads of a
+// pthreads OpenBLAS: fn is its gotoblas_pthread(int n, void (*f)(void *),
+// void *args, int stride), which runs the first of n calls on the calling
+// thread and the others on the library's worker threads, and threads is
+// the size of its pool, the caller included (at most that many parts go
+// to it; more run on goroutines). fn nil goes back to goroutines.
+//
+// Why: after each of its calls, OpenBLAS's idle workers spin on
+// sched_yield for about 2²⁸ cycles before they sleep. A product on Go's
+// own threads right after an LU or a QR then shares the cores with them
+// (a third of the CPU samples of a bf16 factorization on two cores); on
+// the workers themselves it does not. The caller must not run a product
+// on the pool beside another multi-threaded call into the library (the
+// workers would be busy, and the call would wait for them).
+func UseThreadPool(fn unsafe.Pointer, threads int) {
+	if fn == nil || threads < 2 {
+		threadPool.Store(nil)
+		return
+	}
+	threadPool.Store(&pool{fn: fn, threads: threads})
 }

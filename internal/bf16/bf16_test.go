@@ -83,11 +83,11 @@ func TestRoundLayouts(t *testing.T) {
 				for i := range data {
 					data[i] = 0xdead // the pad must be written
 				}
-				split(workers, r, r, 32, func(i0, i1 int) {
+				run(split(workers, r, r, 32), func(p part) {
 					if tr {
-						roundCols(src, lds, rows, i0, i1, data, ld)
+						roundCols(src, lds, rows, p.i0, p.i1, data, ld)
 					} else {
-						roundRows(src, lds, i0, i1, cols, data, ld)
+						roundRows(src, lds, p.i0, p.i1, cols, data, ld)
 					}
 				})
 				for i := range r {

@@ -6,6 +6,7 @@ package bf16
 #cgo CFLAGS: -O3 -fno-strict-aliasing
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 
 // The AVX-512 BF16 intrinsics need GCC 10 or clang 9; with an older
 // compiler the package builds without the kernel (lr_bf16_built returns 0
@@ -312,10 +313,54 @@ LR_TARGET static void lr_bf16_gemm_t(const float *b, long ldb, long m, long j0, 
 	}
 }
 #endif
+
+// One worker's share of a product, for a thread pool outside Go (see
+// runPool): lr_bf16_gemm_n's arguments (rows [i0, i1) of C), or with
+// trans lr_bf16_gemm_t's (a is B, m its rows; x is Yᵀ rounded, ldx its
+// stride; buf is the packed block, tile the tile).
+typedef struct {
+	int trans;
+	const float *a;
+	long lda, m, k, i0, i1;
+	const uint16_t *x;
+	long ldx, n;
+	float *c;
+	long ldc;
+	float alpha, beta;
+	long kcp;
+	uint16_t *buf;
+	float *tile;
+} lr_task;
+
+// lr_pool_tasks counts the tasks run through a pool, for the tests.
+static long lr_pool_tasks;
+static long lr_pool_count(void) { return __atomic_load_n(&lr_pool_tasks, __ATOMIC_RELAXED); }
+
+static void lr_bf16_task(void *p) {
+	const lr_task *t = p;
+	__atomic_add_fetch(&lr_pool_tasks, 1, __ATOMIC_RELAXED);
+	if (t->trans) {
+		lr_bf16_gemm_t(t->a, t->lda, t->m, t->i0, t->i1, t->x, t->ldx, t->n, t->c, t->ldc, t->alpha, t->beta, t->kcp,
+		               t->buf, t->tile);
+	} else {
+		lr_bf16_gemm_n(t->a, t->lda, t->i0, t->i1, t->k, t->x, t->ldx, t->n, t->c, t->ldc, t->alpha, t->beta, t->kcp,
+		               t->buf);
+	}
+}
+
+// lr_bf16_pool runs tasks[0..n) at once through fn, a pthreads OpenBLAS's
+// gotoblas_pthread(int n, void (*f)(void *), void *args, int stride): the
+// first on the calling thread, the others on the library's idle workers;
+// it returns when all are done.
+typedef int (*lr_pool_t)(int, void *, void *, int);
+static void lr_bf16_pool(void *fn, int n, lr_task *tasks) {
+	((lr_pool_t)fn)(n, (void *)lr_bf16_task, (void *)tasks, (int)sizeof(lr_task));
+}
 */
 import "C"
 
 import (
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -357,5 +402,46 @@ func gemmT(b []float32, ldb, m, j0, j1 int, at []uint16, ldat, n int, c []float3
 		C.float(alpha), C.float(beta), C.long(kcp), (*C.uint16_t)(unsafe.Pointer(&xp[0])), (*C.float)(unsafe.Pointer(&tile[0])))
 }
 
+// poolTasks returns how many parts have run through a thread pool.
+func poolTasks() int { return int(C.lr_pool_count()) }
+
 // roundOne is the scalar rounding of the C side, for tests.
 func roundOne(f float32) uint16 { return uint16(C.lr_bf16(C.float(f))) }
+
+// runPool runs one lr_bf16_gemm_n (or with trans lr_bf16_gemm_t) per
+// range of ps on the thread pool set by UseThreadPool, and reports false
+// without running anything when none is set or it has too few threads.
+// a, x, c and each range's buffers are pinned for the call: the tasks
+// are C memory that holds their addresses.
+func runPool(ps []part, trans bool, a []float32, lda, m, k int, x []uint16, ldx, n int, c []float32, ldc int, alpha, beta float32, kcp int) bool {
+	p := threadPool.Load()
+	if p == nil || len(ps) < 2 || len(ps) > p.threads {
+		return false
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	pin.Pin(&a[0])
+	pin.Pin(&x[0])
+	pin.Pin(&c[0])
+	tasks := (*[1 << 20]C.lr_task)(C.calloc(C.size_t(len(ps)), C.size_t(unsafe.Sizeof(C.lr_task{}))))[:len(ps):len(ps)]
+	defer C.free(unsafe.Pointer(&tasks[0]))
+	for i, r := range ps {
+		pin.Pin(&r.buf[0])
+		t := &tasks[i]
+		*t = C.lr_task{
+			a: (*C.float)(unsafe.Pointer(&a[0])), lda: C.long(lda), m: C.long(m), k: C.long(k),
+			i0: C.long(r.i0), i1: C.long(r.i1),
+			x: (*C.uint16_t)(unsafe.Pointer(&x[0])), ldx: C.long(ldx), n: C.long(n),
+			c: (*C.float)(unsafe.Pointer(&c[0])), ldc: C.long(ldc),
+			alpha: C.float(alpha), beta: C.float(beta), kcp: C.long(kcp),
+			buf: (*C.uint16_t)(unsafe.Pointer(&r.buf[0])),
+		}
+		if trans {
+			pin.Pin(&r.tile[0])
+			t.trans = 1
+			t.tile = (*C.float)(unsafe.Pointer(&r.tile[0]))
+		}
+	}
+	C.lr_bf16_pool(p.fn, C.int(len(ps)), &tasks[0])
+	return true
+}

@@ -25,3 +25,9 @@ func gemmT(b []float32, ldb, m, j0, j1 int, at []uint16, ldat, n int, c []float3
 }
 
 func roundOne(f float32) uint16 { panic("bf16: no kernel in this build") }
+
+func runPool(ps []part, trans bool, a []float32, lda, m, k int, x []uint16, ldx, n int, c []float32, ldc int, alpha, beta float32, kcp int) bool {
+	return false
+}
+
+func poolTasks() int { return 0 }

@@ -141,6 +141,9 @@ type symbols struct {
 	setThreads unsafe.Pointer
 	// getThreads returns the current count (int f(void)), or nil.
 	getThreads unsafe.Pointer
+	// pool is a pthreads OpenBLAS's gotoblas_pthread, or nil (see
+	// ThreadPool).
+	pool unsafe.Pointer
 	// getrf is {sgetrf_, dgetrf_}, each nil when the library lacks it
 	// (optional: only LUBasis needs it, and it reports ErrNoLU then).
 	getrf [2]unsafe.Pointer
@@ -243,6 +246,7 @@ func open(set []string) (_ *Lib, err error) {
 			lib.Core = cstr(buf)
 		}
 		lib.setThreads(lookup, "openblas_get_num_threads", "openblas_set_num_threads")
+		lib.findPool(lookup)
 	} else if p := lookup("MKL_Get_Version_String"); p != nil {
 		buf := make([]byte, 512)
 		C.lr_mklver(p, (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
@@ -284,6 +288,25 @@ func (l *Lib) setThreads(lookup func(string) unsafe.Pointer, get string, names .
 		}
 	}
 }
+
+// findPool binds OpenBLAS's gotoblas_pthread when the library runs its
+// own pthreads pool (openblas_get_parallel() = 1; 0 is a sequential
+// build, 2 an OpenMP one, whose threads are OpenMP's) of at least two
+// threads.
+func (l *Lib) findPool(lookup func(string) unsafe.Pointer) {
+	par, fn := lookup("openblas_get_parallel"), lookup("gotoblas_pthread")
+	if par != nil && fn != nil && C.lr_int(par) == 1 && l.Threads >= 2 {
+		l.sym.pool = fn
+	}
+}
+
+// ThreadPool returns a pthreads OpenBLAS's gotoblas_pthread(int n, void
+// (*f)(void *), void *args, int stride), which runs f(args + i·stride)
+// for i < n at once, the first on the calling thread and the others on
+// the library's worker threads (n at most Threads), or nil for any other
+// library. Code of our own that runs there keeps the workers busy instead
+// of spinning beside it.
+func (l *Lib) ThreadPool() unsafe.Pointer { return l.sym.pool }
 
 // SetThreads sets the number of threads the library's later calls use,
 // process-wide, and reports whether it could (false for a library with no

@@ -2,6 +2,8 @@
 
 package blas
 
+import "unsafe"
+
 // symbols is empty: without cgo no library is ever loaded.
 type symbols struct{}
 
@@ -31,6 +33,8 @@ func (l *Lib) Dgemv(tA bool, m, n int, alpha float64, a []float64, lda int, x []
 
 // SetThreads reports false.
 func (l *Lib) SetThreads(n int) bool { return false }
+
+func (l *Lib) ThreadPool() unsafe.Pointer { return nil }
 
 // CurrentThreads returns 0.
 func (l *Lib) CurrentThreads() int { return 0 }
