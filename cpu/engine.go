@@ -88,6 +88,16 @@ func (e engine[T]) Download(dst []T, m la.Mat) error {
 	return nil
 }
 
+// Lend returns m's storage when its elements are contiguous
+// (la.Lender).
+func (e engine[T]) Lend(m la.Mat) ([]T, bool) {
+	a, err := e.mat(m)
+	if err != nil || (a.stride != a.cols && a.rows > 1) {
+		return nil, false
+	}
+	return a.data[:a.rows*a.cols], true
+}
+
 // Free drops the reference; the garbage collector reclaims host memory.
 func (e engine[T]) Free(la.Mat) {}
 

@@ -96,6 +96,17 @@ type Borrower[T Float] interface {
 	Borrow(rows, cols int, data []T) (Mat, error)
 }
 
+// Lender is an optional capability of an Engine whose matrices live in
+// host memory (the CPU engine): Lend returns the row-major storage of m
+// when its rows×cols elements lie in it without gaps (a Mat from Zeros or
+// SVD, or a View of whole rows of one), with the slice's capacity reaching
+// to the end of the storage underneath, and false otherwise. lowrank uses
+// it to hand a result to the caller without a copy, and does not use m
+// after that.
+type Lender[T Float] interface {
+	Lend(m Mat) ([]T, bool)
+}
+
 // RangeNormalizer is an optional capability of an Engine: NormalizeRange
 // replaces the columns of m (rows ≥ cols) with a basis of their span that
 // is well conditioned but need not be orthonormal, for less work than
