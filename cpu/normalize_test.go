@@ -9,10 +9,11 @@ import (
 	"github.com/lowrank-go/lowrank/la"
 )
 
-// TestNormalizeRange: on the system LAPACK (P·L of an LU, where it has
-// ?getrf) and on pure Go (a QR), NormalizeRange leaves a basis of the same column span with full
-// rank, in a view with a row stride wider than its columns; on pure Go
-// the basis is orthonormal. The span is checked by projecting the
+// TestNormalizeRange: for a rank-deficient sketch (CholeskyQR breaks down
+// on it), on the system LAPACK (P·L of an LU, where it has ?getrf) and on
+// pure Go (a QR), NormalizeRange leaves a basis of the same column span
+// with full rank, in a view with a row stride wider than its columns; on
+// pure Go the basis is orthonormal. The span is checked by projecting the
 // original columns onto the orthonormalized result.
 func TestNormalizeRange(t *testing.T) {
 	for _, b := range []*Backend{New(), NewGonum()} {
@@ -138,4 +139,52 @@ func TestNormalizeRangeTinyPivots(t *testing.T) {
 		}
 	}
 	checkOrthonormal(t, "QR fallback", got, m, n, 1e-10)
+}
+
+// TestNormalizeRangeWellConditioned: a well-conditioned sketch (as the
+// power iterations' are on a Gaussian or a moderately decaying spectrum)
+// is normalized by one pass of CholeskyQR on a system LAPACK with ?trmm,
+// dpotrf and dtrtri (blas.CholBasis), by a QR on pure Go: either way the
+// basis comes out orthonormal to rounding and spans the input.
+func TestNormalizeRangeWellConditioned(t *testing.T) {
+	for _, b := range []*Backend{New(), NewGonum()} {
+		t.Run(b.Describe()[0], func(t *testing.T) {
+			testNormalizeWell[float32](t, b.Float32(), 2e-4)
+			testNormalizeWell[float64](t, b.Float64(), 1e-12)
+		})
+	}
+}
+
+func testNormalizeWell[T la.Float](t *testing.T, e la.Engine[T], tol float64) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	m, n := 500, 40
+	src := randMat[T](rng, m, n)
+	for i := range m {
+		for c := range n {
+			src[i*n+c] *= T(1 + float64(c%5)) // cond ≈ 10
+		}
+	}
+	a, _ := e.Upload(m, n, src)
+	if err := e.(la.RangeNormalizer[T]).NormalizeRange(a); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]T, m*n)
+	e.Download(got, a)
+	checkOrthonormal(t, "well conditioned", got, m, n, tol)
+	for c := range n { // every input column in the span
+		var norm, proj float64
+		for i := range m {
+			norm += float64(src[i*n+c]) * float64(src[i*n+c])
+		}
+		for j := range n {
+			var d float64
+			for i := range m {
+				d += float64(got[i*n+j]) * float64(src[i*n+c])
+			}
+			proj += d * d
+		}
+		if math.Abs(proj/norm-1) > 10*tol {
+			t.Fatalf("column %d: %.3g of its norm² outside the span", c, 1-proj/norm)
+		}
+	}
 }

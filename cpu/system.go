@@ -53,9 +53,18 @@ func (s system[T]) qr(_, m, n int, a []T, lda int) error {
 	return s.colMajor(m, n, a, lda, blas.OrthQR[T])
 }
 
-// luBasis runs ?getrf through the same column-major scratch as qr, or qr
-// itself when the library has no ?getrf or the LU breaks down.
+// luBasis normalizes a range basis: by one pass of CholeskyQR in place
+// (blas.CholBasis) where a is well enough conditioned for it, otherwise
+// by ?getrf through the same column-major scratch as qr, or by qr itself
+// when the library has no ?getrf or the LU breaks down.
 func (s system[T]) luBasis(nt, m, n int, a []T, lda int) error {
+	if blas.HasChol[T](s.l) {
+		err := blas.CholBasis(s.l, m, n, a, lda)
+		if !errors.Is(err, blas.ErrCholBreakdown) {
+			return err
+		}
+		// a is untouched.
+	}
 	if !blas.HasLU[T](s.l) {
 		return s.qr(nt, m, n, a, lda)
 	}

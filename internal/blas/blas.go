@@ -95,6 +95,14 @@ func (e *Error) Error() string {
 // broke down (a pivot so small that its reciprocal overflowed).
 var ErrLUBreakdown = errors.New("blas: LU factorization broke down (pivot below the smallest normal number)")
 
+// ErrCholBreakdown is returned by CholBasis for a matrix too ill
+// conditioned for its Gram matrix's Cholesky factorization.
+var ErrCholBreakdown = errors.New("blas: CholeskyQR broke down (the columns are too close to dependent)")
+
+// ErrNoChol is returned by CholBasis for a library without ?trmm,
+// dpotrf or dtrtri.
+var ErrNoChol = errors.New("blas: the library has no triangular product (?trmm), Cholesky factorization (dpotrf) or triangular inverse (dtrtri)")
+
 // ErrNoLU is returned by LUBasis for a library without ?getrf.
 var ErrNoLU = errors.New("blas: the library has no LU factorization (?getrf)")
 

@@ -24,6 +24,10 @@ typedef void (*lr_sorg_t)(const int *, const int *, const int *, float *, const 
 typedef void (*lr_dorg_t)(const int *, const int *, const int *, double *, const int *, const double *, double *, const int *, int *);
 typedef void (*lr_sgetrf_t)(const int *, const int *, float *, const int *, int *, int *);
 typedef void (*lr_dgetrf_t)(const int *, const int *, double *, const int *, int *, int *);
+typedef void (*lr_strmm_t)(int, int, int, int, int, int, int, float, const float *, int, float *, int);
+typedef void (*lr_dtrmm_t)(int, int, int, int, int, int, int, double, const double *, int, double *, int);
+typedef void (*lr_dpotrf_t)(const char *, const int *, double *, const int *, int *, size_t);
+typedef void (*lr_dtrtri_t)(const char *, const char *, const int *, double *, const int *, int *, size_t, size_t);
 typedef char *(*lr_cfg_t)(void);
 typedef int (*lr_int_t)(void);
 typedef void (*lr_setint_t)(int);
@@ -83,6 +87,26 @@ static int lr_dgetrf(void *fn, int m, int n, double *a, int lda, int *ipiv) {
 	((lr_dgetrf_t)fn)(&m, &n, a, &lda, ipiv, &info);
 	return info;
 }
+// b ← b·t for the row-major m×n b and upper triangular n×n t
+// (CblasRowMajor, CblasRight = 142, CblasUpper = 121, CblasNoTrans,
+// CblasNonUnit = 131).
+static void lr_strmm(void *fn, int m, int n, const float *t, int ldt, float *b, int ldb) {
+	((lr_strmm_t)fn)(101, 142, 121, 111, 131, m, n, 1.0f, t, ldt, b, ldb);
+}
+static void lr_dtrmm(void *fn, int m, int n, const double *t, int ldt, double *b, int ldb) {
+	((lr_dtrmm_t)fn)(101, 142, 121, 111, 131, m, n, 1.0, t, ldt, b, ldb);
+}
+static int lr_dpotrf(void *fn, char uplo, int n, double *a, int lda) {
+	int info = 0;
+	((lr_dpotrf_t)fn)(&uplo, &n, a, &lda, &info, 1);
+	return info;
+}
+static int lr_dtrtri(void *fn, char uplo, int n, double *a, int lda) {
+	int info = 0;
+	char diag = 'N';
+	((lr_dtrtri_t)fn)(&uplo, &diag, &n, a, &lda, &info, 1, 1);
+	return info;
+}
 static void lr_cfg(void *fn, char *buf, size_t len) {
 	const char *s = ((lr_cfg_t)fn)();
 	buf[0] = 0;
@@ -100,6 +124,7 @@ import "C"
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -141,6 +166,11 @@ type symbols struct {
 	setThreads unsafe.Pointer
 	// getThreads returns the current count (int f(void)), or nil.
 	getThreads unsafe.Pointer
+	// trmm is {cblas_strmm, cblas_dtrmm}, potrf dpotrf_ and trtri
+	// dtrtri_, each nil when the library lacks it (optional: only
+	// CholBasis needs them).
+	trmm         [2]unsafe.Pointer
+	potrf, trtri unsafe.Pointer
 	// pool is a pthreads OpenBLAS's gotoblas_pthread, or nil (see
 	// ThreadPool).
 	pool unsafe.Pointer
@@ -230,6 +260,8 @@ func open(set []string) (_ *Lib, err error) {
 		return nil, fmt.Errorf("%s: lacks %s", name, strings.Join(missing, ", "))
 	}
 	lib.sym.getrf = [2]unsafe.Pointer{lookup("sgetrf_"), lookup("dgetrf_")}
+	lib.sym.trmm = [2]unsafe.Pointer{lookup("cblas_strmm"), lookup("cblas_dtrmm")}
+	lib.sym.potrf, lib.sym.trtri = lookup("dpotrf_"), lookup("dtrtri_")
 	seen := map[string]bool{}
 	for _, i := range []int{sSgemm, sSgesdd} {
 		if p := dl.Where(lib.sym.fn[i]); p != "" && !seen[p] {
@@ -608,6 +640,110 @@ func LUBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error {
 		for j := range n {
 			a[j*lda+i], a[j*lda+p] = a[j*lda+p], a[j*lda+i]
 		}
+	}
+	return nil
+}
+
+// HasChol reports whether the library exports what CholBasis needs for T
+// (cblas_?trmm, dpotrf_ and dtrtri_).
+func HasChol[T float32 | float64](l *Lib) bool {
+	var z T
+	i := 1
+	if _, single := any(z).(float32); single {
+		i = 0
+	}
+	return l.sym.trmm[i] != nil && l.sym.potrf != nil && l.sym.trtri != nil
+}
+
+// cholPivotMin is the smallest ratio of a squared pivot of the Gram
+// matrix's Cholesky factor to the diagonal entry it came from that
+// CholBasis accepts: about cond(a)⁻², so cond(a) ≲ 300.
+const cholPivotMin = 1e-5
+
+// CholBasis overwrites the row-major m×n matrix a (m ≥ n, row stride
+// lda) with a·R⁻¹, where RᵀR = aᵀa is the Cholesky factorization of its
+// Gram matrix (one pass of CholeskyQR): a basis of a's column span that is
+// nearly orthonormal when a is well conditioned. It is the normalization
+// between the power iterations of the randomized range finder where it
+// is safe: in place, with no column-major copy, in two level-3 calls, the
+// Gram matrix aᵀa and a triangular product a·R⁻¹ (?trmm with R inverted
+// in float64; OpenBLAS's ?trsm on a row-major a is 2–5× slower than
+// its ?trmm). Cholesky and inverse are float64 LAPACK on the n×n Gram
+// matrix.
+//
+// The Gram matrix is computed in T: in float32 its smallest eigenvalues
+// are accurate only while cond(a)² ≪ 1/ε. CholBasis returns
+// ErrCholBreakdown, leaving a untouched, when a Cholesky pivot falls below
+// cholPivotMin of its diagonal entry (a column nearly in the span of the
+// earlier ones: cond(a) ≳ 300), when the Gram matrix is not finite or not
+// positive definite; the caller then uses LUBasis, which has no such
+// limit. It returns ErrNoChol when the library lacks ?trmm, dpotrf or
+// dtrtri.
+func CholBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error {
+	if n == 0 {
+		return nil
+	}
+	if !HasChol[T](l) {
+		return ErrNoChol
+	}
+	if !fits(m, n, lda, n*n) {
+		return ErrTooLarge
+	}
+	if bad := firstBad(check{m < n, 1}, check{lda < max(1, n), 4}, check{len(a) < need(n, m, lda), 3}); bad != 0 {
+		return &Error{Routine: "cholbasis", Info: -bad, M: m, N: n}
+	}
+	g := make([]T, n*n)
+	switch a := any(a).(type) {
+	case []float32:
+		l.Sgemm(true, false, n, n, m, 1, a, lda, a, lda, 0, any(g).([]float32), n)
+	case []float64:
+		l.Dgemm(true, false, n, n, m, 1, a, lda, a, lda, 0, any(g).([]float64), n)
+	}
+	r := make([]float64, n*n)
+	diag := make([]float64, n)
+	for i := range n {
+		for j := i; j < n; j++ {
+			v := float64(g[i*n+j])
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return ErrCholBreakdown
+			}
+			r[i*n+j] = v
+		}
+		if diag[i] = r[i*n+i]; !(diag[i] > 0) {
+			return ErrCholBreakdown
+		}
+	}
+	// dpotrf with uplo 'L' on the column-major view of r (its upper
+	// triangle, row-major, is the lower triangle there) leaves L with
+	// G = L·Lᵀ there: row-major, the upper triangle is R = Lᵀ. dtrtri
+	// then turns L into L⁻¹ = (R⁻¹)ᵀ: row-major, R⁻¹.
+	if info := C.lr_dpotrf(l.sym.potrf, 'L', C.int(n), (*C.double)(unsafe.Pointer(&r[0])), C.int(n)); info != 0 {
+		if info < 0 {
+			return &Error{Routine: "dpotrf_", Info: int(info), M: n, N: n}
+		}
+		return ErrCholBreakdown
+	}
+	for i := range n {
+		if p := r[i*n+i]; !(p*p >= cholPivotMin*diag[i]) {
+			return ErrCholBreakdown
+		}
+	}
+	if info := C.lr_dtrtri(l.sym.trtri, 'L', C.int(n), (*C.double)(unsafe.Pointer(&r[0])), C.int(n)); info != 0 {
+		if info < 0 {
+			return &Error{Routine: "dtrtri_", Info: int(info), M: n, N: n}
+		}
+		return ErrCholBreakdown
+	}
+	for i := range n {
+		for j := i; j < n; j++ {
+			g[i*n+j] = T(r[i*n+j])
+		}
+	}
+	switch a := any(a).(type) {
+	case []float32:
+		C.lr_strmm(l.sym.trmm[0], C.int(m), C.int(n), (*C.float)(unsafe.Pointer(&g[0])), C.int(n), (*C.float)(unsafe.Pointer(unsafe.SliceData(a))), C.int(lda))
+	case []float64:
+		C.lr_dtrmm(l.sym.trmm[1], C.int(m), C.int(n), (*C.double)(unsafe.Pointer(&g[0])), C.int(n), (*C.double)(unsafe.Pointer(unsafe.SliceData(a))), C.int(lda))
 	}
 	return nil
 }

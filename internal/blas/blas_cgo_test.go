@@ -349,3 +349,95 @@ func TestLUBasisTinyPivots(t *testing.T) {
 		checkLU(t, "tiny pivots", m, n, func(i, c int) float64 { return a[c*m+i] })
 	}
 }
+
+// TestCholBasis: for a well-conditioned row-major matrix (with a row
+// stride wider than it), CholBasis leaves Q = a·R⁻¹ with orthonormal
+// columns and Qᵀ·a upper triangular (so Q spans a, column by column),
+// without touching the padding; for an ill-conditioned one, a zero column
+// or a NaN it reports ErrCholBreakdown and leaves a as it was.
+func TestCholBasis(t *testing.T) {
+	l := requireLib(t)
+	if !HasChol[float64](l) || !HasChol[float32](l) {
+		t.Skipf("%s has no ?trmm, dpotrf or dtrtri", l.Vendor)
+	}
+	testCholBasis[float64](t, l, 1e-12)
+	testCholBasis[float32](t, l, 2e-4)
+}
+
+func testCholBasis[T float32 | float64](t *testing.T, l *Lib, tol float64) {
+	rng := rand.New(rand.NewPCG(12, 13))
+	m, n, lda := 200, 12, 15
+	src := make([]T, m*lda)
+	for i := range m {
+		for c := range lda {
+			if c < n {
+				src[i*lda+c] = T(rng.NormFloat64() * math.Pow(3, float64(c%4))) // cond ≈ 30
+			} else {
+				src[i*lda+c] = 7 // padding
+			}
+		}
+	}
+	a := append([]T(nil), src...)
+	if err := CholBasis(l, m, n, a, lda); err != nil {
+		t.Fatalf("%T well conditioned: %v", a, err)
+	}
+	for i := range m {
+		for c := n; c < lda; c++ {
+			if a[i*lda+c] != 7 {
+				t.Fatalf("%T: padding (%d, %d) overwritten: %v", a, i, c, a[i*lda+c])
+			}
+		}
+	}
+	for c1 := range n {
+		for c2 := range n {
+			var qq, qa float64
+			for i := range m {
+				qq += float64(a[i*lda+c1]) * float64(a[i*lda+c2])
+				qa += float64(a[i*lda+c1]) * float64(src[i*lda+c2])
+			}
+			want := 0.0
+			if c1 == c2 {
+				want = 1
+			}
+			if math.Abs(qq-want) > tol {
+				t.Fatalf("%T: (QᵀQ)[%d][%d] = %v; expected %v", a, c1, c2, qq, want)
+			}
+			if c1 > c2 && math.Abs(qa) > tol*math.Sqrt(float64(m))*9 {
+				t.Fatalf("%T: (Qᵀa)[%d][%d] = %v; expected 0 (Q = a·R⁻¹, R upper triangular)", a, c1, c2, qa)
+			}
+		}
+	}
+	bad := map[string]func([]T){
+		"nearly dependent": func(b []T) { // cond ≈ 10⁴
+			for i := range m {
+				b[i*lda+n-1] = b[i*lda] + T(1e-4*rng.NormFloat64())
+			}
+		},
+		"zero column": func(b []T) {
+			for i := range m {
+				b[i*lda+3] = 0
+			}
+		},
+		"NaN": func(b []T) { b[5*lda+2] = T(math.NaN()) },
+	}
+	for name, spoil := range bad {
+		b := append([]T(nil), src...)
+		spoil(b)
+		before := append([]T(nil), b...)
+		if err := CholBasis(l, m, n, b, lda); !errors.Is(err, ErrCholBreakdown) {
+			t.Fatalf("%T %s: error %v; expected ErrCholBreakdown", b, name, err)
+		}
+		for i := range b {
+			if b[i] != before[i] && !(b[i] != b[i] && before[i] != before[i]) {
+				t.Fatalf("%T %s: element %d changed to %v after a breakdown", b, name, i, b[i])
+			}
+		}
+	}
+	var e *Error
+	if err := CholBasis(l, 3, 5, make([]T, 15), 5); !errors.As(err, &e) {
+		t.Errorf("%T wide: error %v; expected *Error", src, err)
+	}
+	if err := CholBasis(l, m, n, make([]T, m*n), n-1); !errors.As(err, &e) {
+		t.Errorf("%T stride below the columns: error %v; expected *Error", src, err)
+	}
+}
