@@ -49,22 +49,31 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 	for {
 		// SVD of the l×k projection Qᵀ·W (a copy: a rounded-up rank may
 		// still need more sketch columns, and the SVD destroys its input).
+		// A fixed rank that the sketch already covers cannot ask for more
+		// columns: the SVD may then destroy B itself.
 		var bs, ub, bvt la.Mat
 		var s []float64
-		if bs, err = j.zeros(sk.l, j.k); err != nil {
-			return
-		}
 		src, verr := j.view(sk.b, 0, sk.l, 0, j.k)
 		if verr != nil {
 			return nil, nil, nil, 0, verr
 		}
-		if err = wrapBackend("copy", j.e.Copy(bs, src)); err != nil {
-			return
+		final := !p.adaptive() && j.cfg.roundTo <= 1 && fixed <= sk.l
+		if final {
+			bs = src
+		} else {
+			if bs, err = j.zeros(sk.l, j.k); err != nil {
+				return
+			}
+			if err = wrapBackend("copy", j.e.Copy(bs, src)); err != nil {
+				return
+			}
 		}
 		if ub, s, bvt, err = j.svd(bs); err != nil {
 			return
 		}
-		j.free(bs)
+		if !final {
+			j.free(bs)
+		}
 		sp = newSpectrum(s, j.norm, false)
 		r, _ = sp.choose(p, j.d, j.k)
 		r = roundRank(r, j.cfg.roundTo, p, n)
