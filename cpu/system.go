@@ -141,7 +141,17 @@ func transposeFrom[T float32 | float64](a []T, lda int, t []T, m, n, ldt int) {
 	}
 }
 
+// svd computes the thin SVD with ?gesdd, or for a matrix at least
+// wideSVD times wider than tall (the randomized method's l×k projection)
+// by CholeskyQR2 on its rows and an l×l SVD (blas.WideSVD) where it is
+// well conditioned enough for that.
 func (s system[T]) svd(_, m, n int, a []T, lda int, sv []float64, u []T, ldu int, vt []T, ldvt int) error {
+	if m*wideSVD <= n && blas.HasChol[T](s.l) {
+		err := blas.WideSVD(s.l, m, n, a, lda, sv, u, ldu, vt, ldvt)
+		if !errors.Is(err, blas.ErrCholBreakdown) {
+			return err
+		}
+	}
 	p := min(m, n)
 	st := make([]T, p)
 	if err := blas.Gesdd(s.l, n, m, a, lda, st, vt, ldvt, u, ldu); err != nil {
@@ -152,3 +162,9 @@ func (s system[T]) svd(_, m, n int, a []T, lda int, sv []float64, u []T, ldu int
 	}
 	return nil
 }
+
+// wideSVD is the aspect ratio from which svd takes blas.WideSVD: its
+// QR-first path pays off once the matrix is several times wider than tall
+// (266×11008 float32: ≈ 56 against ≈ 87 ms; for a square matrix ?gesdd
+// does no QR first).
+const wideSVD = 4

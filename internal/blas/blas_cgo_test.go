@@ -441,3 +441,100 @@ func testCholBasis[T float32 | float64](t *testing.T, l *Lib, tol float64) {
 		t.Errorf("%T stride below the columns: error %v; expected *Error", src, err)
 	}
 }
+
+// TestWideSVD: on a well-conditioned wide matrix (row strides wider than
+// the matrices), WideSVD's singular values match ?gesdd's, u and vt have
+// orthonormal columns and rows, and u·diag(s)·vt gives a back; on an
+// ill-conditioned one it reports ErrCholBreakdown and leaves a as it was,
+// to rounding.
+func TestWideSVD(t *testing.T) {
+	l := requireLib(t)
+	if !HasChol[float64](l) || !HasChol[float32](l) {
+		t.Skipf("%s has no ?trmm, dpotrf or dtrtri", l.Vendor)
+	}
+	testWideSVD[float64](t, l, 1e-12)
+	testWideSVD[float32](t, l, 2e-5)
+}
+
+func testWideSVD[T float32 | float64](t *testing.T, l *Lib, tol float64) {
+	rng := rand.New(rand.NewPCG(14, 15))
+	m, n, lda, ldu, ldvt := 30, 200, 203, 31, 201
+	src := make([]T, m*lda)
+	for i := range m {
+		for j := range n {
+			src[i*lda+j] = T(rng.NormFloat64() * (1 + float64(i%7))) // cond ≈ 10
+		}
+	}
+	a := append([]T(nil), src...)
+	s := make([]float64, m)
+	u, vt := make([]T, m*ldu), make([]T, m*ldvt)
+	if err := WideSVD(l, m, n, a, lda, s, u, ldu, vt, ldvt); err != nil {
+		t.Fatalf("%T: %v", a, err)
+	}
+	// ?gesdd's singular values of the same matrix (column-major aᵀ).
+	at := make([]float64, n*m)
+	for i := range m {
+		for j := range n {
+			at[i*n+j] = float64(src[i*lda+j])
+		}
+	}
+	want := make([]float64, m)
+	if err := Gesdd(l, n, m, at, n, want, make([]float64, n*m), n, make([]float64, m*m), m); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m {
+		if math.Abs(s[i]-want[i]) > tol*want[0] || (i > 0 && s[i] > s[i-1]) {
+			t.Fatalf("%T: σ[%d] = %v; ?gesdd %v (and decreasing)", a, i, s[i], want[i])
+		}
+	}
+	for c1 := range m {
+		for c2 := range m {
+			var uu, vv float64
+			for i := range m {
+				uu += float64(u[i*ldu+c1]) * float64(u[i*ldu+c2])
+			}
+			for j := range n {
+				vv += float64(vt[c1*ldvt+j]) * float64(vt[c2*ldvt+j])
+			}
+			want := 0.0
+			if c1 == c2 {
+				want = 1
+			}
+			if math.Abs(uu-want) > 10*tol || math.Abs(vv-want) > 10*tol {
+				t.Fatalf("%T: (UᵀU)[%d][%d] = %v, (VᵀV)[%d][%d] = %v; expected %v", a, c1, c2, uu, c1, c2, vv, want)
+			}
+		}
+	}
+	var res, norm float64
+	for i := range m {
+		for j := range n {
+			var v float64
+			for c := range m {
+				v += float64(u[i*ldu+c]) * s[c] * float64(vt[c*ldvt+j])
+			}
+			d := v - float64(src[i*lda+j])
+			res += d * d
+			norm += float64(src[i*lda+j]) * float64(src[i*lda+j])
+		}
+	}
+	if math.Sqrt(res/norm) > 10*tol {
+		t.Fatalf("%T: ‖a − u·s·vt‖/‖a‖ = %v", a, math.Sqrt(res/norm))
+	}
+	bad := append([]T(nil), src...)
+	for j := range n { // row 5 nearly row 0: cond ≈ 10⁵
+		bad[5*lda+j] = bad[j] + T(1e-5*rng.NormFloat64())
+	}
+	before := append([]T(nil), bad...)
+	if err := WideSVD(l, m, n, bad, lda, s, u, ldu, vt, ldvt); !errors.Is(err, ErrCholBreakdown) {
+		t.Fatalf("%T ill conditioned: %v; expected ErrCholBreakdown", bad, err)
+	}
+	for i := range bad {
+		if bad[i] != before[i] {
+			t.Fatalf("%T ill conditioned: element %d changed", bad, i)
+		}
+	}
+	var e *Error
+	if err := WideSVD(l, 5, 3, make([]T, 15), 3, s, u, ldu, vt, ldvt); !errors.As(err, &e) {
+		t.Errorf("%T tall: %v; expected *Error", bad, err)
+	}
+}
