@@ -5,11 +5,12 @@
 // per round and the median. It is the "compute alone" against which the
 // whole command is measured (docs/performance.md, "Whole model: overlap").
 //
-//	go run ./cmd/lowrank-modelcompute model.safetensors
+//	go run ./cmd/lowrank-modelcompute [-sketch-precision bf16] model.safetensors
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -20,11 +21,17 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: lowrank-modelcompute FILE.safetensors")
+	prec := flag.String("sketch-precision", "f32", "the range finder's products: f32 or bf16 (as the command's flag)")
+	flag.Parse()
+	if flag.NArg() != 1 || (*prec != "f32" && *prec != "bf16") {
+		fmt.Fprintln(os.Stderr, "usage: lowrank-modelcompute [-sketch-precision f32|bf16] FILE.safetensors")
 		os.Exit(2)
 	}
-	f, err := safetensors.Open(os.Args[1])
+	opts := []lowrank.Option{lowrank.WithMethod(lowrank.Randomized)}
+	if *prec == "bf16" {
+		opts = append(opts, lowrank.WithSketchPrecision(lowrank.SketchBF16))
+	}
+	f, err := safetensors.Open(flag.Arg(0))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -48,7 +55,7 @@ func main() {
 		var total time.Duration
 		for _, m := range ms {
 			s := time.Now()
-			if _, err := lowrank.FactorizeContext(context.Background(), m, lowrank.Rank(64), lowrank.WithMethod(lowrank.Randomized)); err != nil {
+			if _, err := lowrank.FactorizeContext(context.Background(), m, lowrank.Rank(64), opts...); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
