@@ -249,8 +249,9 @@ func (s *sketch[T]) copyInto(dst, src la.Mat, rows, cols int) error {
 // and projecting out the existing basis twice ("twice is enough") so that
 // the blocks stay mutually orthogonal. Between the power iterations only
 // the span matters: there the engine's cheap normalization runs
-// (la.RangeNormalizer: P·L of an LU factorization on the CPU, as in
-// scikit-learn's randomized_svd and fbpca), and the last basis is
+// (la.RangeNormalizer: on a system LAPACK one pass of CholeskyQR in place
+// where the sketch is well conditioned, else P·L of an LU factorization
+// as in scikit-learn's randomized_svd and fbpca), and the last basis is
 // orthonormalized (QR). The three products
 // with W that build Y run in the sketch precision (WithSketchPrecision);
 // the projections, the orthonormalizations and B = Yᵀ·W in full precision.
@@ -262,7 +263,8 @@ func (s *sketch[T]) grow(c int) error {
 	if err := s.reserve(s.l + c); err != nil {
 		return err
 	}
-	omega, err := j.borrow(j.k, c, s.gaussian(j.k, c))
+	g := s.gaussian(j.k, c)
+	omega, err := j.borrow(j.k, c, g)
 	if err != nil {
 		return err
 	}
@@ -270,14 +272,22 @@ func (s *sketch[T]) grow(c int) error {
 	if err != nil {
 		return err
 	}
-	z, err := j.zeros(j.k, c)
-	if err != nil {
-		return err
-	}
 	if err := j.sketchGemm(false, false, s.alpha, s.w, omega, 0, y); err != nil {
 		return err
 	}
 	j.free(omega)
+	// Z = Wᵀ·Y has Ω's shape: where the engine borrows host memory it
+	// takes Ω's (the products write Z with β = 0 and never read it).
+	var z la.Mat
+	if b, ok := e.(la.Borrower[T]); ok {
+		z, err = b.Borrow(j.k, c, g)
+		err = wrapBackend("upload", err)
+	} else {
+		z, err = j.zeros(j.k, c)
+	}
+	if err != nil {
+		return err
+	}
 	q := j.cfg.powerIters
 	// The last normalization of y orthonormalizes: the second projection
 	// pass when there is one, else the last power iteration's.

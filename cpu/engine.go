@@ -181,9 +181,11 @@ func (e engine[T]) Orthonormalize(m la.Mat) error {
 	return e.tall(m, "orthonormalize", 2, e.k.qr)
 }
 
-// NormalizeRange (la.RangeNormalizer) replaces m's columns with P·L from
-// their LU factorization on a system LAPACK (see blas.LUBasis), and
-// orthonormalizes them on the pure-Go kernels, which have no fast LU.
+// NormalizeRange (la.RangeNormalizer) replaces m's columns, on a system
+// LAPACK, with m·R⁻¹ from one pass of CholeskyQR where m is well
+// conditioned (blas.CholBasis, in place) and with P·L from their LU
+// factorization otherwise (blas.LUBasis); it orthonormalizes them on the
+// pure-Go kernels, which have neither.
 func (e engine[T]) NormalizeRange(m la.Mat) error {
 	lk, ok := e.k.(luKernels[T])
 	if !ok {

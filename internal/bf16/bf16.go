@@ -72,7 +72,9 @@ func Gemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda
 	if !tA {
 		// Rows of c from rows of a: op(b) packed into pairs along k.
 		np := (n + 15) &^ 15
-		xp := make([]uint16, kp*np*2)
+		sp := getScratch(kp * np * 2)
+		defer scratch.Put(sp)
+		xp := *sp
 		pack(b, ldb, tB, k, n, xp, np)
 		kcp := max(1, min(kp, blockBytes/(min(np, 80)*4)))
 		ps := split(workers, m, m*n*k/(1<<21), 8)
@@ -88,7 +90,9 @@ func Gemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda
 	// with op(b)ᵀ (n×k) rounded whole and a in blocks of 80 columns, which
 	// are rows of c.
 	ldat := (k + 1) &^ 1
-	at := make([]uint16, n*ldat)
+	sp := getScratch(n * ldat)
+	defer scratch.Put(sp)
+	at := *sp
 	if tB {
 		roundRows(b, ldb, 0, n, k, at, ldat) // b is n×k: op(b)ᵀ = b
 	} else {
@@ -105,6 +109,24 @@ func Gemm(workers int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda
 	if !runPool(ps, true, a, lda, k, 0, at, ldat, n, c, ldc, alpha, beta, kcp) {
 		run(ps, func(r part) { gemmT(a, lda, k, r.i0, r.i1, at, ldat, n, c, ldc, alpha, beta, kcp, r.buf, r.tile) })
 	}
+}
+
+// scratch keeps the rounded copy of the smaller operand between calls:
+// the range finder's five products round operands of two sizes, and one
+// buffer of the larger serves them all instead of a fresh 2–6 MB each,
+// whose pages cost a fault per 4 KiB on first touch. Every element of it
+// is written before it is read (the padding included).
+var scratch sync.Pool // *[]uint16
+
+// getScratch returns n elements from the pool, or fresh ones when the
+// pooled buffer is too short (it is dropped).
+func getScratch(n int) *[]uint16 {
+	if p, ok := scratch.Get().(*[]uint16); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]uint16, n)
+	return &b
 }
 
 // part is one worker's share of a product: rows (or, transposed,

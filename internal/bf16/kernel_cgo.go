@@ -101,8 +101,13 @@ LR_TARGET static void lr_bf16_cols(const float *src, long lds, long rows, long j
 // lr_bf16_pack rounds op(x) (k×n; x is n×k when trans) into pairs along
 // k: xp[(p·np + j)·2 + t] = op(x)[2p + t][j], zero past k and n; np is n
 // rounded up to a multiple of 16.
+LR_TARGET static void lr_bf16_pairs(const float *b, long ldb, long m, long p0, long pe, long j0, long w, uint16_t *xp, long np);
 LR_TARGET static void lr_bf16_pack(const float *x, long ldx, int trans, long k, long n, uint16_t *xp, long np) {
 	long kp = (k + 1) / 2;
+	if (!trans && np % 16 == 0) {
+		lr_bf16_pairs(x, ldx, k, 0, kp, 0, n, xp, np); // the same layout, 16 columns at a time
+		return;
+	}
 	for (long p = 0; p < kp; p++) {
 		uint16_t *d = xp + p * np * 2;
 		for (long t = 0; t < 2; t++) {
