@@ -356,12 +356,19 @@ func TestLUBasisTinyPivots(t *testing.T) {
 // without touching the padding; for an ill-conditioned one, a zero column
 // or a NaN it reports ErrCholBreakdown and leaves a as it was.
 func TestCholBasis(t *testing.T) {
+	l := requireChol(t)
+	testCholBasis[float64](t, l, 1e-12)
+	testCholBasis[float32](t, l, 2e-4)
+}
+
+// requireChol returns the system library, skipping the test when it
+// lacks what CholBasis and WideSVD need.
+func requireChol(t *testing.T) *Lib {
 	l := requireLib(t)
 	if !HasChol[float64](l) || !HasChol[float32](l) {
 		t.Skipf("%s has no ?trmm, dpotrf or dtrtri", l.Vendor)
 	}
-	testCholBasis[float64](t, l, 1e-12)
-	testCholBasis[float32](t, l, 2e-4)
+	return l
 }
 
 func testCholBasis[T float32 | float64](t *testing.T, l *Lib, tol float64) {
@@ -448,10 +455,7 @@ func testCholBasis[T float32 | float64](t *testing.T, l *Lib, tol float64) {
 // ill-conditioned one it reports ErrCholBreakdown and leaves a as it was,
 // to rounding.
 func TestWideSVD(t *testing.T) {
-	l := requireLib(t)
-	if !HasChol[float64](l) || !HasChol[float32](l) {
-		t.Skipf("%s has no ?trmm, dpotrf or dtrtri", l.Vendor)
-	}
+	l := requireChol(t)
 	testWideSVD[float64](t, l, 1e-12)
 	testWideSVD[float32](t, l, 2e-5)
 }
