@@ -55,3 +55,14 @@ func HasLU[T float32 | float64](l *Lib) bool { return false }
 
 // LUBasis returns ErrNoCgo.
 func LUBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error { return ErrNoCgo }
+
+// HasChol reports false: no library without cgo.
+func HasChol[T float32 | float64](l *Lib) bool { return false }
+
+// CholBasis is unreachable without cgo.
+func CholBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error { return ErrNoCgo }
+
+// WideSVD is unreachable without cgo.
+func WideSVD[T float32 | float64](l *Lib, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt int) error {
+	return ErrNoCgo
+}
