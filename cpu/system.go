@@ -65,14 +65,21 @@ func (s system[T]) qr(_, m, n int, a []T, lda int) error {
 		}
 		// a still spans the same columns (untouched, or after one pass).
 	}
+	return s.householder(m, n, a, lda)
+}
+
+// householder orthonormalizes a by Householder QR (?geqrf, ?orgqr) on a
+// column-major copy: no limit on a's conditioning.
+func (s system[T]) householder(m, n int, a []T, lda int) error {
 	return s.colMajor(m, n, a, lda, blas.OrthQR[T])
 }
 
 // luBasis normalizes a range basis: by one pass of CholeskyQR in place
 // (blas.CholBasis) where a is well enough conditioned for it, otherwise
-// by ?getrf through the same column-major scratch as qr, or by qr itself
-// when the library has no ?getrf or the LU breaks down.
-func (s system[T]) luBasis(nt, m, n int, a []T, lda int) error {
+// by ?getrf through the same column-major scratch as qr, or by Householder
+// QR when the library has no ?getrf or the LU breaks down (not qr: its
+// CholeskyQR has just failed on the same a).
+func (s system[T]) luBasis(_, m, n int, a []T, lda int) error {
 	if blas.HasChol[T](s.l) {
 		err := blas.CholBasis(s.l, m, n, a, lda)
 		if !errors.Is(err, blas.ErrCholBreakdown) {
@@ -81,13 +88,13 @@ func (s system[T]) luBasis(nt, m, n int, a []T, lda int) error {
 		// a is untouched.
 	}
 	if !blas.HasLU[T](s.l) {
-		return s.qr(nt, m, n, a, lda)
+		return s.householder(m, n, a, lda)
 	}
 	err := s.colMajor(m, n, a, lda, blas.LUBasis[T])
 	if errors.Is(err, blas.ErrLUBreakdown) {
 		// a is untouched (colMajor copies back only on success): the
 		// QR has no such limit.
-		return s.qr(nt, m, n, a, lda)
+		return s.householder(m, n, a, lda)
 	}
 	return err
 }
