@@ -341,15 +341,20 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			sel[it.t.Name] = true
 		}
 	}
-	compute := func(i int) (outcome, error) {
+	// factorizes: item i is read and factorized (not a bias for the
+	// calibration, a tensor copied as it is, or one kept dense unread).
+	factorizes := func(it item) bool {
+		return !(s.calib != nil && s.calib.biases[it.t.Name] != nil) && it.sel && it.keep == ""
+	}
+	compute := func(i int, in readTensor) (outcome, error) {
 		it := items[i]
 		var o outcome
 		var err error
 		run := func(plan factorPlan) (outcome, error) {
 			if computesIn64(it.t.DType) {
-				return factorizeOne[float64](f, it.t, it.out, s, plan, curMW)
+				return factorizeRead(f, it.t, in.w64, it.out, s, plan, curMW)
 			}
-			return factorizeOne[float32](f, it.t, it.out, s, plan, curMW)
+			return factorizeRead(f, it.t, in.w32, it.out, s, plan, curMW)
 		}
 		switch {
 		case s.calib != nil && s.calib.biases[it.t.Name] != nil:
@@ -367,6 +372,25 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			o.row.Memory = plans[i].cost
 		}
 		return o, err
+	}
+	// light: an item copied as it is (a bias, a norm), which takes no
+	// place in the read-ahead window; one kept dense (an embedding) is
+	// read and converted, and takes its place like a weight.
+	light := func(i int) bool {
+		it := items[i]
+		return !it.sel || (s.calib != nil && s.calib.biases[it.t.Name] != nil)
+	}
+	// prepare is the pipeline's first stage: it reads (and converts) the
+	// tensor of an item to factorize while the items before it compute.
+	prepare := func(i int) (func() (outcome, error), error) {
+		var in readTensor
+		if it := items[i]; factorizes(it) {
+			var err error
+			if in, err = readTensorFrom(f, it.t, s.mem); err != nil {
+				return nil, err
+			}
+		}
+		return func() (outcome, error) { return compute(i, in) }, nil
 	}
 	var rows []row
 	if folderOut && !s.dryRun {
@@ -390,7 +414,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		job := &folderJob{cmd: "factorize", src: f, extra: []string{*calPath}, flags: flagsString(fs), out: s.output, fs: fsx, s: s, policy: s.policy.String(), budget: budget,
-			items: pitems, prefix: f.Prefix(), compute: compute, cost: func(i int) int64 { return plans[i].cost },
+			items: pitems, prefix: f.Prefix(), prepare: prepare, light: light, ahead: readAhead(s, devs != nil), cost: func(i int) int64 { return plans[i].cost },
 			piece: func(w *safetensors.Writer, shard []string) pieceWriter {
 				mw = model.NewWriter(w, mo)
 				in := make(map[string]bool, len(shard))
@@ -421,7 +445,7 @@ func runFactorize(args []string, stdout, stderr io.Writer) error {
 			total += it.t.Size()
 		}
 		prog := newProgress(stderr, s.quiet, total, "factorize")
-		err = pipeline(len(items), s.jobs, s.mem, func(i int) int64 { return plans[i].cost }, compute, func(i int, o outcome) error {
+		err = pipelineAhead(len(items), s.jobs, readAhead(s, devs != nil), s.mem, func(i int) int64 { return plans[i].cost }, light, prepare, func(i int, o outcome) error {
 			if !s.dryRun {
 				if err := o.write(w); err != nil {
 					return err
@@ -557,6 +581,12 @@ func factorizeOne[T lowrank.Float](f source, t safetensors.TensorInfo, out safet
 	if err != nil {
 		return outcome{}, err
 	}
+	return factorizeRead(f, t, W, out, s, plan, mw)
+}
+
+// factorizeRead is factorizeOne once W is read (into a buffer of the
+// pool, which it returns once the outcome is written).
+func factorizeRead[T lowrank.Float](f source, t safetensors.TensorInfo, W lowrank.Matrix[T], out safetensors.DType, s *settings, plan factorPlan, mw func() *model.Writer) (outcome, error) {
 	// W's buffer goes back to the pool once the outcome is written
 	// (denseOutcome writes W itself; the factors are copies).
 	o, err := factorizeMatrix(f, t, W, out, s, plan, mw)

@@ -65,7 +65,7 @@ func addRankFlags(fs *flag.FlagSet, defaultSplit, splitHelp string) *rankFlags {
 		output:     fs.String("o", "", "output `PATH`"),
 		force:      fs.Bool("force", false, "overwrite existing outputs"),
 		quiet:      fs.Bool("quiet", false, "no progress bar and no table"),
-		jobs:       fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N` (about N tensors and their factors at once)"),
+		jobs:       fs.Int("jobs", 1, "tensors processed in parallel; memory grows with `N` (about N tensors and their factors at once, one more where a GPU computes: the next is read meanwhile)"),
 		maxMemory:  addMaxMemory(fs),
 	}
 }
@@ -108,6 +108,9 @@ type settings struct {
 	dryRun    bool
 	// mergeDType is merge's --dtype: "" (auto), "keep", or a dtype.
 	mergeDType string
+	// backend is the one --backend (or its default) chose; it is also in
+	// opts.
+	backend lowrank.Backend
 }
 
 func (rf *rankFlags) settings(cmd string) (*settings, error) {
@@ -220,6 +223,7 @@ func (rf *rankFlags) settings(cmd string) (*settings, error) {
 		return nil, err
 	}
 	s.opts = append(s.opts, lowrank.WithBackend(b))
+	s.backend = b
 	return s, nil
 }
 
@@ -304,6 +308,39 @@ func readMatrixFrom[T lowrank.Float](f source, name string, mem *budget) (lowran
 		return lowrank.Matrix[T]{}, err
 	}
 	return lowrank.Matrix[T]{Rows: d, Cols: k, Data: data}, nil
+}
+
+// readAhead is how many items beyond --jobs a file command reads (and
+// converts) ahead while the others compute (pipelineAhead): one where a
+// GPU computes (--devices, or a backend other than the CPU), so that the
+// host reads the next tensor meanwhile; none on the CPU, where the
+// computation already keeps every core busy: there the read only took
+// cores from it, and the second tensor buffer its page faults (on two
+// cores, `factorize --rank 64` of a 256 MiB model was 2% slower with
+// it, alternated: docs/performance.md).
+func readAhead(s *settings, devices bool) int {
+	if devices || (s.backend != nil && s.backend.Name() != "cpu") {
+		return 1
+	}
+	return 0
+}
+
+// readTensor is a weight read into the precision it is computed in:
+// w64 for F64 tensors (computesIn64), w32 for the others.
+type readTensor struct {
+	w32 lowrank.Matrix[float32]
+	w64 lowrank.Matrix[float64]
+}
+
+// readTensorFrom reads the weight t of f in the precision it is computed
+// in, into a buffer of mem's pool.
+func readTensorFrom(f source, t safetensors.TensorInfo, mem *budget) (in readTensor, err error) {
+	if computesIn64(t.DType) {
+		in.w64, err = readMatrixFrom[float64](f, t.Name, mem)
+	} else {
+		in.w32, err = readMatrixFrom[float32](f, t.Name, mem)
+	}
+	return in, err
 }
 
 // firstNonFinite returns the index of the first NaN or ±Inf in v, or -1:

@@ -153,7 +153,13 @@ type folderJob struct {
 	items  []planItem
 	prefix string
 	// compute computes input item i; cost is its memory (nil: none).
+	// A job may give prepare instead: the item in two stages, its
+	// tensor read ahead while the items before it compute
+	// (pipelineAhead).
 	compute func(i int) (outcome, error)
+	prepare func(i int) (func() (outcome, error), error)
+	light   func(i int) bool // with prepare: the items that take no place in the window
+	ahead   int              // with prepare: how many items are read ahead
 	cost    func(i int) int64
 	// piece starts the writer of one piece of the shard whose input
 	// tensors are shard (model.Writer for factorize); outcomes are
@@ -564,8 +570,18 @@ func runFolderPart(j *folderJob, lay *layout, stderr io.Writer) ([]row, error) {
 	if j.cost != nil {
 		cost = func(t int) int64 { return j.cost(lay.order[todo[t]]) }
 	}
-	err = pipeline(len(todo), j.s.jobs, j.s.mem, cost, func(t int) (outcome, error) {
-		return j.compute(lay.order[todo[t]])
+	prepare, ahead := j.prepare, j.ahead
+	if prepare == nil {
+		prepare, ahead = func(i int) (func() (outcome, error), error) {
+			return func() (outcome, error) { return j.compute(i) }, nil
+		}, 0
+	}
+	var light func(int) bool
+	if j.light != nil {
+		light = func(t int) bool { return j.light(lay.order[todo[t]]) }
+	}
+	err = pipelineAhead(len(todo), j.s.jobs, ahead, j.s.mem, cost, light, func(t int) (func() (outcome, error), error) {
+		return prepare(lay.order[todo[t]])
 	}, func(t int, o outcome) error {
 		k := todo[t]
 		if err := r.write(k, o); err != nil {
