@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/lowrank-go/lowrank/la"
 )
@@ -383,31 +384,52 @@ func (j *job[T]) result(m la.Mat, rows, cols int) ([]T, error) {
 // determines each singular vector pair only up to sign).
 func fixSigns[T Float](b, a Matrix[T]) {
 	// Row by row (B is row-major): a column-by-column walk strides through
-	// all of B once per column, which costs more than the SVD's own
-	// copies for a large B.
-	big := make([]T, b.Cols)
-	for i := range b.Rows {
-		for c, v := range b.Data[i*b.Cols : (i+1)*b.Cols] {
-			if abs(v) > abs(big[c]) {
-				big[c] = v
+	// all of B once per column. The rows are split between the cores, each
+	// range keeping its own largest entries, merged in row order so that
+	// the first of equal magnitudes wins as in one pass; magnitudes are
+	// compared without a branch on the sign (half the branches would be
+	// mispredicted on random signs).
+	cols := b.Cols
+	mags := make([][]float64, runtime.GOMAXPROCS(0))
+	vals := make([][]T, len(mags))
+	parts := rowChunks(b.Rows, cols, func(p, lo, hi int) {
+		mag, val := make([]float64, cols), make([]T, cols)
+		for i := lo; i < hi; i++ {
+			for c, v := range b.Data[i*cols : (i+1)*cols] {
+				if m := math.Abs(float64(v)); m > mag[c] {
+					mag[c], val[c] = m, v
+				}
+			}
+		}
+		mags[p], vals[p] = mag, val
+	})
+	big, mag := vals[0], mags[0]
+	for p := 1; p < parts; p++ {
+		for c, m := range mags[p] {
+			if m > mag[c] {
+				mag[c], big[c] = m, vals[p][c]
 			}
 		}
 	}
+	sign := make([]T, cols)
 	flip := false
-	for _, v := range big {
-		flip = flip || v < 0
+	for c, v := range big {
+		sign[c] = 1
+		if v < 0 {
+			sign[c], flip = -1, true
+		}
 	}
 	if !flip {
 		return
 	}
-	for i := range b.Rows {
-		row := b.Data[i*b.Cols : (i+1)*b.Cols]
-		for c := range row {
-			if big[c] < 0 {
-				row[c] = -row[c]
+	rowChunks(b.Rows, cols, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := b.Data[i*cols : (i+1)*cols]
+			for c := range row {
+				row[c] *= sign[c]
 			}
 		}
-	}
+	})
 	for c, v := range big {
 		if v < 0 {
 			row := a.Data[c*a.Cols : (c+1)*a.Cols]
@@ -416,11 +438,4 @@ func fixSigns[T Float](b, a Matrix[T]) {
 			}
 		}
 	}
-}
-
-func abs[T Float](v T) T {
-	if v < 0 {
-		return -v
-	}
-	return v
 }

@@ -26,10 +26,14 @@ const parallelMin = 1 << 20
 // chunks splits [0, n) into one contiguous range per core (one range for
 // short slices) and runs f on each concurrently; f must only write its
 // own result slot.
-func chunks(n int, f func(part, lo, hi int)) int {
+func chunks(n int, f func(part, lo, hi int)) int { return rowChunks(n, 1, f) }
+
+// rowChunks is chunks for n rows of cols elements each: the rows are split
+// whole, in as many ranges as the elements call for.
+func rowChunks(n, cols int, f func(part, lo, hi int)) int {
 	parts := 1
-	if n >= parallelMin {
-		parts = min(runtime.GOMAXPROCS(0), n/(parallelMin/2))
+	if e := n * cols; e >= parallelMin {
+		parts = min(runtime.GOMAXPROCS(0), e/(parallelMin/2), n)
 	}
 	if parts <= 1 {
 		f(0, 0, n)

@@ -25,6 +25,7 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 	if err != nil {
 		return
 	}
+	sk.energy = p.adaptive()
 	capped := j.cfg.maxSketch > 0 // WithMaxSketch: never past limit
 	if !p.adaptive() {
 		if capped && fixed > limit {
@@ -138,7 +139,11 @@ type sketch[T Float] struct {
 	q, b     la.Mat // d×cap and cap×k
 	l, cap   int
 	draws    uint64  // gaussian calls so far
-	captured float64 // ‖B‖_F² / ‖W‖_F²
+	captured float64 // ‖B‖_F² / ‖W‖_F², kept only when energy is set
+	// energy: the policy grows the sketch until it captures enough of
+	// ‖W‖_F² (Energy, Tolerance); a fixed rank needs no captured energy,
+	// and skips the pass over B that measures it.
+	energy bool
 }
 
 func (j *job[T]) newSketch() (*sketch[T], error) {
@@ -321,6 +326,10 @@ func (s *sketch[T]) grow(c int) error {
 	if err := j.gemm(true, false, s.alpha, y, s.w, 0, bj); err != nil {
 		return err
 	}
+	s.l += c
+	if !s.energy {
+		return nil
+	}
 	ss, err := e.SumSquares(bj)
 	if err != nil {
 		return wrapBackend("norm", err)
@@ -331,7 +340,6 @@ func (s *sketch[T]) grow(c int) error {
 	} else {
 		s.captured = 1
 	}
-	s.l += c
 	return nil
 }
 
