@@ -135,10 +135,23 @@ func (j *job[T]) check() error {
 // svd computes the SVD of a (destroyed), checking the context before
 // and after: LAPACK and cuSOLVER cannot be interrupted.
 func (j *job[T]) svd(a la.Mat) (la.Mat, []float64, la.Mat, error) {
+	return j.svdTop(a, 0)
+}
+
+// svdTop is svd for a caller that uses only the first rows rows of Vt
+// (la.TopSVD, where the engine has it; 0: all of them).
+func (j *job[T]) svdTop(a la.Mat, rows int) (la.Mat, []float64, la.Mat, error) {
 	if err := j.check(); err != nil {
 		return nil, nil, nil, err
 	}
-	u, s, vt, err := j.e.SVD(a)
+	var u, vt la.Mat
+	var s []float64
+	var err error
+	if t, ok := j.e.(la.TopSVD); ok && rows > 0 {
+		u, s, vt, err = t.SVDTop(a, rows)
+	} else {
+		u, s, vt, err = j.e.SVD(a)
+	}
 	if err != nil {
 		return nil, nil, nil, wrapBackend("svd", err)
 	}

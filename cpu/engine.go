@@ -238,6 +238,46 @@ func (e engine[T]) SVD(m la.Mat) (la.Mat, []float64, la.Mat, error) {
 	return u, s, vt, nil
 }
 
+// topKernels are kernels that can form only the leading rows of Vᵀ
+// (system.svdTop).
+type topKernels[T float32 | float64] interface {
+	svdTop(nt, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt, rows int) (bool, error)
+}
+
+// SVDTop implements la.TopSVD: with the system LAPACK, for a matrix
+// several times wider than tall (the randomized method's l×k projection),
+// Vᵀ has only its first rows rows; otherwise it is SVD.
+func (e engine[T]) SVDTop(m la.Mat, rows int) (la.Mat, []float64, la.Mat, error) {
+	a, err := e.mat(m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p := min(a.rows, a.cols)
+	if rows < 1 || rows > p {
+		return nil, nil, nil, fmt.Errorf("%w: the first %d rows of Vᵀ of a %d×%d matrix; expected 1 to %d", la.ErrShape, rows, a.rows, a.cols, p)
+	}
+	tk, ok := e.k.(topKernels[T])
+	if !ok || rows == p {
+		return e.SVD(m)
+	}
+	u := &dense[T]{rows: a.rows, cols: p, stride: p, data: make([]T, a.rows*p)}
+	vt := &dense[T]{rows: rows, cols: a.cols, stride: a.cols, data: make([]T, rows*a.cols)}
+	s := make([]float64, p)
+	g, err := e.acquire(8 * float64(max(a.rows, a.cols)) * float64(p) * float64(p))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done, err := tk.svdTop(g.Threads(), a.rows, a.cols, a.data, a.stride, s, u.data, u.stride, vt.data, vt.stride, rows)
+	sched.Default.Release(g)
+	if !done {
+		return e.SVD(m)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return u, s, vt, nil
+}
+
 func (e engine[T]) ScaleColumns(m la.Mat, d []T) error {
 	a, err := e.mat(m)
 	if err != nil {

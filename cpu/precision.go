@@ -10,6 +10,8 @@ import (
 
 var _ la.PrecisionGemmer[float32] = engine[float32]{}
 
+var _ la.TopSVD = engine[float32]{}
+
 // precisionBlock is the number of elements of a that GemmPrecision rounds
 // at a time (4 MiB of float32), so that the emulation needs little memory
 // beyond a rounded copy of b.

@@ -152,12 +152,9 @@ func transposeFrom[T float32 | float64](a []T, lda int, t []T, m, n, ldt int) {
 // wideSVD times wider than tall (the randomized method's l×k projection)
 // by CholeskyQR2 on its rows and an l×l SVD (blas.WideSVD) where it is
 // well conditioned enough for that.
-func (s system[T]) svd(_, m, n int, a []T, lda int, sv []float64, u []T, ldu int, vt []T, ldvt int) error {
-	if m*wideSVD <= n && blas.HasChol[T](s.l) {
-		err := blas.WideSVD(s.l, m, n, a, lda, sv, u, ldu, vt, ldvt)
-		if !errors.Is(err, blas.ErrCholBreakdown) {
-			return err
-		}
+func (s system[T]) svd(nt, m, n int, a []T, lda int, sv []float64, u []T, ldu int, vt []T, ldvt int) error {
+	if ok, err := s.svdTop(nt, m, n, a, lda, sv, u, ldu, vt, ldvt, m); ok {
+		return err
 	}
 	p := min(m, n)
 	st := make([]T, p)
@@ -168,6 +165,17 @@ func (s system[T]) svd(_, m, n int, a []T, lda int, sv []float64, u []T, ldu int
 		sv[i] = float64(v)
 	}
 	return nil
+}
+
+// svdTop is svd with only the first rows rows of vt (rows ≤ m), where it
+// takes blas.WideSVD; ok is false, with a as it was (to rounding) and
+// nothing else written, where it does not (the caller's full SVD then).
+func (s system[T]) svdTop(_, m, n int, a []T, lda int, sv []float64, u []T, ldu int, vt []T, ldvt, rows int) (ok bool, err error) {
+	if m*wideSVD > n || !blas.HasChol[T](s.l) {
+		return false, nil
+	}
+	err = blas.WideSVD(s.l, m, n, a, lda, sv, u, ldu, vt, ldvt, rows)
+	return !errors.Is(err, blas.ErrCholBreakdown), err
 }
 
 // wideSVD is the aspect ratio from which svd takes blas.WideSVD: its

@@ -107,6 +107,15 @@ type Lender[T Float] interface {
 	Lend(m Mat) ([]T, bool)
 }
 
+// TopSVD is an optional capability of an Engine: SVDTop is SVD for a
+// caller that uses only the first rows rows of Vt (1 ≤ rows ≤ min(m, n)).
+// Vt then may have just those rows, which saves their share of the work
+// and memory; an engine that cannot save them returns the whole Vt, as
+// SVD does. U and s are whole.
+type TopSVD interface {
+	SVDTop(a Mat, rows int) (u Mat, s []float64, vt Mat, err error)
+}
+
 // RangeNormalizer is an optional capability of an Engine: NormalizeRange
 // replaces the columns of m (rows ≥ cols) with a basis of their span that
 // is well conditioned but need not be orthonormal, for less work than

@@ -789,12 +789,14 @@ func cholPass[T float32 | float64](l *Lib, m, n int, a []T, lda int, rows bool) 
 // (float32, 266×11008 and 266×4096) that is ≈ 56 and 34 ms against ≈ 87
 // and 47 ms for sgesdd on the whole, whose own QR and back-transformation
 // dominate. u is m×m (row
-// stride ldu), vt m×n (ldvt), s m values in decreasing order.
+// stride ldu), s m values in decreasing order, vt vtRows×n (ldvt): the
+// first vtRows ≤ m right singular vectors (the rest cost their share of
+// the product and their memory when a caller keeps a leading few).
 //
 // It returns ErrCholBreakdown where CholeskyQR would be inaccurate (cond(a)
 // ≳ 300, see CholBasis) with a as it was (to rounding), for the caller's
 // ?gesdd; ErrNoChol without the library routines it needs.
-func WideSVD[T float32 | float64](l *Lib, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt int) error {
+func WideSVD[T float32 | float64](l *Lib, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt, vtRows int) error {
 	if m == 0 {
 		return nil
 	}
@@ -806,7 +808,7 @@ func WideSVD[T float32 | float64](l *Lib, m, n int, a []T, lda int, s []float64,
 	}
 	if bad := firstBad(check{m > n, 1}, check{lda < max(1, n), 4}, check{len(a) < need(n, m, lda), 3},
 		check{len(s) < m, 5}, check{ldu < max(1, m), 7}, check{len(u) < need(m, m, ldu), 6},
-		check{ldvt < max(1, n), 9}, check{len(vt) < need(n, m, ldvt), 8}); bad != 0 {
+		check{ldvt < max(1, n), 9}, check{len(vt) < need(n, vtRows, ldvt), 8}, check{vtRows < 1 || vtRows > m, 11}); bad != 0 {
 		return &Error{Routine: "widesvd", Info: -bad, M: m, N: n}
 	}
 	r1, err := cholPass(l, m, n, a, lda, true)
@@ -854,9 +856,9 @@ func WideSVD[T float32 | float64](l *Lib, m, n int, a []T, lda int, s []float64,
 	vs := uR
 	switch a := any(a).(type) {
 	case []float32:
-		l.Sgemm(false, false, m, n, m, 1, any(vs).([]float32), m, a, lda, 0, any(vt).([]float32), ldvt)
+		l.Sgemm(false, false, vtRows, n, m, 1, any(vs).([]float32), m, a, lda, 0, any(vt).([]float32), ldvt)
 	case []float64:
-		l.Dgemm(false, false, m, n, m, 1, any(vs).([]float64), m, a, lda, 0, any(vt).([]float64), ldvt)
+		l.Dgemm(false, false, vtRows, n, m, 1, any(vs).([]float64), m, a, lda, 0, any(vt).([]float64), ldvt)
 	}
 	return nil
 }

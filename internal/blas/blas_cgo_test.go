@@ -472,7 +472,7 @@ func testWideSVD[T float32 | float64](t *testing.T, l *Lib, tol float64) {
 	a := append([]T(nil), src...)
 	s := make([]float64, m)
 	u, vt := make([]T, m*ldu), make([]T, m*ldvt)
-	if err := WideSVD(l, m, n, a, lda, s, u, ldu, vt, ldvt); err != nil {
+	if err := WideSVD(l, m, n, a, lda, s, u, ldu, vt, ldvt, m); err != nil {
 		t.Fatalf("%T: %v", a, err)
 	}
 	// ?gesdd's singular values of the same matrix (column-major aᵀ).
@@ -524,12 +524,38 @@ func testWideSVD[T float32 | float64](t *testing.T, l *Lib, tol float64) {
 	if math.Sqrt(res/norm) > 10*tol {
 		t.Fatalf("%T: ‖a − u·s·vt‖/‖a‖ = %v", a, math.Sqrt(res/norm))
 	}
+	// Only the first 7 rows of vt: the same rows as the whole, to
+	// rounding of the product (other partitions of it), nothing written
+	// past them; more rows than m is an error.
+	top := make([]T, 8*ldvt)
+	for i := range top {
+		top[i] = -7
+	}
+	a = append(a[:0], src...)
+	if err := WideSVD(l, m, n, a, lda, make([]float64, m), make([]T, m*ldu), ldu, top, ldvt, 7); err != nil {
+		t.Fatalf("%T, 7 rows: %v", a, err)
+	}
+	for i := range 7 {
+		for j := range n {
+			if d := math.Abs(float64(top[i*ldvt+j] - vt[i*ldvt+j])); d > tol {
+				t.Fatalf("%T, 7 rows: vt[%d][%d] = %v; the whole SVD's %v", a, i, j, top[i*ldvt+j], vt[i*ldvt+j])
+			}
+		}
+	}
+	for i := 7 * ldvt; i < len(top); i++ {
+		if top[i] != -7 {
+			t.Fatalf("%T, 7 rows: element %d past them written", a, i)
+		}
+	}
+	if err := WideSVD(l, m, n, append([]T(nil), src...), lda, s, u, ldu, vt, ldvt, m+1); err == nil {
+		t.Errorf("%T: %d rows of vt of a %d-row matrix accepted", a, m+1, m)
+	}
 	bad := append([]T(nil), src...)
 	for j := range n { // row 5 nearly row 0: cond ≈ 10⁵
 		bad[5*lda+j] = bad[j] + T(1e-5*rng.NormFloat64())
 	}
 	before := append([]T(nil), bad...)
-	if err := WideSVD(l, m, n, bad, lda, s, u, ldu, vt, ldvt); !errors.Is(err, ErrCholBreakdown) {
+	if err := WideSVD(l, m, n, bad, lda, s, u, ldu, vt, ldvt, m); !errors.Is(err, ErrCholBreakdown) {
 		t.Fatalf("%T ill conditioned: %v; expected ErrCholBreakdown", bad, err)
 	}
 	for i := range bad {
@@ -538,7 +564,7 @@ func testWideSVD[T float32 | float64](t *testing.T, l *Lib, tol float64) {
 		}
 	}
 	var e *Error
-	if err := WideSVD(l, 5, 3, make([]T, 15), 3, s, u, ldu, vt, ldvt); !errors.As(err, &e) {
+	if err := WideSVD(l, 5, 3, make([]T, 15), 3, s, u, ldu, vt, ldvt, 5); !errors.As(err, &e) {
 		t.Errorf("%T tall: %v; expected *Error", bad, err)
 	}
 }

@@ -63,6 +63,6 @@ func HasChol[T float32 | float64](l *Lib) bool { return false }
 func CholBasis[T float32 | float64](l *Lib, m, n int, a []T, lda int) error { return ErrNoCgo }
 
 // WideSVD is unreachable without cgo.
-func WideSVD[T float32 | float64](l *Lib, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt int) error {
+func WideSVD[T float32 | float64](l *Lib, m, n int, a []T, lda int, s []float64, u []T, ldu int, vt []T, ldvt, vtRows int) error {
 	return ErrNoCgo
 }
