@@ -38,6 +38,61 @@ func TestConcurrentMatchesSequential(t *testing.T) {
 	t.Run("default", func(t *testing.T) { testConcurrentMatchesSequential(t, c, 1e-4) })
 }
 
+// Factorizations running at once share the host pool (the randomized
+// method's Ω, Q and B of at least 1 MiB are reused between calls): each
+// gets buffers of its own, or their sketches would mix. Calls of two
+// lengths, and Energy, which grows its sketch and gives buffers back
+// mid-call, agree with lone calls to float32 rounding (not bit for bit:
+// the BLAS threads differ, see TestConcurrentMatchesSequential).
+func TestHostPoolConcurrent(t *testing.T) {
+	wide := decaying32(400, 8192, 31)
+	tall := decaying32(8192, 300, 32)
+	calls := []func() (*lowrank.Factors[float32], error){
+		func() (*lowrank.Factors[float32], error) {
+			return lowrank.Factorize(wide, lowrank.Rank(40), lowrank.WithMethod(lowrank.Randomized))
+		},
+		func() (*lowrank.Factors[float32], error) {
+			return lowrank.Factorize(tall, lowrank.Rank(24), lowrank.WithMethod(lowrank.Randomized))
+		},
+		func() (*lowrank.Factors[float32], error) {
+			return lowrank.Factorize(wide, lowrank.Energy(0.6), lowrank.WithMethod(lowrank.Randomized))
+		},
+	}
+	want := make([][]float32, len(calls))
+	for i, c := range calls {
+		f, err := c()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = slices.Concat(f.B.Data, f.A.Data)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 2 * len(calls) {
+				i := (g + n) % len(calls)
+				f, err := calls[i]()
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := slices.Concat(f.B.Data, f.A.Data); !same(got, want[i], 1e-4) {
+					errs <- fmt.Errorf("call %d, made concurrently, differs from a lone one", i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // decaying32 returns a rows×cols matrix with singular values ≈ 0.8^i
 // (well separated, so that its leading singular vectors are stable to
 // rounding) plus noise of 1e-3.

@@ -25,6 +25,7 @@ type job[T Float] struct {
 	shift int
 	norm  float64
 	mats  []la.Mat
+	host  []hostBuf[T] // the mats of mats whose storage is the host pool's
 }
 
 // newJob starts a computation on W, whose norm ‖W‖_F the caller measured,
@@ -89,6 +90,13 @@ func (j *job[T]) free(m la.Mat) {
 			break
 		}
 	}
+	for i, h := range j.host {
+		if h.m == m {
+			putHost(h.data)
+			j.host = append(j.host[:i], j.host[i+1:]...)
+			break
+		}
+	}
 	j.e.Free(m)
 }
 
@@ -97,6 +105,29 @@ func (j *job[T]) release() {
 		j.e.Free(m)
 	}
 	j.mats = nil
+	for _, h := range j.host {
+		putHost(h.data)
+	}
+	j.host = nil
+}
+
+// scratch is zeros for a temporary that the job never hands out (the
+// sketch's Q and B): on an engine that borrows host memory its storage
+// comes from the host pool (getHost) and goes back there when it is
+// freed, so that many factorizations in a row do not each fault in fresh
+// pages for it.
+func (j *job[T]) scratch(r, c int) (la.Mat, error) {
+	b, ok := j.e.(la.Borrower[T])
+	if !ok {
+		return j.zeros(r, c)
+	}
+	data := getHost[T](r*c, true)
+	m, err := b.Borrow(r, c, data)
+	if err != nil {
+		return nil, wrapBackend("allocate", err)
+	}
+	j.host = append(j.host, hostBuf[T]{m, data})
+	return j.keep(m), nil
 }
 
 func (j *job[T]) zeros(r, c int) (la.Mat, error) {

@@ -62,7 +62,7 @@ func (j *job[T]) randomized(p Policy, fixed, limit int) (u, vt la.Mat, sp *spect
 		if final {
 			bs = src
 		} else {
-			if bs, err = j.zeros(sk.l, j.k); err != nil {
+			if bs, err = j.scratch(sk.l, j.k); err != nil {
 				return
 			}
 			if err = wrapBackend("copy", j.e.Copy(bs, src)); err != nil {
@@ -177,7 +177,7 @@ const sketchStream = 0x6c6f7772616e6b // "lowrank"
 // drawn on all cores (a 11008×266 sketch is 2.9 M samples, ≈ 30 ms on one)
 // and the matrix is the same whatever their number.
 func (s *sketch[T]) gaussian(rows, cols int) []T {
-	g := make([]T, rows*cols)
+	g := getHost[T](rows*cols, false) // every element is drawn
 	draw := s.draws
 	s.draws++
 	n := (len(g) + gaussianChunk - 1) / gaussianChunk
@@ -214,11 +214,11 @@ func (s *sketch[T]) reserve(want int) error {
 	if j.cfg.maxSketch > 0 {
 		c = min(c, max(want, j.cfg.maxSketch))
 	}
-	q, err := j.zeros(j.d, c)
+	q, err := j.scratch(j.d, c)
 	if err != nil {
 		return err
 	}
-	b, err := j.zeros(c, j.k)
+	b, err := j.scratch(c, j.k)
 	if err != nil {
 		return err
 	}
@@ -323,6 +323,8 @@ func (s *sketch[T]) grow(c int) error {
 			return err
 		}
 	}
+	j.free(z)
+	putHost(g) // Ω and Z are done with
 	// B[l:l+c, :] = Yᵀ·W.
 	bj, err := j.view(s.b, s.l, s.l+c, 0, j.k)
 	if err != nil {

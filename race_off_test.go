@@ -1,0 +1,5 @@
+//go:build !race
+
+package lowrank
+
+const raceEnabled = false
