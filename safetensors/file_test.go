@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -433,5 +435,51 @@ func TestHeaderLenMatchesWriter(t *testing.T) {
 	}
 	if n, _ := headerPadding(t, path); int(n) != want {
 		t.Errorf("HeaderLen = %d; the writer wrote %d", want, n)
+	}
+}
+
+// A tensor of several MiB is read in parts on all cores: the values come
+// back whole, and a file cut short under an open reader (after Open
+// checked it) gives the error that names the truncation, from the first
+// part that failed.
+func TestParallelRead(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	path := filepath.Join(t.TempDir(), "big.safetensors")
+	n := 3 * parallelReadPart / 4 // 12 MiB of float32: three parts
+	vals := make([]float32, n)
+	for i := range vals {
+		vals[i] = float32(i % 1000003)
+	}
+	w, err := Create(path, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFloat32("w", F32, []int{n}, vals); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]float32, n)
+	if err := f.ReadFloat32s("w", got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, vals) {
+		t.Fatal("a tensor read in parts differs from what was written")
+	}
+	st, _ := os.Stat(path)
+	if err := os.Truncate(path, st.Size()-int64(n)); err != nil { // a quarter of the data gone
+		t.Fatal(err)
+	}
+	err = f.ReadFloat32s("w", got)
+	if err == nil || !strings.Contains(err.Error(), "was the file truncated?") || !strings.Contains(err.Error(), "big.safetensors") {
+		t.Errorf("reading a truncated file: %v; expected the error naming the file and the truncation", err)
 	}
 }

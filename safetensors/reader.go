@@ -32,6 +32,7 @@ import (
 	"math"
 	"math/bits"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -622,6 +623,33 @@ func (f *File) readAt(t TensorInfo, buf []byte, off int64) error {
 	if len(buf) == 0 {
 		return nil
 	}
+	// A large read is split between the cores (io.ReaderAt allows
+	// parallel calls): copying from the page cache runs at one core's
+	// speed per call (16 MiB: 2.1–3.0 ms on one, 1.1–2.0 ms on two here).
+	if parts := min(runtime.GOMAXPROCS(0), len(buf)/parallelReadPart, 4); parts > 1 {
+		errs := make([]error, parts)
+		var wg sync.WaitGroup
+		for p := range parts {
+			lo, hi := p*len(buf)/parts, (p+1)*len(buf)/parts
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[p] = f.readOnce(t, buf[lo:hi], off+int64(lo))
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err // the first part's that failed: where a truncated file ends
+			}
+		}
+		return nil
+	}
+	return f.readOnce(t, buf, off)
+}
+
+// readOnce is readAt in one call.
+func (f *File) readOnce(t TensorInfo, buf []byte, off int64) error {
 	if _, err := f.r.ReadAt(buf, f.dataStart+t.Begin+off); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -630,6 +658,9 @@ func (f *File) readAt(t TensorInfo, buf []byte, off int64) error {
 	}
 	return nil
 }
+
+// parallelReadPart is the least a read gives each core (readAt).
+const parallelReadPart = 4 << 20
 
 // chunkBytes is the size of the buffer tensors are read through.
 const chunkBytes = 1 << 20
