@@ -474,6 +474,33 @@ func TestParallelRead(t *testing.T) {
 	if !slices.Equal(got, vals) {
 		t.Fatal("a tensor read in parts differs from what was written")
 	}
+	// BF16, converted in parts: 12 MiB of it, the same values as one
+	// element at a time.
+	bpath := filepath.Join(t.TempDir(), "bf16.safetensors")
+	bw, err := Create(bpath, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.WriteFloat32("w", BF16, []int{2 * n}, append(vals, vals...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bf, err := Open(bpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bf.Close()
+	wide := make([]float32, 2*n)
+	if err := bf.ReadFloat32s("w", wide); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range wide {
+		if want := BF16ToFloat32(Float32ToBF16(vals[i%n])); v != want {
+			t.Fatalf("BF16 element %d read in parts as %v; expected %v", i, v, want)
+		}
+	}
 	st, _ := os.Stat(path)
 	if err := os.Truncate(path, st.Size()-int64(n)); err != nil { // a quarter of the data gone
 		t.Fatal(err)
