@@ -96,10 +96,10 @@ func firstNonFiniteScan[T Float](v []T) int {
 func frobenius[T Float](v []T) float64 {
 	var s float64
 	if len(v) < parallelMin {
-		s = sumSquares(v)
+		s = finite.SumSquares(v)
 	} else {
 		sums := make([]float64, runtime.GOMAXPROCS(0))
-		parts := chunks(len(v), func(p, lo, hi int) { sums[p] = sumSquares(v[lo:hi]) })
+		parts := chunks(len(v), func(p, lo, hi int) { sums[p] = finite.SumSquares(v[lo:hi]) })
 		for _, x := range sums[:parts] {
 			s += x
 		}
@@ -113,24 +113,6 @@ func frobenius[T Float](v []T) float64 {
 		ss.Add(float64(x))
 	}
 	return ss.Norm()
-}
-
-// sumSquares returns Σ v[i]² accumulated in float64.
-func sumSquares[T Float](v []T) float64 {
-	var a0, a1, a2, a3 float64
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		x0, x1, x2, x3 := float64(v[i]), float64(v[i+1]), float64(v[i+2]), float64(v[i+3])
-		a0 += x0 * x0
-		a1 += x1 * x1
-		a2 += x2 * x2
-		a3 += x3 * x3
-	}
-	for ; i < len(v); i++ {
-		x := float64(v[i])
-		a0 += x * x
-	}
-	return (a0 + a1) + (a2 + a3)
 }
 
 func allZero[T Float](v []T) bool {

@@ -3,6 +3,7 @@ package cpu
 import (
 	"context"
 	"fmt"
+	"github.com/lowrank-go/lowrank/internal/finite"
 	"sync"
 	"unsafe"
 
@@ -326,7 +327,7 @@ func (e engine[T]) SumSquares(m la.Mat) (float64, error) {
 	zero := true
 	for i := range a.rows {
 		row := a.row(i)
-		rs := sumSquares(row)
+		rs := finite.SumSquares(row)
 		if rs == 0 && zero {
 			for _, v := range row {
 				zero = zero && v == 0
@@ -344,24 +345,6 @@ func (e engine[T]) SumSquares(m la.Mat) (float64, error) {
 		}
 	}
 	return ss.Value(), nil
-}
-
-// sumSquares returns Σ v[i]² accumulated in float64.
-func sumSquares[T float32 | float64](v []T) float64 {
-	var a0, a1, a2, a3 float64
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		x0, x1, x2, x3 := float64(v[i]), float64(v[i+1]), float64(v[i+2]), float64(v[i+3])
-		a0 += x0 * x0
-		a1 += x1 * x1
-		a2 += x2 * x2
-		a3 += x3 * x3
-	}
-	for ; i < len(v); i++ {
-		x := float64(v[i])
-		a0 += x * x
-	}
-	return (a0 + a1) + (a2 + a3)
 }
 
 // applier evaluates y = B·(A·x) + bias on the host. One vector is two

@@ -438,25 +438,16 @@ func TestHeaderLenMatchesWriter(t *testing.T) {
 	}
 }
 
-// A tensor of several MiB is read in parts on all cores: the values come
-// back whole, and a file cut short under an open reader (after Open
-// checked it) gives the error that names the truncation, from the first
-// part that failed.
-func TestParallelRead(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	}
-	path := filepath.Join(t.TempDir(), "big.safetensors")
-	n := 3 * parallelReadPart / 4 // 12 MiB of float32: three parts
-	vals := make([]float32, n)
-	for i := range vals {
-		vals[i] = float32(i % 1000003)
-	}
+// writeOpen writes one float32 tensor named "w" stored as dt to a new file
+// under dir and opens it.
+func writeOpen(t *testing.T, dir string, dt DType, vals []float32) (*File, string) {
+	t.Helper()
+	path := filepath.Join(dir, string(dt)+".safetensors")
 	w, err := Create(path, WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteFloat32("w", F32, []int{n}, vals); err != nil {
+	if err := w.WriteFloat32("w", dt, []int{len(vals)}, vals); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -466,7 +457,25 @@ func TestParallelRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
+	return f, path
+}
+
+// A tensor of several MiB is read in parts on all cores: the values come
+// back whole, BF16 converted as one element at a time would be, and a file
+// cut short under an open reader (after Open checked it) gives the error
+// that names the truncation, from the first part that failed.
+func TestParallelRead(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	dir := t.TempDir()
+	n := 3 * parallelReadPart / 4 // 12 MiB of float32: three parts
+	vals := make([]float32, n)
+	for i := range vals {
+		vals[i] = float32(i % 1000003)
+	}
+	f, path := writeOpen(t, dir, F32, vals)
 	got := make([]float32, n)
 	if err := f.ReadFloat32s("w", got); err != nil {
 		t.Fatal(err)
@@ -474,24 +483,7 @@ func TestParallelRead(t *testing.T) {
 	if !slices.Equal(got, vals) {
 		t.Fatal("a tensor read in parts differs from what was written")
 	}
-	// BF16, converted in parts: 12 MiB of it, the same values as one
-	// element at a time.
-	bpath := filepath.Join(t.TempDir(), "bf16.safetensors")
-	bw, err := Create(bpath, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bw.WriteFloat32("w", BF16, []int{2 * n}, append(vals, vals...)); err != nil {
-		t.Fatal(err)
-	}
-	if err := bw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	bf, err := Open(bpath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bf.Close()
+	bf, _ := writeOpen(t, dir, BF16, append(vals, vals...)) // 12 MiB of BF16
 	wide := make([]float32, 2*n)
 	if err := bf.ReadFloat32s("w", wide); err != nil {
 		t.Fatal(err)
@@ -505,8 +497,8 @@ func TestParallelRead(t *testing.T) {
 	if err := os.Truncate(path, st.Size()-int64(n)); err != nil { // a quarter of the data gone
 		t.Fatal(err)
 	}
-	err = f.ReadFloat32s("w", got)
-	if err == nil || !strings.Contains(err.Error(), "was the file truncated?") || !strings.Contains(err.Error(), "big.safetensors") {
+	err := f.ReadFloat32s("w", got)
+	if err == nil || !strings.Contains(err.Error(), "was the file truncated?") || !strings.Contains(err.Error(), "F32.safetensors") {
 		t.Errorf("reading a truncated file: %v; expected the error naming the file and the truncation", err)
 	}
 }

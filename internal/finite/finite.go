@@ -1,4 +1,5 @@
-// Package finite tells whether a slice holds a NaN or an infinity, at
+// Package finite tells whether a slice holds a NaN or an infinity (and
+// sums its squares, SumSquares, which does both for float32), at
 // memory speed: lowrank checks every input (x and X before every Apply,
 // the factors and W of the products; W before a factorization is checked
 // by the pass that measures its norm), and a scalar loop over a batch of

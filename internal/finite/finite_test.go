@@ -42,3 +42,26 @@ func BenchmarkHas32(b *testing.B) {
 		}
 	}
 }
+
+// SumSquares: the exact sum for small integers, float32 extremes without
+// overflow or underflow, NaN or +Inf exactly when v holds one.
+func TestSumSquares(t *testing.T) {
+	v := []float32{1, 2, 3, 4, 5, 6, 7}
+	if got := SumSquares(v); got != 140 {
+		t.Errorf("SumSquares(1…7) = %v; expected 140", got)
+	}
+	big := []float32{math.MaxFloat32, math.MaxFloat32, -math.MaxFloat32}
+	if got, want := SumSquares(big), 3*float64(math.MaxFloat32)*float64(math.MaxFloat32); got != want {
+		t.Errorf("SumSquares of float32's largest = %v; expected %v", got, want)
+	}
+	tiny := []float32{math.SmallestNonzeroFloat32}
+	if got := SumSquares(tiny); got == 0 {
+		t.Error("SumSquares of float32's smallest underflowed to 0")
+	}
+	if got := SumSquares([]float32{1, float32(math.Inf(-1)), 2}); !math.IsInf(got, 1) {
+		t.Errorf("SumSquares with −Inf = %v; expected +Inf", got)
+	}
+	if got := SumSquares([]float64{1, math.NaN(), 2, 3, 4}); !math.IsNaN(got) {
+		t.Errorf("SumSquares with NaN = %v; expected NaN", got)
+	}
+}
