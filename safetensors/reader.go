@@ -619,31 +619,15 @@ func (f *File) ReadRaw(name string) ([]byte, error) {
 	return buf, nil
 }
 
-func (f *File) readAt(t TensorInfo, buf []byte, off int64) error {
+func (f *File) readAt(t TensorInfo, buf []byte, off int64) (err error) {
 	if len(buf) == 0 {
 		return nil
 	}
 	// A large read is split between the cores (io.ReaderAt allows
 	// parallel calls): copying from the page cache runs at one core's
 	// speed per call (16 MiB: 2.1–3.0 ms on one, 1.1–2.0 ms on two here).
-	if parts := min(runtime.GOMAXPROCS(0), len(buf)/parallelReadPart, 4); parts > 1 {
-		errs := make([]error, parts)
-		var wg sync.WaitGroup
-		for p := range parts {
-			lo, hi := p*len(buf)/parts, (p+1)*len(buf)/parts
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[p] = f.readOnce(t, buf[lo:hi], off+int64(lo))
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err // the first part's that failed: where a truncated file ends
-			}
-		}
-		return nil
+	if inParts(int64(len(buf)), 1, func(lo, hi int64) error { return f.readOnce(t, buf[lo:hi], off+lo) }, &err) {
+		return err
 	}
 	return f.readOnce(t, buf, off)
 }
@@ -661,6 +645,38 @@ func (f *File) readOnce(t TensorInfo, buf []byte, off int64) error {
 
 // parallelReadPart is the least a read gives each core (readAt).
 const parallelReadPart = 4 << 20
+
+// inParts splits the n bytes [0, n) into up to four parts of whole units,
+// at least parallelReadPart each and no more than there are cores, and
+// runs fn on each concurrently. It reports false, doing nothing, where
+// that is one part; otherwise it sets *err to the error of the first part
+// that failed (for a truncated file, where it ends) or nil.
+func inParts(n, unit int64, fn func(lo, hi int64) error, err *error) bool {
+	parts := min(int64(runtime.GOMAXPROCS(0)), n/parallelReadPart, 4)
+	if parts <= 1 {
+		return false
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	units := n / unit
+	for p := range parts {
+		lo, hi := p*units/parts*unit, (p+1)*units/parts*unit
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+	*err = nil
+	for _, e := range errs {
+		if e != nil {
+			*err = e
+			break
+		}
+	}
+	return true
+}
 
 // chunkBytes is the size of the buffer tensors are read through.
 const chunkBytes = 1 << 20
@@ -767,24 +783,8 @@ func readFloats[T float32 | float64](f *File, name string, dst []T, native DType
 	// A large tensor is read and converted in parts on all cores (as
 	// readAt splits a large read): converting BF16 or F16 runs at one
 	// core's speed per part.
-	if parts := min(runtime.GOMAXPROCS(0), int(t.Size()/parallelReadPart), 4); parts > 1 {
-		errs := make([]error, parts)
-		var wg sync.WaitGroup
-		for p := range parts {
-			lo, hi := int64(p*n/parts*size), int64((p+1)*n/parts*size)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[p] = f.readChunksOf(t, lo, hi, conv)
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return dst, err
-			}
-		}
-		return dst, nil
+	if inParts(t.Size(), int64(size), func(lo, hi int64) error { return f.readChunksOf(t, lo, hi, conv) }, &err) {
+		return dst, err
 	}
 	return dst, f.readChunks(t, conv)
 }
